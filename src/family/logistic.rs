@@ -1,0 +1,150 @@
+//! l2-regularised logistic regression tasks (labels +1/-1):
+//! `f_i(theta) = mean_j ln(1 + exp(-y_j x_j^T theta)) + l2/2 ||theta||^2`.
+
+use super::{combine_task_gradients, DataTasks, Evaluation, TaskData, TaskFamily, Weigh};
+use crate::ball::Ball;
+use crate::certificate::strongly_convex_bound;
+use crate::error::{check_positive, InputError};
+use crate::kernels::{sigmoid, softplus};
+use nalgebra::{DMatrix, DVector};
+use std::sync::{Mutex, OnceLock};
+
+fn logistic_link(z: f64, y: f64) -> (f64, f64) {
+    let margin = y * z;
+    (softplus(-margin), -y * sigmoid(-margin))
+}
+
+/// Logistic regression tasks with a shared l2 penalty (so every task is
+/// `l2`-strongly convex, which gives the certified dual bound).
+#[derive(Debug)]
+pub struct LogisticFamily {
+    data: DataTasks,
+    l2: f64,
+    spectral: OnceLock<Vec<(f64, f64)>>,
+    task_gradients: Mutex<DMatrix<f64>>,
+}
+
+impl LogisticFamily {
+    pub fn new(tasks: Vec<TaskData>, l2: f64) -> Result<Self, InputError> {
+        check_positive("l2", l2)?;
+        let data = DataTasks::new(tasks, true)?;
+        let (d, m) = (data.dim(), data.num_tasks());
+        Ok(Self {
+            data,
+            l2,
+            spectral: OnceLock::new(),
+            task_gradients: Mutex::new(DMatrix::zeros(d, m)),
+        })
+    }
+
+    pub fn l2(&self) -> f64 {
+        self.l2
+    }
+
+    pub fn data(&self) -> &DataTasks {
+        &self.data
+    }
+
+    fn spectral(&self) -> &[(f64, f64)] {
+        self.spectral.get_or_init(|| self.data.spectral_constants())
+    }
+
+    fn add_penalty(&self, theta: &DVector<f64>, losses: &mut [f64], grads: Option<&mut DMatrix<f64>>) {
+        let penalty = 0.5 * self.l2 * theta.norm_squared();
+        for l in losses.iter_mut() {
+            *l += penalty;
+        }
+        if let Some(grads) = grads {
+            for mut column in grads.column_iter_mut() {
+                column.axpy(self.l2, theta, 1.0);
+            }
+        }
+    }
+}
+
+impl TaskFamily for LogisticFamily {
+    fn kind(&self) -> &'static str {
+        "logistic"
+    }
+
+    fn num_tasks(&self) -> usize {
+        self.data.num_tasks()
+    }
+
+    fn dim(&self) -> usize {
+        self.data.dim()
+    }
+
+    fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) {
+        self.data
+            .loss_pass(theta, |z, y| softplus(-y * z), losses);
+        self.add_penalty(theta, losses, None);
+    }
+
+    fn evaluate(&self, theta: &DVector<f64>, weigh: &mut Weigh<'_>, out: &mut Evaluation) {
+        let mut grads = self.task_gradients.lock().expect("scratch lock poisoned");
+        let all = vec![true; self.num_tasks()];
+        self.data
+            .fused_pass(theta, logistic_link, &all, &mut out.losses, &mut grads);
+        self.add_penalty(theta, &mut out.losses, Some(&mut grads));
+        weigh(&out.losses, &mut out.weights);
+        combine_task_gradients(&grads, &out.weights, &mut out.gradient, &mut out.task_gradient_norms);
+    }
+
+    fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>) {
+        let data = &self.data.tasks()[task];
+        let margins = data.xt.tr_mul(theta);
+        let slopes = DVector::from_iterator(
+            data.samples(),
+            margins.iter().zip(data.y.iter()).map(|(&z, &y)| logistic_link(z, y).1),
+        );
+        *gradient = &data.xt * slopes / data.samples() as f64 + theta * self.l2;
+    }
+
+    fn smoothness(&self) -> f64 {
+        // Hessian = X^T diag(s(1-s)) X / n + l2 I with s(1-s) <= 1/4.
+        self.spectral().iter().map(|s| 0.25 * s.0).fold(0.0, f64::max) + self.l2
+    }
+
+    fn strong_convexity(&self) -> f64 {
+        self.l2
+    }
+
+    fn gradient_bound_on_ball(&self, radius: f64) -> f64 {
+        // ||X^T s / n|| <= ||X|| ||s|| / n <= sqrt(lambda_max(X^T X / n)) since |s_j| <= 1.
+        self.spectral().iter().map(|s| s.0.sqrt()).fold(0.0, f64::max) + self.l2 * radius
+    }
+
+    fn loss_bound_on_ball(&self, radius: f64) -> f64 {
+        // softplus(t) <= ln 2 + |t| and |x^T theta| <= max_j ||x_j|| r.
+        self.spectral()
+            .iter()
+            .map(|s| std::f64::consts::LN_2 + s.1 * radius)
+            .fold(0.0, f64::max)
+            + 0.5 * self.l2 * radius * radius
+    }
+
+    fn certified_lower_bound(&self, theta: &DVector<f64>, at: &Evaluation, ball: &Ball) -> f64 {
+        strongly_convex_bound(at.weighted_loss(), &at.gradient, theta, self.l2, ball)
+    }
+
+    fn sample_counts(&self) -> Option<Vec<usize>> {
+        Some(self.data.tasks().iter().map(|t| t.samples()).collect())
+    }
+
+    fn evaluate_minibatch(
+        &self,
+        theta: &DVector<f64>,
+        rows: &[Vec<usize>],
+        weigh: &mut Weigh<'_>,
+        out: &mut Evaluation,
+    ) -> bool {
+        let mut grads = self.task_gradients.lock().expect("scratch lock poisoned");
+        self.data
+            .minibatch_pass(theta, logistic_link, rows, &mut out.losses, &mut grads);
+        self.add_penalty(theta, &mut out.losses, Some(&mut grads));
+        weigh(&out.losses, &mut out.weights);
+        combine_task_gradients(&grads, &out.weights, &mut out.gradient, &mut out.task_gradient_norms);
+        true
+    }
+}

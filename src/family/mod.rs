@@ -1,0 +1,148 @@
+//! Convex task families behind one small trait.
+//!
+//! A family holds M convex losses `f_1..f_M : R^d -> R`. The solvers only ever
+//! ask it for (i) the losses at a point and (ii) the weighted gradient
+//! `sum_i w_i grad f_i(theta)` where the weights are chosen *from those same
+//! losses* (softmax, uniform, one-hot, ...) -- in one pass over the data. It
+//! also provides the constants the theory needs and a certified lower bound
+//! on the weighted dual function `D(p) = min_theta sum_i p_i f_i(theta)`.
+
+mod data;
+pub mod generators;
+mod least_squares;
+mod logistic;
+mod quadratic;
+
+pub use data::{DataTasks, TaskData};
+pub use least_squares::{GradientForm, LeastSquaresFamily};
+pub use logistic::LogisticFamily;
+pub use quadratic::{QuadraticFamily, QuadraticTask};
+
+use crate::ball::Ball;
+use crate::certificate::QuadraticForm;
+use nalgebra::DVector;
+
+/// Work buffers for one evaluation, owned by the caller so the iteration loop
+/// does not allocate.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// `f_i(theta)` for every task.
+    pub losses: Vec<f64>,
+    /// The weights chosen from `losses` (on the simplex for minimax methods).
+    pub weights: Vec<f64>,
+    /// `sum_i weights_i grad f_i(theta)`.
+    pub gradient: DVector<f64>,
+    /// `||grad f_i(theta)||` for every task (for the constant G of the theory).
+    pub task_gradient_norms: Vec<f64>,
+}
+
+impl Evaluation {
+    pub fn new(num_tasks: usize, dim: usize) -> Self {
+        Self {
+            losses: vec![0.0; num_tasks],
+            weights: vec![0.0; num_tasks],
+            gradient: DVector::zeros(dim),
+            task_gradient_norms: vec![0.0; num_tasks],
+        }
+    }
+
+    /// `sum_i weights_i losses_i`, i.e. `Phi_p(theta)`.
+    pub fn weighted_loss(&self) -> f64 {
+        self.weights
+            .iter()
+            .zip(&self.losses)
+            .map(|(w, f)| w * f)
+            .sum()
+    }
+
+    /// The worst-task loss `F(theta) = max_i f_i(theta)`.
+    pub fn max_loss(&self) -> f64 {
+        self.losses.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+    }
+}
+
+/// How a solver turns losses into weights: `weigh(losses, weights)`.
+pub type Weigh<'a> = dyn FnMut(&[f64], &mut [f64]) + 'a;
+
+/// M convex task losses on R^d.
+///
+/// Implementations must be deterministic: the same inputs give bit-identical
+/// outputs whatever the number of rayon threads.
+pub trait TaskFamily: Send + Sync {
+    /// "quadratic", "least_squares", "logistic", ...
+    fn kind(&self) -> &'static str;
+    fn num_tasks(&self) -> usize;
+    fn dim(&self) -> usize;
+
+    /// `f_i(theta)` for every task, into `losses`.
+    fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]);
+
+    /// One pass over the data: `out.losses = f(theta)`, then
+    /// `weigh(&out.losses, &mut out.weights)`, then
+    /// `out.gradient = sum_i out.weights[i] grad f_i(theta)` and the per-task
+    /// gradient norms.
+    fn evaluate(&self, theta: &DVector<f64>, weigh: &mut Weigh<'_>, out: &mut Evaluation);
+
+    /// `grad f_task(theta)` into `gradient` (finite-difference tests, constants).
+    fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>);
+
+    /// L: every `f_i` is L-smooth (largest Hessian eigenvalue over tasks).
+    fn smoothness(&self) -> f64;
+
+    /// lambda: every `f_i` is lambda-strongly convex (0 where not known).
+    fn strong_convexity(&self) -> f64 {
+        0.0
+    }
+
+    /// Upper bound on `max_i ||grad f_i(theta)||` over `||theta|| <= radius`.
+    fn gradient_bound_on_ball(&self, radius: f64) -> f64;
+
+    /// Upper bound on `max_i |f_i(theta)|` over `||theta|| <= radius`.
+    fn loss_bound_on_ball(&self, radius: f64) -> f64;
+
+    /// A certified lower bound on `D(p) = min_{theta in ball} sum_i p_i f_i(theta)`
+    /// for `p = at.weights`, where `at` is an evaluation at `theta` with those
+    /// weights (its gradient is `grad Phi_p(theta)`). Families with closed-form
+    /// duals ignore `theta` and `at.gradient`.
+    fn certified_lower_bound(&self, theta: &DVector<f64>, at: &Evaluation, ball: &Ball) -> f64;
+
+    /// The tasks as quadratic forms, where they are quadratic (for `exact`).
+    fn quadratic_forms(&self) -> Option<&[QuadraticForm]> {
+        None
+    }
+
+    /// Samples per task, for families built on data (minibatch methods).
+    fn sample_counts(&self) -> Option<Vec<usize>> {
+        None
+    }
+
+    /// Like [`TaskFamily::evaluate`], with each task's loss and gradient
+    /// estimated on the given rows only (plug-in minibatch estimates).
+    /// Returns `false` where the family has no data rows.
+    fn evaluate_minibatch(
+        &self,
+        _theta: &DVector<f64>,
+        _rows: &[Vec<usize>],
+        _weigh: &mut Weigh<'_>,
+        _out: &mut Evaluation,
+    ) -> bool {
+        false
+    }
+}
+
+/// Combines per-task gradients (columns of `task_gradients`, d x M) with the
+/// weights in task order -- a fixed order, so results do not depend on threads.
+pub(crate) fn combine_task_gradients(
+    task_gradients: &nalgebra::DMatrix<f64>,
+    weights: &[f64],
+    gradient: &mut DVector<f64>,
+    norms: &mut [f64],
+) {
+    gradient.fill(0.0);
+    for (i, column) in task_gradients.column_iter().enumerate() {
+        norms[i] = column.norm();
+        if weights[i] != 0.0 {
+            gradient.axpy(weights[i], &column, 1.0);
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! Quadratic tasks `f_i(theta) = 1/2 (theta - c_i)^T A_i (theta - c_i) + b_i`.
+
+use super::{combine_task_gradients, Evaluation, TaskFamily, Weigh};
+use crate::ball::Ball;
+use crate::certificate::{quadratic_dual_bound, QuadraticForm};
+use crate::error::{check_finite, invalid, InputError};
+use nalgebra::{DMatrix, DVector};
+use rayon::prelude::*;
+use std::sync::Mutex;
+
+/// One quadratic task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuadraticTask {
+    pub a: DMatrix<f64>,
+    pub c: DVector<f64>,
+    pub b: f64,
+}
+
+/// Per-task constants computed once from the eigenvalues of A_i.
+#[derive(Debug, Clone)]
+struct Spectrum {
+    largest: f64,
+    smallest: f64,
+}
+
+/// A family of quadratic tasks with validated, symmetric PSD Hessians.
+#[derive(Debug)]
+pub struct QuadraticFamily {
+    tasks: Vec<QuadraticTask>,
+    forms: Vec<QuadraticForm>,
+    spectra: Vec<Spectrum>,
+    task_gradients: Mutex<DMatrix<f64>>,
+}
+
+/// Relative tolerance for symmetry and PSD checks on user matrices.
+const MATRIX_TOLERANCE: f64 = 1e-10;
+
+impl QuadraticFamily {
+    /// Validates the tasks (shapes, finiteness, symmetry, PSD) and builds the family.
+    /// `field` prefixes error messages, e.g. "tasks".
+    pub fn new(tasks: Vec<QuadraticTask>) -> Result<Self, InputError> {
+        if tasks.is_empty() {
+            return invalid("tasks", "no tasks given");
+        }
+        let d = tasks[0].c.len();
+        if d == 0 {
+            return invalid("tasks[0].c", "dimension must be at least 1");
+        }
+        let mut spectra = Vec::with_capacity(tasks.len());
+        for (i, task) in tasks.iter().enumerate() {
+            if task.c.len() != d {
+                return invalid(
+                    format!("tasks[{i}].c"),
+                    format!("has length {}, expected {d} (the length of tasks[0].c)", task.c.len()),
+                );
+            }
+            if task.a.nrows() != d || task.a.ncols() != d {
+                return invalid(
+                    format!("tasks[{i}].a"),
+                    format!("is {}x{}, expected {d}x{d}", task.a.nrows(), task.a.ncols()),
+                );
+            }
+            check_finite(&format!("tasks[{i}].a"), task.a.as_slice())?;
+            check_finite(&format!("tasks[{i}].c"), task.c.as_slice())?;
+            check_finite(&format!("tasks[{i}].b"), &[task.b])?;
+            let scale = task.a.amax().max(f64::MIN_POSITIVE);
+            let asymmetry = (&task.a - task.a.transpose()).amax();
+            if asymmetry > MATRIX_TOLERANCE * scale {
+                return invalid(
+                    format!("tasks[{i}].a"),
+                    format!("is not symmetric (largest |A - A^T| entry {asymmetry:.3e})"),
+                );
+            }
+            let eigenvalues = task.a.clone().symmetric_eigenvalues();
+            let smallest = eigenvalues.min();
+            let largest = eigenvalues.max();
+            if smallest < -MATRIX_TOLERANCE * scale * d as f64 {
+                return invalid(
+                    format!("tasks[{i}].a"),
+                    format!("is not positive semidefinite (smallest eigenvalue {smallest:.3e})"),
+                );
+            }
+            spectra.push(Spectrum {
+                largest: largest.max(0.0),
+                smallest: smallest.max(0.0),
+            });
+        }
+        let forms = tasks
+            .iter()
+            .map(|t| {
+                let a = (&t.a + t.a.transpose()) * 0.5;
+                let ac = &a * &t.c;
+                QuadraticForm {
+                    constant: 0.5 * t.c.dot(&ac) + t.b,
+                    linear: -ac,
+                    hessian: a,
+                }
+            })
+            .collect();
+        let m = tasks.len();
+        Ok(Self {
+            tasks,
+            forms,
+            spectra,
+            task_gradients: Mutex::new(DMatrix::zeros(d, m)),
+        })
+    }
+
+    pub fn tasks(&self) -> &[QuadraticTask] {
+        &self.tasks
+    }
+
+    fn task_loss_and_gradient(&self, i: usize, theta: &DVector<f64>, gradient: &mut [f64]) -> f64 {
+        let task = &self.tasks[i];
+        let d = theta.len();
+        let mut loss = 0.0;
+        // g = A (theta - c), loss = 1/2 (theta - c)^T g + b, column by column.
+        gradient.fill(0.0);
+        for j in 0..d {
+            let delta = theta[j] - task.c[j];
+            if delta != 0.0 {
+                let column = task.a.column(j);
+                for (g, a) in gradient.iter_mut().zip(column.iter()) {
+                    *g += a * delta;
+                }
+            }
+        }
+        for j in 0..d {
+            loss += (theta[j] - task.c[j]) * gradient[j];
+        }
+        0.5 * loss + task.b
+    }
+
+    fn parallel_worth_it(&self) -> bool {
+        let d = self.dim();
+        self.num_tasks() * d * d >= 1 << 16
+    }
+}
+
+impl TaskFamily for QuadraticFamily {
+    fn kind(&self) -> &'static str {
+        "quadratic"
+    }
+
+    fn num_tasks(&self) -> usize {
+        self.tasks.len()
+    }
+
+    fn dim(&self) -> usize {
+        self.tasks[0].c.len()
+    }
+
+    fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) {
+        for (loss, task) in losses.iter_mut().zip(&self.tasks) {
+            let delta = theta - &task.c;
+            *loss = 0.5 * delta.dot(&(&task.a * &delta)) + task.b;
+        }
+    }
+
+    fn evaluate(&self, theta: &DVector<f64>, weigh: &mut Weigh<'_>, out: &mut Evaluation) {
+        let mut grads = self.task_gradients.lock().expect("scratch lock poisoned");
+        let d = self.dim();
+        let columns = grads.as_mut_slice().par_chunks_mut(d);
+        if self.parallel_worth_it() {
+            columns
+                .zip(out.losses.par_iter_mut())
+                .enumerate()
+                .for_each(|(i, (g, loss))| *loss = self.task_loss_and_gradient(i, theta, g));
+        } else {
+            for (i, (g, loss)) in grads
+                .as_mut_slice()
+                .chunks_mut(d)
+                .zip(out.losses.iter_mut())
+                .enumerate()
+            {
+                *loss = self.task_loss_and_gradient(i, theta, g);
+            }
+        }
+        weigh(&out.losses, &mut out.weights);
+        combine_task_gradients(&grads, &out.weights, &mut out.gradient, &mut out.task_gradient_norms);
+    }
+
+    fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>) {
+        self.task_loss_and_gradient(task, theta, gradient.as_mut_slice());
+    }
+
+    fn smoothness(&self) -> f64 {
+        self.spectra.iter().map(|s| s.largest).fold(0.0, f64::max)
+    }
+
+    fn strong_convexity(&self) -> f64 {
+        self.spectra
+            .iter()
+            .map(|s| s.smallest)
+            .fold(f64::INFINITY, f64::min)
+    }
+
+    fn gradient_bound_on_ball(&self, radius: f64) -> f64 {
+        // ||A (theta - c)|| <= ||A|| (r + ||c||)
+        self.tasks
+            .iter()
+            .zip(&self.spectra)
+            .map(|(t, s)| s.largest * (radius + t.c.norm()))
+            .fold(0.0, f64::max)
+    }
+
+    fn loss_bound_on_ball(&self, radius: f64) -> f64 {
+        self.tasks
+            .iter()
+            .zip(&self.spectra)
+            .map(|(t, s)| {
+                let reach = radius + t.c.norm();
+                (0.5 * s.largest * reach * reach + t.b).abs().max(t.b.abs())
+            })
+            .fold(0.0, f64::max)
+    }
+
+    fn certified_lower_bound(&self, _theta: &DVector<f64>, at: &Evaluation, ball: &Ball) -> f64 {
+        quadratic_dual_bound(&self.forms, &at.weights, ball)
+    }
+
+    fn quadratic_forms(&self) -> Option<&[QuadraticForm]> {
+        Some(&self.forms)
+    }
+}

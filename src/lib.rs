@@ -1,0 +1,17 @@
+//! taskrobust: task-robust (minimax) pre-training, made checkable.
+//!
+//! Solve `min_theta max_i f_i(theta)` over M convex task losses with
+//! softmax-weighted gradient descent (Wang, Chen, Xie, Fang, Lin, NeurIPS
+//! 2023) and its baselines, with a certified duality gap at every iteration.
+//! The bounds the toolkit checks are written up in docs/THEORY.md.
+
+pub mod ball;
+pub mod certificate;
+pub mod error;
+pub mod family;
+pub mod kernels;
+pub mod numerics;
+
+pub use ball::Ball;
+pub use error::InputError;
+pub use family::{Evaluation, TaskFamily};

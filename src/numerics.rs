@@ -1,0 +1,166 @@
+//! Stable log-sum-exp, softmax and entropy over task losses.
+//!
+//! Every function shifts by the largest loss before exponentiating, so the
+//! results stay finite and accurate to rounding for temperatures from 1e-12 to
+//! 1e12 and losses up to 1e300 in magnitude.
+
+/// Smoothed maximum `F_mu(f) = mu * log sum_i exp(f_i / mu)`.
+///
+/// Computed as `f_max + mu * ln(1 + sum_{i != argmax} exp((f_i - f_max) / mu))`,
+/// which never overflows: every exponent is <= 0 and the log term is in
+/// `[0, mu ln M]`. Returns NaN for an empty slice or NaN input.
+pub fn log_sum_exp(losses: &[f64], mu: f64) -> f64 {
+    let Some((argmax, f_max)) = max_with_index(losses) else {
+        return f64::NAN;
+    };
+    if !f_max.is_finite() {
+        return f_max;
+    }
+    let tail: f64 = losses
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != argmax)
+        .map(|(_, &f)| ((f - f_max) / mu).exp())
+        .sum();
+    f_max + mu * tail.ln_1p()
+}
+
+/// Softmax weights `p_i = exp(f_i / mu) / sum_j exp(f_j / mu)`, written into `weights`.
+///
+/// The weights are non-negative and sum to one up to rounding; the largest
+/// loss always gets a weight of at least `1 / M`.
+pub fn softmax_into(losses: &[f64], mu: f64, weights: &mut [f64]) {
+    assert_eq!(losses.len(), weights.len(), "softmax: length mismatch");
+    let Some((argmax, f_max)) = max_with_index(losses) else {
+        return;
+    };
+    if !f_max.is_finite() {
+        // Degenerate input (an infinite loss): put all weight on it.
+        weights.fill(0.0);
+        weights[argmax] = 1.0;
+        return;
+    }
+    let mut total = 0.0;
+    for (w, &f) in weights.iter_mut().zip(losses) {
+        *w = ((f - f_max) / mu).exp();
+        total += *w;
+    }
+    for w in weights.iter_mut() {
+        *w /= total;
+    }
+}
+
+/// Allocating convenience wrapper around [`softmax_into`].
+pub fn softmax(losses: &[f64], mu: f64) -> Vec<f64> {
+    let mut weights = vec![0.0; losses.len()];
+    softmax_into(losses, mu, &mut weights);
+    weights
+}
+
+/// Shannon entropy `-sum p_i ln p_i` (nats), with `0 ln 0 = 0`.
+pub fn entropy(weights: &[f64]) -> f64 {
+    -weights
+        .iter()
+        .filter(|&&p| p > 0.0)
+        .map(|&p| p * p.ln())
+        .sum::<f64>()
+}
+
+/// Largest value and its first index; `None` for an empty slice or a NaN.
+pub fn max_with_index(values: &[f64]) -> Option<(usize, f64)> {
+    let mut best: Option<(usize, f64)> = None;
+    for (i, &v) in values.iter().enumerate() {
+        if v.is_nan() {
+            return None;
+        }
+        match best {
+            Some((_, b)) if b >= v => {}
+            _ => best = Some((i, v)),
+        }
+    }
+    best
+}
+
+/// Euclidean projection of `weights` onto the probability simplex, in place
+/// (sort-based algorithm of Held, Wolfe and Crowder / Duchi et al. 2008).
+pub fn project_onto_simplex(weights: &mut [f64]) {
+    let mut sorted: Vec<f64> = weights.to_vec();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let mut cumulative = 0.0;
+    let mut shift = 0.0;
+    for (k, &v) in sorted.iter().enumerate() {
+        cumulative += v;
+        let candidate = (cumulative - 1.0) / (k as f64 + 1.0);
+        if v - candidate > 0.0 {
+            shift = candidate;
+        }
+    }
+    for w in weights.iter_mut() {
+        *w = (*w - shift).max(0.0);
+    }
+}
+
+/// Compensated (Neumaier) summation: used where many terms of different size
+/// are added, e.g. averaged iterates over thousands of steps.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CompensatedSum {
+    sum: f64,
+    compensation: f64,
+}
+
+impl CompensatedSum {
+    pub fn add(&mut self, value: f64) {
+        let t = self.sum + value;
+        if self.sum.abs() >= value.abs() {
+            self.compensation += (self.sum - t) + value;
+        } else {
+            self.compensation += (value - t) + self.sum;
+        }
+        self.sum = t;
+    }
+
+    pub fn value(&self) -> f64 {
+        self.sum + self.compensation
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extreme_losses_and_temperatures_stay_finite() {
+        let losses = [1e300, -1e300, 5e299, 0.0];
+        for &mu in &[1e-12, 1e-6, 1.0, 1e6, 1e12] {
+            let value = log_sum_exp(&losses, mu);
+            assert!(value.is_finite(), "mu={mu}");
+            assert!(value >= 1e300 && value <= 1e300 + mu * 4f64.ln() * (1.0 + 1e-15));
+            let p = softmax(&losses, mu);
+            assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-15);
+            assert!(p.iter().all(|w| w.is_finite() && *w >= 0.0));
+        }
+    }
+
+    #[test]
+    fn huge_temperature_gives_uniform_weights() {
+        let p = softmax(&[1.0, 2.0, 3.0], 1e12);
+        for w in p {
+            assert!((w - 1.0 / 3.0).abs() < 1e-11);
+        }
+    }
+
+    #[test]
+    fn simplex_projection_lands_on_simplex() {
+        let mut w = vec![0.5, 2.0, -1.0, 0.3];
+        project_onto_simplex(&mut w);
+        assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-14);
+        assert!(w.iter().all(|&x| x >= 0.0));
+    }
+
+    #[test]
+    fn entropy_of_uniform_is_log_m() {
+        let p = vec![0.25; 4];
+        assert!((entropy(&p) - 4f64.ln()).abs() < 1e-15);
+        assert_eq!(entropy(&[1.0, 0.0]), 0.0);
+    }
+}
