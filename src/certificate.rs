@@ -96,7 +96,7 @@ fn lagrangian_bound(q: &QuadraticForm, ball: &Ball) -> f64 {
         }
         q.constant - 0.5 * sum - 0.5 * nu * r2
     };
-    let Some(r) = ball.radius else {
+    let Some(r) = ball.radius() else {
         return bound_at(0.0, 0.0);
     };
     let r2 = r * r;

@@ -12,6 +12,6 @@ pub mod family;
 pub mod kernels;
 pub mod numerics;
 
-pub use ball::Ball;
+pub use ball::{Ball, FeasibleSet};
 pub use error::InputError;
 pub use family::{Evaluation, TaskFamily};
