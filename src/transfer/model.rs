@@ -42,7 +42,7 @@ pub fn no_representation_risk(sigma: f64, d: usize, n: usize) -> Option<f64> {
 /// `n* = k + 1 + ceil((sigma^2 + b) k / (epsilon - b))` (at least k + 2).
 /// `None` where `b >= epsilon`: no sample size reaches epsilon with this representation.
 pub fn n_star(bias: f64, sigma: f64, k: usize, epsilon: f64) -> Option<usize> {
-    if !(bias < epsilon) {
+    if bias.is_nan() || bias >= epsilon {
         return None;
     }
     let noise = sigma * sigma + bias;
