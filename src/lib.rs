@@ -11,7 +11,8 @@ pub mod error;
 pub mod family;
 pub mod kernels;
 pub mod numerics;
+pub mod solvers;
 
 pub use ball::{Ball, FeasibleSet};
-pub use error::InputError;
+pub use error::{Error, InputError};
 pub use family::{Evaluation, TaskFamily};
