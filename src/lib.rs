@@ -11,8 +11,9 @@ pub mod error;
 pub mod family;
 pub mod kernels;
 pub mod numerics;
+pub mod solvers;
 pub mod transfer;
 
 pub use ball::{Ball, FeasibleSet};
-pub use error::InputError;
+pub use error::{Error, InputError};
 pub use family::{Evaluation, TaskFamily};
