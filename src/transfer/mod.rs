@@ -10,6 +10,8 @@ pub mod average;
 pub mod fantope;
 pub mod grassmann;
 pub mod model;
+pub mod scenario;
 pub mod seed;
+pub mod simulate;
 pub mod spectral;
 pub mod upstream;
