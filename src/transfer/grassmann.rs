@@ -20,9 +20,10 @@ use super::fantope::FantopeFamily;
 use super::upstream::UpstreamLosses;
 use crate::numerics::{log_sum_exp, softmax};
 use argmin::core::{
-    CostFunction, Error as ArgminError, Executor, IterState, Problem, Solver, State, KV,
+    CostFunction, Error as ArgminError, Executor, IterState, Problem, Solver, State,
+    TerminationReason, TerminationStatus, KV,
 };
-use nalgebra::DMatrix;
+use nalgebra::{DMatrix, DVector};
 
 /// The rank-k minimax problem for argmin: cost = worst upstream loss.
 #[derive(Debug, Clone)]
@@ -59,8 +60,15 @@ pub struct SoftmaxGrassmann {
     mu_end: f64,
     decay: f64,
     step: f64,
+    /// Consecutive steps without an acceptable decrease.
+    stalls: u32,
     /// Weights of the last step (softmax of the losses at the current iterate).
     pub weights: Vec<f64>,
+    /// Evaluate the Ky Fan dual at the softmax weights every this many steps (0: never).
+    pub certify_every: u64,
+    /// The best certified dual seen and its weights.
+    pub best_dual: Option<(f64, Vec<f64>)>,
+    family: Option<FantopeFamily>,
 }
 
 impl SoftmaxGrassmann {
@@ -76,8 +84,19 @@ impl SoftmaxGrassmann {
             mu_end,
             decay,
             step: 1.0,
+            stalls: 0,
             weights: Vec::new(),
+            certify_every: 0,
+            best_dual: None,
+            family: None,
         }
+    }
+
+    /// Also track the best Ky Fan dual over the run (every `every` steps).
+    pub fn certifying(mut self, family: FantopeFamily, every: u64) -> Self {
+        self.family = Some(family);
+        self.certify_every = every;
+        self
     }
 
     pub fn mu(&self) -> f64 {
@@ -130,7 +149,7 @@ impl Solver<GrassmannProblem, GrassmannState> for SoftmaxGrassmann {
         // Armijo backtracking on F_mu along the retraction.
         let mut step = (self.step * 2.0).min(1e6);
         let mut accepted = None;
-        for _ in 0..60 {
+        for _ in 0..40 {
             let trial = retract(&basis - &riemannian * step);
             let trial_losses = problem.problem("cost_count", |p| Ok(p.task_losses(&trial)))?;
             if log_sum_exp(&trial_losses, mu) <= smoothed - 1e-4 * step * slope {
@@ -139,10 +158,24 @@ impl Solver<GrassmannProblem, GrassmannState> for SoftmaxGrassmann {
             }
             step *= 0.5;
         }
-        // No decrease found (a stationary point of F_mu up to rounding): stay.
+        // No decrease found: a stationary point of F_mu up to rounding. Stay;
+        // after a few such steps (mu keeps shrinking meanwhile) it has converged.
+        self.stalls = if accepted.is_some() {
+            0
+        } else {
+            self.stalls + 1
+        };
         let (next, next_losses) = accepted.unwrap_or((basis, losses));
-        self.step = step;
+        self.step = if self.stalls > 0 { 1.0 } else { step };
         self.weights = softmax(&next_losses, mu);
+        if let Some(family) = &self.family {
+            if self.certify_every > 0 && state.get_iter() % self.certify_every == 0 {
+                let bound = family.certified_dual(&self.weights);
+                if self.best_dual.as_ref().is_none_or(|(b, _)| bound > *b) {
+                    self.best_dual = Some((bound, self.weights.clone()));
+                }
+            }
+        }
         self.mu = (self.mu * self.decay).max(self.mu_end);
         let cost = max(&next_losses);
         let kv = argmin::kv!(
@@ -153,6 +186,89 @@ impl Solver<GrassmannProblem, GrassmannState> for SoftmaxGrassmann {
         );
         Ok((state.param(next).cost(cost), Some(kv)))
     }
+
+    fn terminate(&mut self, _state: &GrassmannState) -> TerminationStatus {
+        if self.stalls >= 5 {
+            TerminationStatus::Terminated(TerminationReason::SolverConverged)
+        } else {
+            TerminationStatus::NotTerminated
+        }
+    }
+}
+
+/// Certificate weights for a rank-k solution U (KKT multiplier recovery).
+///
+/// At a rank-k minimax point with active tasks A, there are weights p on A
+/// with `(I - U U^T) (sum_i p_i M_i) U = 0`, i.e. span(U) is an invariant
+/// subspace of `A(p) = sum_i p_i M_i`; when it is the top-k one, the Ky Fan
+/// dual `D(p)` equals `sum_i p_i f_i(U) = max_i f_i(U)` and the gap closes. So
+/// for a few tolerances delta we take the tasks within delta of the worst,
+/// find p on their simplex minimising `||sum_i p_i G_i||_F^2` with
+/// `G_i = (I - U U^T) M_i U` (a small convex QP, projected gradient), and keep
+/// the weights with the largest certified dual. Whatever p comes out, `D(p)`
+/// is a valid lower bound; this only chooses p well.
+pub fn kkt_weights(losses: &UpstreamLosses, k: usize, basis: &DMatrix<f64>) -> (Vec<f64>, f64) {
+    let m = losses.num_tasks();
+    let family = FantopeFamily::new(losses.clone(), k);
+    let task_losses = losses.losses_at_basis(basis);
+    let worst = max(&task_losses);
+    let spread = worst - task_losses.iter().copied().fold(f64::INFINITY, f64::min);
+    let residual_gradients: Vec<DMatrix<f64>> = losses
+        .matrices
+        .iter()
+        .map(|mat| {
+            let g = mat * basis;
+            &g - basis * basis.tr_mul(&g)
+        })
+        .collect();
+    let gram = DMatrix::from_fn(m, m, |i, j| {
+        residual_gradients[i].dot(&residual_gradients[j])
+    });
+    let lipschitz = 2.0
+        * gram
+            .clone()
+            .symmetric_eigenvalues()
+            .max()
+            .max(f64::MIN_POSITIVE);
+    let mut best = (
+        vec![1.0 / m as f64; m],
+        family.certified_dual(&vec![1.0 / m as f64; m]),
+    );
+    for delta in [1e-6, 1e-4, 1e-3, 1e-2, 3e-2, 1e-1] {
+        let active: Vec<usize> = (0..m)
+            .filter(|&i| task_losses[i] >= worst - delta * spread.max(f64::MIN_POSITIVE))
+            .collect();
+        let sub = DMatrix::from_fn(active.len(), active.len(), |a, b| {
+            gram[(active[a], active[b])]
+        });
+        let mut p = vec![1.0 / active.len() as f64; active.len()];
+        for _ in 0..2000 {
+            let grad = &sub * DVector::from_column_slice(&p) * 2.0;
+            for (pi, gi) in p.iter_mut().zip(grad.iter()) {
+                *pi -= gi / lipschitz;
+            }
+            crate::numerics::project_onto_simplex(&mut p);
+        }
+        let mut weights = vec![0.0; m];
+        for (a, &i) in active.iter().enumerate() {
+            weights[i] = p[a];
+        }
+        let bound = family.certified_dual(&weights);
+        if std::env::var("KKT_DEBUG").is_ok() {
+            let a = losses.weighted_matrix(&weights);
+            let res: DMatrix<f64> = residual_gradients
+                .iter()
+                .zip(&weights)
+                .fold(DMatrix::zeros(basis.nrows(), k), |acc, (g, w)| acc + g * *w);
+            let (vals, _) = super::spectral::sorted_eigen(&a);
+            eprintln!("delta {delta}: active {} pf {:.6} trUAU {:.6} kyfan {:.6} resid {:.2e} bound {:.6} eig {:?}", active.len(),
+                weights.iter().zip(&task_losses).map(|(w, f)| w * f).sum::<f64>(), basis.dot(&(&a * basis)), super::spectral::ky_fan_sum(&a, k), res.norm(), bound, &vals[..6]);
+        }
+        if bound > best.1 {
+            best = (weights, bound);
+        }
+    }
+    best
 }
 
 /// Settings for [`grassmann_minimax`].
@@ -190,7 +306,8 @@ pub struct GrassmannSolution {
     pub losses: Vec<f64>,
     /// `max_i f_i(basis)`.
     pub max_loss: f64,
-    /// Softmax weights at the last iterate.
+    /// Certificate weights: the KKT weights or the last softmax weights,
+    /// whichever certifies more.
     pub weights: Vec<f64>,
     /// Certified Ky Fan lower bound `D(weights)` on every rank-k projector's worst loss.
     pub lower_bound: f64,
@@ -211,7 +328,8 @@ pub fn grassmann_minimax(
         options.mu_start * scale,
         options.mu_end * scale,
         options.iterations,
-    );
+    )
+    .certifying(FantopeFamily::new(losses.clone(), k), 10);
     let problem = GrassmannProblem {
         losses: losses.clone(),
     };
@@ -229,9 +347,32 @@ pub fn grassmann_minimax(
         .get_best_param()
         .cloned()
         .expect("argmin keeps the best parameter");
-    let weights = result.solver().weights.clone();
+    let softmax_weights = result.solver().weights.clone();
     let family = FantopeFamily::new(losses.clone(), k);
-    let lower_bound = family.certified_dual(&weights);
+    let softmax_bound = family.certified_dual(&softmax_weights);
+    let (kkt, kkt_bound) = kkt_weights(losses, k, &basis);
+    let mut candidates = vec![(kkt_bound, kkt), (softmax_bound, softmax_weights)];
+    if let Some(best) = result.solver().best_dual.clone() {
+        candidates.push(best);
+    }
+    if std::env::var("KKT_DEBUG").is_ok() {
+        eprintln!(
+            "bounds: kkt {} softmax {} trajectory {:?}",
+            candidates[0].0,
+            candidates[1].0,
+            candidates.get(2).map(|c| c.0)
+        );
+    }
+    let (lower_bound, weights) =
+        candidates
+            .into_iter()
+            .fold((f64::NEG_INFINITY, Vec::new()), |a, b| {
+                if b.0 > a.0 {
+                    b
+                } else {
+                    a
+                }
+            });
     let task_losses = losses.losses_at_basis(&basis);
     Ok(GrassmannSolution {
         max_loss: max(&task_losses),
@@ -249,7 +390,6 @@ mod tests {
     use super::*;
     use crate::transfer::average::average_basis;
     use crate::transfer::model::{orthonormality_error, residual};
-    use nalgebra::DVector;
 
     fn unit(d: usize, i: usize) -> DVector<f64> {
         DVector::from_fn(d, |j, _| if i == j { 1.0 } else { 0.0 })

@@ -7,6 +7,7 @@
 //! Monte Carlo -> checks -> report / CSV.
 
 pub mod average;
+pub mod checks;
 pub mod fantope;
 pub mod grassmann;
 pub mod model;

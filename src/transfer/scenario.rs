@@ -268,14 +268,23 @@ fn unit(d: usize, i: usize) -> DVector<f64> {
     DVector::from_fn(d, |j, _| if i == j { 1.0 } else { 0.0 })
 }
 
-/// A unit vector in span(e_first .. e_first+count) with positive entries bounded
-/// away from zero, so tasks of one group are correlated (cosines >= about 0.7)
-/// and their normalised mixtures stay close to the group.
-fn positive_direction(rng: &mut StdRng, d: usize, first: usize, count: usize) -> DVector<f64> {
+/// A unit vector in span(e_first .. e_first+count): a Gaussian direction
+/// plus a common offset `shift * (1, ..., 1)/sqrt(count)`. Every direction of
+/// the span carries energy (the tasks need all of it), and tasks of one group
+/// are correlated (mean cosine about shift^2 / (shift^2 + count)), so their
+/// normalised mixtures stay close to the group.
+fn group_direction(
+    rng: &mut StdRng,
+    d: usize,
+    first: usize,
+    count: usize,
+    shift: f64,
+) -> DVector<f64> {
     let mut v = DVector::zeros(d);
+    let offset = shift / (count as f64).sqrt();
     for j in first..first + count {
         let g: f64 = rng.sample(StandardNormal);
-        v[j] = g.abs() + 0.5;
+        v[j] = g + offset;
     }
     v.normalize()
 }
@@ -371,19 +380,28 @@ pub fn pattern_semantic_tasks(
     ]);
     let iota = spec.idiosyncratic;
     let mut pattern = Vec::new();
-    for _ in 0..spec.pattern_tasks {
-        let main = positive_direction(&mut rng, d, 0, k - 1);
+    // Alternating signs on e_k and e_{k+1} keep those parts incoherent with
+    // the shared dominant part; otherwise the leading eigenvector of
+    // sum beta beta^T would absorb them.
+    let sign = |j: usize| if j % 2 == 0 { 1.0 } else { -1.0 };
+    for j in 0..spec.pattern_tasks {
+        let main = group_direction(&mut rng, d, 0, k - 1, 2.0);
         let tail = tail_direction(&mut rng, d, k + 1);
         let q = spec.minor;
-        pattern
-            .push(main * (1.0 - q - iota).sqrt() + unit(d, k - 1) * q.sqrt() + tail * iota.sqrt());
+        pattern.push(
+            main * (1.0 - q - iota).sqrt()
+                + unit(d, k - 1) * (sign(j) * q.sqrt())
+                + tail * iota.sqrt(),
+        );
     }
     let mut semantic = Vec::new();
-    for _ in 0..spec.semantic_tasks {
-        let main = positive_direction(&mut rng, d, 0, k - 1);
+    for j in 0..spec.semantic_tasks {
+        let main = group_direction(&mut rng, d, 0, k - 1, 2.0);
         let tail = tail_direction(&mut rng, d, k + 1);
         let s = spec.semantic;
-        semantic.push(main * (1.0 - s - iota).sqrt() + unit(d, k) * s.sqrt() + tail * iota.sqrt());
+        semantic.push(
+            main * (1.0 - s - iota).sqrt() + unit(d, k) * (sign(j) * s.sqrt()) + tail * iota.sqrt(),
+        );
     }
     let unseen_p = unseen_mixtures(&mut rng, &pattern, spec.unseen_pattern, 3);
     let unseen_s = unseen_mixtures(&mut rng, &semantic, spec.unseen_semantic, 2);
@@ -451,7 +469,7 @@ pub fn balanced() -> Scenario {
     let mut rng = rng_for(&[GENERATOR_SEED, 0xba1]);
     let mut upstream = Vec::new();
     for j in 0..pairs {
-        let a = positive_direction(&mut rng, d, 0, k);
+        let a = group_direction(&mut rng, d, 0, k, 2.0);
         for sign in [1.0, -1.0] {
             upstream.push(&a * (1.0 - r).sqrt() + unit(d, k + j) * (sign * r.sqrt()));
         }
