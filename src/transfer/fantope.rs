@@ -152,20 +152,23 @@ pub struct FantopeSolution {
     pub seconds: f64,
 }
 
-/// Solves `min_{P in Fantope} max_i f_i(P)` with the core softmax-weighted
-/// projected gradient solver (`Method::SoftmaxGd` on `FeasibleSet::Fantope`),
-/// starting from `init` (e.g. the average projector) when given.
+/// Solves `min_{P in Fantope} max_i f_i(P)` with a core softmax-weighted
+/// solver on `FeasibleSet::Fantope` (`Method::SoftmaxGd`: projected gradient on
+/// the smoothed maximum; `Method::Accelerated`: its FISTA variant, which
+/// certifies the same problems to a far smaller gap in the same number of
+/// iterations -- see docs/THEORY-transfer.md), starting from `init` when given.
 pub fn fantope_minimax(
     losses: &UpstreamLosses,
     k: usize,
     init: Option<&DMatrix<f64>>,
     iterations: u64,
     mu: Option<f64>,
+    method: Method,
 ) -> Result<FantopeSolution, crate::Error> {
     let d = losses.dim();
     let family = FantopeFamily::new(losses.clone(), k);
     let options = SolveOptions {
-        method: Method::SoftmaxGd,
+        method,
         iterations,
         mu,
         init: init.map(vectorise),
@@ -253,82 +256,5 @@ mod tests {
         // One task: its weight-1 dual equals the best rank-k residual (0).
         let single = FantopeFamily::new(UpstreamLosses::population(&tasks[..1], 0.0), 2);
         assert!(single.certified_dual(&[1.0]).abs() < 1e-12);
-    }
-}
-
-#[cfg(test)]
-mod explore {
-    use super::*;
-    use crate::transfer::average::average_basis;
-    use crate::transfer::grassmann::{grassmann_minimax, GrassmannOptions};
-    use crate::transfer::model::{residuals, worst};
-    use crate::transfer::scenario::{balanced, pattern_semantic};
-
-    #[test]
-    #[ignore]
-    fn explore_scenarios() {
-        for s in [pattern_semantic(), balanced()] {
-            let up = UpstreamLosses::population(&s.upstream, s.sigma);
-            let avg = average_basis(&up, s.k);
-            let t = std::time::Instant::now();
-            let g = grassmann_minimax(&up, s.k, avg.clone(), &GrassmannOptions::default()).unwrap();
-            let tg = t.elapsed().as_secs_f64();
-            let p0 = &g.basis * g.basis.transpose();
-            for (iters, mu) in [
-                (3000, Some(1e-2)),
-                (3000, Some(3e-3)),
-                (6000, Some(1e-3)),
-                (6000, Some(3e-4)),
-            ] {
-                let family = FantopeFamily::new(up.clone(), s.k);
-                let options = SolveOptions {
-                    method: Method::Accelerated,
-                    iterations: iters,
-                    mu,
-                    init: Some(vectorise(&p0)),
-                    certify_every: 10,
-                    ..SolveOptions::default()
-                };
-                let o = solve(
-                    Arc::new(family),
-                    FeasibleSet::Fantope {
-                        dim: s.d,
-                        rank: s.k,
-                    },
-                    &options,
-                )
-                .unwrap();
-                eprintln!(
-                    "ACC {} T={iters} mu={:?}: max {:.5} lb {:.5} {:.2}s",
-                    s.name,
-                    mu,
-                    o.max_loss - 0.25,
-                    o.lower_bound - 0.25,
-                    o.seconds
-                );
-                let f = fantope_minimax(&up, s.k, Some(&p0), iters, mu).unwrap();
-                eprintln!(
-                    "{} fantope T={iters} mu={:?}: max {:.5} lb {:.5} gap {:.2e} {:.2}s",
-                    s.name,
-                    f.mu,
-                    f.max_loss - 0.25,
-                    f.lower_bound - 0.25,
-                    f.gap,
-                    f.seconds
-                );
-            }
-            let ra = residuals(&avg, &s.downstream);
-            let rg = residuals(&g.basis, &s.downstream);
-            eprintln!("{}: avg up worst {:.5} down worst {:.5}; grass up worst {:.5} lb {:.5} down worst {:.5} ({:.2}s)", s.name,
-                worst(&residuals(&avg, &s.upstream)), worst(&ra), g.max_loss - 0.25, g.lower_bound - 0.25, worst(&rg), tg);
-            eprintln!(
-                "avg res {:?}",
-                ra.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>()
-            );
-            eprintln!(
-                "mm  res {:?}",
-                rg.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>()
-            );
-        }
     }
 }

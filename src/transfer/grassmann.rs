@@ -141,8 +141,9 @@ impl Solver<GrassmannProblem, GrassmannState> for SoftmaxGrassmann {
         let losses = problem.problem("cost_count", |p| Ok(p.task_losses(&basis)))?;
         let smoothed = log_sum_exp(&losses, mu);
         let weights = softmax(&losses, mu);
-        let a = problem.problem("gradient_count", |p| Ok(p.losses.weighted_matrix(&weights)))?;
-        let euclidean = (&a * &basis) * -2.0;
+        let euclidean = problem.problem("gradient_count", |p| {
+            Ok(p.losses.weighted_times_basis(&weights, &basis) * -2.0)
+        })?;
         let riemannian = &euclidean - &basis * basis.tr_mul(&euclidean);
         let slope = riemannian.norm_squared();
 
@@ -213,11 +214,9 @@ pub fn kkt_weights(losses: &UpstreamLosses, k: usize, basis: &DMatrix<f64>) -> (
     let task_losses = losses.losses_at_basis(basis);
     let worst = max(&task_losses);
     let spread = worst - task_losses.iter().copied().fold(f64::INFINITY, f64::min);
-    let residual_gradients: Vec<DMatrix<f64>> = losses
-        .matrices
-        .iter()
-        .map(|mat| {
-            let g = mat * basis;
+    let residual_gradients: Vec<DMatrix<f64>> = (0..m)
+        .map(|i| {
+            let g = losses.task_times_basis(i, basis);
             &g - basis * basis.tr_mul(&g)
         })
         .collect();
@@ -254,16 +253,6 @@ pub fn kkt_weights(losses: &UpstreamLosses, k: usize, basis: &DMatrix<f64>) -> (
             weights[i] = p[a];
         }
         let bound = family.certified_dual(&weights);
-        if std::env::var("KKT_DEBUG").is_ok() {
-            let a = losses.weighted_matrix(&weights);
-            let res: DMatrix<f64> = residual_gradients
-                .iter()
-                .zip(&weights)
-                .fold(DMatrix::zeros(basis.nrows(), k), |acc, (g, w)| acc + g * *w);
-            let (vals, _) = super::spectral::sorted_eigen(&a);
-            eprintln!("delta {delta}: active {} pf {:.6} trUAU {:.6} kyfan {:.6} resid {:.2e} bound {:.6} eig {:?}", active.len(),
-                weights.iter().zip(&task_losses).map(|(w, f)| w * f).sum::<f64>(), basis.dot(&(&a * basis)), super::spectral::ky_fan_sum(&a, k), res.norm(), bound, &vals[..6]);
-        }
         if bound > best.1 {
             best = (weights, bound);
         }
@@ -354,14 +343,6 @@ pub fn grassmann_minimax(
     let mut candidates = vec![(kkt_bound, kkt), (softmax_bound, softmax_weights)];
     if let Some(best) = result.solver().best_dual.clone() {
         candidates.push(best);
-    }
-    if std::env::var("KKT_DEBUG").is_ok() {
-        eprintln!(
-            "bounds: kkt {} softmax {} trajectory {:?}",
-            candidates[0].0,
-            candidates[1].0,
-            candidates.get(2).map(|c| c.0)
-        );
     }
     let (lower_bound, weights) =
         candidates

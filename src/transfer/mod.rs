@@ -11,6 +11,7 @@ pub mod checks;
 pub mod fantope;
 pub mod grassmann;
 pub mod model;
+pub mod report;
 pub mod scenario;
 pub mod seed;
 pub mod simulate;

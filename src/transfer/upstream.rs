@@ -27,11 +27,38 @@ pub struct UpstreamLosses {
     pub matrices: Vec<DMatrix<f64>>,
     /// Samples per task (`None`: population losses).
     pub n_up: Option<usize>,
+    /// `M_i = V_i diag(lambda_i) V_i^T` without its (numerically) zero
+    /// eigenvalues: rank one for population losses, so the rank-k solver
+    /// costs O(d k) per task instead of O(d^2 k).
+    factors: Vec<(DMatrix<f64>, Vec<f64>)>,
+}
+
+/// Eigen-factors of a symmetric matrix, dropping eigenvalues below
+/// `1e-13 * max |lambda|` in magnitude.
+fn factorise(m: &DMatrix<f64>) -> (DMatrix<f64>, Vec<f64>) {
+    let (values, vectors) = super::spectral::sorted_eigen(m);
+    let largest = values.iter().map(|v| v.abs()).fold(0.0, f64::max);
+    let keep: Vec<usize> = (0..values.len())
+        .filter(|&j| values[j].abs() > 1e-13 * largest)
+        .collect();
+    let v = DMatrix::from_fn(m.nrows(), keep.len(), |i, j| vectors[(i, keep[j])]);
+    (v, keep.iter().map(|&j| values[j]).collect())
 }
 
 impl UpstreamLosses {
     /// Exact (population) losses; `sigma` enters only the constants.
     pub fn population(tasks: &[DVector<f64>], sigma: f64) -> Self {
+        let factors = tasks
+            .iter()
+            .map(|b| {
+                let norm = b.norm();
+                if norm > 0.0 {
+                    (DMatrix::from_column_slice(b.len(), 1, (b / norm).as_slice()), vec![norm * norm])
+                } else {
+                    (DMatrix::zeros(b.len(), 0), Vec::new())
+                }
+            })
+            .collect();
         Self {
             constants: tasks
                 .iter()
@@ -39,6 +66,7 @@ impl UpstreamLosses {
                 .collect(),
             matrices: tasks.iter().map(|b| b * b.transpose()).collect(),
             n_up: None,
+            factors,
         }
     }
 
@@ -71,10 +99,12 @@ impl UpstreamLosses {
             constants.push(sum_y2 / n);
             matrices.push(m);
         }
+        let factors = matrices.iter().map(factorise).collect();
         Self {
             constants,
             matrices,
             n_up: Some(n_up),
+            factors,
         }
     }
 
@@ -90,9 +120,38 @@ impl UpstreamLosses {
     pub fn losses_at_basis(&self, basis: &DMatrix<f64>) -> Vec<f64> {
         self.constants
             .iter()
-            .zip(&self.matrices)
-            .map(|(c, m)| c - basis.dot(&(m * basis)))
+            .zip(&self.factors)
+            .map(|(c, (v, lambda))| {
+                let projected = v.tr_mul(basis); // r x k
+                let captured: f64 = projected
+                    .row_iter()
+                    .zip(lambda)
+                    .map(|(row, l)| l * row.norm_squared())
+                    .sum();
+                c - captured
+            })
             .collect()
+    }
+
+    /// `M_i U` for one task, through its factors.
+    pub fn task_times_basis(&self, task: usize, basis: &DMatrix<f64>) -> DMatrix<f64> {
+        let (v, lambda) = &self.factors[task];
+        let mut projected = v.tr_mul(basis);
+        for (mut row, l) in projected.row_iter_mut().zip(lambda) {
+            row *= *l;
+        }
+        v * projected
+    }
+
+    /// `(sum_i w_i M_i) U`, through the factors.
+    pub fn weighted_times_basis(&self, weights: &[f64], basis: &DMatrix<f64>) -> DMatrix<f64> {
+        let mut out = DMatrix::zeros(basis.nrows(), basis.ncols());
+        for (i, w) in weights.iter().enumerate() {
+            if *w != 0.0 {
+                out += self.task_times_basis(i, basis) * *w;
+            }
+        }
+        out
     }
 
     /// `f_i(P) = c_i - <M_i, P>` for any d x d matrix.
@@ -153,6 +212,21 @@ mod tests {
         // the mean over 400 has sd ~ 0.02; allow 5 sd.
         assert!((&mean_m - &truth.matrices[0]).amax() < 0.1, "{mean_m}");
         assert!((mean_c - truth.constants[0]).abs() < 0.1);
+    }
+
+    #[test]
+    fn factored_products_match_dense_ones() {
+        let tasks = vec![DVector::from_vec(vec![1.0, -0.5, 0.25]), DVector::from_vec(vec![0.0, 2.0, 1.0])];
+        let u = DMatrix::from_column_slice(3, 2, &[0.6, 0.8, 0.0, 0.0, 0.0, 1.0]);
+        for losses in [UpstreamLosses::population(&tasks, 0.5), UpstreamLosses::sampled(&tasks, 0.5, 30, 1)] {
+            let w = [0.3, 0.7];
+            let dense = losses.weighted_matrix(&w) * &u;
+            assert!((losses.weighted_times_basis(&w, &u) - dense).amax() < 1e-12);
+            let p = &u * u.transpose();
+            for (a, b) in losses.losses_at_basis(&u).iter().zip(losses.losses_at_matrix(&p)) {
+                assert!((a - b).abs() < 1e-12);
+            }
+        }
     }
 
     #[test]
