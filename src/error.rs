@@ -31,7 +31,10 @@ pub fn check_positive(field: &str, value: f64) -> Result<f64, InputError> {
     if value.is_finite() && value > 0.0 {
         Ok(value)
     } else {
-        invalid(field, format!("must be a finite positive number, got {value}"))
+        invalid(
+            field,
+            format!("must be a finite positive number, got {value}"),
+        )
     }
 }
 
@@ -41,7 +44,10 @@ pub fn check_finite(field: &str, values: &[f64]) -> Result<(), InputError> {
         None => Ok(()),
         Some(i) => invalid(
             field,
-            format!("entry {i} is {} (NaN or infinite values are not allowed)", values[i]),
+            format!(
+                "entry {i} is {} (NaN or infinite values are not allowed)",
+                values[i]
+            ),
         ),
     }
 }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod family;
 pub mod kernels;
 pub mod numerics;
+pub mod theory;
 
 pub use ball::{Ball, FeasibleSet};
 pub use error::InputError;
