@@ -12,6 +12,7 @@ pub mod family;
 pub mod kernels;
 pub mod numerics;
 pub mod solvers;
+pub mod theory;
 
 pub use ball::{Ball, FeasibleSet};
 pub use error::{Error, InputError};
