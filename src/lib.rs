@@ -7,6 +7,7 @@
 
 pub mod ball;
 pub mod certificate;
+pub mod cli;
 pub mod error;
 pub mod family;
 pub mod kernels;
