@@ -9,6 +9,7 @@ pub mod ball;
 pub mod certificate;
 pub mod error;
 pub mod family;
+pub mod io;
 pub mod kernels;
 pub mod numerics;
 
