@@ -12,7 +12,9 @@ pub mod family;
 pub mod io;
 pub mod kernels;
 pub mod numerics;
+pub mod solvers;
+pub mod theory;
 
 pub use ball::{Ball, FeasibleSet};
-pub use error::InputError;
+pub use error::{Error, InputError};
 pub use family::{Evaluation, TaskFamily};
