@@ -10,6 +10,7 @@ pub mod certificate;
 pub mod cli;
 pub mod error;
 pub mod family;
+pub mod io;
 pub mod kernels;
 pub mod numerics;
 pub mod solvers;
