@@ -7,11 +7,14 @@
 
 pub mod ball;
 pub mod certificate;
+pub mod cli;
 pub mod error;
 pub mod family;
+pub mod io;
 pub mod kernels;
 pub mod numerics;
 pub mod solvers;
+pub mod theory;
 pub mod transfer;
 
 pub use ball::{Ball, FeasibleSet};
