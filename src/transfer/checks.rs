@@ -1,42 +1,12 @@
 //! Checks (a)-(d) of the transfer experiments (issue 4). Each returns a
 //! [`Check`] for report.json and has a unit test showing it can fail.
 //!
-//! `Check` mirrors the crate-wide report entry `{name, passed, measured,
-//! theory, detail}` (theory/checks.rs on the theory branch); the lead unifies
-//! the two when both are on main.
+//! Uses the crate-wide report entry [`Check`] (theory/checks.rs).
 
 use super::simulate::Cell;
-use serde::{Deserialize, Serialize};
+pub use crate::theory::checks::Check;
 use serde_json::{json, Value};
 use statrs::distribution::{ContinuousCDF, Normal};
-
-/// One entry of report.json's `checks`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Check {
-    pub name: String,
-    pub passed: bool,
-    pub measured: Value,
-    pub theory: Value,
-    pub detail: String,
-}
-
-impl Check {
-    pub fn new(
-        name: impl Into<String>,
-        passed: bool,
-        measured: impl Into<Value>,
-        theory: impl Into<Value>,
-        detail: impl Into<String>,
-    ) -> Self {
-        Self {
-            name: name.into(),
-            passed,
-            measured: measured.into(),
-            theory: theory.into(),
-            detail: detail.into(),
-        }
-    }
-}
 
 /// JSON number, or null where not finite.
 fn num(v: f64) -> Value {

@@ -8,6 +8,7 @@
 
 pub mod average;
 pub mod checks;
+pub mod experiment;
 pub mod fantope;
 pub mod grassmann;
 pub mod model;

@@ -15,7 +15,7 @@ use super::upstream::UpstreamLosses;
 use crate::error::Error;
 use crate::solvers::Method;
 use nalgebra::DMatrix;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 /// Settings of [`run_transfer`] (not part of the scenario).
@@ -37,14 +37,14 @@ impl Default for TransferOptions {
             grassmann: GrassmannOptions::default(),
             fantope_method: Method::Accelerated,
             fantope_iterations: 3000,
-            fantope_mu: 2e-3,
+            fantope_mu: 3e-4,
             simulate: true,
         }
     }
 }
 
 /// One point of a worst-task curve.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CurvePoint {
     pub n: usize,
     /// Largest mean excess risk over the downstream tasks.
@@ -58,7 +58,7 @@ pub struct CurvePoint {
 }
 
 /// One method's downstream results (the contract's `methods.<name>`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MethodReport {
     /// d rows of k numbers (orthonormal columns); null for `none`.
     pub basis: Option<Vec<Vec<f64>>>,
@@ -75,7 +75,7 @@ pub struct MethodReport {
 }
 
 /// The three methods of the contract.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Methods {
     pub none: MethodReport,
     pub average: MethodReport,
@@ -83,7 +83,7 @@ pub struct Methods {
 }
 
 /// How well the rank-k minimax is certified.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MinimaxCertificate {
     /// Certified lower bound on every rank-k representation's worst upstream residual.
     pub fantope_lower_bound: f64,
@@ -101,10 +101,19 @@ pub struct MinimaxCertificate {
     pub grassmann_iterations: u64,
     /// Which start gave the rank-k result: "average" or "fantope-rounding".
     pub grassmann_start: String,
+    /// Every rank-k representation found on the way, with its worst upstream residual.
+    pub rank_k_candidates: Vec<Candidate>,
+}
+
+/// A rank-k representation found by some method.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Candidate {
+    pub name: String,
+    pub worst_residual: f64,
 }
 
 /// Weights on the upstream tasks.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UpstreamWeights {
     /// Certificate weights of the Fantope solve.
     pub fantope: Vec<f64>,
@@ -114,7 +123,7 @@ pub struct UpstreamWeights {
 }
 
 /// Wall-clock seconds of each stage.
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Timings {
     pub upstream: f64,
     pub average: f64,
@@ -125,7 +134,7 @@ pub struct Timings {
 }
 
 /// The scenario's settings, echoed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScenarioSummary {
     pub name: String,
     pub d: usize,
@@ -142,7 +151,7 @@ pub struct ScenarioSummary {
 }
 
 /// Everything `taskrobust transfer` reports.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TransferReport {
     pub scenario: ScenarioSummary,
     /// Certified lower bound on the worst upstream residual b of any rank-k representation.
@@ -151,19 +160,32 @@ pub struct TransferReport {
     pub certificate: MinimaxCertificate,
     pub weights: UpstreamWeights,
     pub timings: Timings,
-    /// Every simulated (method, task, n) cell (CSV only; not in the JSON).
-    #[serde(skip)]
+    /// Every simulated (method, task, n) cell (for the CSV files and check
+    /// (a); [`transfer_json`] leaves it out).
     pub cells: Vec<Cell>,
 }
 
 fn rows(basis: &DMatrix<f64>) -> Vec<Vec<f64>> {
-    basis.row_iter().map(|r| r.iter().copied().collect()).collect()
+    basis
+        .row_iter()
+        .map(|r| r.iter().copied().collect())
+        .collect()
 }
 
 /// Worst-task curve of one method from its cells; `predicted` per n is the
 /// exact risk of the task with the largest bias.
-fn curve(cells: &[Cell], method: &str, worst_bias: f64, sigma: f64, features: usize) -> Vec<CurvePoint> {
-    let mut ns: Vec<usize> = cells.iter().filter(|c| c.method == method).map(|c| c.n).collect();
+fn curve(
+    cells: &[Cell],
+    method: &str,
+    worst_bias: f64,
+    sigma: f64,
+    features: usize,
+) -> Vec<CurvePoint> {
+    let mut ns: Vec<usize> = cells
+        .iter()
+        .filter(|c| c.method == method)
+        .map(|c| c.n)
+        .collect();
     ns.dedup();
     ns.into_iter()
         .map(|n| {
@@ -210,7 +232,13 @@ fn method_report(
             let bias = residuals(u, &scenario.downstream);
             let w = worst(&bias);
             let up = worst(&residuals(u, &scenario.upstream));
-            (bias, w, n_star(w, scenario.sigma, scenario.k, scenario.epsilon), scenario.k, Some(up))
+            (
+                bias,
+                w,
+                n_star(w, scenario.sigma, scenario.k, scenario.epsilon),
+                scenario.k,
+                Some(up),
+            )
         }
         None => (
             vec![0.0; scenario.downstream.len()],
@@ -233,7 +261,10 @@ fn method_report(
 }
 
 /// Runs the whole transfer experiment for one scenario.
-pub fn run_transfer(scenario: &Scenario, options: &TransferOptions) -> Result<TransferReport, Error> {
+pub fn run_transfer(
+    scenario: &Scenario,
+    options: &TransferOptions,
+) -> Result<TransferReport, Error> {
     let started = Instant::now();
     let mut timings = Timings::default();
     let (k, sigma) = (scenario.k, scenario.sigma);
@@ -264,14 +295,30 @@ pub fn run_transfer(scenario: &Scenario, options: &TransferOptions) -> Result<Tr
     let t = Instant::now();
     let p0 = &from_average.basis * from_average.basis.transpose();
     let scale = losses.scale().max(f64::MIN_POSITIVE);
-    let fantope = fantope_minimax(
+    // Two stages (continuation): a warmer temperature moves fast, a colder
+    // one refines; the certified bound is the better of the two.
+    let warm = fantope_minimax(
         &losses,
         k,
         Some(&p0),
-        options.fantope_iterations,
+        options.fantope_iterations / 3,
+        Some(options.fantope_mu * 10.0 * scale),
+        options.fantope_method,
+    )?;
+    let mut fantope = fantope_minimax(
+        &losses,
+        k,
+        Some(&warm.projector),
+        options.fantope_iterations - options.fantope_iterations / 3,
         Some(options.fantope_mu * scale),
         options.fantope_method,
     )?;
+    if warm.lower_bound > fantope.lower_bound {
+        fantope.lower_bound = warm.lower_bound;
+        fantope.weights = warm.weights;
+        fantope.gap = fantope.max_loss - fantope.lower_bound;
+    }
+    fantope.iterations += warm.iterations;
     timings.fantope = t.elapsed().as_secs_f64();
 
     // A second rank-k run from the rounded Fantope solution; keep the better.
@@ -280,6 +327,28 @@ pub fn run_transfer(scenario: &Scenario, options: &TransferOptions) -> Result<Tr
     let from_rounding = grassmann_minimax(&losses, k, rounding, &grassmann_options)
         .map_err(|e| Error::Solver(format!("grassmann minimax: {e}")))?;
     timings.grassmann += t.elapsed().as_secs_f64();
+    let rounding_worst = worst(&residuals(
+        &top_eigenvectors(&fantope.projector, k),
+        &scenario.upstream,
+    ));
+    let rank_k_candidates = vec![
+        Candidate {
+            name: "average".into(),
+            worst_residual: worst(&residuals(&average, &scenario.upstream)),
+        },
+        Candidate {
+            name: "grassmann-from-average".into(),
+            worst_residual: worst(&residuals(&from_average.basis, &scenario.upstream)),
+        },
+        Candidate {
+            name: "fantope-rounding".into(),
+            worst_residual: rounding_worst,
+        },
+        Candidate {
+            name: "grassmann-from-rounding".into(),
+            worst_residual: worst(&residuals(&from_rounding.basis, &scenario.upstream)),
+        },
+    ];
     let (minimax, start) = if from_rounding.max_loss < from_average.max_loss {
         (from_rounding, "fantope-rounding")
     } else {
@@ -300,11 +369,27 @@ pub fn run_transfer(scenario: &Scenario, options: &TransferOptions) -> Result<Tr
     let t = Instant::now();
     let cells = if options.simulate {
         let learners = [
-            Learner { name: "none", basis: None },
-            Learner { name: "average", basis: Some(&average) },
-            Learner { name: "minimax", basis: Some(&minimax.basis) },
+            Learner {
+                name: "none",
+                basis: None,
+            },
+            Learner {
+                name: "average",
+                basis: Some(&average),
+            },
+            Learner {
+                name: "minimax",
+                basis: Some(&minimax.basis),
+            },
         ];
-        simulate_all(&learners, &scenario.downstream, sigma, &scenario.n_grid, scenario.replicates, scenario.seed)
+        simulate_all(
+            &learners,
+            &scenario.downstream,
+            sigma,
+            &scenario.n_grid,
+            scenario.replicates,
+            scenario.seed,
+        )
     } else {
         Vec::new()
     };
@@ -336,13 +421,15 @@ pub fn run_transfer(scenario: &Scenario, options: &TransferOptions) -> Result<Tr
             fantope_lower_bound,
             rank_k_worst_residual: minimax_upstream,
             distance: minimax_upstream - fantope_lower_bound,
-            relative_distance: (minimax_upstream - fantope_lower_bound) / minimax_upstream.abs().max(1e-300),
+            relative_distance: (minimax_upstream - fantope_lower_bound)
+                / minimax_upstream.abs().max(1e-300),
             fantope_primal_worst_residual: fantope_primal,
             fantope_solver_gap: fantope.gap,
             fantope_method: options.fantope_method.name().to_string(),
             fantope_iterations: fantope.iterations,
             grassmann_iterations: minimax.iterations,
             grassmann_start: start.to_string(),
+            rank_k_candidates,
         },
         weights: UpstreamWeights {
             fantope: fantope.weights,
@@ -357,7 +444,12 @@ pub fn run_transfer(scenario: &Scenario, options: &TransferOptions) -> Result<Tr
 
 /// The contract's JSON object (plus the extra fields above).
 pub fn transfer_json(report: &TransferReport) -> serde_json::Value {
-    serde_json::to_value(report).expect("the report serialises (non-finite numbers become null)")
+    let mut value = serde_json::to_value(report)
+        .expect("the report serialises (non-finite numbers become null)");
+    if let Some(object) = value.as_object_mut() {
+        object.remove("cells");
+    }
+    value
 }
 
 fn opt(n: Option<usize>) -> String {
@@ -381,12 +473,17 @@ pub fn format_table(report: &TransferReport) -> String {
         "{:<8} {:>12} {:>12} {:>10} {:>10}\n",
         "method", "worst bias", "up. worst", "n* pred", "n* meas"
     ));
-    for (name, m) in [("none", &report.methods.none), ("average", &report.methods.average), ("minimax", &report.methods.minimax)] {
+    for (name, m) in [
+        ("none", &report.methods.none),
+        ("average", &report.methods.average),
+        ("minimax", &report.methods.minimax),
+    ] {
         out.push_str(&format!(
             "{:<8} {:>12.5} {:>12} {:>10} {:>10}\n",
             name,
             m.worst_bias,
-            m.upstream_worst_bias.map_or("-".into(), |b| format!("{b:.5}")),
+            m.upstream_worst_bias
+                .map_or("-".into(), |b| format!("{b:.5}")),
             opt(m.n_star_predicted),
             opt(m.n_star_empirical)
         ));
@@ -399,15 +496,25 @@ pub fn format_table(report: &TransferReport) -> String {
     out.push('\n');
     for &n in &s.n_grid {
         out.push_str(&format!("{n:>6}"));
-        for m in [&report.methods.none, &report.methods.average, &report.methods.minimax] {
+        for m in [
+            &report.methods.none,
+            &report.methods.average,
+            &report.methods.minimax,
+        ] {
             match m.curve.iter().find(|p| p.n == n) {
-                Some(p) => out.push_str(&format!(" {:>9.4} +- {:<6.4} / {:<6.4}", p.worst_mean, p.worst_se, p.predicted)),
+                Some(p) => out.push_str(&format!(
+                    " {:>9.4} +- {:<6.4} / {:<6.4}",
+                    p.worst_mean, p.worst_se, p.predicted
+                )),
                 None => out.push_str(&format!(" {:>26}", "-")),
             }
         }
         out.push('\n');
     }
-    out.push_str(&format!("\n(timings: {:.2} s total, simulation {:.2} s)\n", report.timings.total, report.timings.simulation));
+    out.push_str(&format!(
+        "\n(timings: {:.2} s total, simulation {:.2} s)\n",
+        report.timings.total, report.timings.simulation
+    ));
     out
 }
 
@@ -429,7 +536,10 @@ mod tests {
             eprintln!("{}", format_table(&r));
             eprintln!("{:?}", r.timings);
             let cells = &r.cells;
-            eprintln!("{:?}", crate::transfer::checks::formula_matches_simulation(cells, 0.001, 200));
+            eprintln!(
+                "{:?}",
+                crate::transfer::checks::formula_matches_simulation(cells, 0.001, 200)
+            );
         }
     }
 }

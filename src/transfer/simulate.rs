@@ -11,6 +11,11 @@
 //! (isotropic x), so no test set is needed. `direct_replicate` runs the
 //! d-dimensional experiment itself; a test checks that both agree.
 //!
+//! No representation (OLS on all d coordinates, the costly cells): the error
+//! depends on the design only through `X^T X`, which is sampled directly
+//! (Bartlett decomposition, [`wishart_replicate`]); a test compares it with
+//! OLS on d-dimensional data.
+//!
 //! Determinism: every cell draws from its own stream seeded by
 //! (seed, stream, task, n) and runs its replicates in order, and rayon's
 //! ordered collect keeps cells in order, so results are bit-identical for any
@@ -25,7 +30,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A downstream learner to simulate: OLS on U^T x, or on x itself (`basis = None`).
 #[derive(Debug, Clone)]
@@ -42,7 +47,7 @@ impl Learner<'_> {
 }
 
 /// Mean excess risk of one (method, task, n) cell.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Cell {
     pub method: String,
     pub task: usize,
@@ -140,6 +145,43 @@ pub fn direct_replicate(
     (fitted - beta).norm_squared()
 }
 
+/// One replicate of OLS in all d dimensions, sampled through its sufficient
+/// statistics: the error `w - beta = W^{-1} X^T eps` depends on X only through
+/// `W = X^T X ~ Wishart_d(n, I)`, and given W it is `N(0, sigma^2 W^{-1})`.
+/// With Bartlett's `W = L L^T` (L lower triangular, `L_ii^2 ~ chi2(n - i)`
+/// for 0-based i, `L_ij ~ N(0, 1)` below the diagonal) the error is
+/// `sigma L^{-T} g`, g ~ N(0, I_d). Same law as [`direct_replicate`] with no
+/// basis, at O(d^2) instead of O(n d^2); a test compares the two.
+pub fn wishart_replicate(
+    d: usize,
+    sigma: f64,
+    n: usize,
+    rng: &mut StdRng,
+    lower: &mut DMatrix<f64>,
+    g: &mut DVector<f64>,
+) -> f64 {
+    for i in 0..d {
+        let chi = rand_distr::ChiSquared::new((n - i) as f64)
+            .expect("n > d: positive degrees of freedom");
+        lower[(i, i)] = rng.sample(chi).sqrt();
+        for j in 0..i {
+            lower[(i, j)] = normal(rng);
+        }
+    }
+    for v in g.iter_mut() {
+        *v = normal(rng);
+    }
+    // L^T v = g by back substitution (upper triangular L^T).
+    for i in (0..d).rev() {
+        let mut acc = g[i];
+        for j in i + 1..d {
+            acc -= lower[(j, i)] * g[j];
+        }
+        g[i] = acc / lower[(i, i)];
+    }
+    sigma * sigma * g.norm_squared()
+}
+
 /// Stream ids: representations share 0 (common random numbers), `none` uses 1.
 fn stream(learner: &Learner<'_>) -> u64 {
     u64::from(learner.basis.is_none())
@@ -175,8 +217,10 @@ pub fn simulate_cell(
             (bias, values)
         }
         None => {
+            let mut lower = DMatrix::zeros(d, d);
+            let mut g = DVector::zeros(d);
             let values = (0..replicates)
-                .map(|_| direct_replicate(None, beta, sigma, n, &mut rng))
+                .map(|_| wishart_replicate(d, sigma, n, &mut rng, &mut lower, &mut g))
                 .collect();
             (0.0, values)
         }

@@ -53,7 +53,10 @@ impl UpstreamLosses {
             .map(|b| {
                 let norm = b.norm();
                 if norm > 0.0 {
-                    (DMatrix::from_column_slice(b.len(), 1, (b / norm).as_slice()), vec![norm * norm])
+                    (
+                        DMatrix::from_column_slice(b.len(), 1, (b / norm).as_slice()),
+                        vec![norm * norm],
+                    )
                 } else {
                     (DMatrix::zeros(b.len(), 0), Vec::new())
                 }
@@ -216,14 +219,24 @@ mod tests {
 
     #[test]
     fn factored_products_match_dense_ones() {
-        let tasks = vec![DVector::from_vec(vec![1.0, -0.5, 0.25]), DVector::from_vec(vec![0.0, 2.0, 1.0])];
+        let tasks = vec![
+            DVector::from_vec(vec![1.0, -0.5, 0.25]),
+            DVector::from_vec(vec![0.0, 2.0, 1.0]),
+        ];
         let u = DMatrix::from_column_slice(3, 2, &[0.6, 0.8, 0.0, 0.0, 0.0, 1.0]);
-        for losses in [UpstreamLosses::population(&tasks, 0.5), UpstreamLosses::sampled(&tasks, 0.5, 30, 1)] {
+        for losses in [
+            UpstreamLosses::population(&tasks, 0.5),
+            UpstreamLosses::sampled(&tasks, 0.5, 30, 1),
+        ] {
             let w = [0.3, 0.7];
             let dense = losses.weighted_matrix(&w) * &u;
             assert!((losses.weighted_times_basis(&w, &u) - dense).amax() < 1e-12);
             let p = &u * u.transpose();
-            for (a, b) in losses.losses_at_basis(&u).iter().zip(losses.losses_at_matrix(&p)) {
+            for (a, b) in losses
+                .losses_at_basis(&u)
+                .iter()
+                .zip(losses.losses_at_matrix(&p))
+            {
                 assert!((a - b).abs() < 1e-12);
             }
         }
