@@ -5,7 +5,7 @@
 
 use super::checks::{
     fantope_bound_certifies, formula_matches_simulation, methods_coincide,
-    minimax_reduces_worst_n_star, Check, NStars,
+    minimax_reduces_worst_n_star, Check, NStars, POLE_OFFSET,
 };
 use super::model::{residuals, worst};
 use super::report::{run_transfer, TransferOptions, TransferReport};
@@ -137,7 +137,7 @@ pub fn transfer_checks(pattern: &TransferReport, balanced: &TransferReport) -> V
         .cloned()
         .collect();
     vec![
-        formula_matches_simulation(&cells, FORMULA_LEVEL, MIN_REPLICATES),
+        formula_matches_simulation(&cells, FORMULA_LEVEL, MIN_REPLICATES, POLE_OFFSET),
         minimax_reduces_worst_n_star(&pattern.scenario.name, &n_stars(pattern), N_STAR_RATIO),
         methods_coincide(
             &balanced.scenario.name,

@@ -33,6 +33,27 @@ pub fn excess_risk(bias: f64, sigma: f64, k: usize, n: usize) -> Option<f64> {
     Some(bias + noise * k as f64 / (n - k - 1) as f64)
 }
 
+/// Exact variance of the excess risk of OLS on k Gaussian features with noise
+/// variance `sigma^2 + b` (n >= k + 4; infinite below).
+///
+/// The excess is `b + s Q`, `s = sigma^2 + b`, `Q = g^T W^{-1} g` with
+/// `W ~ Wishart_k(n, I)` and g ~ N(0, I_k) independent, so
+/// `Var Q = 2 E tr(W^{-2}) + Var tr(W^{-1})`. With `m = n - k`, the
+/// inverse-Wishart moments (Press 1982) give, for `D = m (m-1)^2 (m-3)`,
+/// `Var tr(W^{-1}) = (2 k^2 + 2 k (m - 1)) / D` and
+/// `E tr(W^{-2}) = (k (k-1) (m-1) + 2 k m) / D + k / (m-1)^2`.
+pub fn excess_risk_variance(bias: f64, sigma: f64, k: usize, n: usize) -> Option<f64> {
+    if n < k + 4 {
+        return None;
+    }
+    let (k, m) = (k as f64, (n - k) as f64);
+    let d = m * (m - 1.0) * (m - 1.0) * (m - 3.0);
+    let var_trace = (2.0 * k * k + 2.0 * k * (m - 1.0)) / d;
+    let mean_trace_sq = (k * (k - 1.0) * (m - 1.0) + 2.0 * k * m) / d + k / ((m - 1.0) * (m - 1.0));
+    let s = sigma * sigma + bias;
+    Some(s * s * (2.0 * mean_trace_sq + var_trace))
+}
+
 /// Excess risk of OLS in all d dimensions (no representation): `sigma^2 d / (n - d - 1)`.
 pub fn no_representation_risk(sigma: f64, d: usize, n: usize) -> Option<f64> {
     excess_risk(0.0, sigma, d, n)
@@ -105,6 +126,46 @@ mod tests {
         assert_eq!(n_star(0.1, 0.5, 4, 0.15), Some(33));
         assert_eq!(n_star(0.3, 0.5, 4, 0.3), None);
         assert_eq!(n_star(0.5, 0.5, 4, 0.3), None);
+    }
+
+    #[test]
+    fn variance_formula_matches_a_large_monte_carlo() {
+        use crate::transfer::simulate::{simulate_cell, Learner};
+        // k = 3, n = 14 (fourth moment finite), b = 0.2; and no representation, d = 6.
+        let u = DMatrix::from_fn(5, 3, |i, j| if i == j { 1.0 } else { 0.0 });
+        let beta = DVector::from_vec(vec![0.3, -0.2, 0.5, 0.4, 0.2]);
+        let b = residual(&u, &beta);
+        for (learner, beta, p, bias) in [
+            (
+                Learner {
+                    name: "rep",
+                    basis: Some(&u),
+                },
+                beta.clone(),
+                3,
+                b,
+            ),
+            (
+                Learner {
+                    name: "none",
+                    basis: None,
+                },
+                DVector::from_element(6, 0.3),
+                6,
+                0.0,
+            ),
+        ] {
+            let n = p + 11;
+            let cell = simulate_cell(&learner, 0, &beta, 0.5, n, 40_000, 11);
+            let sample_sd = cell.se * (40_000f64).sqrt();
+            let exact = excess_risk_variance(bias, 0.5, p, n).unwrap().sqrt();
+            assert!(
+                (sample_sd / exact - 1.0).abs() < 0.05,
+                "{}: sample sd {sample_sd} vs exact {exact}",
+                learner.name
+            );
+        }
+        assert_eq!(excess_risk_variance(0.0, 1.0, 4, 7), None);
     }
 
     #[test]

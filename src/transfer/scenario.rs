@@ -322,6 +322,14 @@ fn unseen_mixtures(
         .collect()
 }
 
+/// Upstream tasks, their labels, downstream tasks, their labels.
+pub type TaskSets = (
+    Vec<DVector<f64>>,
+    Vec<String>,
+    Vec<DVector<f64>>,
+    Vec<String>,
+);
+
 /// Parameters of the pattern/semantic family (see [`pattern_semantic_with`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PatternSemanticSpec {
@@ -364,14 +372,7 @@ impl Default for PatternSemanticSpec {
 /// leaves each semantic task a residual of about `semantic`; minimax tilts
 /// the k-th direction towards e_{k+1} until pattern and semantic residuals are
 /// equal, about `minor * semantic / (minor + semantic)`.
-pub fn pattern_semantic_tasks(
-    spec: &PatternSemanticSpec,
-) -> (
-    Vec<DVector<f64>>,
-    Vec<String>,
-    Vec<DVector<f64>>,
-    Vec<String>,
-) {
+pub fn pattern_semantic_tasks(spec: &PatternSemanticSpec) -> TaskSets {
     let PatternSemanticSpec { d, k, .. } = *spec;
     // Task j of a group comes from its own stream, so the task sets of the
     // imbalance sweep are nested (a level adds or drops tasks, it does not
@@ -448,7 +449,7 @@ pub fn pattern_semantic_with(spec: &PatternSemanticSpec, seed: u64) -> Scenario 
         d: spec.d,
         k: spec.k,
         sigma: 0.5,
-        epsilon: 0.2,
+        epsilon: 0.3,
         upstream,
         downstream,
         upstream_labels,
@@ -515,6 +516,20 @@ pub fn imbalance_sweep(total: usize) -> Vec<(f64, PatternSemanticSpec)> {
         .collect()
 }
 
+/// Writes the built-in scenarios as `dir/<name>.json` (the shipped copies in
+/// experiments/transfer/ come from here).
+pub fn write_built_in_files(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for name in BUILT_IN {
+        let scenario = Scenario::built_in(name).expect("built-in");
+        crate::io::write_text_atomic(
+            &dir.join(format!("{name}.json")),
+            &(scenario.to_json() + "\n"),
+        )?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,6 +545,30 @@ mod tests {
             }
         }
         assert_eq!(Scenario::built_in("nope").unwrap_err().field, "--scenario");
+    }
+
+    /// `TRANSFER_WRITE_SCENARIOS=1 cargo test --lib write_shipped -- --ignored`
+    /// regenerates experiments/transfer/*.json.
+    #[test]
+    #[ignore]
+    fn write_shipped_scenarios() {
+        if std::env::var("TRANSFER_WRITE_SCENARIOS").is_ok() {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/transfer");
+            write_built_in_files(&dir).unwrap();
+        }
+    }
+
+    #[test]
+    fn shipped_json_files_match_the_built_ins() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/transfer");
+        for name in BUILT_IN {
+            let from_file = Scenario::from_file(&dir.join(format!("{name}.json"))).unwrap();
+            assert_eq!(
+                from_file,
+                Scenario::built_in(name).unwrap(),
+                "regenerate experiments/transfer/{name}.json"
+            );
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@
 //! (common random numbers: their difference is measured with less noise);
 //! `none` (d-dimensional OLS) has its own.
 
-use super::model::{excess_risk, residual};
+use super::model::{excess_risk, excess_risk_variance, residual};
 use super::seed::rng_for;
 use nalgebra::{DMatrix, DVector};
 use rand::rngs::StdRng;
@@ -61,6 +61,8 @@ pub struct Cell {
     pub replicates: usize,
     /// The exact expectation `b + (sigma^2 + b) p / (n - p - 1)`.
     pub predicted: f64,
+    /// The exact standard deviation of one replicate (None: infinite, n < p + 4).
+    pub predicted_sd: Option<f64>,
 }
 
 fn normal(rng: &mut StdRng) -> f64 {
@@ -238,6 +240,7 @@ pub fn simulate_cell(
         se: (var / r).sqrt(),
         replicates,
         predicted: excess_risk(bias, sigma, p, n).unwrap_or(f64::INFINITY),
+        predicted_sd: excess_risk_variance(bias, sigma, p, n).map(f64::sqrt),
     }
 }
 
@@ -309,9 +312,12 @@ mod tests {
             );
             assert!(((fast.mean - fast.predicted) / fast.se).abs() < 4.0);
             assert!(((mean - fast.predicted) / se).abs() < 4.0);
-            // Same spread too (the law is the same, not only the mean).
+            // Same spread too (the law is the same, not only the mean), and
+            // the exact standard deviation of the model.
             let fast_sd = fast.se * (reps as f64).sqrt();
             assert!((fast_sd / sd - 1.0).abs() < 0.15, "sd {fast_sd} vs {sd}");
+            let exact = fast.predicted_sd.unwrap();
+            assert!((exact / sd - 1.0).abs() < 0.15, "exact sd {exact} vs {sd}");
         }
         // No representation: OLS in d dims, b = 0.
         let none = Learner {
