@@ -71,7 +71,12 @@ pub fn sweep_point(
                 format!("no level with {semantic} semantic tasks of {total}"),
             )
         })?;
-    let report = run_transfer(&pattern_semantic_with(&spec, seed), options)?;
+    // Downstream = the upstream tasks: the unseen mixtures are redrawn at each
+    // level and would add noise that has nothing to do with the imbalance.
+    let mut scenario = pattern_semantic_with(&spec, seed);
+    scenario.downstream = scenario.upstream.clone();
+    scenario.downstream_labels = scenario.upstream_labels.clone();
+    let report = run_transfer(&scenario, options)?;
     Ok(SweepPoint {
         pattern_share: share,
         pattern_tasks: spec.pattern_tasks,

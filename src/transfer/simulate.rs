@@ -354,3 +354,53 @@ mod tests {
         assert_eq!(one.len(), 2 * 2 * 3);
     }
 }
+
+#[cfg(test)]
+mod tail_study {
+    use super::*;
+    use crate::transfer::model::excess_risk_variance;
+
+    /// The measurement behind `checks::POLE_OFFSET` (docs/THEORY-transfer.md):
+    /// tails of the standardised cell mean near the pole, 200 replicates per cell.
+    #[test]
+    #[ignore]
+    fn z_tails_near_the_pole() {
+        let d = 50;
+        let beta = DVector::from_fn(d, |i, _| if i < 2 { 0.6 } else { 0.0 });
+        let u = DMatrix::from_fn(d, 4, |i, j| if i == j + 1 { 1.0 } else { 0.0 });
+        let cases: Vec<(&str, Option<&DMatrix<f64>>, usize)> = vec![
+            ("k=4 n=10", Some(&u), 10),
+            ("k=4 n=12", Some(&u), 12),
+            ("k=4 n=14", Some(&u), 14),
+            ("none n=60", None, 60),
+        ];
+        for (label, basis, n) in cases {
+            let learner = Learner { name: "x", basis };
+            let p = learner.features(d);
+            let bias = basis.map_or(0.0, |u| residual(u, &beta));
+            let sd = excess_risk_variance(bias, 0.5, p, n).unwrap().sqrt() / 200f64.sqrt();
+            let cells = if basis.is_some() { 40_000u64 } else { 20_000 };
+            let pairs: Vec<(f64, f64)> = (0..cells)
+                .into_par_iter()
+                .map(|s| {
+                    let c = simulate_cell(&learner, 0, &beta, 0.5, n, 200, 5000 + s);
+                    ((c.mean - c.predicted) / c.se, (c.mean - c.predicted) / sd)
+                })
+                .collect();
+            for (name, pick) in [("studentised", 0usize), ("exact-sd", 1)] {
+                let zs: Vec<f64> = pairs
+                    .iter()
+                    .map(|p| if pick == 0 { p.0 } else { p.1 })
+                    .collect();
+                let frac =
+                    |t: f64| zs.iter().filter(|z| z.abs() > t).count() as f64 / zs.len() as f64;
+                eprintln!(
+                    "{label} {name}: cells {} P(|z|>3)={:.1e} >4={:.1e} >4.5={:.1e} >5={:.1e}; min {:.2} max {:.2}",
+                    zs.len(), frac(3.0), frac(4.0), frac(4.5), frac(5.0),
+                    zs.iter().copied().fold(f64::INFINITY, f64::min),
+                    zs.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+                );
+            }
+        }
+    }
+}
