@@ -456,7 +456,7 @@ pub fn pattern_semantic_with(spec: &PatternSemanticSpec, seed: u64) -> Scenario 
         downstream_labels,
         n_up: None,
         n_grid: default_grid(),
-        replicates: 200,
+        replicates: 400,
         seed,
     }
 }
@@ -496,7 +496,7 @@ pub fn balanced() -> Scenario {
         downstream_labels,
         n_up: None,
         n_grid: default_grid(),
-        replicates: 200,
+        replicates: 400,
         seed: 1,
     }
 }

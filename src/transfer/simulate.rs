@@ -361,29 +361,38 @@ mod tail_study {
     use crate::transfer::model::excess_risk_variance;
 
     /// The measurement behind `checks::POLE_OFFSET` (docs/THEORY-transfer.md):
-    /// tails of the standardised cell mean near the pole, 200 replicates per cell.
+    /// tails of the standardised cell mean near the pole (TAIL_REPS replicates
+    /// per cell, default 200; TAIL_ONLY="k=4 n=14" runs one case).
     #[test]
     #[ignore]
     fn z_tails_near_the_pole() {
         let d = 50;
         let beta = DVector::from_fn(d, |i, _| if i < 2 { 0.6 } else { 0.0 });
         let u = DMatrix::from_fn(d, 4, |i, j| if i == j + 1 { 1.0 } else { 0.0 });
+        let reps: usize = std::env::var("TAIL_REPS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200);
+        let only: Option<String> = std::env::var("TAIL_ONLY").ok();
         let cases: Vec<(&str, Option<&DMatrix<f64>>, usize)> = vec![
             ("k=4 n=10", Some(&u), 10),
             ("k=4 n=12", Some(&u), 12),
             ("k=4 n=14", Some(&u), 14),
             ("none n=60", None, 60),
         ];
-        for (label, basis, n) in cases {
+        for (label, basis, n) in cases
+            .into_iter()
+            .filter(|c| only.as_ref().is_none_or(|o| c.0 == o))
+        {
             let learner = Learner { name: "x", basis };
             let p = learner.features(d);
             let bias = basis.map_or(0.0, |u| residual(u, &beta));
-            let sd = excess_risk_variance(bias, 0.5, p, n).unwrap().sqrt() / 200f64.sqrt();
+            let sd = excess_risk_variance(bias, 0.5, p, n).unwrap().sqrt() / (reps as f64).sqrt();
             let cells = if basis.is_some() { 40_000u64 } else { 20_000 };
             let pairs: Vec<(f64, f64)> = (0..cells)
                 .into_par_iter()
                 .map(|s| {
-                    let c = simulate_cell(&learner, 0, &beta, 0.5, n, 200, 5000 + s);
+                    let c = simulate_cell(&learner, 0, &beta, 0.5, n, reps, 5000 + s);
                     ((c.mean - c.predicted) / c.se, (c.mean - c.predicted) / sd)
                 })
                 .collect();
