@@ -11,6 +11,8 @@ pub mod error;
 pub mod family;
 pub mod kernels;
 pub mod numerics;
+pub mod plots;
+pub mod report;
 pub mod theory;
 
 pub use ball::{Ball, FeasibleSet};
