@@ -7,14 +7,17 @@
 
 pub mod ball;
 pub mod certificate;
+pub mod cli;
 pub mod error;
 pub mod family;
+pub mod io;
 pub mod kernels;
 pub mod numerics;
 pub mod plots;
 pub mod report;
+pub mod solvers;
 pub mod theory;
 
 pub use ball::{Ball, FeasibleSet};
-pub use error::InputError;
+pub use error::{Error, InputError};
 pub use family::{Evaluation, TaskFamily};

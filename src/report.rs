@@ -9,12 +9,13 @@
 use crate::theory::checks::Check;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A temporary path next to `path` (same directory, so a rename is atomic):
-/// `.<file name>.<pid>.<counter><suffix>`.
+/// `.<file name>.<pid>.<counter><suffix>`. For outputs whose writer picks
+/// the format from the extension (PNG); everything else goes through
+/// [`write_atomic`].
 pub fn temp_path(path: &Path, suffix: &str) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -24,22 +25,8 @@ pub fn temp_path(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.{n}{suffix}", std::process::id()))
 }
 
-/// Writes `bytes` to a temporary file next to `path`, then renames it over
-/// `path`: readers never see a half-written file. The temporary file is
-/// removed if anything fails.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = temp_path(path, ".tmp");
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
+/// Writes `bytes` through a temporary file and a rename (see [`crate::io::write_atomic`]).
+pub use crate::io::write_atomic;
 
 /// `git rev-parse HEAD` of the source tree this binary was built from, with
 /// "-dirty" where tracked files differ from it; "unknown" where git or the

@@ -75,7 +75,7 @@ impl SyntheticSpec {
         // SplitMix-style mixing of (seed, task, stream) into one 64-bit seed.
         let mut z = self
             .seed
-            .wrapping_add(0x9E37_79B9_7F4A_7C15u64.wrapping_mul(task as u64 + 1))
+            .wrapping_add(0x9E37_79B9_7F4A_7C15u64.wrapping_mul((task as u64).wrapping_add(1)))
             .wrapping_add(stream.wrapping_mul(0xD1B5_4A32_D192_ED03));
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
