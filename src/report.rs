@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A temporary path next to `path` (same directory, so a rename is atomic):
-/// `.<file name>.<pid>.<counter><suffix>`.
+/// `.<file name>.<pid>.<counter><suffix>`. For outputs whose writer picks
+/// the format from the extension (PNG); everything else goes through
+/// [`write_atomic`].
 pub fn temp_path(path: &Path, suffix: &str) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -23,6 +25,7 @@ pub fn temp_path(path: &Path, suffix: &str) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.{n}{suffix}", std::process::id()))
 }
 
+/// Writes `bytes` through a temporary file and a rename (see [`crate::io::write_atomic`]).
 pub use crate::io::write_atomic;
 
 /// `git rev-parse HEAD` of the source tree this binary was built from, with
