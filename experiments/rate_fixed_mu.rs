@@ -14,7 +14,7 @@ use crate::plots::lines::convergence_chart;
 use crate::plots::LineTable;
 use crate::solvers::{solve, Method, SolveOptions};
 use crate::theory::bounds::{smoothing_bias, softmax_gd_fixed_mu};
-use crate::theory::checks::{bound_holds, rate_no_shallower};
+use crate::theory::checks::{bound_holds, rate_no_shallower, Check};
 use crate::theory::rate_fit::Window;
 use crate::FeasibleSet;
 use nalgebra::DVector;
@@ -135,53 +135,11 @@ impl Experiment for RateFixedMu {
         out: &Path,
     ) -> Result<Finished, Error> {
         let p: P = params.typed(self.name())?;
-        let rows: Vec<Row> = results
-            .iter()
-            .flat_map(|r| {
-                r.rows
-                    .iter()
-                    .map(|v| serde_json::from_value::<Row>(v.clone()))
-            })
-            .collect::<Result<_, _>>()
-            .map_err(|e| Error::Io(e.to_string()))?;
-        let mut finished = Finished::default();
-        for family in &p.families {
-            let mine: Vec<&Row> = rows.iter().filter(|r| &r.family == family).collect();
-            let x: Vec<f64> = mine.iter().map(|r| r.t as f64).collect();
-            let measured: Vec<f64> = mine.iter().map(|r| r.suboptimality).collect();
-            let bound: Vec<f64> = mine.iter().map(|r| r.bound).collect();
-            finished
-                .checks
-                .push(bound_holds(&x, &measured, &bound).named(format!(
-                "a/{family}: softmax-gd fixed mu, F(theta_T) - OPT <= mu ln M + L_mu R_mu^2/(2T)"
-            )));
-            let smoothed: Vec<f64> = mine.iter().map(|r| r.smoothed_error).collect();
-            let smoothed_bound: Vec<f64> = mine.iter().map(|r| r.smoothed_bound).collect();
-            finished
-                .checks
-                .push(bound_holds(&x, &smoothed, &smoothed_bound).named(format!(
-                    "a/{family}: softmax-gd fixed mu, F_mu(theta_T) - min F_mu <= L_mu R_mu^2/(2T)"
-                )));
-            // The 1/T part: fit where the bound is below the initial error (before
-            // that the bound is vacuous and says nothing about the rate) and the
-            // error is well above the reference's own certified gap.
-            let noise = mine
-                .iter()
-                .map(|r| r.smoothed_reference_gap)
-                .fold(0.0, f64::max);
-            let (fx, fy): (Vec<f64>, Vec<f64>) = mine
-                .iter()
-                .filter(|r| {
-                    r.t as f64 >= r.rate_window_start && r.smoothed_error > 100.0 * noise.max(1e-13)
-                })
-                .map(|r| (r.t as f64, r.smoothed_error))
-                .unzip();
-            finished.checks.push(
-                rate_no_shallower(&fx, &fy, Window::all(), -1.0).named(format!(
-                    "a/{family}: softmax-gd fixed mu, F_mu error decays no slower than 1/T"
-                )),
-            );
-        }
+        let rows = rows_of(results)?;
+        let mut finished = Finished {
+            checks: verdicts(&p, &rows),
+            ..Default::default()
+        };
         // Table, then figure from the table.
         let mut table = LineTable::new();
         for family in &p.families {
@@ -216,5 +174,108 @@ impl Experiment for RateFixedMu {
             ),
         ));
         Ok(finished)
+    }
+}
+
+fn rows_of(results: &[CellResult]) -> Result<Vec<Row>, Error> {
+    results
+        .iter()
+        .flat_map(|r| {
+            r.rows
+                .iter()
+                .map(|v| serde_json::from_value::<Row>(v.clone()))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::Io(e.to_string()))
+}
+
+/// The checks, from the rows alone (a test feeds fabricated rows).
+fn verdicts(p: &P, rows: &[Row]) -> Vec<Check> {
+    let mut checks = Vec::new();
+    for family in &p.families {
+        let mine: Vec<&Row> = rows.iter().filter(|r| &r.family == family).collect();
+        let x: Vec<f64> = mine.iter().map(|r| r.t as f64).collect();
+        let measured: Vec<f64> = mine.iter().map(|r| r.suboptimality).collect();
+        let bound: Vec<f64> = mine.iter().map(|r| r.bound).collect();
+        checks.push(bound_holds(&x, &measured, &bound).named(format!(
+            "a/{family}: softmax-gd fixed mu, F(theta_T) - OPT <= mu ln M + L_mu R_mu^2/(2T)"
+        )));
+        let smoothed: Vec<f64> = mine.iter().map(|r| r.smoothed_error).collect();
+        let smoothed_bound: Vec<f64> = mine.iter().map(|r| r.smoothed_bound).collect();
+        checks.push(bound_holds(&x, &smoothed, &smoothed_bound).named(format!(
+            "a/{family}: softmax-gd fixed mu, F_mu(theta_T) - min F_mu <= L_mu R_mu^2/(2T)"
+        )));
+        // The 1/T part: fit where the bound is below the initial error (before
+        // that the bound is vacuous and says nothing about the rate) and the
+        // error is well above the reference's own certified gap.
+        let noise = mine
+            .iter()
+            .map(|r| r.smoothed_reference_gap)
+            .fold(0.0, f64::max);
+        let (fx, fy): (Vec<f64>, Vec<f64>) = mine
+            .iter()
+            .filter(|r| {
+                r.t as f64 >= r.rate_window_start && r.smoothed_error > 100.0 * noise.max(1e-13)
+            })
+            .map(|r| (r.t as f64, r.smoothed_error))
+            .unzip();
+        checks.push(
+            rate_no_shallower(&fx, &fy, Window::all(), -1.0).named(format!(
+                "a/{family}: softmax-gd fixed mu, F_mu error decays no slower than 1/T"
+            )),
+        );
+    }
+    checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> P {
+        crate::experiments::parse_params(include_str!("rate_fixed_mu.toml"), false).unwrap()
+    }
+
+    fn rows(exponent: f64) -> Vec<Row> {
+        let p = params();
+        p.families
+            .iter()
+            .flat_map(|family| {
+                log_grid(4096).into_iter().map(move |t| {
+                    let e = 10.0 * (t as f64).powf(exponent);
+                    Row {
+                        family: family.clone(),
+                        seed: 1,
+                        t,
+                        suboptimality: e + 0.1,
+                        bound: 100.0 / t as f64 + 0.2,
+                        smoothed_error: e,
+                        smoothed_bound: 100.0 / t as f64,
+                        floor: 0.2,
+                        reference_gap: 0.0,
+                        smoothed_reference_gap: 0.0,
+                        rate_window_start: 1.0,
+                    }
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_fast_enough_sequence_passes() {
+        assert!(verdicts(&params(), &rows(-1.5)).iter().all(|c| c.passed));
+    }
+
+    #[test]
+    fn a_too_slow_sequence_fails() {
+        // Decays like T^-1/2: crosses the 1/T bound and fits a shallower slope.
+        let checks = verdicts(&params(), &rows(-0.5));
+        assert!(checks
+            .iter()
+            .filter(|c| c.name.contains("1/T"))
+            .all(|c| !c.passed));
+        assert!(checks
+            .iter()
+            .any(|c| c.name.contains("min F_mu") && !c.passed));
     }
 }

@@ -378,3 +378,25 @@ pub fn figure(name: &str, caption: String) -> FigureEntry {
         caption,
     }
 }
+
+/// Parses an experiment's TOML text into its typed parameters (applying
+/// `[quick]` when asked): for tests and tools.
+pub fn parse_params<T: serde::de::DeserializeOwned>(
+    text: &str,
+    quick: bool,
+) -> Result<T, InputError> {
+    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        InputError::new("parameters", e.to_string().replace('\n', " "))
+    })?;
+    let overrides = table.remove("quick");
+    if quick {
+        if let Some(toml::Value::Table(q)) = overrides {
+            table.extend(q);
+        }
+    }
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| {
+            InputError::new("parameters", e.to_string().replace('\n', " "))
+        })
+}
