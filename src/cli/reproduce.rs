@@ -42,11 +42,16 @@ pub struct MergeArgs {
     pub only: Vec<String>,
 }
 
-fn options(quick: bool, out: &PathBuf, params: &PathBuf, only: &[String]) -> ReproduceOptions {
+fn options(
+    quick: bool,
+    out: &std::path::Path,
+    params: &std::path::Path,
+    only: &[String],
+) -> ReproduceOptions {
     ReproduceOptions {
         quick,
-        out: out.clone(),
-        params_dir: Some(params.clone()),
+        out: out.to_path_buf(),
+        params_dir: Some(params.to_path_buf()),
         only: only.to_vec(),
         progress: std::io::stderr().is_terminal(),
     }
