@@ -9,6 +9,7 @@ pub mod ball;
 pub mod certificate;
 pub mod error;
 pub mod family;
+pub mod gpu;
 pub mod kernels;
 pub mod numerics;
 
