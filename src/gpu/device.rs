@@ -1,27 +1,11 @@
 //! One CUDA device: context, stream, cuBLAS handle and the compiled kernels.
 
-use super::{kernels, CudaLibraries, GpuError};
+use super::{kernels, CudaLibraries, DeviceInfo, GpuError};
 use cudarc::cublas::CudaBlas;
 use cudarc::driver::sys::CUdevice_attribute;
 use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream};
-use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
-
-/// What the device says about itself.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct DeviceInfo {
-    pub name: String,
-    pub ordinal: usize,
-    pub compute_capability: (i32, i32),
-    pub multiprocessors: i32,
-    pub total_memory_bytes: usize,
-    /// Peak memory clock in kHz, where the driver reports it.
-    pub memory_clock_khz: Option<i64>,
-    pub memory_bus_width_bits: Option<i64>,
-    /// `2 * clock * bus width / 8` (double data rate), bytes/s.
-    pub peak_bandwidth_bytes_per_s: Option<f64>,
-}
 
 /// The compiled kernels, by name.
 #[derive(Debug)]

@@ -441,6 +441,22 @@ impl GpuCore {
         })
     }
 
+    fn set_kernel(&mut self, kernel: GradientKernel) -> Result<(), GpuError> {
+        let scratch = self.scratch.get_mut().unwrap_or_else(|p| p.into_inner());
+        if kernel == GradientKernel::Partials && scratch.partials.is_none() {
+            let len = self.data.num_chunks * self.data.dim;
+            let partials = self
+                .data
+                .device
+                .stream
+                .alloc_zeros::<f64>(len)
+                .map_err(cuda("allocating partial sums"))?;
+            scratch.partials = Some(partials);
+        }
+        self.kernel = kernel;
+        Ok(())
+    }
+
     fn spectral(&self) -> &[(f64, f64)] {
         self.spectral.get_or_init(|| {
             self.forms
@@ -740,6 +756,12 @@ macro_rules! shared_methods {
 
         pub fn gradient_kernel(&self) -> GradientKernel {
             self.core.kernel
+        }
+
+        /// The same family, forming the task gradients with `kernel`.
+        pub fn with_gradient_kernel(mut self, kernel: GradientKernel) -> Result<Self, GpuError> {
+            self.core.set_kernel(kernel)?;
+            Ok(self)
         }
 
         /// Bytes one `evaluate` reads and writes in device memory.

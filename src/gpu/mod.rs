@@ -20,7 +20,7 @@ mod device;
 mod family;
 
 #[cfg(feature = "gpu")]
-pub use device::{DeviceInfo, GpuDevice};
+pub use device::GpuDevice;
 #[cfg(feature = "gpu")]
 pub use family::{GpuData, GpuLeastSquares, GpuLogistic, GradientKernel};
 
@@ -70,6 +70,21 @@ impl From<std::io::Error> for GpuError {
     fn from(e: std::io::Error) -> Self {
         GpuError::Io(e.to_string())
     }
+}
+
+/// What the device says about itself.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DeviceInfo {
+    pub name: String,
+    pub ordinal: usize,
+    pub compute_capability: (i32, i32),
+    pub multiprocessors: i32,
+    pub total_memory_bytes: usize,
+    /// Peak memory clock in kHz, where the driver reports it.
+    pub memory_clock_khz: Option<i64>,
+    pub memory_bus_width_bits: Option<i64>,
+    /// `2 * clock * bus width / 8` (double data rate), bytes/s.
+    pub peak_bandwidth_bytes_per_s: Option<f64>,
 }
 
 /// Which of the shared libraries the GPU path loads at run time are present.
