@@ -96,8 +96,12 @@ pub fn project_onto_fantope(matrix: &DMatrix<f64>, rank: usize) -> DMatrix<f64> 
 
 /// `g_j = clip(l_j - s, 0, 1)` with s such that `sum g_j = k`.
 pub fn project_eigenvalues(eigenvalues: &[f64], k: f64) -> Vec<f64> {
-    let clipped_sum = |s: f64| -> f64 { eigenvalues.iter().map(|&l| (l - s).clamp(0.0, 1.0)).sum() };
-    let max = eigenvalues.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let clipped_sum =
+        |s: f64| -> f64 { eigenvalues.iter().map(|&l| (l - s).clamp(0.0, 1.0)).sum() };
+    let max = eigenvalues
+        .iter()
+        .copied()
+        .fold(f64::NEG_INFINITY, f64::max);
     let min = eigenvalues.iter().copied().fold(f64::INFINITY, f64::min);
     // clipped_sum is non-increasing in s: n at s <= min - 1, 0 at s >= max.
     let (mut lo, mut hi) = (min - 1.0, max);

@@ -31,7 +31,10 @@ pub fn check_positive(field: &str, value: f64) -> Result<f64, InputError> {
     if value.is_finite() && value > 0.0 {
         Ok(value)
     } else {
-        invalid(field, format!("must be a finite positive number, got {value}"))
+        invalid(
+            field,
+            format!("must be a finite positive number, got {value}"),
+        )
     }
 }
 
@@ -41,7 +44,37 @@ pub fn check_finite(field: &str, values: &[f64]) -> Result<(), InputError> {
         None => Ok(()),
         Some(i) => invalid(
             field,
-            format!("entry {i} is {} (NaN or infinite values are not allowed)", values[i]),
+            format!(
+                "entry {i} is {} (NaN or infinite values are not allowed)",
+                values[i]
+            ),
         ),
+    }
+}
+
+/// Any failure of a library call: bad input (exit status 2 in the CLI) or a
+/// failure inside a solver or while writing results (exit status 1).
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error("{0}")]
+    Solver(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl From<argmin::core::Error> for Error {
+    fn from(e: argmin::core::Error) -> Self {
+        match e.downcast::<InputError>() {
+            Ok(input) => Error::Input(input),
+            Err(other) => Error::Solver(other.to_string()),
+        }
+    }
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e.to_string())
     }
 }

@@ -12,7 +12,8 @@ pub mod family;
 pub mod gpu;
 pub mod kernels;
 pub mod numerics;
+pub mod solvers;
 
 pub use ball::{Ball, FeasibleSet};
-pub use error::InputError;
+pub use error::{Error, InputError};
 pub use family::{Evaluation, TaskFamily};

@@ -77,7 +77,10 @@ impl DataTasks {
             if task.xt.nrows() != dim {
                 return invalid(
                     format!("tasks[{i}].x"),
-                    format!("has {} columns, expected {dim} (as tasks[0].x)", task.xt.nrows()),
+                    format!(
+                        "has {} columns, expected {dim} (as tasks[0].x)",
+                        task.xt.nrows()
+                    ),
                 );
             }
             if task.samples() == 0 {
@@ -86,7 +89,11 @@ impl DataTasks {
             if task.y.len() != task.samples() {
                 return invalid(
                     format!("tasks[{i}].y"),
-                    format!("has {} entries but x has {} rows", task.y.len(), task.samples()),
+                    format!(
+                        "has {} entries but x has {} rows",
+                        task.y.len(),
+                        task.samples()
+                    ),
                 );
             }
             check_finite(&format!("tasks[{i}].x"), task.xt.as_slice())?;
@@ -95,7 +102,10 @@ impl DataTasks {
                 if let Some(j) = task.y.iter().position(|&v| v != 1.0 && v != -1.0) {
                     return invalid(
                         format!("tasks[{i}].y"),
-                        format!("entry {j} is {}; logistic labels must be +1 or -1", task.y[j]),
+                        format!(
+                            "entry {j} is {}; logistic labels must be +1 or -1",
+                            task.y[j]
+                        ),
                     );
                 }
             }
@@ -178,7 +188,10 @@ impl DataTasks {
                 .zip(self.chunks.par_iter())
                 .for_each(work);
         } else {
-            partials.chunks_mut(d + 1).zip(self.chunks.iter()).for_each(work);
+            partials
+                .chunks_mut(d + 1)
+                .zip(self.chunks.iter())
+                .for_each(work);
         }
         // Reduce in chunk order (fixed), then scale by 1/n.
         for (i, &on) in selected.iter().enumerate() {
@@ -228,7 +241,10 @@ impl DataTasks {
                 .zip(self.chunks.par_iter())
                 .for_each(work);
         } else {
-            partials.chunks_mut(d + 1).zip(self.chunks.iter()).for_each(work);
+            partials
+                .chunks_mut(d + 1)
+                .zip(self.chunks.iter())
+                .for_each(work);
         }
         losses.fill(0.0);
         for (slot, chunk) in partials.chunks(d + 1).zip(&self.chunks) {

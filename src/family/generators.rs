@@ -3,8 +3,8 @@
 //! Every task draws from its own RNG, seeded from `(seed, task index)`, so a
 //! family is identical whatever the number of threads used to build it.
 
-use super::{LeastSquaresFamily, LogisticFamily, QuadraticFamily, QuadraticTask, TaskData};
 use super::least_squares::GradientForm;
+use super::{LeastSquaresFamily, LogisticFamily, QuadraticFamily, QuadraticTask, TaskData};
 use crate::error::{check_positive, invalid, InputError};
 use nalgebra::{DMatrix, DVector};
 use rand::rngs::StdRng;
@@ -75,7 +75,7 @@ impl SyntheticSpec {
         // SplitMix-style mixing of (seed, task, stream) into one 64-bit seed.
         let mut z = self
             .seed
-            .wrapping_add(0x9E37_79B9_7F4A_7C15u64.wrapping_mul(task as u64 + 1))
+            .wrapping_add(0x9E37_79B9_7F4A_7C15u64.wrapping_mul((task as u64).wrapping_add(1)))
             .wrapping_add(stream.wrapping_mul(0xD1B5_4A32_D192_ED03));
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -99,7 +99,11 @@ impl SyntheticSpec {
     }
 
     fn eigenvalues(&self) -> Vec<f64> {
-        log_spaced(self.smoothness / self.condition_number, self.smoothness, self.dim)
+        log_spaced(
+            self.smoothness / self.condition_number,
+            self.smoothness,
+            self.dim,
+        )
     }
 }
 
@@ -118,7 +122,11 @@ pub fn gaussian_vector(rng: &mut StdRng, d: usize) -> DVector<f64> {
 }
 
 pub fn gaussian_matrix(rng: &mut StdRng, rows: usize, cols: usize) -> DMatrix<f64> {
-    DMatrix::from_iterator(rows, cols, (0..rows * cols).map(|_| rng.sample::<f64, _>(StandardNormal)))
+    DMatrix::from_iterator(
+        rows,
+        cols,
+        (0..rows * cols).map(|_| rng.sample::<f64, _>(StandardNormal)),
+    )
 }
 
 /// Haar-random orthogonal matrix (QR of a Gaussian matrix, signs fixed).
@@ -171,7 +179,11 @@ pub fn quadratic_family(spec: &SyntheticSpec) -> Result<QuadraticFamily, InputEr
 /// Unit-weight isotropic quadratics `1/2 ||theta - v_k||^2` centred on the
 /// vertices of a regular polygon of the given circumradius, in the first two
 /// coordinates of R^dim. The minimax point is the centre and OPT = radius^2 / 2.
-pub fn polygon_family(vertices: usize, radius: f64, dim: usize) -> Result<QuadraticFamily, InputError> {
+pub fn polygon_family(
+    vertices: usize,
+    radius: f64,
+    dim: usize,
+) -> Result<QuadraticFamily, InputError> {
     if vertices < 3 {
         return invalid("vertices", "a polygon needs at least 3 vertices");
     }

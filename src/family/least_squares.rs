@@ -153,7 +153,12 @@ impl TaskFamily for LeastSquaresFamily {
                 .fused_pass(theta, squared_link, &selected, &mut out.losses, &mut grads);
         }
         weigh(&out.losses, &mut out.weights);
-        combine_task_gradients(&grads, &out.weights, &mut out.gradient, &mut out.task_gradient_norms);
+        combine_task_gradients(
+            &grads,
+            &out.weights,
+            &mut out.gradient,
+            &mut out.task_gradient_norms,
+        );
     }
 
     fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>) {
@@ -217,7 +222,12 @@ impl TaskFamily for LeastSquaresFamily {
         self.data
             .minibatch_pass(theta, squared_link, rows, &mut out.losses, &mut grads);
         weigh(&out.losses, &mut out.weights);
-        combine_task_gradients(&grads, &out.weights, &mut out.gradient, &mut out.task_gradient_norms);
+        combine_task_gradients(
+            &grads,
+            &out.weights,
+            &mut out.gradient,
+            &mut out.task_gradient_norms,
+        );
         true
     }
 }

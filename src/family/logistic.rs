@@ -49,7 +49,12 @@ impl LogisticFamily {
         self.spectral.get_or_init(|| self.data.spectral_constants())
     }
 
-    fn add_penalty(&self, theta: &DVector<f64>, losses: &mut [f64], grads: Option<&mut DMatrix<f64>>) {
+    fn add_penalty(
+        &self,
+        theta: &DVector<f64>,
+        losses: &mut [f64],
+        grads: Option<&mut DMatrix<f64>>,
+    ) {
         let penalty = 0.5 * self.l2 * theta.norm_squared();
         for l in losses.iter_mut() {
             *l += penalty;
@@ -76,8 +81,7 @@ impl TaskFamily for LogisticFamily {
     }
 
     fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) {
-        self.data
-            .loss_pass(theta, |z, y| softplus(-y * z), losses);
+        self.data.loss_pass(theta, |z, y| softplus(-y * z), losses);
         self.add_penalty(theta, losses, None);
     }
 
@@ -88,7 +92,12 @@ impl TaskFamily for LogisticFamily {
             .fused_pass(theta, logistic_link, &all, &mut out.losses, &mut grads);
         self.add_penalty(theta, &mut out.losses, Some(&mut grads));
         weigh(&out.losses, &mut out.weights);
-        combine_task_gradients(&grads, &out.weights, &mut out.gradient, &mut out.task_gradient_norms);
+        combine_task_gradients(
+            &grads,
+            &out.weights,
+            &mut out.gradient,
+            &mut out.task_gradient_norms,
+        );
     }
 
     fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>) {
@@ -96,14 +105,21 @@ impl TaskFamily for LogisticFamily {
         let margins = data.xt.tr_mul(theta);
         let slopes = DVector::from_iterator(
             data.samples(),
-            margins.iter().zip(data.y.iter()).map(|(&z, &y)| logistic_link(z, y).1),
+            margins
+                .iter()
+                .zip(data.y.iter())
+                .map(|(&z, &y)| logistic_link(z, y).1),
         );
         *gradient = &data.xt * slopes / data.samples() as f64 + theta * self.l2;
     }
 
     fn smoothness(&self) -> f64 {
         // Hessian = X^T diag(s(1-s)) X / n + l2 I with s(1-s) <= 1/4.
-        self.spectral().iter().map(|s| 0.25 * s.0).fold(0.0, f64::max) + self.l2
+        self.spectral()
+            .iter()
+            .map(|s| 0.25 * s.0)
+            .fold(0.0, f64::max)
+            + self.l2
     }
 
     fn strong_convexity(&self) -> f64 {
@@ -112,7 +128,11 @@ impl TaskFamily for LogisticFamily {
 
     fn gradient_bound_on_ball(&self, radius: f64) -> f64 {
         // ||X^T s / n|| <= ||X|| ||s|| / n <= sqrt(lambda_max(X^T X / n)) since |s_j| <= 1.
-        self.spectral().iter().map(|s| s.0.sqrt()).fold(0.0, f64::max) + self.l2 * radius
+        self.spectral()
+            .iter()
+            .map(|s| s.0.sqrt())
+            .fold(0.0, f64::max)
+            + self.l2 * radius
     }
 
     fn loss_bound_on_ball(&self, radius: f64) -> f64 {
@@ -144,7 +164,12 @@ impl TaskFamily for LogisticFamily {
             .minibatch_pass(theta, logistic_link, rows, &mut out.losses, &mut grads);
         self.add_penalty(theta, &mut out.losses, Some(&mut grads));
         weigh(&out.losses, &mut out.weights);
-        combine_task_gradients(&grads, &out.weights, &mut out.gradient, &mut out.task_gradient_norms);
+        combine_task_gradients(
+            &grads,
+            &out.weights,
+            &mut out.gradient,
+            &mut out.task_gradient_norms,
+        );
         true
     }
 }

@@ -57,7 +57,10 @@ impl Evaluation {
 
     /// The worst-task loss `F(theta) = max_i f_i(theta)`.
     pub fn max_loss(&self) -> f64 {
-        self.losses.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+        self.losses
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max)
     }
 }
 

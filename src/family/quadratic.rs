@@ -51,7 +51,10 @@ impl QuadraticFamily {
             if task.c.len() != d {
                 return invalid(
                     format!("tasks[{i}].c"),
-                    format!("has length {}, expected {d} (the length of tasks[0].c)", task.c.len()),
+                    format!(
+                        "has length {}, expected {d} (the length of tasks[0].c)",
+                        task.c.len()
+                    ),
                 );
             }
             if task.a.nrows() != d || task.a.ncols() != d {
@@ -177,7 +180,12 @@ impl TaskFamily for QuadraticFamily {
             }
         }
         weigh(&out.losses, &mut out.weights);
-        combine_task_gradients(&grads, &out.weights, &mut out.gradient, &mut out.task_gradient_norms);
+        combine_task_gradients(
+            &grads,
+            &out.weights,
+            &mut out.gradient,
+            &mut out.task_gradient_norms,
+        );
     }
 
     fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>) {

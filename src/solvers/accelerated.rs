@@ -1,0 +1,194 @@
+//! Accelerated (Nesterov / FISTA) projected gradient on the smoothed maximum F_mu
+//! (Beck & Teboulle 2009). Bound: docs/THEORY.md#4-accelerated-smoothing.
+
+use super::smoothing::{resolve, sufficient_decrease, StepRule, Temperature};
+use super::softmax_gd::record_smoothed;
+use super::tracker::Tracker;
+use super::{unwrap_problem, MinimaxProblem, MinimaxState};
+use crate::family::Evaluation;
+use crate::numerics::{log_sum_exp, softmax_into};
+use argmin::core::{Error, Problem, Solver, State, TerminationReason, KV};
+use nalgebra::DVector;
+
+const MAX_HALVINGS: usize = 60;
+
+/// FISTA on F_mu: `theta_{k+1} = Pi(y_k - eta grad F_mu(y_k))`,
+/// `y_{k+1} = theta_{k+1} + (t_k - 1)/t_{k+1} (theta_{k+1} - theta_k)`. Returns the last theta.
+#[derive(Debug, Clone)]
+pub struct Accelerated {
+    temperature: Temperature,
+    fixed_step: Option<f64>,
+    distance: Option<f64>,
+    horizon: u64,
+    pub(crate) mu: f64,
+    pub(crate) step: StepRule,
+    pub(crate) smoothed_smoothness: Option<f64>,
+    pub(crate) smallest_step: f64,
+    pub(crate) tracker: Tracker,
+    momentum: f64,
+    extrapolated: Option<DVector<f64>>,
+    at_theta: Option<Evaluation>,
+    at_extrapolated: Option<Evaluation>,
+}
+
+impl Accelerated {
+    pub fn new(
+        mu: Option<f64>,
+        step: Option<f64>,
+        distance: Option<f64>,
+        horizon: u64,
+        tracker: Tracker,
+    ) -> Self {
+        Self {
+            temperature: mu.map_or(Temperature::TunedForHorizon, Temperature::Fixed),
+            fixed_step: step,
+            distance,
+            horizon,
+            mu: f64::NAN,
+            step: StepRule::Fixed(f64::NAN),
+            smoothed_smoothness: None,
+            smallest_step: f64::INFINITY,
+            tracker,
+            momentum: 1.0,
+            extrapolated: None,
+            at_theta: None,
+            at_extrapolated: None,
+        }
+    }
+
+    pub fn mu(&self) -> f64 {
+        self.mu
+    }
+
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+}
+
+impl Solver<MinimaxProblem, MinimaxState> for Accelerated {
+    fn name(&self) -> &str {
+        "accelerated"
+    }
+
+    fn init(
+        &mut self,
+        problem: &mut Problem<MinimaxProblem>,
+        mut state: MinimaxState,
+    ) -> Result<(MinimaxState, Option<KV>), Error> {
+        let (family, set) = unwrap_problem(problem)?;
+        let mut theta = state
+            .take_param()
+            .unwrap_or_else(|| DVector::zeros(family.dim()));
+        set.project(&mut theta);
+        let mut eval = Evaluation::new(family.num_tasks(), family.dim());
+        family.evaluate(&theta, &mut |_, w| w.fill(1.0 / w.len() as f64), &mut eval);
+        let mu = match self.temperature {
+            Temperature::Fixed(mu) => Some(mu),
+            Temperature::TunedForHorizon => None,
+        };
+        let resolved = resolve(
+            family.as_ref(),
+            &set,
+            &theta,
+            &eval,
+            mu,
+            self.fixed_step,
+            self.distance,
+            self.horizon,
+            true,
+        );
+        self.mu = resolved.mu;
+        self.step = resolved.step;
+        self.smoothed_smoothness = resolved.smoothed_smoothness;
+        let mu = self.mu;
+        family.evaluate(&theta, &mut |f, w| softmax_into(f, mu, w), &mut eval);
+        self.tracker.absorb(&eval);
+        let cost = eval.max_loss();
+        let kv = record_smoothed(
+            &mut self.tracker,
+            &eval,
+            mu,
+            0,
+            &theta,
+            family.as_ref(),
+            f64::NAN,
+        );
+        self.at_extrapolated = Some(eval.clone());
+        self.at_theta = Some(eval);
+        self.extrapolated = Some(theta.clone());
+        Ok((state.param(theta).cost(cost), kv))
+    }
+
+    fn next_iter(
+        &mut self,
+        problem: &mut Problem<MinimaxProblem>,
+        mut state: MinimaxState,
+    ) -> Result<(MinimaxState, Option<KV>), Error> {
+        let (family, set) = unwrap_problem(problem)?;
+        let theta = super::take_theta(&mut state)?;
+        let mut next = state.take_prev_param().unwrap_or_else(|| theta.clone());
+        let mu = self.mu;
+        let mut y = self.extrapolated.take().expect("initialised");
+        let at_y = self.at_extrapolated.as_mut().expect("initialised");
+        let mut at_next = self.at_theta.take().expect("initialised");
+        // Gradient of F_mu at the extrapolated point.
+        family.evaluate(&y, &mut |f, w| softmax_into(f, mu, w), at_y);
+        self.tracker.absorb(at_y);
+        let (mut eta, backtrack) = match self.step {
+            StepRule::Fixed(s) => (s, false),
+            StepRule::Backtracking { initial } => (initial, true),
+            StepRule::InverseSmoothness => unreachable!("resolved in init"),
+        };
+        let smoothed_y = log_sum_exp(&at_y.losses, mu);
+        let mut halvings = 0;
+        loop {
+            next.copy_from(&y);
+            next.axpy(-eta, &at_y.gradient, 1.0);
+            set.project(&mut next);
+            family.evaluate(&next, &mut |f, w| softmax_into(f, mu, w), &mut at_next);
+            if !backtrack {
+                break;
+            }
+            let smoothed_next = log_sum_exp(&at_next.losses, mu);
+            if sufficient_decrease(smoothed_next, smoothed_y, &at_y.gradient, &y, &next, eta) {
+                break;
+            }
+            halvings += 1;
+            if halvings > MAX_HALVINGS {
+                break;
+            }
+            eta *= 0.5;
+        }
+        if backtrack {
+            self.step = StepRule::Backtracking { initial: eta };
+        }
+        self.smallest_step = self.smallest_step.min(eta);
+        self.tracker.absorb(&at_next);
+        // Momentum update, in place on y.
+        let t_next = 0.5 * (1.0 + (1.0 + 4.0 * self.momentum * self.momentum).sqrt());
+        let beta = (self.momentum - 1.0) / t_next;
+        self.momentum = t_next;
+        y.copy_from(&next);
+        y.axpy(-beta, &theta, 1.0 + beta);
+        self.extrapolated = Some(y);
+        let cost = at_next.max_loss();
+        let kv = record_smoothed(
+            &mut self.tracker,
+            &at_next,
+            mu,
+            state.get_iter() + 1,
+            &next,
+            family.as_ref(),
+            eta,
+        );
+        self.at_theta = Some(at_next);
+        let state = state.param(theta).param(next).cost(cost);
+        if halvings > MAX_HALVINGS {
+            return Ok((
+                state.terminate_with(TerminationReason::SolverExit("backtracking failed".into())),
+                kv,
+            ));
+        }
+        Ok((state, kv))
+    }
+}

@@ -1,0 +1,208 @@
+//! Exponentiated-gradient descent-ascent (Group DRO style; Nemirovski, Juditsky,
+//! Lan, Shapiro 2009; Sagawa et al. 2020). The task weights are updated in log
+//! space, `log q <- log q + eta_q f(theta)`, then normalised by a shifted
+//! softmax; theta takes a projected gradient step on `sum_i q_i f_i`. The
+//! reported point is the averaged iterate, certified by `F(theta_bar) - D(q_bar)`.
+//! Bound: docs/THEORY.md#6-descent-ascent.
+
+use super::smoothing::{distance_bound, region_radius};
+use super::tracker::Tracker;
+use super::{unwrap_problem, MinimaxProblem, MinimaxState};
+use crate::error::InputError;
+use crate::family::Evaluation;
+use crate::numerics::softmax_into;
+use argmin::core::{Error, Problem, Solver, State, KV};
+use nalgebra::DVector;
+
+/// Descent-ascent with averaged iterates.
+#[derive(Debug, Clone)]
+pub struct DescentAscent {
+    fixed_step: Option<f64>,
+    fixed_weight_step: Option<f64>,
+    distance: Option<f64>,
+    horizon: u64,
+    pub(crate) step: f64,
+    pub(crate) weight_step: f64,
+    pub(crate) tracker: Tracker,
+    log_weights: Vec<f64>,
+    theta_sum: DVector<f64>,
+    weight_sum: Vec<f64>,
+    averaged_weights: Vec<f64>,
+    averaged_losses: Vec<f64>,
+    averages: u64,
+    current: Option<DVector<f64>>,
+    eval: Option<Evaluation>,
+}
+
+impl DescentAscent {
+    pub fn new(
+        step: Option<f64>,
+        weight_step: Option<f64>,
+        distance: Option<f64>,
+        horizon: u64,
+        tracker: Tracker,
+    ) -> Self {
+        Self {
+            fixed_step: step,
+            fixed_weight_step: weight_step,
+            distance,
+            horizon,
+            step: f64::NAN,
+            weight_step: f64::NAN,
+            tracker,
+            log_weights: Vec::new(),
+            theta_sum: DVector::zeros(0),
+            weight_sum: Vec::new(),
+            averaged_weights: Vec::new(),
+            averaged_losses: Vec::new(),
+            averages: 0,
+            current: None,
+            eval: None,
+        }
+    }
+
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
+    /// q_bar: the averaged weights (the certificate's weights).
+    pub fn averaged_weights(&self) -> &[f64] {
+        &self.averaged_weights
+    }
+}
+
+impl Solver<MinimaxProblem, MinimaxState> for DescentAscent {
+    fn name(&self) -> &str {
+        "descent-ascent"
+    }
+
+    fn init(
+        &mut self,
+        problem: &mut Problem<MinimaxProblem>,
+        mut state: MinimaxState,
+    ) -> Result<(MinimaxState, Option<KV>), Error> {
+        let (family, set) = unwrap_problem(problem)?;
+        let (m, d) = (family.num_tasks(), family.dim());
+        let mut theta = state.take_param().unwrap_or_else(|| DVector::zeros(d));
+        set.project(&mut theta);
+        // Tuned steps: eta_x = R / (G sqrt T), eta_q = sqrt(2 ln M) / (B sqrt T).
+        let t = self.horizon as f64;
+        let region = region_radius(&set, &theta, self.distance);
+        let r = distance_bound(&set, self.distance);
+        let needs_region = self.fixed_step.is_none() || self.fixed_weight_step.is_none();
+        if needs_region && (region.is_none() || r.is_none()) {
+            return Err(InputError::new(
+                "--step",
+                "descent-ascent needs step sizes: give --step and --weight-step, a radius in the problem, or --distance",
+            )
+            .into());
+        }
+        self.step = match self.fixed_step {
+            Some(s) => s,
+            None => {
+                let g = family.gradient_bound_on_ball(region.unwrap_or(0.0));
+                r.unwrap_or(0.0) / (g.max(f64::MIN_POSITIVE) * t.sqrt())
+            }
+        };
+        self.weight_step = match self.fixed_weight_step {
+            Some(s) => s,
+            None => {
+                let b = family.loss_bound_on_ball(region.unwrap_or(0.0));
+                (2.0 * (m as f64).ln()).sqrt() / (b.max(f64::MIN_POSITIVE) * t.sqrt())
+            }
+        };
+        self.log_weights = vec![0.0; m];
+        self.theta_sum = DVector::zeros(d);
+        self.weight_sum = vec![0.0; m];
+        self.averaged_weights = vec![1.0 / m as f64; m];
+        self.averaged_losses = vec![0.0; m];
+        self.averages = 0;
+        let mut eval = Evaluation::new(m, d);
+        let uniform = self.averaged_weights.clone();
+        family.evaluate(&theta, &mut |_, w| w.copy_from_slice(&uniform), &mut eval);
+        self.tracker.absorb(&eval);
+        let lower = self
+            .tracker
+            .certify_weights(family.as_ref(), &theta, &uniform);
+        let cost = eval.max_loss();
+        let kv = self
+            .tracker
+            .record(0, &eval.losses, &uniform, lower, None, f64::NAN);
+        self.eval = Some(eval);
+        self.current = Some(theta.clone());
+        Ok((state.param(theta).cost(cost), kv))
+    }
+
+    fn next_iter(
+        &mut self,
+        problem: &mut Problem<MinimaxProblem>,
+        mut state: MinimaxState,
+    ) -> Result<(MinimaxState, Option<KV>), Error> {
+        let (family, set) = unwrap_problem(problem)?;
+        let mut current = self.current.take().expect("initialised");
+        let mut eval = self.eval.take().expect("initialised");
+        // q_t from the log-weights; gradient of sum_i q_i f_i at theta_t.
+        let log_weights = &self.log_weights;
+        family.evaluate(
+            &current,
+            &mut |_, w| softmax_into(log_weights, 1.0, w),
+            &mut eval,
+        );
+        self.tracker.absorb(&eval);
+        // Accumulate the averages over the points where gradients were taken.
+        self.theta_sum += &current;
+        for (s, &q) in self.weight_sum.iter_mut().zip(&eval.weights) {
+            *s += q;
+        }
+        self.averages += 1;
+        // Simultaneous updates: theta descends, log q ascends on f(theta_t).
+        current.axpy(-self.step, &eval.gradient, 1.0);
+        set.project(&mut current);
+        for (l, &f) in self.log_weights.iter_mut().zip(&eval.losses) {
+            *l += self.weight_step * f;
+        }
+        // Keep the log-weights bounded (softmax is shift invariant).
+        let top = self
+            .log_weights
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        for l in self.log_weights.iter_mut() {
+            *l -= top;
+        }
+        let inv = 1.0 / self.averages as f64;
+        let mut averaged = state
+            .take_param()
+            .unwrap_or_else(|| DVector::zeros(current.len()));
+        averaged.copy_from(&self.theta_sum);
+        averaged *= inv;
+        set.project(&mut averaged); // convex set: already inside up to rounding
+        for (a, &s) in self.averaged_weights.iter_mut().zip(&self.weight_sum) {
+            *a = s * inv;
+        }
+        let iteration = state.get_iter() + 1;
+        family.losses(&averaged, &mut self.averaged_losses);
+        let lower = if self.tracker.due(iteration) {
+            self.tracker
+                .certify_weights(family.as_ref(), &averaged, &self.averaged_weights)
+        } else {
+            f64::NAN
+        };
+        let cost = self
+            .averaged_losses
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        let kv = self.tracker.record(
+            iteration,
+            &self.averaged_losses,
+            &self.averaged_weights,
+            lower,
+            None,
+            self.step,
+        );
+        self.current = Some(current);
+        self.eval = Some(eval);
+        Ok((state.param(averaged).cost(cost), kv))
+    }
+}

@@ -1,0 +1,284 @@
+//! Minimax solvers for `min_{theta in Theta} max_i f_i(theta)`.
+//!
+//! Each solver implements argmin's [`Solver`](argmin::core::Solver), so
+//! argmin's `Executor`, observers, checkpointing and termination all work;
+//! every step reports the worst-task loss, the weights, a certified lower
+//! bound on OPT and the gap as key/value pairs. [`solve`] is the convenience
+//! runner used by the CLI and the experiments.
+
+mod accelerated;
+mod average;
+mod descent_ascent;
+mod exact;
+mod run;
+mod smoothing;
+mod softmax_gd;
+mod stochastic;
+mod subgradient;
+mod tracker;
+
+pub use accelerated::Accelerated;
+pub use average::AverageGd;
+pub use descent_ascent::DescentAscent;
+pub use exact::{solve_epigraph, EpigraphSolution, Exact};
+pub use run::{solve, Certifying};
+pub use smoothing::{StepRule, Temperature};
+pub use softmax_gd::SoftmaxGd;
+pub use stochastic::StochasticSoftmaxGd;
+pub use subgradient::Subgradient;
+pub use tracker::{IterationRecord, Tracker};
+
+use crate::ball::FeasibleSet;
+use crate::error::{check_positive, invalid, InputError};
+use crate::family::TaskFamily;
+use argmin::core::{IterState, Problem};
+use nalgebra::DVector;
+use serde::Serialize;
+use std::str::FromStr;
+use std::sync::Arc;
+
+/// The problem argmin's `Executor` hands to the solvers.
+#[derive(Clone)]
+pub struct MinimaxProblem {
+    pub family: Arc<dyn TaskFamily>,
+    pub set: FeasibleSet,
+}
+
+impl MinimaxProblem {
+    pub fn new(family: Arc<dyn TaskFamily>, set: FeasibleSet) -> Self {
+        Self { family, set }
+    }
+}
+
+/// argmin state: the parameter is theta, the cost is the worst-task loss.
+pub type MinimaxState = IterState<DVector<f64>, (), (), (), (), f64>;
+
+/// Borrow the family and the set out of argmin's problem wrapper (counting the call).
+pub(crate) fn unwrap_problem(
+    problem: &mut Problem<MinimaxProblem>,
+) -> Result<(Arc<dyn TaskFamily>, FeasibleSet), argmin::core::Error> {
+    problem.problem("evaluation_count", |p| Ok((p.family.clone(), p.set)))
+}
+
+/// The solvers, by their command-line names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    SoftmaxGd,
+    Accelerated,
+    Stochastic,
+    DescentAscent,
+    Subgradient,
+    Average,
+    Exact,
+}
+
+impl Method {
+    pub const ALL: [Method; 7] = [
+        Method::SoftmaxGd,
+        Method::Accelerated,
+        Method::Stochastic,
+        Method::DescentAscent,
+        Method::Subgradient,
+        Method::Average,
+        Method::Exact,
+    ];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Method::SoftmaxGd => "softmax-gd",
+            Method::Accelerated => "accelerated",
+            Method::Stochastic => "stochastic",
+            Method::DescentAscent => "descent-ascent",
+            Method::Subgradient => "subgradient",
+            Method::Average => "average",
+            Method::Exact => "exact",
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Method {
+    type Err = InputError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Method::ALL
+            .iter()
+            .copied()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Method::ALL.iter().map(|m| m.name()).collect();
+                InputError::new(
+                    "--method",
+                    format!(
+                        "unknown method '{s}' (expected one of {})",
+                        names.join(", ")
+                    ),
+                )
+            })
+    }
+}
+
+/// Options of [`solve`]; `check` validates them before any work starts.
+#[derive(Debug, Clone)]
+pub struct SolveOptions {
+    pub method: Method,
+    /// T: the number of updates of theta.
+    pub iterations: u64,
+    /// Fixed temperature; `None` tunes it for the horizon (see [`Temperature`]).
+    pub mu: Option<f64>,
+    /// Fixed step; `None` uses the default rule of each method (see docs/THEORY.md).
+    pub step: Option<f64>,
+    /// Step on the task weights (descent-ascent); `None` tunes it for the horizon.
+    pub weight_step: Option<f64>,
+    pub seed: u64,
+    /// Starting point (default: zero, projected onto the set).
+    pub init: Option<DVector<f64>>,
+    /// An upper bound on `R = ||theta_0 - theta*||` where the set gives none.
+    pub distance: Option<f64>,
+    /// Samples per task per step (stochastic).
+    pub batch_size: usize,
+    /// Exponential moving average factor for task losses (stochastic), in (0, 1].
+    pub ema: Option<f64>,
+    /// Compute the certificate every this many iterations (1 = every step).
+    pub certify_every: u64,
+    /// Keep a per-iteration trace (weights included) in the outcome.
+    pub record_trace: bool,
+}
+
+impl Default for SolveOptions {
+    fn default() -> Self {
+        Self {
+            method: Method::SoftmaxGd,
+            iterations: 200,
+            mu: None,
+            step: None,
+            weight_step: None,
+            seed: 0,
+            init: None,
+            distance: None,
+            batch_size: 32,
+            ema: None,
+            certify_every: 1,
+            record_trace: false,
+        }
+    }
+}
+
+impl SolveOptions {
+    /// Validates the options against the family (fields named as CLI options).
+    pub fn check(&self, family: &dyn TaskFamily) -> Result<(), InputError> {
+        if self.iterations == 0 {
+            return invalid("--iters", "must be a positive integer");
+        }
+        if let Some(mu) = self.mu {
+            check_positive("--mu", mu)?;
+        }
+        if let Some(step) = self.step {
+            check_positive("--step", step)?;
+        }
+        if let Some(step) = self.weight_step {
+            check_positive("--weight-step", step)?;
+        }
+        if let Some(r) = self.distance {
+            check_positive("--distance", r)?;
+        }
+        if self.batch_size == 0 {
+            return invalid("--batch-size", "must be a positive integer");
+        }
+        if let Some(ema) = self.ema {
+            if !(ema > 0.0 && ema <= 1.0) {
+                return invalid("--ema", format!("must be in (0, 1], got {ema}"));
+            }
+        }
+        if self.certify_every == 0 {
+            return invalid("--certify-every", "must be a positive integer");
+        }
+        if let Some(init) = &self.init {
+            if init.len() != family.dim() {
+                return invalid(
+                    "--init",
+                    format!(
+                        "has {} entries, the problem has dimension {}",
+                        init.len(),
+                        family.dim()
+                    ),
+                );
+            }
+            crate::error::check_finite("--init", init.as_slice())?;
+        }
+        if self.method == Method::Stochastic && family.sample_counts().is_none() {
+            return invalid(
+                "--method",
+                format!(
+                    "stochastic needs data tasks (least_squares or logistic), not {}",
+                    family.kind()
+                ),
+            );
+        }
+        if self.method == Method::Exact && family.quadratic_forms().is_none() {
+            return invalid(
+                "--method",
+                format!(
+                    "exact supports quadratic and least_squares problems, not {}",
+                    family.kind()
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Constants of the theory, as used and as measured during the run.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Constants {
+    /// L: every task is L-smooth.
+    pub smoothness: f64,
+    /// lambda: every task is lambda-strongly convex (0 if not known).
+    pub strong_convexity: f64,
+    /// G: the largest task-gradient norm seen at the points the solver evaluated.
+    pub gradient_bound: f64,
+    /// B: the largest |f_i| seen at those points.
+    pub loss_bound: f64,
+    /// L_mu = L + G^2 / mu used for the step, where the step came from it.
+    pub smoothed_smoothness: Option<f64>,
+    /// The smallest step taken (backtracking shrinks it).
+    pub smallest_step: Option<f64>,
+}
+
+/// The result of [`solve`].
+#[derive(Debug, Clone, Serialize)]
+pub struct SolveOutcome {
+    pub method: Method,
+    pub iterations: u64,
+    pub theta: Vec<f64>,
+    pub losses: Vec<f64>,
+    pub weights: Vec<f64>,
+    /// F(theta) = max_i f_i(theta) at the returned theta.
+    pub max_loss: f64,
+    /// A certified lower bound on OPT.
+    pub lower_bound: f64,
+    /// max_loss - lower_bound (>= F(theta) - OPT).
+    pub gap: f64,
+    pub seconds: f64,
+    pub mu: Option<f64>,
+    pub step: Option<f64>,
+    pub worst_task: usize,
+    pub entropy: f64,
+    pub termination: String,
+    pub constants: Constants,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trace: Vec<IterationRecord>,
+}
+
+/// The current parameter out of the state (every solver's `init` sets one).
+pub(crate) fn take_theta(state: &mut MinimaxState) -> Result<DVector<f64>, argmin::core::Error> {
+    state
+        .take_param()
+        .ok_or_else(|| argmin::core::Error::msg("solver state has no parameter (init not run)"))
+}

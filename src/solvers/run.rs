@@ -1,0 +1,328 @@
+//! [`solve`]: build a solver from [`SolveOptions`], run it through argmin's
+//! `Executor`, and certify the returned point.
+
+use super::tracker::Tracker;
+use super::{
+    Accelerated, AverageGd, Constants, DescentAscent, Exact, Method, MinimaxProblem, MinimaxState,
+    SoftmaxGd, SolveOptions, SolveOutcome, StepRule, StochasticSoftmaxGd, Subgradient,
+};
+use crate::ball::FeasibleSet;
+use crate::certificate::strongly_convex_bound;
+use crate::error::Error;
+use crate::family::{Evaluation, TaskFamily};
+use crate::numerics::{entropy, max_with_index, softmax_into};
+use argmin::core::{Executor, Solver, State};
+use nalgebra::DVector;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What the runner needs from a finished solver.
+pub trait Certifying {
+    fn tracker(&self) -> &Tracker;
+    /// The weights whose dual value certifies the returned point, given its losses.
+    fn certificate_weights(&self, losses: &[f64]) -> Vec<f64>;
+    /// Temperature and step actually used (for the report).
+    fn mu_and_step(&self) -> (Option<f64>, Option<f64>) {
+        (None, None)
+    }
+    fn smoothed_smoothness(&self) -> Option<f64> {
+        None
+    }
+    fn smallest_step(&self) -> Option<f64> {
+        None
+    }
+}
+
+fn softmax_weights(losses: &[f64], mu: f64) -> Vec<f64> {
+    let mut w = vec![0.0; losses.len()];
+    softmax_into(losses, mu, &mut w);
+    w
+}
+
+fn step_value(rule: StepRule, smallest: f64) -> (Option<f64>, Option<f64>) {
+    match rule {
+        StepRule::Fixed(s) => (Some(s), Some(s)),
+        StepRule::Backtracking { initial } => {
+            (Some(initial), smallest.is_finite().then_some(smallest))
+        }
+        StepRule::InverseSmoothness => (None, None),
+    }
+}
+
+impl Certifying for SoftmaxGd {
+    fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+    fn certificate_weights(&self, losses: &[f64]) -> Vec<f64> {
+        softmax_weights(losses, self.mu)
+    }
+    fn mu_and_step(&self) -> (Option<f64>, Option<f64>) {
+        (Some(self.mu), step_value(self.step, self.smallest_step).0)
+    }
+    fn smoothed_smoothness(&self) -> Option<f64> {
+        self.smoothed_smoothness
+    }
+    fn smallest_step(&self) -> Option<f64> {
+        step_value(self.step, self.smallest_step).1
+    }
+}
+
+impl Certifying for Accelerated {
+    fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+    fn certificate_weights(&self, losses: &[f64]) -> Vec<f64> {
+        softmax_weights(losses, self.mu)
+    }
+    fn mu_and_step(&self) -> (Option<f64>, Option<f64>) {
+        (Some(self.mu), step_value(self.step, self.smallest_step).0)
+    }
+    fn smoothed_smoothness(&self) -> Option<f64> {
+        self.smoothed_smoothness
+    }
+    fn smallest_step(&self) -> Option<f64> {
+        step_value(self.step, self.smallest_step).1
+    }
+}
+
+impl Certifying for StochasticSoftmaxGd {
+    fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+    fn certificate_weights(&self, losses: &[f64]) -> Vec<f64> {
+        softmax_weights(losses, self.mu)
+    }
+    fn mu_and_step(&self) -> (Option<f64>, Option<f64>) {
+        (Some(self.mu), Some(self.step))
+    }
+    fn smoothed_smoothness(&self) -> Option<f64> {
+        self.smoothed_smoothness
+    }
+}
+
+impl Certifying for DescentAscent {
+    fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+    fn certificate_weights(&self, _losses: &[f64]) -> Vec<f64> {
+        self.averaged_weights().to_vec()
+    }
+    fn mu_and_step(&self) -> (Option<f64>, Option<f64>) {
+        (None, Some(self.step))
+    }
+}
+
+impl Certifying for Subgradient {
+    fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+    fn certificate_weights(&self, _losses: &[f64]) -> Vec<f64> {
+        self.averaged_weights().to_vec()
+    }
+    fn mu_and_step(&self) -> (Option<f64>, Option<f64>) {
+        (None, Some(self.step))
+    }
+}
+
+impl Certifying for AverageGd {
+    fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+    fn certificate_weights(&self, losses: &[f64]) -> Vec<f64> {
+        vec![1.0 / losses.len() as f64; losses.len()]
+    }
+    fn mu_and_step(&self) -> (Option<f64>, Option<f64>) {
+        (None, Some(self.step))
+    }
+}
+
+impl Certifying for Exact {
+    fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+    fn certificate_weights(&self, _losses: &[f64]) -> Vec<f64> {
+        self.weights.clone()
+    }
+}
+
+/// Gradient steps on `Phi_p` used to tighten the strong-convexity certificate
+/// of the returned point (families without a closed-form dual).
+const REFINEMENT_STEPS: usize = 25;
+
+/// The best certified lower bound for weights `p` near `theta`. Closed-form
+/// duals are exact; otherwise the strong-convexity bound is tightened by a few
+/// gradient steps on `Phi_p` (every step's bound is valid, the best is kept).
+pub fn certify_point(
+    family: &dyn TaskFamily,
+    set: &FeasibleSet,
+    theta: &DVector<f64>,
+    p: &[f64],
+) -> f64 {
+    let mut eval = Evaluation::new(family.num_tasks(), family.dim());
+    family.evaluate(theta, &mut |_, w| w.copy_from_slice(p), &mut eval);
+    let mut best = family.certified_lower_bound(theta, &eval, set);
+    let lambda = family.strong_convexity();
+    if family.quadratic_forms().is_some() || lambda <= 0.0 {
+        return best;
+    }
+    let step = 1.0 / family.smoothness().max(lambda);
+    let mut point = theta.clone();
+    for _ in 0..REFINEMENT_STEPS {
+        let slack = eval.gradient.norm_squared() / (2.0 * lambda);
+        if slack <= 1e-15 * eval.weighted_loss().abs().max(1e-300) {
+            break;
+        }
+        point.axpy(-step, &eval.gradient, 1.0);
+        set.project(&mut point);
+        family.evaluate(&point, &mut |_, w| w.copy_from_slice(p), &mut eval);
+        best = best.max(strongly_convex_bound(
+            eval.weighted_loss(),
+            &eval.gradient,
+            &point,
+            lambda,
+            set,
+        ));
+    }
+    best
+}
+
+fn execute<S>(
+    problem: MinimaxProblem,
+    solver: S,
+    theta0: DVector<f64>,
+    iterations: u64,
+) -> Result<(S, MinimaxState), Error>
+where
+    S: Solver<MinimaxProblem, MinimaxState>,
+{
+    let result = Executor::new(problem, solver)
+        .configure(|state| state.param(theta0).max_iters(iterations))
+        .run()?;
+    Ok((result.solver, result.state))
+}
+
+fn finish<S: Certifying>(
+    family: &dyn TaskFamily,
+    set: &FeasibleSet,
+    method: Method,
+    solver: S,
+    mut state: MinimaxState,
+    use_best: bool,
+    start: Instant,
+) -> SolveOutcome {
+    let theta = if use_best {
+        state.take_best_param().or_else(|| state.take_param())
+    } else {
+        state.take_param()
+    }
+    .unwrap_or_else(|| DVector::zeros(family.dim()));
+    let mut losses = vec![0.0; family.num_tasks()];
+    family.losses(&theta, &mut losses);
+    let weights = solver.certificate_weights(&losses);
+    let tracker = solver.tracker();
+    // Any valid bound certifies OPT; keep the best seen during the run as well.
+    let lower_bound = certify_point(family, set, &theta, &weights).max(tracker.best_lower_bound);
+    let (worst_task, max_loss) = max_with_index(&losses).unwrap_or((0, f64::NAN));
+    let (mu, step) = solver.mu_and_step();
+    SolveOutcome {
+        method,
+        iterations: state.get_iter(),
+        theta: theta.as_slice().to_vec(),
+        entropy: entropy(&weights),
+        losses,
+        weights,
+        max_loss,
+        lower_bound,
+        gap: max_loss - lower_bound,
+        seconds: start.elapsed().as_secs_f64(),
+        mu,
+        step,
+        worst_task,
+        termination: state
+            .get_termination_reason()
+            .map_or_else(|| "max iterations".to_string(), |r| r.text().to_string()),
+        constants: Constants {
+            smoothness: family.smoothness(),
+            strong_convexity: family.strong_convexity(),
+            gradient_bound: tracker.gradient_bound,
+            loss_bound: tracker.loss_bound,
+            smoothed_smoothness: solver.smoothed_smoothness(),
+            smallest_step: solver.smallest_step(),
+        },
+        trace: tracker.trace.clone(),
+    }
+}
+
+/// Solves `min_{theta in set} max_i f_i(theta)` with the chosen method and
+/// returns the point, its losses, certificate weights, a certified lower bound
+/// on OPT and the gap.
+pub fn solve(
+    family: Arc<dyn TaskFamily>,
+    set: FeasibleSet,
+    options: &SolveOptions,
+) -> Result<SolveOutcome, Error> {
+    options.check(family.as_ref())?;
+    let start = Instant::now();
+    let mut theta0 = options
+        .init
+        .clone()
+        .unwrap_or_else(|| DVector::zeros(family.dim()));
+    set.project(&mut theta0);
+    let tracker = Tracker::new(set, options.certify_every, options.record_trace).quiet();
+    let problem = MinimaxProblem::new(family.clone(), set);
+    let t = options.iterations;
+    let f = family.as_ref();
+    let outcome = match options.method {
+        Method::SoftmaxGd => {
+            let solver = SoftmaxGd::new(options.mu, options.step, options.distance, t, tracker);
+            let (solver, state) = execute(problem, solver, theta0, t)?;
+            finish(f, &set, options.method, solver, state, false, start)
+        }
+        Method::Accelerated => {
+            let solver = Accelerated::new(options.mu, options.step, options.distance, t, tracker);
+            let (solver, state) = execute(problem, solver, theta0, t)?;
+            finish(f, &set, options.method, solver, state, false, start)
+        }
+        Method::Stochastic => {
+            let solver = StochasticSoftmaxGd::new(
+                options.mu,
+                options.step,
+                options.distance,
+                t,
+                options.batch_size,
+                options.ema,
+                options.seed,
+                tracker,
+            );
+            let (solver, state) = execute(problem, solver, theta0, t)?;
+            finish(f, &set, options.method, solver, state, false, start)
+        }
+        Method::DescentAscent => {
+            let solver = DescentAscent::new(
+                options.step,
+                options.weight_step,
+                options.distance,
+                t,
+                tracker,
+            );
+            let (solver, state) = execute(problem, solver, theta0, t)?;
+            finish(f, &set, options.method, solver, state, false, start)
+        }
+        Method::Subgradient => {
+            let solver = Subgradient::new(options.step, options.distance, t, tracker);
+            let (solver, state) = execute(problem, solver, theta0, t)?;
+            finish(f, &set, options.method, solver, state, true, start)
+        }
+        Method::Average => {
+            let solver = AverageGd::new(options.step, tracker);
+            let (solver, state) = execute(problem, solver, theta0, t)?;
+            finish(f, &set, options.method, solver, state, false, start)
+        }
+        Method::Exact => {
+            let solver = Exact::new(tracker);
+            let (solver, state) = execute(problem, solver, theta0, 1)?;
+            finish(f, &set, options.method, solver, state, false, start)
+        }
+    };
+    Ok(outcome)
+}

@@ -1,0 +1,144 @@
+//! Temperature and step-size rules for the smoothed methods (softmax-gd,
+//! accelerated, stochastic). See docs/THEORY.md, "Default step" and
+//! "Tuned temperature".
+
+use crate::ball::FeasibleSet;
+use crate::family::{Evaluation, TaskFamily};
+use nalgebra::DVector;
+
+/// How mu is chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Temperature {
+    Fixed(f64),
+    /// mu = G R / sqrt(2 T ln M) (softmax-gd) or sqrt(2) G R / ((T+1) sqrt(ln M))
+    /// (accelerated), with R from the set or the given distance and G bounding
+    /// the task gradients on the region the iterates can reach.
+    TunedForHorizon,
+}
+
+/// How the step is chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StepRule {
+    Fixed(f64),
+    /// eta = 1 / L_mu, L_mu = L + G^2 / mu with G over the feasible set (needs a bounded set).
+    InverseSmoothness,
+    /// Armijo-type backtracking on F_mu (halving), starting from `initial`.
+    Backtracking {
+        initial: f64,
+    },
+}
+
+/// The region the iterates can visit: the set's radius, or ||theta_0|| + R.
+pub(crate) fn region_radius(
+    set: &FeasibleSet,
+    theta0: &DVector<f64>,
+    distance: Option<f64>,
+) -> Option<f64> {
+    set.radius().or_else(|| distance.map(|r| theta0.norm() + r))
+}
+
+/// R: an upper bound on ||theta_0 - theta*||.
+pub(crate) fn distance_bound(set: &FeasibleSet, distance: Option<f64>) -> Option<f64> {
+    distance.or_else(|| {
+        let d = set.diameter();
+        d.is_finite().then_some(d)
+    })
+}
+
+/// Resolved temperature and step for a smoothed method.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Smoothing {
+    pub mu: f64,
+    pub step: StepRule,
+    pub smoothed_smoothness: Option<f64>,
+}
+
+/// Picks mu and the step. `accelerated` selects the accelerated tuning of mu.
+/// `initial` is the evaluation at theta_0 (losses, task-gradient norms).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn resolve(
+    family: &dyn TaskFamily,
+    set: &FeasibleSet,
+    theta0: &DVector<f64>,
+    initial: &Evaluation,
+    mu: Option<f64>,
+    step: Option<f64>,
+    distance: Option<f64>,
+    horizon: u64,
+    accelerated: bool,
+) -> Smoothing {
+    let m = family.num_tasks() as f64;
+    let log_m = m.ln();
+    let region = region_radius(set, theta0, distance);
+    let g_region = region.map(|r| family.gradient_bound_on_ball(r));
+    let g_initial = initial
+        .task_gradient_norms
+        .iter()
+        .copied()
+        .fold(0.0, f64::max);
+    let mu = match mu {
+        Some(mu) => mu,
+        None => {
+            let r = distance_bound(set, distance);
+            match (r, g_region) {
+                (_, _) if family.num_tasks() == 1 => 1.0,
+                (Some(r), Some(g)) if g > 0.0 && r > 0.0 => {
+                    let t = horizon as f64;
+                    if accelerated {
+                        std::f64::consts::SQRT_2 * g * r / ((t + 1.0) * log_m.sqrt())
+                    } else {
+                        g * r / (2.0 * t * log_m).sqrt()
+                    }
+                }
+                // No region to tune over: make the smoothing bias mu ln M at most
+                // 1% of the spread of the initial losses (documented fallback).
+                _ => {
+                    let max = initial.max_loss();
+                    let min = initial.losses.iter().copied().fold(f64::INFINITY, f64::min);
+                    let scale = (max - min).max(1e-6 * max.abs()).max(1e-12);
+                    0.01 * scale / log_m.max(1.0)
+                }
+            }
+        }
+    };
+    let smoothness = family.smoothness();
+    let (step, smoothed_smoothness) = match (step, g_region) {
+        (Some(s), _) => (StepRule::Fixed(s), None),
+        (None, Some(g)) => {
+            let l_mu = smoothness + g * g / mu;
+            (StepRule::Fixed(1.0 / l_mu), Some(l_mu))
+        }
+        (None, None) => {
+            let l_mu0 = smoothness + g_initial * g_initial / mu;
+            let initial = if l_mu0 > 0.0 { 1.0 / l_mu0 } else { 1.0 };
+            (StepRule::Backtracking { initial }, None)
+        }
+    };
+    Smoothing {
+        mu,
+        step,
+        smoothed_smoothness,
+    }
+}
+
+/// The sufficient-decrease test of projected gradient backtracking:
+/// F_mu(x+) <= F_mu(x) + g^T (x+ - x) + ||x+ - x||^2 / (2 eta).
+pub(crate) fn sufficient_decrease(
+    smoothed_new: f64,
+    smoothed_old: f64,
+    gradient: &DVector<f64>,
+    old: &DVector<f64>,
+    new: &DVector<f64>,
+    step: f64,
+) -> bool {
+    let mut linear = 0.0;
+    let mut quadratic = 0.0;
+    for ((g, a), b) in gradient.iter().zip(old.iter()).zip(new.iter()) {
+        let delta = b - a;
+        linear += g * delta;
+        quadratic += delta * delta;
+    }
+    let model = smoothed_old + linear + quadratic / (2.0 * step);
+    // Allow rounding noise in F_mu itself.
+    smoothed_new <= model + 1e-14 * smoothed_old.abs().max(1e-300)
+}

@@ -1,0 +1,225 @@
+//! Softmax-weighted gradient descent (the paper's algorithm):
+//! `p_t = softmax(f(theta_t) / mu)`, `theta_{t+1} = Pi(theta_t - eta sum_i p_t,i grad f_i(theta_t))`,
+//! i.e. projected gradient descent on the smoothed maximum F_mu.
+//! Bound: docs/THEORY.md#3-softmax-weighted-gradient-descent.
+
+use super::smoothing::{resolve, sufficient_decrease, StepRule, Temperature};
+use super::tracker::Tracker;
+use super::{unwrap_problem, MinimaxProblem, MinimaxState};
+use crate::family::Evaluation;
+use crate::numerics::{log_sum_exp, softmax_into};
+use argmin::core::{Error, Problem, Solver, State, TerminationReason, TerminationStatus, KV};
+use nalgebra::DVector;
+
+/// Halvings allowed in one backtracking search before giving up.
+const MAX_HALVINGS: usize = 60;
+
+/// The softmax-gd solver. Build with [`SoftmaxGd::new`]; `init` resolves the
+/// temperature and step from the problem.
+#[derive(Debug, Clone)]
+pub struct SoftmaxGd {
+    temperature: Temperature,
+    step_rule: Option<StepRule>,
+    distance: Option<f64>,
+    horizon: u64,
+    pub(crate) mu: f64,
+    pub(crate) step: StepRule,
+    pub(crate) smoothed_smoothness: Option<f64>,
+    pub(crate) smallest_step: f64,
+    pub(crate) tracker: Tracker,
+    current: Option<Evaluation>,
+    candidate: Option<Evaluation>,
+}
+
+impl SoftmaxGd {
+    /// `mu`/`step` of `None` pick the defaults of docs/THEORY.md for `horizon` updates.
+    pub fn new(
+        mu: Option<f64>,
+        step: Option<f64>,
+        distance: Option<f64>,
+        horizon: u64,
+        tracker: Tracker,
+    ) -> Self {
+        Self {
+            temperature: mu.map_or(Temperature::TunedForHorizon, Temperature::Fixed),
+            step_rule: step.map(StepRule::Fixed),
+            distance,
+            horizon,
+            mu: f64::NAN,
+            step: StepRule::Fixed(f64::NAN),
+            smoothed_smoothness: None,
+            smallest_step: f64::INFINITY,
+            tracker,
+            current: None,
+            candidate: None,
+        }
+    }
+
+    pub fn mu(&self) -> f64 {
+        self.mu
+    }
+
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+}
+
+impl Solver<MinimaxProblem, MinimaxState> for SoftmaxGd {
+    fn name(&self) -> &str {
+        "softmax-gd"
+    }
+
+    fn init(
+        &mut self,
+        problem: &mut Problem<MinimaxProblem>,
+        mut state: MinimaxState,
+    ) -> Result<(MinimaxState, Option<KV>), Error> {
+        let (family, set) = unwrap_problem(problem)?;
+        let mut theta = state
+            .take_param()
+            .unwrap_or_else(|| DVector::zeros(family.dim()));
+        set.project(&mut theta);
+        let mut eval = Evaluation::new(family.num_tasks(), family.dim());
+        // Uniform weights for the first look (mu unknown yet); redone below.
+        family.evaluate(&theta, &mut |_, w| w.fill(1.0 / w.len() as f64), &mut eval);
+        let resolved = resolve(
+            family.as_ref(),
+            &set,
+            &theta,
+            &eval,
+            match self.temperature {
+                Temperature::Fixed(mu) => Some(mu),
+                Temperature::TunedForHorizon => None,
+            },
+            match self.step_rule {
+                Some(StepRule::Fixed(s)) => Some(s),
+                _ => None,
+            },
+            self.distance,
+            self.horizon,
+            false,
+        );
+        self.mu = resolved.mu;
+        self.step = resolved.step;
+        self.smoothed_smoothness = resolved.smoothed_smoothness;
+        let mu = self.mu;
+        family.evaluate(&theta, &mut |f, w| softmax_into(f, mu, w), &mut eval);
+        self.tracker.absorb(&eval);
+        let cost = eval.max_loss();
+        self.current = Some(eval);
+        self.candidate = Some(Evaluation::new(family.num_tasks(), family.dim()));
+        let kv = record_smoothed(
+            &mut self.tracker,
+            self.current.as_ref().expect("set"),
+            mu,
+            0,
+            &theta,
+            family.as_ref(),
+            f64::NAN,
+        );
+        Ok((state.param(theta).cost(cost), kv))
+    }
+
+    fn next_iter(
+        &mut self,
+        problem: &mut Problem<MinimaxProblem>,
+        mut state: MinimaxState,
+    ) -> Result<(MinimaxState, Option<KV>), Error> {
+        let (family, set) = unwrap_problem(problem)?;
+        let theta = super::take_theta(&mut state)?;
+        // Reuse the buffer of the previous iterate: no allocation in the loop.
+        let mut next = state.take_prev_param().unwrap_or_else(|| theta.clone());
+        let mu = self.mu;
+        let mut current = self.current.take().expect("initialised");
+        let mut candidate = self.candidate.take().expect("initialised");
+        let (mut eta, backtrack) = match self.step {
+            StepRule::Fixed(s) => (s, false),
+            StepRule::Backtracking { initial } => (initial, true),
+            StepRule::InverseSmoothness => unreachable!("resolved in init"),
+        };
+        let smoothed_old = log_sum_exp(&current.losses, mu);
+        let mut halvings = 0;
+        loop {
+            next.copy_from(&theta);
+            next.axpy(-eta, &current.gradient, 1.0);
+            set.project(&mut next);
+            family.evaluate(&next, &mut |f, w| softmax_into(f, mu, w), &mut candidate);
+            if !backtrack {
+                break;
+            }
+            let smoothed_new = log_sum_exp(&candidate.losses, mu);
+            if sufficient_decrease(
+                smoothed_new,
+                smoothed_old,
+                &current.gradient,
+                &theta,
+                &next,
+                eta,
+            ) {
+                break;
+            }
+            halvings += 1;
+            if halvings > MAX_HALVINGS {
+                break;
+            }
+            eta *= 0.5;
+        }
+        if backtrack {
+            self.step = StepRule::Backtracking { initial: eta };
+        }
+        self.smallest_step = self.smallest_step.min(eta);
+        std::mem::swap(&mut current, &mut candidate);
+        self.tracker.absorb(&current);
+        let cost = current.max_loss();
+        self.current = Some(current);
+        self.candidate = Some(candidate);
+        let kv = record_smoothed(
+            &mut self.tracker,
+            self.current.as_ref().expect("set"),
+            mu,
+            state.get_iter() + 1,
+            &next,
+            family.as_ref(),
+            eta,
+        );
+        let state = state.param(theta).param(next).cost(cost);
+        if halvings > MAX_HALVINGS {
+            return Ok((
+                state.terminate_with(TerminationReason::SolverExit("backtracking failed".into())),
+                kv,
+            ));
+        }
+        Ok((state, kv))
+    }
+
+    fn terminate(&mut self, _state: &MinimaxState) -> TerminationStatus {
+        TerminationStatus::NotTerminated
+    }
+}
+
+/// Certifies (when due) and records an iterate of a smoothed method whose
+/// evaluation carries the softmax weights at that iterate.
+pub(crate) fn record_smoothed(
+    tracker: &mut Tracker,
+    eval: &Evaluation,
+    mu: f64,
+    iteration: u64,
+    theta: &DVector<f64>,
+    family: &dyn crate::family::TaskFamily,
+    step: f64,
+) -> Option<KV> {
+    let lower = if tracker.due(iteration) {
+        tracker.certify_evaluated(family, theta, eval)
+    } else {
+        f64::NAN
+    };
+    let smoothed = log_sum_exp(&eval.losses, mu);
+    tracker.record(
+        iteration,
+        &eval.losses,
+        &eval.weights,
+        lower,
+        Some(smoothed),
+        step,
+    )
+}

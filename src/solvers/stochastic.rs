@@ -1,0 +1,212 @@
+//! Stochastic softmax-gd: each step draws a minibatch per task, weights the
+//! tasks by the softmax of the minibatch losses (the plug-in estimate the
+//! paper's deep-learning use relies on) or of an exponential moving average of
+//! them (as Group DRO does), and takes a step on the minibatch gradient.
+
+use super::smoothing::{resolve, StepRule};
+use super::softmax_gd::record_smoothed;
+use super::tracker::Tracker;
+use super::{unwrap_problem, MinimaxProblem, MinimaxState};
+use crate::family::Evaluation;
+use crate::numerics::softmax_into;
+use argmin::core::{Error, Problem, Solver, State, KV};
+use nalgebra::DVector;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Minibatch softmax-gd with an optional EMA of the task losses.
+#[derive(Debug, Clone)]
+pub struct StochasticSoftmaxGd {
+    fixed_mu: Option<f64>,
+    fixed_step: Option<f64>,
+    distance: Option<f64>,
+    horizon: u64,
+    batch_size: usize,
+    ema: Option<f64>,
+    rng: StdRng,
+    pub(crate) mu: f64,
+    pub(crate) step: f64,
+    pub(crate) smoothed_smoothness: Option<f64>,
+    pub(crate) tracker: Tracker,
+    rows: Vec<Vec<usize>>,
+    averaged_losses: Vec<f64>,
+    minibatch: Option<Evaluation>,
+    full: Option<Evaluation>,
+}
+
+impl StochasticSoftmaxGd {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        mu: Option<f64>,
+        step: Option<f64>,
+        distance: Option<f64>,
+        horizon: u64,
+        batch_size: usize,
+        ema: Option<f64>,
+        seed: u64,
+        tracker: Tracker,
+    ) -> Self {
+        Self {
+            fixed_mu: mu,
+            fixed_step: step,
+            distance,
+            horizon,
+            batch_size,
+            ema,
+            rng: StdRng::seed_from_u64(seed),
+            mu: f64::NAN,
+            step: f64::NAN,
+            smoothed_smoothness: None,
+            tracker,
+            rows: Vec::new(),
+            averaged_losses: Vec::new(),
+            minibatch: None,
+            full: None,
+        }
+    }
+
+    pub fn mu(&self) -> f64 {
+        self.mu
+    }
+
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
+    /// Draws `batch_size` rows per task, uniformly with replacement.
+    fn draw_rows(&mut self, counts: &[usize]) {
+        for (rows, &n) in self.rows.iter_mut().zip(counts) {
+            for r in rows.iter_mut() {
+                *r = self.rng.random_range(0..n);
+            }
+        }
+    }
+}
+
+impl Solver<MinimaxProblem, MinimaxState> for StochasticSoftmaxGd {
+    fn name(&self) -> &str {
+        "stochastic"
+    }
+
+    fn init(
+        &mut self,
+        problem: &mut Problem<MinimaxProblem>,
+        mut state: MinimaxState,
+    ) -> Result<(MinimaxState, Option<KV>), Error> {
+        let (family, set) = unwrap_problem(problem)?;
+        let counts = family.sample_counts().ok_or_else(|| {
+            crate::error::InputError::new("--method", "stochastic needs data tasks")
+        })?;
+        let mut theta = state
+            .take_param()
+            .unwrap_or_else(|| DVector::zeros(family.dim()));
+        set.project(&mut theta);
+        let mut eval = Evaluation::new(family.num_tasks(), family.dim());
+        family.evaluate(&theta, &mut |_, w| w.fill(1.0 / w.len() as f64), &mut eval);
+        let resolved = resolve(
+            family.as_ref(),
+            &set,
+            &theta,
+            &eval,
+            self.fixed_mu,
+            self.fixed_step,
+            self.distance,
+            self.horizon,
+            false,
+        );
+        self.mu = resolved.mu;
+        self.smoothed_smoothness = resolved.smoothed_smoothness;
+        // Backtracking needs exact losses; a stochastic method uses the initial guess as a fixed step.
+        self.step = match resolved.step {
+            StepRule::Fixed(s) => s,
+            StepRule::Backtracking { initial } => initial,
+            StepRule::InverseSmoothness => unreachable!("resolved"),
+        };
+        let mu = self.mu;
+        family.evaluate(&theta, &mut |f, w| softmax_into(f, mu, w), &mut eval);
+        self.tracker.absorb(&eval);
+        let cost = eval.max_loss();
+        let kv = record_smoothed(
+            &mut self.tracker,
+            &eval,
+            mu,
+            0,
+            &theta,
+            family.as_ref(),
+            f64::NAN,
+        );
+        self.full = Some(eval);
+        self.minibatch = Some(Evaluation::new(family.num_tasks(), family.dim()));
+        self.rows = counts.iter().map(|_| vec![0; self.batch_size]).collect();
+        self.averaged_losses = Vec::new();
+        Ok((state.param(theta).cost(cost), kv))
+    }
+
+    fn next_iter(
+        &mut self,
+        problem: &mut Problem<MinimaxProblem>,
+        mut state: MinimaxState,
+    ) -> Result<(MinimaxState, Option<KV>), Error> {
+        let (family, set) = unwrap_problem(problem)?;
+        let counts = family.sample_counts().unwrap_or_default();
+        let theta = super::take_theta(&mut state)?;
+        let mut next = state.take_prev_param().unwrap_or_else(|| theta.clone());
+        self.draw_rows(&counts);
+        let mu = self.mu;
+        let ema = self.ema;
+        let averaged = &mut self.averaged_losses;
+        let mut minibatch = self.minibatch.take().expect("initialised");
+        family.evaluate_minibatch(
+            &theta,
+            &self.rows,
+            &mut |f, w| match ema {
+                None => softmax_into(f, mu, w),
+                Some(beta) => {
+                    if averaged.is_empty() {
+                        averaged.extend_from_slice(f);
+                    } else {
+                        for (a, &x) in averaged.iter_mut().zip(f) {
+                            *a = (1.0 - beta) * *a + beta * x;
+                        }
+                    }
+                    softmax_into(averaged, mu, w)
+                }
+            },
+            &mut minibatch,
+        );
+        next.copy_from(&theta);
+        next.axpy(-self.step, &minibatch.gradient, 1.0);
+        set.project(&mut next);
+        self.minibatch = Some(minibatch);
+        // The reported iterate is measured exactly (full pass) for the certificate.
+        let iteration = state.get_iter() + 1;
+        let mut full = self.full.take().expect("initialised");
+        let kv = if self.tracker.due(iteration) {
+            family.evaluate(&next, &mut |f, w| softmax_into(f, mu, w), &mut full);
+            self.tracker.absorb(&full);
+            record_smoothed(
+                &mut self.tracker,
+                &full,
+                mu,
+                iteration,
+                &next,
+                family.as_ref(),
+                self.step,
+            )
+        } else {
+            family.losses(&next, &mut full.losses);
+            softmax_into(&full.losses, mu, &mut full.weights);
+            self.tracker.record(
+                iteration,
+                &full.losses,
+                &full.weights,
+                f64::NAN,
+                None,
+                self.step,
+            )
+        };
+        let cost = full.max_loss();
+        self.full = Some(full);
+        Ok((state.param(theta).param(next).cost(cost), kv))
+    }
+}
