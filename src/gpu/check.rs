@@ -418,8 +418,8 @@ pub fn cross_check(
     })
 }
 
-/// The rate bound of a finished, traced run (softmax-gd or accelerated).
-fn run_against_bound(outcome: &SolveOutcome, num_tasks: usize, distance: f64) -> MethodRun {
+/// The gap curve of a finished, traced run (softmax-gd or accelerated) against its rate bound.
+pub fn run_against_bound(outcome: &SolveOutcome, num_tasks: usize, distance: f64) -> MethodRun {
     let mu = outcome.mu.unwrap_or(f64::NAN);
     // L_mu behind the step: reported where the step came from it, else 1/step.
     let l_mu = outcome
@@ -596,7 +596,8 @@ pub fn check_radius(spec: &crate::family::generators::SyntheticSpec) -> f64 {
     2.0 * largest + 1.0
 }
 
-const BOUND_NOTE: &str = "softmax-gd: mu ln M + L_mu R^2/(2t); accelerated: mu ln M + 2 L_mu R^2/(t+1)^2; \
+/// The bound formulas the report uses.
+pub const BOUND_NOTE: &str = "softmax-gd: mu ln M + L_mu R^2/(2t); accelerated: mu ln M + 2 L_mu R^2/(t+1)^2; \
 R = radius of the ball around theta_0 = 0, L_mu from the run (computed locally in gpu/check.rs until the \
 theory module's bound functions are on main)";
 
@@ -640,13 +641,24 @@ mod device_run {
                 Gpu::Logistic(f) => f.take_error(),
             }
         }
-        fn share(self) -> Arc<dyn TaskFamily> {
+        /// The shared family, and a way to ask it for a recorded device error.
+        fn share(self) -> (Arc<dyn TaskFamily>, ErrorProbe) {
             match self {
-                Gpu::LeastSquares(f) => Arc::new(f),
-                Gpu::Logistic(f) => Arc::new(f),
+                Gpu::LeastSquares(f) => {
+                    let f = Arc::new(f);
+                    let probe = f.clone();
+                    (f, Box::new(move || probe.take_error()))
+                }
+                Gpu::Logistic(f) => {
+                    let f = Arc::new(f);
+                    let probe = f.clone();
+                    (f, Box::new(move || probe.take_error()))
+                }
             }
         }
     }
+
+    type ErrorProbe = Box<dyn Fn() -> Option<GpuError>>;
 
     fn log(message: &str) {
         eprintln!("[gpu-check] {message}");
@@ -814,19 +826,7 @@ mod device_run {
         } else {
             GradientKernel::Cublas
         };
-        let gpu = gpu.with_kernel(fastest)?;
-        let (take_error, gpu): (Box<dyn Fn() -> Option<GpuError>>, Arc<dyn TaskFamily>) = match gpu {
-            Gpu::LeastSquares(f) => {
-                let f = Arc::new(f);
-                let g = f.clone();
-                (Box::new(move || g.take_error()), f)
-            }
-            Gpu::Logistic(f) => {
-                let f = Arc::new(f);
-                let g = f.clone();
-                (Box::new(move || g.take_error()), f)
-            }
-        };
+        let (gpu, take_error) = gpu.with_kernel(fastest)?.share();
 
         // The GPU runs, with the solver's default (horizon-tuned) temperature and step.
         let mut runs = Vec::new();
