@@ -7,12 +7,15 @@
 
 pub mod ball;
 pub mod certificate;
+pub mod cli;
 pub mod error;
 pub mod family;
 pub mod gpu;
+pub mod io;
 pub mod kernels;
 pub mod numerics;
 pub mod solvers;
+pub mod theory;
 
 pub use ball::{Ball, FeasibleSet};
 pub use error::{Error, InputError};

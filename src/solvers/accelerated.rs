@@ -1,5 +1,5 @@
 //! Accelerated (Nesterov / FISTA) projected gradient on the smoothed maximum F_mu
-//! (Beck & Teboulle 2009). Bound: docs/THEORY.md#4-accelerated-smoothing.
+//! (Beck & Teboulle 2009). Bound: docs/THEORY.md#accelerated-softmax-gd.
 
 use super::smoothing::{resolve, sufficient_decrease, StepRule, Temperature};
 use super::softmax_gd::record_smoothed;

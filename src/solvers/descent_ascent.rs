@@ -3,7 +3,7 @@
 //! space, `log q <- log q + eta_q f(theta)`, then normalised by a shifted
 //! softmax; theta takes a projected gradient step on `sum_i q_i f_i`. The
 //! reported point is the averaged iterate, certified by `F(theta_bar) - D(q_bar)`.
-//! Bound: docs/THEORY.md#6-descent-ascent.
+//! Bound: docs/THEORY.md#descent-ascent.
 
 use super::smoothing::{distance_bound, region_radius};
 use super::tracker::Tracker;

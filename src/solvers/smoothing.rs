@@ -1,6 +1,6 @@
 //! Temperature and step-size rules for the smoothed methods (softmax-gd,
-//! accelerated, stochastic). See docs/THEORY.md, "Default step" and
-//! "Tuned temperature".
+//! accelerated, stochastic). See docs/THEORY.md#default-step-rule and
+//! docs/THEORY.md#softmax-gd-with-a-tuned-temperature.
 
 use crate::ball::FeasibleSet;
 use crate::family::{Evaluation, TaskFamily};
@@ -20,7 +20,8 @@ pub enum Temperature {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum StepRule {
     Fixed(f64),
-    /// eta = 1 / L_mu, L_mu = L + G^2 / mu with G over the feasible set (needs a bounded set).
+    /// eta = 1 / L_mu, L_mu = L + G^2 / mu with G over the feasible set (needs a bounded set;
+    /// `resolve` turns it into `Fixed`).
     InverseSmoothness,
     /// Armijo-type backtracking on F_mu (halving), starting from `initial`.
     Backtracking {
@@ -102,7 +103,10 @@ pub(crate) fn resolve(
         }
     };
     let smoothness = family.smoothness();
-    let (step, smoothed_smoothness) = match (step, g_region) {
+    // 1/L_mu is only safe where projection keeps every iterate inside the
+    // region G was computed on, i.e. when the set itself is bounded.
+    let g_set = set.radius().map(|r| family.gradient_bound_on_ball(r));
+    let (step, smoothed_smoothness) = match (step, g_set) {
         (Some(s), _) => (StepRule::Fixed(s), None),
         (None, Some(g)) => {
             let l_mu = smoothness + g * g / mu;

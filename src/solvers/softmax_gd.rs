@@ -1,7 +1,7 @@
 //! Softmax-weighted gradient descent (the paper's algorithm):
 //! `p_t = softmax(f(theta_t) / mu)`, `theta_{t+1} = Pi(theta_t - eta sum_i p_t,i grad f_i(theta_t))`,
 //! i.e. projected gradient descent on the smoothed maximum F_mu.
-//! Bound: docs/THEORY.md#3-softmax-weighted-gradient-descent.
+//! Bound: docs/THEORY.md#softmax-gd-with-a-fixed-temperature and #default-step-rule.
 
 use super::smoothing::{resolve, sufficient_decrease, StepRule, Temperature};
 use super::tracker::Tracker;

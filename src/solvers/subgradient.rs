@@ -1,7 +1,7 @@
 //! Projected subgradient method on F = max_i f_i: the step follows the
 //! gradient of a worst task. Returns the best iterate (argmin's state tracks
 //! it). The certificate uses the running average of the one-hot weights of the
-//! active tasks. Bound: docs/THEORY.md#7-subgradient-method.
+//! active tasks. Bound: docs/THEORY.md#subgradient-method.
 
 use super::smoothing::{distance_bound, region_radius};
 use super::tracker::Tracker;

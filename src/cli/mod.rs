@@ -1,0 +1,60 @@
+//! The `taskrobust` command line: argument parsing and the commands' output.
+//! Bad input ends with exit status 2 and one line on stderr naming the field.
+
+mod solve;
+
+pub use solve::{format_table, outcome_json, run_solve, SolveArgs};
+
+use clap::{Parser, Subcommand};
+
+/// Task-robust (minimax) pre-training, made checkable.
+#[derive(Debug, Parser)]
+#[command(name = "taskrobust", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Solve min_theta max_i f_i(theta) for a problem file, with a certified gap.
+    Solve(SolveArgs),
+}
+
+/// How a command ended: the exit status and what to print on stderr.
+#[derive(Debug)]
+pub struct Failure {
+    pub status: i32,
+    pub message: String,
+}
+
+impl From<crate::error::Error> for Failure {
+    fn from(e: crate::error::Error) -> Self {
+        match e {
+            crate::error::Error::Input(input) => Failure {
+                status: 2,
+                message: input.to_string(),
+            },
+            other => Failure {
+                status: 1,
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<crate::error::InputError> for Failure {
+    fn from(e: crate::error::InputError) -> Self {
+        Failure {
+            status: 2,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Runs the parsed command; `Ok` carries what goes to stdout.
+pub fn run(cli: Cli) -> Result<String, Failure> {
+    match cli.command {
+        Command::Solve(args) => run_solve(&args),
+    }
+}

@@ -1,0 +1,257 @@
+//! File input and output: problem files, `.npy`/`.csv` data, atomic writes.
+//!
+//! Every reader reports bad input as an [`InputError`] whose field names the
+//! file (and the JSON field that pointed to it); every writer goes through a
+//! temp file and a rename, so no output is ever left half-written.
+
+mod atomic;
+mod csv;
+mod npy;
+mod problem;
+
+pub use self::csv::{read_csv, CsvTable};
+pub use atomic::{write_atomic, write_atomic_with, write_json_atomic, write_text_atomic};
+pub use npy::{
+    read_npy, write_npy, write_npy_matrix, write_npy_transposed, write_npy_vector, NpyArray,
+};
+pub use problem::{
+    export_data_problem, export_quadratic_problem, load_problem, LoadedProblem, PROBLEM_KINDS,
+};
+
+use crate::error::InputError;
+use nalgebra::{DMatrix, DVector};
+use std::io;
+use std::path::Path;
+
+/// The data file formats, chosen by extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataFormat {
+    Npy,
+    Csv,
+}
+
+impl DataFormat {
+    /// `.npy` or `.csv` (any case); `None` for anything else.
+    pub fn of(path: &Path) -> Option<Self> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "npy" => Some(Self::Npy),
+            "csv" => Some(Self::Csv),
+            _ => None,
+        }
+    }
+}
+
+/// One-line description of a failed read, without the OS error noise for
+/// the common cases.
+pub(crate) fn read_error(field: &str, e: &io::Error) -> InputError {
+    let message = match e.kind() {
+        io::ErrorKind::NotFound => "file not found".to_string(),
+        io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        io::ErrorKind::UnexpectedEof => "is truncated".to_string(),
+        _ => format!("cannot read: {e}"),
+    };
+    InputError::new(field, message)
+}
+
+fn format_of(path: &Path, field: &str) -> Result<DataFormat, InputError> {
+    DataFormat::of(path).ok_or_else(|| {
+        InputError::new(
+            field,
+            "has an unsupported extension; data files must end in .npy or .csv",
+        )
+    })
+}
+
+/// Rejects the first NaN or infinity of an `n x d` C-order array.
+fn check_finite_entries(field: &str, data: &[f64], cols: usize) -> Result<(), InputError> {
+    match data.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(k) => {
+            let at = match k.checked_div(cols) {
+                None => format!("[{k}]"),
+                Some(row) => format!("[{row}, {}]", k % cols),
+            };
+            Err(InputError::new(
+                field,
+                format!(
+                    "entry {at} is {} (NaN or infinite values are not allowed)",
+                    data[k]
+                ),
+            ))
+        }
+    }
+}
+
+/// Reads an `n x d` design matrix (one sample per row) from `.npy` or
+/// `.csv` and returns it transposed, `d x n` with one sample per column --
+/// the layout of [`TaskData::xt`](crate::family::TaskData). The file's
+/// values become the matrix storage without a copy.
+pub fn read_samples(path: &Path, field: &str) -> Result<DMatrix<f64>, InputError> {
+    let (rows, cols, data) = match format_of(path, field)? {
+        DataFormat::Npy => {
+            let array = read_npy(path, field)?;
+            let [rows, cols] = array.shape[..] else {
+                return Err(InputError::new(
+                    field,
+                    format!(
+                        "must be a 2-D array (samples x features), got {} dimension(s) {:?}",
+                        array.shape.len(),
+                        array.shape
+                    ),
+                ));
+            };
+            check_finite_entries(field, &array.data, cols)?;
+            (rows, cols, array.data)
+        }
+        DataFormat::Csv => {
+            let table = read_csv(path, field)?;
+            (table.rows, table.cols, table.data)
+        }
+    };
+    if rows == 0 || cols == 0 {
+        return Err(InputError::new(
+            field,
+            format!("is empty ({rows} rows, {cols} columns)"),
+        ));
+    }
+    Ok(DMatrix::from_vec(cols, rows, data))
+}
+
+/// Reads a vector from `.npy` (a 1-D array) or `.csv` (one number per
+/// line, or one line of numbers).
+pub fn read_vector(path: &Path, field: &str) -> Result<DVector<f64>, InputError> {
+    let data = match format_of(path, field)? {
+        DataFormat::Npy => {
+            let array = read_npy(path, field)?;
+            if array.shape.len() != 1 {
+                return Err(InputError::new(
+                    field,
+                    format!(
+                        "must be a 1-D array, got shape {:?} (in NumPy: np.save(path, y.ravel()))",
+                        array.shape
+                    ),
+                ));
+            }
+            check_finite_entries(field, &array.data, 0)?;
+            array.data
+        }
+        DataFormat::Csv => {
+            let table = read_csv(path, field)?;
+            if table.rows > 1 && table.cols > 1 {
+                return Err(InputError::new(
+                    field,
+                    format!(
+                        "must be one number per line or a single line, got {} lines of {} values",
+                        table.rows, table.cols
+                    ),
+                ));
+            }
+            table.data
+        }
+    };
+    if data.is_empty() {
+        return Err(InputError::new(field, "is empty"));
+    }
+    Ok(DVector::from_vec(data))
+}
+
+#[cfg(test)]
+pub(crate) mod test_dir {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    pub struct TestDir(PathBuf);
+
+    impl TestDir {
+        pub fn new(tag: &str) -> Self {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let path =
+                std::env::temp_dir().join(format!("taskrobust-{tag}-{}-{n}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).expect("create test dir");
+            Self(path)
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for TestDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_dir::TestDir;
+    use super::*;
+
+    #[test]
+    fn samples_come_back_transposed_from_both_formats() {
+        let dir = TestDir::new("io-samples");
+        let x = DMatrix::from_row_slice(3, 2, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
+        let npy = dir.path().join("x.npy");
+        write_npy_matrix(&npy, &x).unwrap();
+        let csv = dir.path().join("x.CSV");
+        std::fs::write(&csv, "1,2\n3,4\n5,6\n").unwrap();
+        for path in [&npy, &csv] {
+            let xt = read_samples(path, "x").unwrap();
+            assert_eq!(xt, x.transpose());
+        }
+    }
+
+    #[test]
+    fn vectors_from_column_row_and_npy() {
+        let dir = TestDir::new("io-vec");
+        let expected = DVector::from_vec(vec![1.0, -1.0, 1.0]);
+        let column = dir.path().join("c.csv");
+        std::fs::write(&column, "1\n-1\n1\n").unwrap();
+        let row = dir.path().join("r.csv");
+        std::fs::write(&row, "1,-1,1\n").unwrap();
+        let npy = dir.path().join("v.npy");
+        write_npy_vector(&npy, expected.as_slice()).unwrap();
+        for path in [&column, &row, &npy] {
+            assert_eq!(read_vector(path, "y").unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn shape_extension_and_value_errors() {
+        let dir = TestDir::new("io-bad");
+        let m = dir.path().join("m.npy");
+        write_npy_matrix(&m, &DMatrix::from_element(2, 2, 1.0)).unwrap();
+        let err = read_vector(&m, "y").unwrap_err();
+        assert!(err.message.contains("must be a 1-D array"), "{err}");
+        let v = dir.path().join("v.npy");
+        write_npy_vector(&v, &[1.0, 2.0]).unwrap();
+        let err = read_samples(&v, "x").unwrap_err();
+        assert!(err.message.contains("must be a 2-D array"), "{err}");
+        let nan = dir.path().join("nan.npy");
+        write_npy(&nan, &[2, 3], &[0.0, 1.0, 2.0, 3.0, f64::NAN, 5.0]).unwrap();
+        let err = read_samples(&nan, "x").unwrap_err();
+        assert!(err.message.contains("entry [1, 1] is NaN"), "{err}");
+        let err = read_samples(&dir.path().join("x.txt"), "x").unwrap_err();
+        assert!(err.message.contains("unsupported extension"), "{err}");
+        let grid = dir.path().join("g.csv");
+        std::fs::write(&grid, "1,2\n3,4\n").unwrap();
+        let err = read_vector(&grid, "y").unwrap_err();
+        assert!(err.message.contains("2 lines of 2 values"), "{err}");
+        let empty = dir.path().join("e.csv");
+        std::fs::write(&empty, "\n").unwrap();
+        assert!(read_samples(&empty, "x")
+            .unwrap_err()
+            .message
+            .contains("is empty"));
+        assert!(read_vector(&empty, "y")
+            .unwrap_err()
+            .message
+            .contains("is empty"));
+    }
+}

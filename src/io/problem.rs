@@ -1,0 +1,1020 @@
+//! Problem files (JSON), as cli-contract.md specifies:
+//!
+//! - `{"kind": "quadratic", "tasks": [{"a": [[..]], "c": [..], "b": 0.0}, ..]}`
+//! - `{"kind": "least_squares", "tasks": [{"x": [[..]], "y": [..]} | {"x_path": "t0_x.npy", "y_path": "t0_y.npy"}, ..]}`
+//! - `{"kind": "logistic", "l2": 0.01, "tasks": [...as least squares, labels +1/-1...]}`
+//!
+//! plus an optional top-level `"radius"` (the ball `||theta|| <= radius`) and,
+//! for least squares, `"gradient_form": "auto" | "data" | "gram"`. Data paths
+//! are relative to the problem file. Optional keys may be `null` (absent);
+//! unknown keys are rejected so that a misspelt `"radius"` cannot silently
+//! turn into an unconstrained problem.
+//!
+//! Every error names the problem file and the JSON field, and where data came
+//! from a file, that file: `p.json: tasks[0].x_path (t0_x.npy): file not found`.
+
+use super::{read_samples, read_vector, write_json_atomic, write_npy_transposed, write_npy_vector};
+use crate::ball::FeasibleSet;
+use crate::error::{check_positive, InputError};
+use crate::family::{
+    GradientForm, LeastSquaresFamily, LogisticFamily, QuadraticFamily, QuadraticTask, TaskData,
+    TaskFamily,
+};
+use nalgebra::{DMatrix, DVector};
+use serde_json::{json, Map, Value};
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The problem kinds a file may declare.
+pub const PROBLEM_KINDS: [&str; 3] = ["quadratic", "least_squares", "logistic"];
+
+/// Top-level keys that carry no meaning for the solver but may document a file.
+const DOCUMENTATION_KEYS: [&str; 3] = ["name", "description", "comment"];
+
+/// A problem read from a file, ready for the solvers.
+#[derive(Clone)]
+pub struct LoadedProblem {
+    pub family: Arc<dyn TaskFamily>,
+    pub set: FeasibleSet,
+    /// "quadratic", "least_squares" or "logistic".
+    pub kind: String,
+    /// The problem file as given.
+    pub path: PathBuf,
+}
+
+impl fmt::Debug for LoadedProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedProblem")
+            .field("kind", &self.kind)
+            .field("tasks", &self.family.num_tasks())
+            .field("dim", &self.family.dim())
+            .field("set", &self.set)
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+/// Reads and validates a problem file.
+pub fn load_problem(path: &Path) -> Result<LoadedProblem, InputError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| super::read_error(&file, &e))?;
+    let root: Value = serde_json::from_str(&text)
+        .map_err(|e| InputError::new(&file, format!("is not valid JSON: {e}")))?;
+    drop(text);
+    let loader = Loader {
+        file,
+        dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+    };
+    let (family, set, kind) = loader.load(&root)?;
+    Ok(LoadedProblem {
+        family,
+        set,
+        kind,
+        path: path.to_path_buf(),
+    })
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A task's x or y: the inline JSON value, or the file (full path, label
+/// for messages) it is to be read from.
+type DataSource<'v> = (&'v Value, Option<(PathBuf, String)>);
+
+/// Where one of a task's x / y came from, for error messages.
+struct Sources {
+    x: String,
+    y: String,
+}
+
+struct Loader {
+    /// The problem file as given, prefixed to every field.
+    file: String,
+    /// Data paths are relative to this directory.
+    dir: PathBuf,
+}
+
+impl Loader {
+    fn err(&self, field: &str, message: impl Into<String>) -> InputError {
+        InputError::new(format!("{}: {field}", self.file), message)
+    }
+
+    fn object<'v>(
+        &self,
+        value: &'v Value,
+        field: &str,
+        allowed: &[&str],
+    ) -> Result<&'v Map<String, Value>, InputError> {
+        let map = value.as_object().ok_or_else(|| {
+            self.err(
+                field,
+                format!("expected an object, got {}", type_name(value)),
+            )
+        })?;
+        if let Some(key) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+            let at = if field.is_empty() {
+                key.clone()
+            } else {
+                format!("{field}.{key}")
+            };
+            return Err(self.err(
+                &at,
+                format!("unknown key; expected one of: {}", allowed.join(", ")),
+            ));
+        }
+        Ok(map)
+    }
+
+    /// A present, non-null entry of an object (`null` counts as absent).
+    fn optional<'v>(&self, map: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
+        map.get(key).filter(|v| !v.is_null())
+    }
+
+    fn required<'v>(
+        &self,
+        map: &'v Map<String, Value>,
+        key: &str,
+        field: &str,
+    ) -> Result<&'v Value, InputError> {
+        match map.get(key) {
+            None => Err(self.err(field, "is missing")),
+            Some(Value::Null) => Err(self.err(field, "is null; expected a value")),
+            Some(v) => Ok(v),
+        }
+    }
+
+    fn number(&self, value: &Value, field: &str) -> Result<f64, InputError> {
+        match value.as_f64() {
+            Some(x) if x.is_finite() => Ok(x),
+            Some(x) => Err(self.err(
+                field,
+                format!("is {x}; NaN or infinite values are not allowed"),
+            )),
+            None => Err(self.err(
+                field,
+                format!("expected a number, got {}", type_name(value)),
+            )),
+        }
+    }
+
+    fn vector(&self, value: &Value, field: &str) -> Result<Vec<f64>, InputError> {
+        let items = value.as_array().ok_or_else(|| {
+            self.err(
+                field,
+                format!("expected an array of numbers, got {}", type_name(value)),
+            )
+        })?;
+        items
+            .iter()
+            .enumerate()
+            .map(|(j, v)| self.number(v, &format!("{field}[{j}]")))
+            .collect()
+    }
+
+    /// An array of equally long rows: `(rows, cols, row-major values)`.
+    fn rows(&self, value: &Value, field: &str) -> Result<(usize, usize, Vec<f64>), InputError> {
+        let rows = value.as_array().ok_or_else(|| {
+            self.err(
+                field,
+                format!("expected an array of rows, got {}", type_name(value)),
+            )
+        })?;
+        if rows.is_empty() {
+            return Err(self.err(field, "has no rows"));
+        }
+        let mut cols = 0;
+        let mut data = Vec::new();
+        for (r, row) in rows.iter().enumerate() {
+            let at = format!("{field}[{r}]");
+            let entries = row.as_array().ok_or_else(|| {
+                self.err(
+                    &at,
+                    format!(
+                        "expected a row (an array of numbers), got {}",
+                        type_name(row)
+                    ),
+                )
+            })?;
+            if r == 0 {
+                cols = entries.len();
+                if cols == 0 {
+                    return Err(self.err(&at, "is empty"));
+                }
+                data.reserve(rows.len() * cols);
+            } else if entries.len() != cols {
+                return Err(self.err(
+                    &at,
+                    format!(
+                        "has {} entries, expected {cols} (as {field}[0]); rows must not be ragged",
+                        entries.len()
+                    ),
+                ));
+            }
+            for (c, v) in entries.iter().enumerate() {
+                data.push(self.number(v, &format!("{at}[{c}]"))?);
+            }
+        }
+        Ok((rows.len(), cols, data))
+    }
+
+    fn load(&self, root: &Value) -> Result<(Arc<dyn TaskFamily>, FeasibleSet, String), InputError> {
+        let mut allowed = vec!["kind", "tasks", "radius", "l2", "gradient_form"];
+        allowed.extend(DOCUMENTATION_KEYS);
+        let map = root.as_object().ok_or_else(|| {
+            InputError::new(
+                &self.file,
+                format!(
+                    "expected a JSON object at the top level, got {}",
+                    type_name(root)
+                ),
+            )
+        })?;
+        self.object(root, "", &allowed)?;
+        let kind = match self.required(map, "kind", "kind")? {
+            Value::String(s) if PROBLEM_KINDS.contains(&s.as_str()) => s.clone(),
+            Value::String(s) => {
+                return Err(self.err(
+                    "kind",
+                    format!(
+                        "unknown kind '{s}'; expected one of: {}",
+                        PROBLEM_KINDS.join(", ")
+                    ),
+                ))
+            }
+            other => {
+                return Err(self.err(
+                    "kind",
+                    format!("expected a string, got {}", type_name(other)),
+                ))
+            }
+        };
+        // Scalars first: fail before reading any (possibly large) data file.
+        let set = match self.optional(map, "radius") {
+            None => FeasibleSet::Unconstrained,
+            Some(v) => {
+                let r = self.number(v, "radius")?;
+                FeasibleSet::with_radius(check_positive("radius", r).map_err(|e| self.wrap(e))?)
+            }
+        };
+        let l2 = match (kind.as_str(), self.optional(map, "l2")) {
+            ("logistic", None) => {
+                return Err(self.err(
+                    "l2",
+                    "is missing; logistic problems need a positive l2 penalty",
+                ))
+            }
+            ("logistic", Some(v)) => {
+                let l2 = self.number(v, "l2")?;
+                Some(check_positive("l2", l2).map_err(|e| self.wrap(e))?)
+            }
+            (_, None) => None,
+            (_, Some(_)) => return Err(self.err("l2", "only applies to kind logistic")),
+        };
+        let form = match (kind.as_str(), self.optional(map, "gradient_form")) {
+            (_, None) => GradientForm::Auto,
+            ("least_squares", Some(v)) => match v.as_str() {
+                Some("auto") => GradientForm::Auto,
+                Some("data") => GradientForm::Data,
+                Some("gram") => GradientForm::Gram,
+                _ => {
+                    return Err(self.err(
+                        "gradient_form",
+                        format!("is {v}; expected \"auto\", \"data\" or \"gram\""),
+                    ))
+                }
+            },
+            (_, Some(_)) => {
+                return Err(self.err("gradient_form", "only applies to kind least_squares"))
+            }
+        };
+        let tasks = match self.required(map, "tasks", "tasks")? {
+            Value::Array(tasks) if tasks.is_empty() => {
+                return Err(self.err("tasks", "no tasks given"))
+            }
+            Value::Array(tasks) => tasks,
+            other => {
+                return Err(self.err(
+                    "tasks",
+                    format!("expected an array of tasks, got {}", type_name(other)),
+                ))
+            }
+        };
+        let family: Arc<dyn TaskFamily> = match kind.as_str() {
+            "quadratic" => {
+                let tasks = tasks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| self.quadratic_task(t, i))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Arc::new(QuadraticFamily::new(tasks).map_err(|e| self.wrap(e))?)
+            }
+            _ => {
+                let (data, sources) = self.data_tasks(tasks)?;
+                let relabel = |e: InputError| self.wrap(relabel(e, &sources));
+                match l2 {
+                    Some(l2) => Arc::new(LogisticFamily::new(data, l2).map_err(relabel)?),
+                    None => Arc::new(LeastSquaresFamily::new(data, form).map_err(relabel)?),
+                }
+            }
+        };
+        Ok((family, set, kind))
+    }
+
+    /// Prefixes an error from the family constructors with the file name.
+    fn wrap(&self, e: InputError) -> InputError {
+        InputError::new(format!("{}: {}", self.file, e.field), e.message)
+    }
+
+    fn quadratic_task(&self, value: &Value, i: usize) -> Result<QuadraticTask, InputError> {
+        let field = format!("tasks[{i}]");
+        let map = self.object(value, &field, &["a", "c", "b", "name"])?;
+        let a_field = format!("{field}.a");
+        let (rows, cols, a) = self.rows(self.required(map, "a", &a_field)?, &a_field)?;
+        let c_field = format!("{field}.c");
+        let c = self.vector(self.required(map, "c", &c_field)?, &c_field)?;
+        let b = match self.optional(map, "b") {
+            None if map.contains_key("b") => {
+                return Err(self.err(&format!("{field}.b"), "is null; expected a number"))
+            }
+            None => 0.0,
+            Some(v) => self.number(v, &format!("{field}.b"))?,
+        };
+        Ok(QuadraticTask {
+            a: DMatrix::from_row_slice(rows, cols, &a),
+            c: DVector::from_vec(c),
+            b,
+        })
+    }
+
+    /// `x` / `x_path` (or `y` / `y_path`) of task i: exactly one must be given.
+    fn data_source<'v>(
+        &self,
+        map: &'v Map<String, Value>,
+        i: usize,
+        name: &str,
+    ) -> Result<DataSource<'v>, InputError> {
+        let path_key = format!("{name}_path");
+        let field = format!("tasks[{i}].{name}");
+        match (self.optional(map, name), self.optional(map, &path_key)) {
+            (Some(_), Some(_)) => Err(self.err(
+                &format!("tasks[{i}]"),
+                format!("gives both {name} and {path_key}; give one"),
+            )),
+            (None, None) => Err(self.err(
+                &format!("tasks[{i}]"),
+                format!("needs {name} (inline numbers) or {path_key} (a .npy or .csv file)"),
+            )),
+            (Some(v), None) => Ok((v, None)),
+            (None, Some(v)) => match v.as_str() {
+                Some(rel) if !rel.is_empty() => {
+                    let label = format!("tasks[{i}].{path_key} ({rel})");
+                    Ok((v, Some((self.dir.join(rel), label))))
+                }
+                _ => Err(self.err(
+                    &format!("{field}_path"),
+                    format!("expected a file name, got {}", type_name(v)),
+                )),
+            },
+        }
+    }
+
+    fn data_tasks(&self, tasks: &[Value]) -> Result<(Vec<TaskData>, Vec<Sources>), InputError> {
+        let mut data = Vec::with_capacity(tasks.len());
+        let mut sources: Vec<Sources> = Vec::with_capacity(tasks.len());
+        for (i, value) in tasks.iter().enumerate() {
+            let map = self.object(
+                value,
+                &format!("tasks[{i}]"),
+                &["x", "y", "x_path", "y_path", "name"],
+            )?;
+            let (x_value, x_file) = self.data_source(map, i, "x")?;
+            let (y_value, y_file) = self.data_source(map, i, "y")?;
+            let (xt, x_label) = match x_file {
+                Some((path, label)) => (
+                    read_samples(&path, &format!("{}: {label}", self.file))?,
+                    label,
+                ),
+                None => {
+                    let field = format!("tasks[{i}].x");
+                    let (n, d, values) = self.rows(x_value, &field)?;
+                    // Row-major n x d is column-major d x n: the transposed layout.
+                    (DMatrix::from_vec(d, n, values), field)
+                }
+            };
+            let (y, y_label) = match y_file {
+                Some((path, label)) => (
+                    read_vector(&path, &format!("{}: {label}", self.file))?,
+                    label,
+                ),
+                None => {
+                    let field = format!("tasks[{i}].y");
+                    let values = self.vector(y_value, &field)?;
+                    if values.is_empty() {
+                        return Err(self.err(&field, "is empty"));
+                    }
+                    (DVector::from_vec(values), field)
+                }
+            };
+            if y.len() != xt.ncols() {
+                return Err(self.err(
+                    &y_label,
+                    format!(
+                        "has {} entries but {x_label} has {} rows",
+                        y.len(),
+                        xt.ncols()
+                    ),
+                ));
+            }
+            if let Some(first) = sources.first() {
+                let d = data.first().map_or(0, |t: &TaskData| t.xt.nrows());
+                if xt.nrows() != d {
+                    return Err(self.err(
+                        &x_label,
+                        format!("has {} columns, expected {d} (as {})", xt.nrows(), first.x),
+                    ));
+                }
+            }
+            data.push(TaskData { xt, y });
+            sources.push(Sources {
+                x: x_label,
+                y: y_label,
+            });
+        }
+        Ok((data, sources))
+    }
+}
+
+/// Replaces `tasks[i].x` / `tasks[i].y` in a family error by where that
+/// data came from (e.g. `tasks[i].y_path (t0_y.csv)`).
+fn relabel(e: InputError, sources: &[Sources]) -> InputError {
+    let parsed = e
+        .field
+        .strip_prefix("tasks[")
+        .and_then(|rest| rest.split_once("]."))
+        .and_then(|(index, name)| Some((index.parse::<usize>().ok()?, name)));
+    let field = match parsed {
+        Some((i, "x")) if i < sources.len() => sources[i].x.clone(),
+        Some((i, "y")) if i < sources.len() => sources[i].y.clone(),
+        _ => e.field,
+    };
+    InputError::new(field, e.message)
+}
+
+fn invalid_input(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message)
+}
+
+fn check_export_scalar(name: &str, value: Option<f64>) -> io::Result<()> {
+    match value {
+        Some(v) if !(v.is_finite() && v > 0.0) => Err(invalid_input(format!(
+            "{name} must be a finite positive number, got {v}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Writes a data problem as `dir/{name}.json` plus, per task i,
+/// `dir/{name}_t{i}_x.npy` (n x d, one sample per row) and
+/// `dir/{name}_t{i}_y.npy`, and returns the JSON file's path. `kind` is
+/// "least_squares" (no `l2`) or "logistic" (`l2` required). The JSON is
+/// written last, so it never refers to missing data files; every file is
+/// written atomically. `TaskData::xt` (d x n column-major) is written as is:
+/// it is the byte layout of the C-order n x d array.
+pub fn export_data_problem(
+    dir: &Path,
+    name: &str,
+    kind: &str,
+    l2: Option<f64>,
+    tasks: &[TaskData],
+    radius: Option<f64>,
+) -> io::Result<PathBuf> {
+    if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\']) {
+        return Err(invalid_input(format!("'{name}' is not a plain file name")));
+    }
+    match (kind, l2) {
+        ("least_squares", None) | ("logistic", Some(_)) => {}
+        ("least_squares", Some(_)) => {
+            return Err(invalid_input("l2 only applies to kind logistic".into()))
+        }
+        ("logistic", None) => return Err(invalid_input("kind logistic needs l2".into())),
+        _ => {
+            return Err(invalid_input(format!(
+                "cannot export kind '{kind}' as data; expected least_squares or logistic"
+            )))
+        }
+    }
+    check_export_scalar("l2", l2)?;
+    check_export_scalar("radius", radius)?;
+    if tasks.is_empty() {
+        return Err(invalid_input("no tasks to export".into()));
+    }
+    for (i, t) in tasks.iter().enumerate() {
+        if t.y.len() != t.xt.ncols() || t.xt.nrows() != tasks[0].xt.nrows() {
+            return Err(invalid_input(format!("task {i} has inconsistent shapes")));
+        }
+        if !t.xt.iter().chain(t.y.iter()).all(|v| v.is_finite()) {
+            return Err(invalid_input(format!(
+                "task {i} holds NaN or infinite values"
+            )));
+        }
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut entries = Vec::with_capacity(tasks.len());
+    for (i, task) in tasks.iter().enumerate() {
+        let x_name = format!("{name}_t{i}_x.npy");
+        let y_name = format!("{name}_t{i}_y.npy");
+        write_npy_transposed(&dir.join(&x_name), &task.xt)?;
+        write_npy_vector(&dir.join(&y_name), task.y.as_slice())?;
+        entries.push(json!({"x_path": x_name, "y_path": y_name}));
+    }
+    let mut root = Map::new();
+    root.insert("kind".into(), json!(kind));
+    if let Some(l2) = l2 {
+        root.insert("l2".into(), json!(l2));
+    }
+    if let Some(r) = radius {
+        root.insert("radius".into(), json!(r));
+    }
+    root.insert("tasks".into(), Value::Array(entries));
+    let path = dir.join(format!("{name}.json"));
+    write_json_atomic(&path, &Value::Object(root))?;
+    Ok(path)
+}
+
+/// Writes quadratic tasks inline as a problem file at `path` (atomically).
+/// Numbers are written in shortest round-trip form, so loading the file
+/// gives back the same tasks bit for bit.
+pub fn export_quadratic_problem(
+    path: &Path,
+    tasks: &[QuadraticTask],
+    radius: Option<f64>,
+) -> io::Result<()> {
+    check_export_scalar("radius", radius)?;
+    if tasks.is_empty() {
+        return Err(invalid_input("no tasks to export".into()));
+    }
+    let mut entries = Vec::with_capacity(tasks.len());
+    for (i, t) in tasks.iter().enumerate() {
+        let finite = t.a.iter().chain(t.c.iter()).all(|v| v.is_finite()) && t.b.is_finite();
+        if !finite {
+            // JSON has no NaN: serde_json would write null.
+            return Err(invalid_input(format!(
+                "task {i} holds NaN or infinite values"
+            )));
+        }
+        let rows: Vec<Vec<f64>> =
+            t.a.row_iter()
+                .map(|r| r.iter().copied().collect())
+                .collect();
+        entries.push(json!({"a": rows, "c": t.c.as_slice(), "b": t.b}));
+    }
+    let mut root = Map::new();
+    root.insert("kind".into(), json!("quadratic"));
+    if let Some(r) = radius {
+        root.insert("radius".into(), json!(r));
+    }
+    root.insert("tasks".into(), Value::Array(entries));
+    write_json_atomic(path, &Value::Object(root))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::family::generators::random_psd;
+    use crate::io::test_dir::TestDir;
+    use crate::io::{write_npy, write_npy_matrix};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    fn write(dir: &TestDir, name: &str, text: &str) -> PathBuf {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Loads `text` as `p.json` and returns the one-line error.
+    fn error(dir: &TestDir, text: &str) -> String {
+        let path = write(dir, "p.json", text);
+        let err = load_problem(&path).unwrap_err();
+        let line = err.to_string();
+        assert!(!line.contains('\n'), "not one line: {line}");
+        assert!(
+            line.starts_with(&path.display().to_string()),
+            "no file name: {line}"
+        );
+        line
+    }
+
+    fn assert_error(dir: &TestDir, text: &str, expected: &str) {
+        let line = error(dir, text);
+        assert!(line.contains(expected), "expected '{expected}' in: {line}");
+    }
+
+    fn random_tasks(rng: &mut StdRng, m: usize, n: usize, d: usize, labels: bool) -> Vec<TaskData> {
+        (0..m)
+            .map(|i| {
+                let xt = DMatrix::from_fn(d, n + i, |_, _| rng.random_range(-1.0..1.0));
+                let y = DVector::from_fn(n + i, |_, _| {
+                    let v: f64 = rng.random_range(-1.0..1.0);
+                    if labels {
+                        v.signum()
+                    } else {
+                        v
+                    }
+                });
+                TaskData { xt, y }
+            })
+            .collect()
+    }
+
+    fn losses(family: &dyn TaskFamily, theta: &DVector<f64>) -> Vec<f64> {
+        let mut out = vec![0.0; family.num_tasks()];
+        family.losses(theta, &mut out);
+        out
+    }
+
+    #[test]
+    fn data_problems_round_trip_through_npy_files() {
+        let dir = TestDir::new("problem-rt");
+        let mut rng = StdRng::seed_from_u64(7);
+        let theta = DVector::from_fn(5, |_, _| rng.random_range(-1.0..1.0));
+        let tasks = random_tasks(&mut rng, 3, 20, 5, false);
+        let path =
+            export_data_problem(dir.path(), "ls", "least_squares", None, &tasks, None).unwrap();
+        let loaded = load_problem(&path).unwrap();
+        assert_eq!(
+            (loaded.kind.as_str(), loaded.set),
+            ("least_squares", FeasibleSet::Unconstrained)
+        );
+        let direct = LeastSquaresFamily::new(tasks, GradientForm::Auto).unwrap();
+        assert_eq!(losses(&*loaded.family, &theta), losses(&direct, &theta));
+
+        let tasks = random_tasks(&mut rng, 4, 9, 5, true);
+        let path = export_data_problem(dir.path(), "lg", "logistic", Some(0.05), &tasks, Some(2.5))
+            .unwrap();
+        let loaded = load_problem(&path).unwrap();
+        assert_eq!(loaded.set, FeasibleSet::with_radius(2.5));
+        let direct = LogisticFamily::new(tasks, 0.05).unwrap();
+        assert_eq!(losses(&*loaded.family, &theta), losses(&direct, &theta));
+        assert!(format!("{loaded:?}").contains("tasks: 4"));
+    }
+
+    #[test]
+    fn quadratic_problems_round_trip_exactly() {
+        let dir = TestDir::new("problem-quad");
+        let mut rng = StdRng::seed_from_u64(3);
+        let tasks: Vec<QuadraticTask> = (0..3)
+            .map(|i| QuadraticTask {
+                a: random_psd(&mut rng, 4, 2.0, 10.0),
+                c: DVector::from_fn(4, |_, _| rng.random_range(-1.0..1.0)),
+                b: 0.1 * i as f64,
+            })
+            .collect();
+        let direct = QuadraticFamily::new(tasks.clone()).unwrap();
+        let path = dir.path().join("q.json");
+        export_quadratic_problem(&path, direct.tasks(), Some(3.0)).unwrap();
+        let loaded = load_problem(&path).unwrap();
+        assert_eq!(loaded.set, FeasibleSet::with_radius(3.0));
+        let theta = DVector::from_fn(4, |i, _| i as f64 * 0.3);
+        assert_eq!(losses(&*loaded.family, &theta), losses(&direct, &theta));
+    }
+
+    #[test]
+    fn inline_csv_and_npy_data_agree() {
+        let dir = TestDir::new("problem-mixed");
+        write(&dir, "x.csv", "1,2\n3,4\n5,7\n");
+        write(&dir, "y.csv", "1\n0\n-2\n");
+        write_npy_matrix(
+            &dir.path().join("x.npy"),
+            &DMatrix::from_row_slice(3, 2, &[1.0, 2.0, 3.0, 4.0, 5.0, 7.0]),
+        )
+        .unwrap();
+        write_npy_vector(&dir.path().join("y.npy"), &[1.0, 0.0, -2.0]).unwrap();
+        std::fs::create_dir_all(dir.path().join("sub")).unwrap();
+        let p = write(
+            &dir,
+            "sub/p.json",
+            r#"{"kind": "least_squares", "gradient_form": "data", "radius": null, "tasks": [
+                {"x": [[1, 2], [3, 4], [5, 7]], "y": [1, 0, -2]},
+                {"x_path": "../x.csv", "y_path": "../y.csv"},
+                {"x_path": "../x.npy", "y": [1, 0, -2]}]}"#,
+        );
+        let loaded = load_problem(&p).unwrap();
+        let l = losses(&*loaded.family, &DVector::from_vec(vec![0.5, -0.25]));
+        assert_eq!(l.len(), 3);
+        assert!(l[0] == l[1] && l[1] == l[2] && l[0] > 0.0, "{l:?}");
+    }
+
+    #[test]
+    fn unreadable_and_malformed_files() {
+        let dir = TestDir::new("problem-file");
+        let missing = dir.path().join("missing.json");
+        let err = load_problem(&missing).unwrap_err().to_string();
+        assert_eq!(err, format!("{}: file not found", missing.display()));
+        assert_error(
+            &dir,
+            "{\"kind\": \"quadratic\", ",
+            "is not valid JSON: EOF while parsing",
+        );
+        assert_error(
+            &dir,
+            "[1, 2]",
+            "expected a JSON object at the top level, got an array",
+        );
+        assert_error(
+            &dir,
+            r#"{"kind": "quadratic", "tasks": [], "raduis": 1}"#,
+            "p.json: raduis: unknown key",
+        );
+    }
+
+    #[test]
+    fn missing_unknown_kind_and_no_tasks() {
+        let dir = TestDir::new("problem-kind");
+        assert_error(&dir, r#"{"tasks": []}"#, "p.json: kind: is missing");
+        assert_error(
+            &dir,
+            r#"{"kind": "cubic", "tasks": []}"#,
+            "kind: unknown kind 'cubic'; expected one of: quadratic",
+        );
+        assert_error(
+            &dir,
+            r#"{"kind": "quadratic", "tasks": []}"#,
+            "p.json: tasks: no tasks given",
+        );
+        assert_error(
+            &dir,
+            r#"{"kind": "quadratic"}"#,
+            "p.json: tasks: is missing",
+        );
+        assert_error(
+            &dir,
+            r#"{"kind": "least_squares", "tasks": {}}"#,
+            "tasks: expected an array of tasks",
+        );
+    }
+
+    #[test]
+    fn non_symmetric_and_non_psd_matrices() {
+        let dir = TestDir::new("problem-psd");
+        assert_error(
+            &dir,
+            r#"{"kind": "quadratic", "tasks": [{"a": [[1, 0], [0, 1]], "c": [0, 0]},
+                {"a": [[1, 0], [0, 1]], "c": [1, 0]}, {"a": [[1, 2], [0, 1]], "c": [0, 1]}]}"#,
+            "p.json: tasks[2].a: is not symmetric",
+        );
+        assert_error(
+            &dir,
+            r#"{"kind": "quadratic", "tasks": [{"a": [[1, 0], [0, -1]], "c": [0, 0], "b": 1}]}"#,
+            "p.json: tasks[0].a: is not positive semidefinite",
+        );
+    }
+
+    #[test]
+    fn wrong_shapes_and_ragged_rows() {
+        let dir = TestDir::new("problem-shape");
+        assert_error(
+            &dir,
+            r#"{"kind": "quadratic", "tasks": [{"a": [[1, 0], [0]], "c": [0, 0]}]}"#,
+            "tasks[0].a[1]: has 1 entries, expected 2 (as tasks[0].a[0]); rows must not be ragged",
+        );
+        assert_error(
+            &dir,
+            r#"{"kind": "quadratic", "tasks": [{"a": [[1, 0], [0, 1]], "c": [0, 0, 0]}]}"#,
+            "tasks[0].a: is 2x2, expected 3x3",
+        );
+        assert_error(
+            &dir,
+            r#"{"kind": "quadratic", "tasks": [{"a": [1, 0], "c": [0, 0]}]}"#,
+            "tasks[0].a[0]: expected a row (an array of numbers), got a number",
+        );
+        assert_error(
+            &dir,
+            r#"{"kind": "least_squares", "tasks": [{"x": [[1, 2], [3, 4]], "y": [1, 2, 3]}]}"#,
+            "tasks[0].y: has 3 entries but tasks[0].x has 2 rows",
+        );
+        assert_error(
+            &dir,
+            r#"{"kind": "least_squares", "tasks": [{"x": [[1, 2]], "y": [1]}, {"x": [[1, 2, 3]], "y": [1]}]}"#,
+            "tasks[1].x: has 3 columns, expected 2 (as tasks[0].x)",
+        );
+        write(&dir, "ragged.csv", "1,2\n3\n");
+        assert_error(
+            &dir,
+            r#"{"kind": "least_squares", "tasks": [{"x_path": "ragged.csv", "y": [1, 2]}]}"#,
+            "p.json: tasks[0].x_path (ragged.csv): line 2 has 1 values, expected 2",
+        );
+        write_npy_vector(&dir.path().join("short.npy"), &[1.0, 2.0]).unwrap();
+        assert_error(
+            &dir,
+            r#"{"kind": "least_squares", "tasks": [{"x": [[1], [2], [3]], "y_path": "short.npy"}]}"#,
+            "tasks[0].y_path (short.npy): has 2 entries but tasks[0].x has 3 rows",
+        );
+        write_npy_matrix(
+            &dir.path().join("y2d.npy"),
+            &DMatrix::from_element(3, 1, 1.0),
+        )
+        .unwrap();
+        assert_error(
+            &dir,
+            r#"{"kind": "least_squares", "tasks": [{"x": [[1], [2], [3]], "y_path": "y2d.npy"}]}"#,
+            "tasks[0].y_path (y2d.npy): must be a 1-D array",
+        );
+        assert_error(
+            &dir,
+            r#"{"kind": "least_squares", "tasks": [{"x": [], "y": []}]}"#,
+            "tasks[0].x: has no rows",
+        );
+    }
+
+    #[test]
+    fn nan_infinite_and_null_values() {
+        let dir = TestDir::new("problem-nan");
+        write_npy(
+            &dir.path().join("nan.npy"),
+            &[2, 2],
+            &[1.0, f64::NAN, 0.0, 1.0],
+        )
+        .unwrap();
+        assert_error(
+            &dir,
+            r#"{"kind": "least_squares", "tasks": [{"x_path": "nan.npy", "y": [1, 2]}]}"#,
+            "p.json: tasks[0].x_path (nan.npy): entry [0, 1] is NaN",
+        );
+        write(&dir, "inf.csv", "1\n-inf\n");
+        assert_error(
+            &dir,
+            r#"{"kind": "least_squares", "tasks": [{"x": [[1], [2]], "y_path": "inf.csv"}]}"#,
+            "tasks[0].y_path (inf.csv): line 2, column 1: -inf is not allowed",
+        );
+        // JSON itself cannot hold NaN; overflowing literals are a parse error.
+        assert_error(
+            &dir,
+            r#"{"kind": "quadratic", "tasks": [{"a": [[1e999]], "c": [0]}]}"#,
+            "is not valid JSON",
+        );
+        assert_error(
+            &dir,
+            r#"{"kind": "quadratic", "tasks": [{"a": [[1, null], [0, 1]], "c": [0, 0]}]}"#,
+            "tasks[0].a[0][1]: expected a number, got null",
+        );
+        assert_error(
+            &dir,
+            r#"{"kind": "quadratic", "tasks": [{"a": [[1]], "c": [0], "b": null}]}"#,
+            "tasks[0].b: is null",
+        );
+        assert_error(
+            &dir,
+            r#"{"kind": "least_squares", "tasks": [{"x": [[1]], "y": ["1"]}]}"#,
+            "tasks[0].y[0]: expected a number, got a string",
+        );
+    }
+
+    #[test]
+    fn labels_must_be_plus_or_minus_one() {
+        let dir = TestDir::new("problem-labels");
+        assert_error(
+            &dir,
+            r#"{"kind": "logistic", "l2": 0.1, "tasks": [{"x": [[1], [2]], "y": [1, 0]}]}"#,
+            "p.json: tasks[0].y: entry 1 is 0; logistic labels must be +1 or -1",
+        );
+        write(&dir, "y.csv", "1,-1,2\n");
+        assert_error(
+            &dir,
+            r#"{"kind": "logistic", "l2": 0.1, "tasks": [{"x": [[1], [2], [3]], "y_path": "y.csv"}]}"#,
+            "p.json: tasks[0].y_path (y.csv): entry 2 is 2; logistic labels must be +1 or -1",
+        );
+    }
+
+    #[test]
+    fn non_positive_radius_and_l2() {
+        let dir = TestDir::new("problem-scalars");
+        let quad = r#""tasks": [{"a": [[1]], "c": [0]}]"#;
+        assert_error(
+            &dir,
+            &format!(r#"{{"kind": "quadratic", "radius": 0, {quad}}}"#),
+            "p.json: radius: must be a finite positive number, got 0",
+        );
+        assert_error(
+            &dir,
+            &format!(r#"{{"kind": "quadratic", "radius": -1.5, {quad}}}"#),
+            "radius: must be a finite positive number",
+        );
+        assert_error(
+            &dir,
+            &format!(r#"{{"kind": "quadratic", "radius": "1", {quad}}}"#),
+            "radius: expected a number, got a string",
+        );
+        let data = r#""tasks": [{"x": [[1]], "y": [1]}]"#;
+        assert_error(
+            &dir,
+            &format!(r#"{{"kind": "logistic", {data}}}"#),
+            "p.json: l2: is missing",
+        );
+        assert_error(
+            &dir,
+            &format!(r#"{{"kind": "logistic", "l2": 0, {data}}}"#),
+            "p.json: l2: must be a finite positive number, got 0",
+        );
+        assert_error(
+            &dir,
+            &format!(r#"{{"kind": "logistic", "l2": null, {data}}}"#),
+            "l2: is missing",
+        );
+        assert_error(
+            &dir,
+            &format!(r#"{{"kind": "least_squares", "l2": 1, {data}}}"#),
+            "l2: only applies to kind logistic",
+        );
+        assert_error(
+            &dir,
+            &format!(r#"{{"kind": "least_squares", "gradient_form": "fast", {data}}}"#),
+            "gradient_form: is \"fast\"; expected",
+        );
+        assert_error(
+            &dir,
+            &format!(r#"{{"kind": "logistic", "l2": 1, "gradient_form": "gram", {data}}}"#),
+            "gradient_form: only applies to kind least_squares",
+        );
+    }
+
+    #[test]
+    fn data_file_errors_name_the_file() {
+        let dir = TestDir::new("problem-files");
+        assert_error(
+            &dir,
+            r#"{"kind": "least_squares", "tasks": [{"x_path": "t0_x.npy", "y_path": "t0_y.npy"}]}"#,
+            "p.json: tasks[0].x_path (t0_x.npy): file not found",
+        );
+        write(&dir, "x.txt", "1\n");
+        assert_error(
+            &dir,
+            r#"{"kind": "least_squares", "tasks": [{"x_path": "x.txt", "y": [1]}]}"#,
+            "tasks[0].x_path (x.txt): has an unsupported extension",
+        );
+        let mut f4 = b"\x93NUMPY\x01\x00".to_vec();
+        let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1), }\n";
+        f4.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+        f4.extend_from_slice(dict.as_bytes());
+        f4.extend_from_slice(&[0; 4]);
+        std::fs::write(dir.path().join("f4.npy"), f4).unwrap();
+        assert_error(
+            &dir,
+            r#"{"kind": "least_squares", "tasks": [{"x_path": "f4.npy", "y": [1]}]}"#,
+            "tasks[0].x_path (f4.npy): has dtype '<f4'",
+        );
+        assert_error(
+            &dir,
+            r#"{"kind": "least_squares", "tasks": [{"x": [[1]], "x_path": "a.npy", "y": [1]}]}"#,
+            "tasks[0]: gives both x and x_path",
+        );
+        assert_error(
+            &dir,
+            r#"{"kind": "least_squares", "tasks": [{"x": [[1]]}]}"#,
+            "tasks[0]: needs y (inline numbers) or y_path",
+        );
+        assert_error(
+            &dir,
+            r#"{"kind": "least_squares", "tasks": [{"x": [[1]], "y_path": 3}]}"#,
+            "tasks[0].y_path: expected a file name, got a number",
+        );
+        assert_error(
+            &dir,
+            r#"{"kind": "least_squares", "tasks": [{"x": [[1]], "y": [1], "w": 2}]}"#,
+            "tasks[0].w: unknown key",
+        );
+    }
+
+    #[test]
+    fn export_rejects_bad_arguments_and_writes_nothing() {
+        let dir = TestDir::new("problem-export");
+        let mut rng = StdRng::seed_from_u64(1);
+        let tasks = random_tasks(&mut rng, 2, 4, 3, true);
+        assert!(export_data_problem(dir.path(), "a", "logistic", None, &tasks, None).is_err());
+        assert!(
+            export_data_problem(dir.path(), "a", "least_squares", Some(1.0), &tasks, None).is_err()
+        );
+        assert!(export_data_problem(dir.path(), "a", "quadratic", None, &tasks, None).is_err());
+        assert!(
+            export_data_problem(dir.path(), "a/b", "least_squares", None, &tasks, None).is_err()
+        );
+        assert!(
+            export_data_problem(dir.path(), "a", "least_squares", None, &tasks, Some(0.0)).is_err()
+        );
+        assert!(export_data_problem(dir.path(), "a", "least_squares", None, &[], None).is_err());
+        let mut bad = tasks.clone();
+        bad[1].xt[(0, 0)] = f64::INFINITY;
+        assert!(export_data_problem(dir.path(), "a", "least_squares", None, &bad, None).is_err());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,468 @@
+//! PEPit-style checks: each returns what was measured, what the theory says,
+//! and a verdict.
+//!
+//! A [`Check`] serialises exactly as an entry of report.json's `checks` array:
+//! `{"name", "passed", "measured", "theory", "detail"}`. The helpers below
+//! return a nameless [`Verdict`]; `verdict.named("...")` makes it a `Check`.
+//! How each verdict is decided is stated in
+//! docs/THEORY.md#how-the-checks-measure.
+
+use super::rate_fit::{fit_power_law, LineFit, LinearRateFit, PowerLawFit, Window};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// One entry of report.json's `checks`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub passed: bool,
+    /// What was measured (a number, or an object such as a fitted slope and its interval).
+    pub measured: Value,
+    /// What the theory says (the bound or the theoretical slope).
+    pub theory: Value,
+    /// One human-readable sentence: where, how, and by what margin.
+    pub detail: String,
+}
+
+impl Check {
+    pub fn new(
+        name: impl Into<String>,
+        passed: bool,
+        measured: impl Into<Value>,
+        theory: impl Into<Value>,
+        detail: impl Into<String>,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            passed,
+            measured: measured.into(),
+            theory: theory.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A check's outcome before it is given a name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub passed: bool,
+    pub measured: Value,
+    pub theory: Value,
+    pub detail: String,
+}
+
+impl Verdict {
+    pub fn named(self, name: impl Into<String>) -> Check {
+        Check {
+            name: name.into(),
+            passed: self.passed,
+            measured: self.measured,
+            theory: self.theory,
+            detail: self.detail,
+        }
+    }
+
+    /// A verdict that failed because it could not be evaluated (never a pass).
+    pub fn not_evaluated(reason: impl Into<String>) -> Self {
+        Self {
+            passed: false,
+            measured: Value::Null,
+            theory: Value::Null,
+            detail: format!("not evaluated: {}", reason.into()),
+        }
+    }
+}
+
+/// Finite JSON number, or null (JSON has no NaN or infinity).
+fn num(v: f64) -> Value {
+    serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
+}
+
+/// `measured / bound`, the margin of one comparison (`+inf` when a
+/// non-positive bound is exceeded).
+fn ratio(measured: f64, bound: f64) -> f64 {
+    if bound > 0.0 {
+        measured / bound
+    } else if measured <= bound {
+        0.0
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// `measured <= bound`, false for NaN.
+fn within(measured: f64, bound: f64) -> bool {
+    measured <= bound
+}
+
+/// Index and value of the largest `measured[i] / bound[i]`; NaN anywhere wins.
+pub fn worst_ratio(measured: &[f64], bound: &[f64]) -> Option<(usize, f64)> {
+    let mut worst: Option<(usize, f64)> = None;
+    for (i, (&m, &b)) in measured.iter().zip(bound).enumerate() {
+        let r = if m.is_nan() || b.is_nan() {
+            f64::NAN
+        } else {
+            ratio(m, b)
+        };
+        match worst {
+            Some((_, w)) if w.is_nan() || (!r.is_nan() && r <= w) => {}
+            _ => worst = Some((i, r)),
+        }
+    }
+    worst
+}
+
+/// The measured value is <= the bound at every recorded point `x` (for
+/// example every recorded T), with no slack.
+///
+/// `measured` reports the measured value at the worst point (largest ratio
+/// `measured/bound`), `theory` the bound there; `detail` says where, the worst
+/// ratio and how many points violate the bound. Fails on empty input, length
+/// mismatch or any NaN.
+pub fn bound_holds(x: &[f64], measured: &[f64], bound: &[f64]) -> Verdict {
+    if measured.is_empty() || measured.len() != bound.len() || x.len() != measured.len() {
+        return Verdict::not_evaluated(format!(
+            "need equal, non-empty lengths (x {}, measured {}, bound {})",
+            x.len(),
+            measured.len(),
+            bound.len()
+        ));
+    }
+    let violations = measured
+        .iter()
+        .zip(bound)
+        .filter(|&(&m, &b)| !within(m, b))
+        .count();
+    let Some((i, r)) = worst_ratio(measured, bound) else {
+        return Verdict::not_evaluated("no points");
+    };
+    let passed = violations == 0;
+    let detail =
+        format!(
+        "{} at {} of {} recorded points; worst measured/bound = {:.4} at x = {} ({:.4e} vs {:.4e})",
+        if passed { "measured <= bound" } else { "measured > bound" },
+        if passed { measured.len() } else { violations },
+        measured.len(),
+        r,
+        x[i],
+        measured[i],
+        bound[i]
+    );
+    Verdict {
+        passed,
+        measured: num(measured[i]),
+        theory: num(bound[i]),
+        detail,
+    }
+}
+
+fn slope_value(line: &LineFit, x_min: f64, x_max: f64) -> Value {
+    json!({
+        "slope": num(line.slope),
+        "ci95": [num(line.slope_lo), num(line.slope_hi)],
+        "window": [num(x_min), num(x_max)],
+        "points": line.n,
+    })
+}
+
+/// The shared test: the theory says `slope <= limit`; pass when the 95%
+/// interval reaches `limit` or below (`slope_lo <= limit`), i.e. when the data
+/// do not establish a larger slope.
+fn slope_at_most(line: &LineFit, limit: f64, what: &str) -> (bool, String) {
+    let passed = line.slope_lo <= limit;
+    let detail = format!(
+        "{what}: fitted slope {:.4} (95% CI [{:.4}, {:.4}], {} points) {} theory {:.4}",
+        line.slope,
+        line.slope_lo,
+        line.slope_hi,
+        line.n,
+        if passed {
+            "is not shown to exceed"
+        } else {
+            "exceeds (whole CI above)"
+        },
+        limit
+    );
+    (passed, detail)
+}
+
+/// The fitted rate is no shallower than the theory's, within its confidence
+/// interval: passes iff `slope_lo <= theory_slope` (for example -1/2, -1, -2).
+pub fn slope_no_shallower(fit: &PowerLawFit, theory_slope: f64) -> Verdict {
+    let (passed, detail) = slope_at_most(&fit.line, theory_slope, "log-log rate");
+    Verdict {
+        passed,
+        measured: slope_value(&fit.line, fit.x_min, fit.x_max),
+        theory: num(theory_slope),
+        detail,
+    }
+}
+
+/// Fits `log y` on `log x` over `window`, then [`slope_no_shallower`]. A fit
+/// that cannot be made (too few points, y <= 0 in the window) fails the check.
+pub fn rate_no_shallower(x: &[f64], y: &[f64], window: Window, theory_slope: f64) -> Verdict {
+    match fit_power_law(x, y, window) {
+        Ok(fit) => slope_no_shallower(&fit, theory_slope),
+        Err(e) => Verdict::not_evaluated(e.to_string()),
+    }
+}
+
+/// A linear rate no slower than the theory's contraction factor
+/// `rho = 1 - lambda/L_mu`, within the fit's interval: passes iff
+/// `factor_lo <= rho` (equivalently `slope_lo <= ln rho`).
+pub fn contraction_no_slower(fit: &LinearRateFit, theory_factor: f64) -> Verdict {
+    let limit = theory_factor.ln();
+    let (passed, _) = slope_at_most(&fit.line, limit, "linear rate");
+    let detail = format!(
+        "contraction factor {:.6} per step (95% CI [{:.6}, {:.6}], {} points, T in [{}, {}]) {} theory {:.6}",
+        fit.factor,
+        fit.factor_lo,
+        fit.factor_hi,
+        fit.line.n,
+        fit.x_min,
+        fit.x_max,
+        if passed {
+            "is not shown to exceed"
+        } else {
+            "exceeds (whole CI above)"
+        },
+        theory_factor
+    );
+    Verdict {
+        passed,
+        measured: json!({
+            "factor": num(fit.factor),
+            "ci95": [num(fit.factor_lo), num(fit.factor_hi)],
+            "window": [num(fit.x_min), num(fit.x_max)],
+            "points": fit.line.n,
+        }),
+        theory: num(theory_factor),
+        detail,
+    }
+}
+
+/// The reference growth function h(M) of a growth check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Growth {
+    /// `sqrt(ln M)`: suboptimality at a fixed T with a tuned temperature.
+    SqrtLog,
+    /// `ln M`: iterations to reach a fixed suboptimality.
+    Log,
+}
+
+impl Growth {
+    pub fn eval(self, m: usize) -> f64 {
+        let l = (m as f64).ln();
+        match self {
+            Growth::SqrtLog => l.sqrt(),
+            Growth::Log => l,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Growth::SqrtLog => "sqrt(ln M)",
+            Growth::Log => "ln M",
+        }
+    }
+}
+
+/// `y(M)` grows no faster than `h(M)`: fits `log y` on `log h(M)` over all the
+/// given M (each >= 2) and passes iff the 95% interval of the exponent reaches
+/// 1 or below. A flat or slower-growing y passes; y growing like `h(M)^2` fails.
+/// See docs/THEORY.md#dependence-on-the-number-of-tasks.
+pub fn growth_no_faster(m: &[usize], y: &[f64], growth: Growth) -> Verdict {
+    if let Some(&bad) = m.iter().find(|&&k| k < 2) {
+        return Verdict::not_evaluated(format!("growth checks need M >= 2, got M = {bad}"));
+    }
+    let h: Vec<f64> = m.iter().map(|&k| growth.eval(k)).collect();
+    let fit = match fit_power_law(&h, y, Window::all()) {
+        Ok(fit) => fit,
+        Err(e) => return Verdict::not_evaluated(e.to_string()),
+    };
+    let what = format!(
+        "exponent of {} over M in [{}, {}]",
+        growth.name(),
+        m.iter().min().copied().unwrap_or(0),
+        m.iter().max().copied().unwrap_or(0)
+    );
+    let (passed, detail) = slope_at_most(&fit.line, 1.0, &what);
+    Verdict {
+        passed,
+        measured: json!({
+            "exponent": num(fit.line.slope),
+            "ci95": [num(fit.line.slope_lo), num(fit.line.slope_hi)],
+            "m": m,
+            "points": fit.line.n,
+        }),
+        theory: num(1.0),
+        detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::theory::bounds;
+    use crate::theory::rate_fit::{fit_linear_rate, fit_power_law};
+
+    fn grid() -> Vec<f64> {
+        (0..16).map(|k| 10f64.powf(1.0 + k as f64 * 0.2)).collect()
+    }
+
+    #[test]
+    fn check_serialises_as_the_report_entry() {
+        let check = bound_holds(&[1.0, 2.0], &[0.5, 0.2], &[1.0, 0.5]).named("a");
+        let value = serde_json::to_value(&check).unwrap();
+        let keys: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|s| s.as_str())
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(sorted, ["detail", "measured", "name", "passed", "theory"]);
+        assert_eq!(value["name"], "a");
+        assert_eq!(value["passed"], true);
+        let back: Check = serde_json::from_value(value).unwrap();
+        assert_eq!(back, check);
+    }
+
+    #[test]
+    fn bound_holds_passes_below_and_reports_the_worst_ratio() {
+        let t = grid();
+        let bound: Vec<f64> = t
+            .iter()
+            .map(|&t| bounds::subgradient(t as u64, 2.0, 1.0))
+            .collect();
+        let measured: Vec<f64> = bound
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b * (0.3 + 0.01 * i as f64))
+            .collect();
+        let v = bound_holds(&t, &measured, &bound);
+        assert!(v.passed, "{}", v.detail);
+        assert_eq!(worst_ratio(&measured, &bound).unwrap().0, 15);
+        assert_eq!(v.measured, num(measured[15]));
+        assert_eq!(v.theory, num(bound[15]));
+        assert!(v.detail.contains("0.45"), "{}", v.detail);
+    }
+
+    #[test]
+    fn bound_holds_fails_on_a_too_slow_sequence() {
+        // Decays like T^{-1/4} against a G R / sqrt(T) bound: above it eventually.
+        let t = grid();
+        let bound: Vec<f64> = t
+            .iter()
+            .map(|&t| bounds::subgradient(t as u64, 1.0, 1.0))
+            .collect();
+        let measured: Vec<f64> = t.iter().map(|&t| 0.5 * t.powf(-0.25)).collect();
+        let v = bound_holds(&t, &measured, &bound);
+        assert!(!v.passed);
+        assert!(v.detail.contains("measured > bound"), "{}", v.detail);
+        // Exceeding at a single point is enough; so is a NaN.
+        let mut one = bound.clone();
+        one[3] *= 1.0 + 1e-12;
+        assert!(!bound_holds(&t, &one, &bound).passed);
+        let mut nan = bound.clone();
+        nan[0] = f64::NAN;
+        assert!(!bound_holds(&t, &nan, &bound).passed);
+        assert!(!bound_holds(&[], &[], &[]).passed);
+        assert!(!bound_holds(&t[..2], &measured[..2], &bound[..1]).passed);
+        // Equality is allowed (tight bounds).
+        assert!(bound_holds(&t, &bound, &bound).passed);
+    }
+
+    #[test]
+    fn slope_check_passes_at_or_below_the_theory_and_fails_when_shallower() {
+        let t = grid();
+        let good: Vec<f64> = t.iter().map(|&t| 3.0 / t).collect();
+        let fit = fit_power_law(&t, &good, Window::all()).unwrap();
+        assert!(slope_no_shallower(&fit, -1.0).passed);
+        assert!(slope_no_shallower(&fit, -0.5).passed);
+        // A T^{-1/2} sequence is too slow for a 1/T theory.
+        let slow: Vec<f64> = t.iter().map(|&t| 3.0 / t.sqrt()).collect();
+        let v = rate_no_shallower(&t, &slow, Window::all(), -1.0);
+        assert!(!v.passed, "{}", v.detail);
+        assert_eq!(v.theory, num(-1.0));
+        assert!((v.measured["slope"].as_f64().unwrap() + 0.5).abs() < 1e-12);
+        // A failed fit fails the check.
+        assert!(!rate_no_shallower(&t, &slow, Window::new(1e9, 1e10), -1.0).passed);
+    }
+
+    #[test]
+    fn slope_check_with_noise_uses_the_interval() {
+        // Deterministic scatter of +-0.3 in log y around a slope of -0.47: the
+        // point estimate is shallower than -1/2, but the interval reaches it.
+        let t = grid();
+        let scatter = |i: usize| if i % 2 == 0 { 0.3f64 } else { -0.3 };
+        let y: Vec<f64> = t
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| t.powf(-0.47) * scatter(i).exp())
+            .collect();
+        let fit = fit_power_law(&t, &y, Window::all()).unwrap();
+        assert!(fit.slope() > -0.5 && fit.line.slope_lo < -0.5, "{fit:?}");
+        assert!(slope_no_shallower(&fit, -0.5).passed);
+        // Clearly shallower (-0.2) is caught despite the scatter.
+        let y: Vec<f64> = t
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| t.powf(-0.2) * scatter(i).exp())
+            .collect();
+        assert!(!rate_no_shallower(&t, &y, Window::all(), -0.5).passed);
+    }
+
+    #[test]
+    fn contraction_check() {
+        let x: Vec<f64> = (0..30).map(|k| f64::from(k * 10)).collect();
+        let rho = bounds::linear_rate_factor(1.0, 20.0); // 0.95
+        let fast: Vec<f64> = x.iter().map(|t| 0.9f64.powf(*t)).collect();
+        let fit = fit_linear_rate(&x, &fast, Window::all()).unwrap();
+        let v = contraction_no_slower(&fit, rho);
+        assert!(v.passed, "{}", v.detail);
+        // Contracting by 0.99 per step is slower than the theory's 0.95.
+        let slow: Vec<f64> = x.iter().map(|t| 0.99f64.powf(*t)).collect();
+        let fit = fit_linear_rate(&x, &slow, Window::all()).unwrap();
+        let v = contraction_no_slower(&fit, rho);
+        assert!(!v.passed, "{}", v.detail);
+        assert!((v.measured["factor"].as_f64().unwrap() - 0.99).abs() < 1e-12);
+    }
+
+    #[test]
+    fn growth_check_passes_sqrt_log_and_slower_and_fails_faster() {
+        let m: Vec<usize> = (1..=10).map(|k| 1usize << k).collect();
+        let sqrt_log: Vec<f64> = m.iter().map(|&k| 0.3 * (k as f64).ln().sqrt()).collect();
+        assert!(growth_no_faster(&m, &sqrt_log, Growth::SqrtLog).passed);
+        // With the L R^2/(2T) constant added the growth is slower: passes.
+        let bound: Vec<f64> = m
+            .iter()
+            .map(|&k| bounds::softmax_gd_tuned(1000, 5.0, 1.0, 1.0, k))
+            .collect();
+        assert!(growth_no_faster(&m, &bound, Growth::SqrtLog).passed);
+        let flat = vec![0.1; m.len()];
+        assert!(growth_no_faster(&m, &flat, Growth::SqrtLog).passed);
+        // Growing like ln M is faster than sqrt(ln M): fails.
+        let log: Vec<f64> = m.iter().map(|&k| 0.3 * (k as f64).ln()).collect();
+        let v = growth_no_faster(&m, &log, Growth::SqrtLog);
+        assert!(!v.passed, "{}", v.detail);
+        assert!((v.measured["exponent"].as_f64().unwrap() - 2.0).abs() < 1e-10);
+        // Iterations: ln M passes, (ln M)^2 and sqrt(M) fail.
+        assert!(growth_no_faster(&m, &log, Growth::Log).passed);
+        let log2: Vec<f64> = m.iter().map(|&k| (k as f64).ln().powi(2)).collect();
+        assert!(!growth_no_faster(&m, &log2, Growth::Log).passed);
+        let sqrt_m: Vec<f64> = m.iter().map(|&k| (k as f64).sqrt()).collect();
+        assert!(!growth_no_faster(&m, &sqrt_m, Growth::Log).passed);
+        // M = 1 cannot be used (ln 1 = 0).
+        assert!(!growth_no_faster(&[1, 2, 4], &[1.0, 1.0, 1.0], Growth::Log).passed);
+    }
+
+    #[test]
+    fn verdict_json_never_holds_non_finite_numbers() {
+        let v = bound_holds(&[1.0], &[f64::INFINITY], &[1.0]);
+        assert!(!v.passed);
+        let text = serde_json::to_string(&v.named("x")).unwrap();
+        assert!(serde_json::from_str::<Check>(&text).is_ok());
+    }
+}
