@@ -298,8 +298,7 @@ impl DataTasks {
         let mut gram = &data.xt * data.xt.transpose();
         gram /= data.samples() as f64;
         // Exact symmetry (the product is symmetric up to rounding).
-        let sym = (&gram + gram.transpose()) * 0.5;
-        sym
+        (&gram + gram.transpose()) * 0.5
     }
 
     /// Largest eigenvalue of `X_i^T X_i / n_i` and the largest sample norm, per task.

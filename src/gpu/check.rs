@@ -19,10 +19,11 @@ use crate::ball::{Ball, FeasibleSet};
 use crate::certificate::QuadraticForm;
 use crate::error::InputError;
 use crate::family::{Evaluation, TaskFamily, Weigh};
+use crate::io::{write_json_atomic, write_text_atomic};
 use crate::solvers::{solve, IterationRecord, Method, SolveOptions, SolveOutcome};
+use crate::theory::bounds::{accelerated_fixed_mu, softmax_gd_fixed_mu};
 use nalgebra::DVector;
 use serde::Serialize;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -264,22 +265,6 @@ pub fn relative_difference(a: &[f64], b: &[f64]) -> f64 {
     }
 }
 
-/// Softmax-gd rate (GD on F_mu with step 1/L_mu; Nesterov 2005):
-/// `F(theta_t) - OPT <= mu ln M + L_mu R^2 / (2 t)`. Infinite at t = 0.
-pub fn softmax_gd_bound(mu: f64, num_tasks: usize, smoothed_smoothness: f64, distance: f64, t: u64) -> f64 {
-    if t == 0 {
-        return f64::INFINITY;
-    }
-    mu * (num_tasks as f64).ln() + smoothed_smoothness * distance * distance / (2.0 * t as f64)
-}
-
-/// Accelerated rate (FISTA on F_mu; Beck & Teboulle 2009):
-/// `F(theta_t) - OPT <= mu ln M + 2 L_mu R^2 / (t + 1)^2`.
-pub fn accelerated_bound(mu: f64, num_tasks: usize, smoothed_smoothness: f64, distance: f64, t: u64) -> f64 {
-    let t1 = t as f64 + 1.0;
-    mu * (num_tasks as f64).ln() + 2.0 * smoothed_smoothness * distance * distance / (t1 * t1)
-}
-
 /// The gap curve of a traced run with the method's bound at each recorded
 /// iteration; returns (curve, worst gap/bound ratio, number of violations).
 /// Iterations before the first certificate (infinite gap) are skipped.
@@ -299,7 +284,7 @@ pub fn gap_against_bound(
         if b.is_finite() {
             let ratio = if b > 0.0 { gap / b } else { f64::INFINITY };
             worst = worst.max(if ratio.is_nan() { f64::INFINITY } else { ratio });
-            if !(gap <= b) {
+            if gap.is_nan() || gap > b {
                 violations += 1;
             }
         }
@@ -325,7 +310,10 @@ pub struct ReferenceFamily {
 }
 
 impl ReferenceFamily {
-    pub fn new(evaluation: Arc<dyn TaskFamily>, constants: Arc<dyn TaskFamily>) -> Result<Self, InputError> {
+    pub fn new(
+        evaluation: Arc<dyn TaskFamily>,
+        constants: Arc<dyn TaskFamily>,
+    ) -> Result<Self, InputError> {
         if evaluation.num_tasks() != constants.num_tasks() || evaluation.dim() != constants.dim() {
             return Err(InputError::new(
                 "tasks",
@@ -333,9 +321,15 @@ impl ReferenceFamily {
             ));
         }
         if evaluation.kind() != constants.kind() {
-            return Err(InputError::new("tasks", "the reference and the constants family differ in kind"));
+            return Err(InputError::new(
+                "tasks",
+                "the reference and the constants family differ in kind",
+            ));
         }
-        Ok(Self { evaluation, constants })
+        Ok(Self {
+            evaluation,
+            constants,
+        })
     }
 }
 
@@ -430,9 +424,9 @@ pub fn run_against_bound(outcome: &SolveOutcome, num_tasks: usize, distance: f64
     let accelerated = outcome.method == Method::Accelerated;
     let (curve, worst, violations) = gap_against_bound(&outcome.trace, |t| {
         if accelerated {
-            accelerated_bound(mu, num_tasks, l_mu, distance, t)
+            accelerated_fixed_mu(t, mu, num_tasks, l_mu, distance)
         } else {
-            softmax_gd_bound(mu, num_tasks, l_mu, distance, t)
+            softmax_gd_fixed_mu(t, mu, num_tasks, l_mu, distance)
         }
     });
     MethodRun {
@@ -453,19 +447,6 @@ pub fn run_against_bound(outcome: &SolveOutcome, num_tasks: usize, distance: f64
     }
 }
 
-/// Writes `contents` to `path` through a temporary file in the same folder.
-fn write_atomically(path: &Path, contents: &[u8]) -> Result<(), GpuError> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut file = std::fs::File::create(&tmp)
-            .map_err(|e| GpuError::Io(format!("{}: {e}", tmp.display())))?;
-        file.write_all(contents)
-            .and_then(|_| file.sync_all())
-            .map_err(|e| GpuError::Io(format!("{}: {e}", tmp.display())))?;
-    }
-    std::fs::rename(&tmp, path).map_err(|e| GpuError::Io(format!("{}: {e}", path.display())))
-}
-
 /// The gap curves as CSV: family, method, iteration, max_loss, best_lower_bound, gap, bound.
 pub fn gap_csv(families: &[FamilyReport]) -> String {
     let mut out = String::from("family,method,iteration,max_loss,best_lower_bound,gap,bound\n");
@@ -474,7 +455,13 @@ pub fn gap_csv(families: &[FamilyReport]) -> String {
             for p in &run.curve {
                 out.push_str(&format!(
                     "{},{},{},{:e},{:e},{:e},{:e}\n",
-                    family.kind, run.method, p.iteration, p.max_loss, p.best_lower_bound, p.gap, p.bound
+                    family.kind,
+                    run.method,
+                    p.iteration,
+                    p.max_loss,
+                    p.best_lower_bound,
+                    p.gap,
+                    p.bound
                 ));
             }
         }
@@ -486,9 +473,15 @@ pub fn gap_csv(families: &[FamilyReport]) -> String {
 pub fn family_checks(family: &FamilyReport, scale: Scale, peak: Option<f64>) -> Vec<Check> {
     let mut checks = Vec::new();
     for c in &family.cross_checks {
-        for (what, value) in [("theta", c.theta_relative_difference), ("losses", c.loss_relative_difference)] {
+        for (what, value) in [
+            ("theta", c.theta_relative_difference),
+            ("losses", c.loss_relative_difference),
+        ] {
             checks.push(Check {
-                name: format!("{}/{}: CPU-GPU relative difference of {what} after {} iterations", family.kind, c.method, c.iterations),
+                name: format!(
+                    "{}/{}: CPU-GPU relative difference of {what} after {} iterations",
+                    family.kind, c.method, c.iterations
+                ),
                 passed: value <= CROSS_CHECK_TOLERANCE,
                 measured: value,
                 theory: CROSS_CHECK_TOLERANCE,
@@ -523,11 +516,20 @@ pub fn family_checks(family: &FamilyReport, scale: Scale, peak: Option<f64>) -> 
         .max_by(|a, b| a.bytes_per_second.total_cmp(&b.bytes_per_second))
     {
         let (fraction, against) = match (best.fraction_of_peak, peak) {
-            (Some(f), Some(p)) => (f, format!("peak {:.3e} B/s from the memory clock and bus width", p)),
-            _ => (best.fraction_of_copy, "the measured device-to-device copy".to_string()),
+            (Some(f), Some(p)) => (
+                f,
+                format!("peak {:.3e} B/s from the memory clock and bus width", p),
+            ),
+            _ => (
+                best.fraction_of_copy,
+                "the measured device-to-device copy".to_string(),
+            ),
         };
         checks.push(Check {
-            name: format!("{}: one evaluation reaches {BANDWIDTH_TARGET} of the memory bandwidth", family.kind),
+            name: format!(
+                "{}: one evaluation reaches {BANDWIDTH_TARGET} of the memory bandwidth",
+                family.kind
+            ),
             passed: fraction >= BANDWIDTH_TARGET,
             measured: fraction,
             theory: BANDWIDTH_TARGET,
@@ -544,13 +546,15 @@ pub fn family_checks(family: &FamilyReport, scale: Scale, peak: Option<f64>) -> 
 
 /// Writes the JSON report and the CSV; fills in their paths.
 fn write_outputs(report: &mut GpuCheckReport, out_dir: &Path) -> Result<(), GpuError> {
-    std::fs::create_dir_all(out_dir).map_err(|e| GpuError::Io(format!("{}: {e}", out_dir.display())))?;
+    std::fs::create_dir_all(out_dir)
+        .map_err(|e| GpuError::Io(format!("{}: {e}", out_dir.display())))?;
     let scale = report.scale.name();
     report.json_path = out_dir.join(format!("gpu-check-{scale}.json"));
     report.csv_path = out_dir.join(format!("gpu-check-{scale}-gap.csv"));
-    write_atomically(&report.csv_path, gap_csv(&report.families).as_bytes())?;
-    let json = serde_json::to_string_pretty(report).map_err(|e| GpuError::Io(e.to_string()))?;
-    write_atomically(&report.json_path, json.as_bytes())
+    let io = |path: &Path, e: std::io::Error| GpuError::Io(format!("{}: {e}", path.display()));
+    write_text_atomic(&report.csv_path, &gap_csv(&report.families))
+        .map_err(|e| io(&report.csv_path, e))?;
+    write_json_atomic(&report.json_path, report).map_err(|e| io(&report.json_path, e))
 }
 
 /// Runs the check. "no CUDA device" (exit status 2) where the feature is off
@@ -566,7 +570,10 @@ pub fn run_gpu_check(args: &GpuCheckArgs) -> Result<GpuCheckReport, GpuError> {
     }
     #[cfg(not(feature = "gpu"))]
     {
-        let _ = (args, write_outputs as fn(&mut GpuCheckReport, &Path) -> Result<(), GpuError>);
+        let _ = (
+            args,
+            write_outputs as fn(&mut GpuCheckReport, &Path) -> Result<(), GpuError>,
+        );
         Err(GpuError::NoDevice("built without the `gpu` feature".into()))
     }
 }
@@ -597,9 +604,9 @@ pub fn check_radius(spec: &crate::family::generators::SyntheticSpec) -> f64 {
 }
 
 /// The bound formulas the report uses.
-pub const BOUND_NOTE: &str = "softmax-gd: mu ln M + L_mu R^2/(2t); accelerated: mu ln M + 2 L_mu R^2/(t+1)^2; \
-R = radius of the ball around theta_0 = 0, L_mu from the run (computed locally in gpu/check.rs until the \
-theory module's bound functions are on main)";
+pub const BOUND_NOTE: &str = "crate::theory::bounds: softmax-gd mu ln M + L_mu R^2/(2t) (softmax_gd_fixed_mu), \
+accelerated mu ln M + 2 L_mu R^2/(t+1)^2 (accelerated_fixed_mu); R = radius of the ball around theta_0 = 0, \
+mu and L_mu as the run used them; the certified gap (F(theta_t) minus the best certified lower bound) is compared";
 
 #[cfg(feature = "gpu")]
 mod device_run {
@@ -665,7 +672,11 @@ mod device_run {
     }
 
     /// Median time of `repeats` evaluations at `theta` with softmax weights.
-    fn time_evaluation(family: &dyn TaskFamily, theta: &DVector<f64>, repeats: usize) -> (f64, Evaluation) {
+    fn time_evaluation(
+        family: &dyn TaskFamily,
+        theta: &DVector<f64>,
+        repeats: usize,
+    ) -> (f64, Evaluation) {
         let mut out = Evaluation::new(family.num_tasks(), family.dim());
         let mut weigh = |losses: &[f64], weights: &mut [f64]| softmax_into(losses, 1.0, weights);
         // Warm-up (module load, cuBLAS heuristics).
@@ -702,7 +713,11 @@ mod device_run {
         }
         let mut checks = Vec::new();
         for family in &families {
-            checks.extend(family_checks(family, args.scale, info.peak_bandwidth_bytes_per_s));
+            checks.extend(family_checks(
+                family,
+                args.scale,
+                info.peak_bandwidth_bytes_per_s,
+            ));
         }
         let passed = checks.iter().filter(|c| c.required).all(|c| c.passed);
         for c in &checks {
@@ -731,6 +746,22 @@ mod device_run {
         })
     }
 
+    /// Copies the tasks to the device one at a time; returns the data and the seconds taken.
+    fn upload(
+        device: &Arc<GpuDevice>,
+        tasks: &[crate::family::TaskData],
+        labels_pm1: bool,
+    ) -> Result<(GpuData, f64), GpuError> {
+        let clock = Instant::now();
+        let dim = tasks.first().map(|t| t.xt.nrows()).unwrap_or(0);
+        let counts: Vec<usize> = tasks.iter().map(|t| t.samples()).collect();
+        let mut data = GpuData::allocate(device.clone(), dim, &counts, labels_pm1)?;
+        for (i, task) in tasks.iter().enumerate() {
+            data.upload(i, task)?;
+        }
+        Ok((data, clock.elapsed().as_secs_f64()))
+    }
+
     fn run_family(
         kind: &str,
         device: &Arc<GpuDevice>,
@@ -741,28 +772,31 @@ mod device_run {
         let spec = synthetic_spec(size, seed);
         let radius = check_radius(&spec);
         let set = FeasibleSet::Ball { radius };
-        log(&format!("{kind}: generating {:.2} GB on the host", size.data_bytes() as f64 / 1e9));
+        log(&format!(
+            "{kind}: generating {:.2} GB on the host",
+            size.data_bytes() as f64 / 1e9
+        ));
         let clock = Instant::now();
-        let (cpu, tasks): (Arc<dyn TaskFamily>, _) = if kind == "least_squares" {
+        // Generate on the host (the CPU reference keeps it), upload task by task.
+        let (cpu, data, generate_seconds, upload_seconds): (
+            Arc<dyn TaskFamily>,
+            GpuData,
+            f64,
+            f64,
+        ) = if kind == "least_squares" {
             let f = least_squares_family(&spec, size.samples_per_task, NOISE, GradientForm::Data)?;
-            let tasks = f.data().tasks().to_vec();
-            (Arc::new(f), tasks)
+            let generated = clock.elapsed().as_secs_f64();
+            let (data, uploaded) = upload(device, f.data().tasks(), false)?;
+            (Arc::new(f), data, generated, uploaded)
         } else {
             let f = logistic_family(&spec, size.samples_per_task, NOISE, LOGISTIC_L2)?;
-            let tasks = f.data().tasks().to_vec();
-            (Arc::new(f), tasks)
+            let generated = clock.elapsed().as_secs_f64();
+            let (data, uploaded) = upload(device, f.data().tasks(), true)?;
+            (Arc::new(f), data, generated, uploaded)
         };
-        let generate_seconds = clock.elapsed().as_secs_f64();
-        let clock = Instant::now();
-        let counts: Vec<usize> = tasks.iter().map(|t| t.samples()).collect();
-        let mut data = GpuData::allocate(device.clone(), size.dim, &counts, kind == "logistic")?;
-        for (i, task) in tasks.iter().enumerate() {
-            data.upload(i, task)?;
-        }
-        // The CPU family keeps its own copy; the upload copies are no longer needed.
-        drop(tasks);
-        let upload_seconds = clock.elapsed().as_secs_f64();
-        log(&format!("{kind}: generated in {generate_seconds:.1} s, uploaded in {upload_seconds:.1} s"));
+        log(&format!(
+            "{kind}: generated in {generate_seconds:.1} s, uploaded in {upload_seconds:.1} s"
+        ));
         let clock = Instant::now();
         let mut gpu = if kind == "least_squares" {
             Gpu::LeastSquares(GpuLeastSquares::new(data, GradientKernel::Cublas)?)
@@ -772,7 +806,9 @@ mod device_run {
         // Constants (Gram spectra) now, so the timed runs do not include them.
         let smoothness = gpu.family().smoothness();
         let setup_seconds = clock.elapsed().as_secs_f64();
-        log(&format!("{kind}: Gram matrices and spectra in {setup_seconds:.1} s, L = {smoothness:.4e}"));
+        log(&format!(
+            "{kind}: Gram matrices and spectra in {setup_seconds:.1} s, L = {smoothness:.4e}"
+        ));
 
         // Evaluation timing with both gradient kernels, checked against the CPU at the same point.
         let theta = {
@@ -851,10 +887,22 @@ mod device_run {
             ));
             // The first iterations again on the CPU and the GPU, same mu and step.
             let (Some(mu), Some(step)) = (outcome.mu, outcome.step) else {
-                return Err(GpuError::Cuda(format!("{}: the solver reported no mu or step", method.name())));
+                return Err(GpuError::Cuda(format!(
+                    "{}: the solver reported no mu or step",
+                    method.name()
+                )));
             };
-            let reference: Arc<dyn TaskFamily> = Arc::new(ReferenceFamily::new(cpu.clone(), gpu.clone())?);
-            let check = cross_check(reference, gpu.clone(), set, method, CROSS_CHECK_ITERATIONS, mu, step)?;
+            let reference: Arc<dyn TaskFamily> =
+                Arc::new(ReferenceFamily::new(cpu.clone(), gpu.clone())?);
+            let check = cross_check(
+                reference,
+                gpu.clone(),
+                set,
+                method,
+                CROSS_CHECK_ITERATIONS,
+                mu,
+                step,
+            )?;
             if let Some(e) = take_error() {
                 return Err(e);
             }
@@ -890,6 +938,7 @@ mod tests {
     use super::*;
     use crate::family::generators::{least_squares_family, logistic_family, SyntheticSpec};
     use crate::family::GradientForm;
+    use crate::theory::bounds::softmax_gd_fixed_mu;
 
     #[test]
     fn relative_difference_is_normwise_and_catches_nan() {
@@ -911,15 +960,6 @@ mod tests {
         assert_eq!(full.data_bytes(), 8 * 64 * 16384 * 1024);
     }
 
-    #[test]
-    fn rate_bounds_decrease_to_the_smoothing_floor() {
-        let floor = 0.1 * (8f64).ln();
-        assert_eq!(softmax_gd_bound(0.1, 8, 2.0, 3.0, 0), f64::INFINITY);
-        assert!((softmax_gd_bound(0.1, 8, 2.0, 3.0, 9) - (floor + 1.0)).abs() < 1e-12);
-        assert!((accelerated_bound(0.1, 8, 2.0, 3.0, 5) - (floor + 1.0)).abs() < 1e-12);
-        assert!(accelerated_bound(0.1, 8, 2.0, 3.0, 1000) < softmax_gd_bound(0.1, 8, 2.0, 3.0, 1000));
-    }
-
     fn small_spec() -> SyntheticSpec {
         let size = ProblemSize {
             num_tasks: 4,
@@ -938,13 +978,30 @@ mod tests {
     #[test]
     fn cross_check_of_two_cpu_paths_passes() {
         let spec = small_spec();
-        let set = FeasibleSet::Ball { radius: check_radius(&spec) };
-        let data: Arc<dyn TaskFamily> = Arc::new(least_squares_family(&spec, 64, NOISE, GradientForm::Data).unwrap());
-        let gram: Arc<dyn TaskFamily> = Arc::new(least_squares_family(&spec, 64, NOISE, GradientForm::Gram).unwrap());
-        let reference: Arc<dyn TaskFamily> = Arc::new(ReferenceFamily::new(data, gram.clone()).unwrap());
+        let set = FeasibleSet::Ball {
+            radius: check_radius(&spec),
+        };
+        let data: Arc<dyn TaskFamily> =
+            Arc::new(least_squares_family(&spec, 64, NOISE, GradientForm::Data).unwrap());
+        let gram: Arc<dyn TaskFamily> =
+            Arc::new(least_squares_family(&spec, 64, NOISE, GradientForm::Gram).unwrap());
+        let reference: Arc<dyn TaskFamily> =
+            Arc::new(ReferenceFamily::new(data, gram.clone()).unwrap());
         for method in [Method::SoftmaxGd, Method::Accelerated] {
-            let c = cross_check(reference.clone(), gram.clone(), set, method, CROSS_CHECK_ITERATIONS, 0.5, 0.05).unwrap();
-            assert!(c.theta_relative_difference <= CROSS_CHECK_TOLERANCE, "{c:?}");
+            let c = cross_check(
+                reference.clone(),
+                gram.clone(),
+                set,
+                method,
+                CROSS_CHECK_ITERATIONS,
+                0.5,
+                0.05,
+            )
+            .unwrap();
+            assert!(
+                c.theta_relative_difference <= CROSS_CHECK_TOLERANCE,
+                "{c:?}"
+            );
             assert!(c.loss_relative_difference <= CROSS_CHECK_TOLERANCE, "{c:?}");
             assert!(c.theta_relative_difference.is_finite());
         }
@@ -954,16 +1011,28 @@ mod tests {
     #[test]
     fn cross_check_detects_a_different_family() {
         let spec = small_spec();
-        let set = FeasibleSet::Ball { radius: check_radius(&spec) };
+        let set = FeasibleSet::Ball {
+            radius: check_radius(&spec),
+        };
         let base = least_squares_family(&spec, 64, NOISE, GradientForm::Data).unwrap();
         let mut tasks = base.data().tasks().to_vec();
         tasks[0].y[0] += 1e-6;
         let perturbed: Arc<dyn TaskFamily> =
             Arc::new(crate::family::LeastSquaresFamily::new(tasks, GradientForm::Data).unwrap());
         let base: Arc<dyn TaskFamily> = Arc::new(base);
-        let c = cross_check(base, perturbed, set, Method::SoftmaxGd, CROSS_CHECK_ITERATIONS, 0.5, 0.05).unwrap();
+        let c = cross_check(
+            base,
+            perturbed,
+            set,
+            Method::SoftmaxGd,
+            CROSS_CHECK_ITERATIONS,
+            0.5,
+            0.05,
+        )
+        .unwrap();
         assert!(
-            c.theta_relative_difference > CROSS_CHECK_TOLERANCE || c.loss_relative_difference > CROSS_CHECK_TOLERANCE,
+            c.theta_relative_difference > CROSS_CHECK_TOLERANCE
+                || c.loss_relative_difference > CROSS_CHECK_TOLERANCE,
             "{c:?}"
         );
     }
@@ -971,9 +1040,11 @@ mod tests {
     #[test]
     fn reference_family_refuses_mismatched_shapes() {
         let spec = small_spec();
-        let a: Arc<dyn TaskFamily> = Arc::new(least_squares_family(&spec, 64, NOISE, GradientForm::Data).unwrap());
+        let a: Arc<dyn TaskFamily> =
+            Arc::new(least_squares_family(&spec, 64, NOISE, GradientForm::Data).unwrap());
         let other = SyntheticSpec { dim: 5, ..spec };
-        let b: Arc<dyn TaskFamily> = Arc::new(least_squares_family(&other, 64, NOISE, GradientForm::Data).unwrap());
+        let b: Arc<dyn TaskFamily> =
+            Arc::new(least_squares_family(&other, 64, NOISE, GradientForm::Data).unwrap());
         assert!(ReferenceFamily::new(a, b).is_err());
     }
 
@@ -1001,13 +1072,31 @@ mod tests {
                 let outcome = solve(family.clone(), set, &options).unwrap();
                 let run = run_against_bound(&outcome, spec.num_tasks, radius);
                 assert!(run.curve.len() >= 40, "{}", run.curve.len());
-                assert_eq!(run.bound_violations, 0, "{} {}: {:?}", family.kind(), run.method, run.worst_gap_to_bound);
+                assert_eq!(
+                    run.bound_violations,
+                    0,
+                    "{} {}: {:?}",
+                    family.kind(),
+                    run.method,
+                    run.worst_gap_to_bound
+                );
                 assert!(run.worst_gap_to_bound <= 1.0);
                 // The same curve against a bound 1000 times tighter fails.
                 let (_, worst, violations) = gap_against_bound(&outcome.trace, |t| {
-                    1e-3 * softmax_gd_bound(run.mu.unwrap(), spec.num_tasks, run.smoothed_smoothness, radius, t)
+                    1e-3 * softmax_gd_fixed_mu(
+                        t,
+                        run.mu.unwrap(),
+                        spec.num_tasks,
+                        run.smoothed_smoothness,
+                        radius,
+                    )
                 });
-                assert!(violations > 0 && worst > 1.0, "{} {}", family.kind(), run.method);
+                assert!(
+                    violations > 0 && worst > 1.0,
+                    "{} {}",
+                    family.kind(),
+                    run.method
+                );
             }
         }
     }
@@ -1048,9 +1137,87 @@ mod tests {
         // Against the peak (0.59 < 0.6), not the friendlier copy figure.
         assert!(!by("memory bandwidth").passed && by("memory bandwidth").required);
         let small = family_checks(&family, Scale::Small, Some(1.0));
-        assert!(!small.iter().find(|c| c.name.contains("bandwidth")).unwrap().required);
+        assert!(
+            !small
+                .iter()
+                .find(|c| c.name.contains("bandwidth"))
+                .unwrap()
+                .required
+        );
         let csv = gap_csv(&[family]);
         assert_eq!(csv.lines().count(), 1);
+    }
+
+    #[test]
+    fn outputs_are_written_as_json_and_csv() {
+        let dir =
+            std::env::temp_dir().join(format!("taskrobust-gpu-outputs-{}", std::process::id()));
+        let mut report = GpuCheckReport {
+            scale: Scale::Small,
+            problem: Scale::Small.problem(),
+            seed: 1,
+            device: DeviceInfo {
+                name: "test device".into(),
+                ordinal: 0,
+                compute_capability: (9, 0),
+                multiprocessors: 1,
+                total_memory_bytes: 1,
+                memory_clock_khz: None,
+                memory_bus_width_bits: None,
+                peak_bandwidth_bytes_per_s: None,
+            },
+            copy_bandwidth_bytes_per_s: 1.0,
+            families: vec![FamilyReport {
+                kind: "least_squares".into(),
+                data_bytes: 0,
+                radius: 1.0,
+                gradient_kernel: "cublas".into(),
+                timings: vec![],
+                cross_checks: vec![],
+                runs: vec![MethodRun {
+                    method: "softmax-gd".into(),
+                    iterations: 1,
+                    seconds: 0.0,
+                    seconds_per_iteration: 0.0,
+                    mu: Some(1.0),
+                    step: Some(1.0),
+                    smoothed_smoothness: 1.0,
+                    distance: 1.0,
+                    max_loss: 1.0,
+                    lower_bound: 0.5,
+                    gap: 0.5,
+                    worst_gap_to_bound: 0.1,
+                    bound_violations: 0,
+                    curve: vec![GapPoint {
+                        iteration: 1,
+                        max_loss: 1.0,
+                        best_lower_bound: 0.5,
+                        gap: 0.5,
+                        bound: 5.0,
+                    }],
+                }],
+                generate_seconds: 0.0,
+                upload_seconds: 0.0,
+                setup_seconds: 0.0,
+            }],
+            checks: vec![],
+            passed: true,
+            bound_note: BOUND_NOTE.into(),
+            json_path: PathBuf::new(),
+            csv_path: PathBuf::new(),
+            seconds: 0.0,
+        };
+        write_outputs(&mut report, &dir).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&report.json_path).unwrap()).unwrap();
+        assert_eq!(json["device"]["name"], "test device");
+        assert_eq!(json["scale"], "small");
+        let csv = std::fs::read_to_string(&report.csv_path).unwrap();
+        assert_eq!(
+            csv.lines().nth(1).unwrap(),
+            "least_squares,softmax-gd,1,1e0,5e-1,5e-1,5e0"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -1068,7 +1235,10 @@ mod tests {
                 assert!(!dir.join("gpu-check-small.json").exists());
             }
             Ok(report) => {
-                eprintln!("device present: {} passed={}", report.device.name, report.passed);
+                eprintln!(
+                    "device present: {} passed={}",
+                    report.device.name, report.passed
+                );
                 assert!(report.json_path.exists());
             }
         }
