@@ -71,6 +71,24 @@ fn max_columns(d: usize) -> usize {
     (i32::MAX as usize / d).max(1)
 }
 
+/// Rows of the gradient chunks (start, end per chunk; no chunk spans two
+/// tasks) and each task's first chunk (M + 1 entries), from the task offsets.
+fn chunk_table(offsets: &[usize], rows_per_chunk: usize) -> (Vec<i64>, Vec<i64>) {
+    let mut chunk_rows = Vec::new();
+    let mut task_chunks = vec![0i64];
+    for w in offsets.windows(2) {
+        let mut start = w[0];
+        while start < w[1] {
+            let end = (start + rows_per_chunk).min(w[1]);
+            chunk_rows.push(start as i64);
+            chunk_rows.push(end as i64);
+            start = end;
+        }
+        task_chunks.push((chunk_rows.len() / 2) as i64);
+    }
+    (chunk_rows, task_chunks)
+}
+
 /// Task data on the device: X (d x N), y (N), and the index tables.
 #[derive(Debug)]
 pub struct GpuData {
@@ -118,18 +136,7 @@ impl GpuData {
             offsets.push(offsets.last().copied().unwrap_or(0) + n);
         }
         let total = offsets[sample_counts.len()];
-        let mut chunk_rows = Vec::new();
-        let mut task_chunks = vec![0i64];
-        for i in 0..sample_counts.len() {
-            let mut start = offsets[i];
-            while start < offsets[i + 1] {
-                let end = (start + CHUNK_ROWS).min(offsets[i + 1]);
-                chunk_rows.push(start as i64);
-                chunk_rows.push(end as i64);
-                start = end;
-            }
-            task_chunks.push((chunk_rows.len() / 2) as i64);
-        }
+        let (chunk_rows, task_chunks) = chunk_table(&offsets, CHUNK_ROWS);
         let num_chunks = chunk_rows.len() / 2;
         let needed =
             8 * (dim * total + 3 * total + num_chunks * dim + 2 * dim * sample_counts.len());
@@ -990,5 +997,36 @@ impl TaskFamily for GpuLogistic {
 
     fn certified_lower_bound(&self, theta: &DVector<f64>, at: &Evaluation, ball: &Ball) -> f64 {
         strongly_convex_bound(at.weighted_loss(), &at.gradient, theta, self.core.l2, ball)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_cover_every_row_once_and_never_span_tasks() {
+        let offsets = [0, 5, 5 + 512, 5 + 512 + 300];
+        let (rows, tasks) = chunk_table(&offsets, 256);
+        assert_eq!(tasks, vec![0, 1, 3, 5]);
+        let pairs: Vec<(i64, i64)> = rows.chunks(2).map(|c| (c[0], c[1])).collect();
+        assert_eq!(
+            pairs,
+            vec![(0, 5), (5, 261), (261, 517), (517, 773), (773, 817)]
+        );
+        // Each task's chunks lie inside the task.
+        for (t, w) in tasks.windows(2).enumerate() {
+            for c in w[0]..w[1] {
+                let (a, b) = pairs[c as usize];
+                assert!(a >= offsets[t] as i64 && b <= offsets[t + 1] as i64 && a < b);
+            }
+        }
+    }
+
+    #[test]
+    fn column_pieces_fit_32_bit_sizes() {
+        assert_eq!(max_columns(1024), 2_097_151);
+        assert!(max_columns(1024) * 1024 <= i32::MAX as usize);
+        assert_eq!(max_columns(usize::MAX), 1);
     }
 }
