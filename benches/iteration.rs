@@ -10,7 +10,9 @@ use nalgebra::DVector;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
-use taskrobust::family::generators::{least_squares_family, logistic_family, quadratic_family, SyntheticSpec};
+use taskrobust::family::generators::{
+    least_squares_family, logistic_family, quadratic_family, SyntheticSpec,
+};
 use taskrobust::family::{Evaluation, GradientForm, TaskFamily};
 use taskrobust::numerics::softmax_into;
 use taskrobust::solvers::{solve, Method, SolveOptions};
@@ -35,7 +37,9 @@ fn triad(c: &mut Criterion) {
     let cc = vec![2.0f64; TRIAD_LEN];
     let mut a = vec![0.0f64; TRIAD_LEN];
     let mut group = c.benchmark_group("bandwidth");
-    group.sample_size(20).measurement_time(Duration::from_secs(8));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(8));
     // STREAM counts 24 bytes per element (read b, read c, write a).
     group.throughput(Throughput::Bytes((3 * 8 * TRIAD_LEN) as u64));
     group.bench_function("triad", |bench| {
@@ -55,7 +59,9 @@ fn triad(c: &mut Criterion) {
 /// or every Gram matrix once (Gram form).
 fn iteration(c: &mut Criterion) {
     let mut group = c.benchmark_group("softmax_gd_iteration");
-    group.sample_size(20).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(10));
     let cases: Vec<(&str, usize, usize, usize)> = vec![
         ("least_squares_data", 16, 8192, 256),
         ("least_squares_gram", 16, 8192, 256),
@@ -73,20 +79,27 @@ fn iteration(c: &mut Criterion) {
                 Arc::new(least_squares_family(&s, n, 0.5, GradientForm::Gram).unwrap()),
                 8 * m * d * (d + 1),
             ),
-            _ => (Arc::new(logistic_family(&s, n, 0.5, 1e-3).unwrap()), 8 * m * n * (d + 1)),
+            _ => (
+                Arc::new(logistic_family(&s, n, 0.5, 1e-3).unwrap()),
+                8 * m * n * (d + 1),
+            ),
         };
         let mut theta = DVector::from_element(d, 0.01);
         let mut eval = Evaluation::new(m, d);
         // Warm-up builds lazily computed Gram matrices outside the timing.
         family.evaluate(&theta, &mut |f, w| softmax_into(f, 0.1, w), &mut eval);
         group.throughput(Throughput::Bytes(bytes as u64));
-        group.bench_with_input(BenchmarkId::new(name, format!("M{m}_n{n}_d{d}")), &(), |bench, _| {
-            bench.iter(|| {
-                family.evaluate(&theta, &mut |f, w| softmax_into(f, 0.1, w), &mut eval);
-                theta.axpy(-1e-3, &eval.gradient, 1.0);
-                black_box(&theta);
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::new(name, format!("M{m}_n{n}_d{d}")),
+            &(),
+            |bench, _| {
+                bench.iter(|| {
+                    family.evaluate(&theta, &mut |f, w| softmax_into(f, 0.1, w), &mut eval);
+                    theta.axpy(-1e-3, &eval.gradient, 1.0);
+                    black_box(&theta);
+                })
+            },
+        );
     }
     group.finish();
 }
@@ -106,7 +119,9 @@ fn exact(c: &mut Criterion) {
     let mut group = c.benchmark_group("exact");
     group.sample_size(30);
     group.bench_function("quadratic_M20_d30", |bench| {
-        bench.iter(|| black_box(solve(family.clone(), FeasibleSet::Unconstrained, &options).unwrap()))
+        bench.iter(|| {
+            black_box(solve(family.clone(), FeasibleSet::Unconstrained, &options).unwrap())
+        })
     });
     group.finish();
 }
@@ -119,7 +134,9 @@ fn summary() {
     let median = |id: &str| -> Option<f64> {
         let text = std::fs::read_to_string(root.join(id).join("new/estimates.json")).ok()?;
         let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-        value["median"]["point_estimate"].as_f64().map(|ns| ns * 1e-9)
+        value["median"]["point_estimate"]
+            .as_f64()
+            .map(|ns| ns * 1e-9)
     };
     let Some(triad_s) = median("bandwidth/triad") else {
         return;
@@ -128,10 +145,22 @@ fn summary() {
     println!("\nsummary (medians of this run)");
     println!("  triad bandwidth: {:.2} GB/s", bandwidth * 1e-9);
     for (id, bytes) in [
-        ("softmax_gd_iteration/least_squares_data/M16_n8192_d256", 8 * 16 * 8192 * 257),
-        ("softmax_gd_iteration/least_squares_gram/M16_n8192_d256", 8 * 16 * 256 * 257),
-        ("softmax_gd_iteration/logistic/M16_n8192_d256", 8 * 16 * 8192 * 257),
-        ("softmax_gd_iteration/least_squares_data/M64_n8192_d256", 8 * 64 * 8192 * 257),
+        (
+            "softmax_gd_iteration/least_squares_data/M16_n8192_d256",
+            8 * 16 * 8192 * 257,
+        ),
+        (
+            "softmax_gd_iteration/least_squares_gram/M16_n8192_d256",
+            8 * 16 * 256 * 257,
+        ),
+        (
+            "softmax_gd_iteration/logistic/M16_n8192_d256",
+            8 * 16 * 8192 * 257,
+        ),
+        (
+            "softmax_gd_iteration/least_squares_data/M64_n8192_d256",
+            8 * 64 * 8192 * 257,
+        ),
     ] {
         if let Some(t) = median(id) {
             let rate = bytes as f64 / t;

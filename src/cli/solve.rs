@@ -58,7 +58,11 @@ impl SolveArgs {
     fn options(&self, dim: usize) -> Result<SolveOptions, Failure> {
         let method: Method = self.method.parse()?;
         if self.iters <= 0 {
-            return Err(crate::error::InputError::new("--iters", format!("must be a positive integer, got {}", self.iters)).into());
+            return Err(crate::error::InputError::new(
+                "--iters",
+                format!("must be a positive integer, got {}", self.iters),
+            )
+            .into());
         }
         let init = match &self.init {
             Some(path) => Some(read_vector(path, "--init")?),
@@ -86,13 +90,22 @@ impl SolveArgs {
 pub fn run_solve(args: &SolveArgs) -> Result<String, Failure> {
     // Options that need no file are checked before the (possibly large) load.
     let _: Method = args.method.parse()?;
-    for (field, value) in [("--mu", args.mu), ("--step", args.step), ("--weight-step", args.weight_step), ("--distance", args.distance)] {
+    for (field, value) in [
+        ("--mu", args.mu),
+        ("--step", args.step),
+        ("--weight-step", args.weight_step),
+        ("--distance", args.distance),
+    ] {
         if let Some(v) = value {
             crate::error::check_positive(field, v)?;
         }
     }
     if args.iters <= 0 {
-        return Err(crate::error::InputError::new("--iters", format!("must be a positive integer, got {}", args.iters)).into());
+        return Err(crate::error::InputError::new(
+            "--iters",
+            format!("must be a positive integer, got {}", args.iters),
+        )
+        .into());
     }
     let problem = load_problem(&args.problem)?;
     let options = args.options(problem.family.dim())?;
@@ -107,9 +120,17 @@ pub fn run_solve(args: &SolveArgs) -> Result<String, Failure> {
                 "dim": problem.family.dim(),
                 "radius": problem.set.radius(),
             });
-            format!("{}\n", serde_json::to_string(&value).map_err(|e| Failure { status: 1, message: e.to_string() })?)
+            format!(
+                "{}\n",
+                serde_json::to_string(&value).map_err(|e| Failure {
+                    status: 1,
+                    message: e.to_string()
+                })?
+            )
         }
-        OutputFormat::Table => format_table(&outcome, &args.problem.display().to_string(), &problem.kind),
+        OutputFormat::Table => {
+            format_table(&outcome, &args.problem.display().to_string(), &problem.kind)
+        }
     })
 }
 
@@ -139,7 +160,11 @@ pub fn outcome_json(outcome: &SolveOutcome) -> serde_json::Value {
 pub fn format_table(outcome: &SolveOutcome, problem: &str, kind: &str) -> String {
     let m = outcome.losses.len();
     let mut s = String::new();
-    let _ = writeln!(s, "taskrobust solve  {problem}  ({kind}, M = {m} tasks, d = {})", outcome.theta.len());
+    let _ = writeln!(
+        s,
+        "taskrobust solve  {problem}  ({kind}, M = {m} tasks, d = {})",
+        outcome.theta.len()
+    );
     let mut settings = vec![format!("{} iterations", outcome.iterations)];
     if let Some(mu) = outcome.mu {
         settings.push(format!("mu = {mu:.4e}"));
@@ -147,21 +172,54 @@ pub fn format_table(outcome: &SolveOutcome, problem: &str, kind: &str) -> String
     if let Some(step) = outcome.step {
         settings.push(format!("step = {step:.4e}"));
     }
-    let _ = writeln!(s, "method        {}  ({})", outcome.method, settings.join(", "));
-    let _ = writeln!(s, "worst loss    F(theta) = {:.10e}  (task {})", outcome.max_loss, outcome.worst_task);
-    let _ = writeln!(s, "lower bound   D(p)     = {:.10e}  (certified: OPT >= D(p))", outcome.lower_bound);
+    let _ = writeln!(
+        s,
+        "method        {}  ({})",
+        outcome.method,
+        settings.join(", ")
+    );
+    let _ = writeln!(
+        s,
+        "worst loss    F(theta) = {:.10e}  (task {})",
+        outcome.max_loss, outcome.worst_task
+    );
+    let _ = writeln!(
+        s,
+        "lower bound   D(p)     = {:.10e}  (certified: OPT >= D(p))",
+        outcome.lower_bound
+    );
     let relative = outcome.gap / outcome.max_loss.abs().max(f64::MIN_POSITIVE);
-    let _ = writeln!(s, "gap           {:.3e}  (relative {:.3e}; F(theta) - OPT <= gap)", outcome.gap, relative);
-    let _ = writeln!(s, "time          {:.4} s  ({})", outcome.seconds, outcome.termination);
+    let _ = writeln!(
+        s,
+        "gap           {:.3e}  (relative {:.3e}; F(theta) - OPT <= gap)",
+        outcome.gap, relative
+    );
+    let _ = writeln!(
+        s,
+        "time          {:.4} s  ({})",
+        outcome.seconds, outcome.termination
+    );
     let mut order: Vec<usize> = (0..m).collect();
     order.sort_by(|&a, &b| outcome.losses[b].total_cmp(&outcome.losses[a]));
     let shown = order.len().min(20);
-    let _ = writeln!(s, "\n{:>6}  {:>18}  {:>10}", "task", "loss f_i(theta)", "weight p_i");
+    let _ = writeln!(
+        s,
+        "\n{:>6}  {:>18}  {:>10}",
+        "task", "loss f_i(theta)", "weight p_i"
+    );
     for &i in &order[..shown] {
-        let _ = writeln!(s, "{:>6}  {:>18.10e}  {:>10.4}", i, outcome.losses[i], outcome.weights[i]);
+        let _ = writeln!(
+            s,
+            "{:>6}  {:>18.10e}  {:>10.4}",
+            i, outcome.losses[i], outcome.weights[i]
+        );
     }
     if shown < m {
-        let _ = writeln!(s, "   ... {} more tasks (use --format json for all)", m - shown);
+        let _ = writeln!(
+            s,
+            "   ... {} more tasks (use --format json for all)",
+            m - shown
+        );
     }
     s
 }

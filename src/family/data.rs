@@ -295,8 +295,11 @@ impl DataTasks {
     /// `X_i^T X_i / n_i` for one task.
     pub fn gram(&self, task: usize) -> DMatrix<f64> {
         let data = &self.tasks[task];
-        let mut gram = &data.xt * data.xt.transpose();
-        gram /= data.samples() as f64;
+        let (d, n) = (data.xt.nrows(), data.xt.ncols());
+        // X (n x d) as a strided view of the same storage: no transposed copy.
+        let x = nalgebra::DMatrixView::from_slice_with_strides(data.xt.as_slice(), n, d, d, 1);
+        let mut gram = &data.xt * x;
+        gram /= n as f64;
         // Exact symmetry (the product is symmetric up to rounding).
         (&gram + gram.transpose()) * 0.5
     }

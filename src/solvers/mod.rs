@@ -21,7 +21,7 @@ pub use accelerated::Accelerated;
 pub use average::AverageGd;
 pub use descent_ascent::DescentAscent;
 pub use exact::{solve_epigraph, EpigraphSolution, Exact};
-pub use run::{solve, Certifying};
+pub use run::{certify_point, solve, Certifying};
 pub use smoothing::{StepRule, Temperature};
 pub use softmax_gd::SoftmaxGd;
 pub use stochastic::StochasticSoftmaxGd;

@@ -1,0 +1,349 @@
+//! `taskrobust solve`: the contract's JSON fields, the table, and exit status 2
+//! with one line naming the field for every bad-input class.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("taskrobust-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_taskrobust"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+const QUADRATIC: &str = r#"{"kind": "quadratic", "tasks": [
+  {"a": [[1, 0], [0, 1]], "c": [1, 0], "b": 0},
+  {"a": [[1, 0], [0, 1]], "c": [-0.5, 0.8660254037844386], "b": 0},
+  {"a": [[1, 0], [0, 1]], "c": [-0.5, -0.8660254037844386], "b": 0}]}"#;
+
+#[test]
+fn json_output_has_the_contract_fields() {
+    let dir = scratch("json");
+    let problem = write(&dir, "p.json", QUADRATIC);
+    for method in [
+        "softmax-gd",
+        "accelerated",
+        "descent-ascent",
+        "subgradient",
+        "average",
+        "exact",
+    ] {
+        let (code, stdout, stderr) = run(&[
+            "solve",
+            &problem,
+            "--method",
+            method,
+            "--format",
+            "json",
+            "--iters",
+            "300",
+            "--distance",
+            "2",
+        ]);
+        assert_eq!(code, 0, "{method}: {stderr}");
+        let v: Value = serde_json::from_str(&stdout).unwrap();
+        for field in [
+            "method",
+            "iterations",
+            "max_loss",
+            "lower_bound",
+            "gap",
+            "losses",
+            "weights",
+            "theta",
+            "seconds",
+        ] {
+            assert!(!v[field].is_null(), "{method}: missing {field}");
+        }
+        assert_eq!(v["method"], method);
+        let weights: Vec<f64> = serde_json::from_value(v["weights"].clone()).unwrap();
+        assert!(
+            (weights.iter().sum::<f64>() - 1.0).abs() < 1e-12 && weights.iter().all(|&w| w >= 0.0)
+        );
+        let (f, lb) = (
+            v["max_loss"].as_f64().unwrap(),
+            v["lower_bound"].as_f64().unwrap(),
+        );
+        assert!(
+            lb <= 0.5 + 1e-12 && f >= 0.5 - 1e-12,
+            "{method}: [{lb}, {f}] must contain OPT = 1/2"
+        );
+        assert!((v["gap"].as_f64().unwrap() - (f - lb)).abs() < 1e-15);
+    }
+}
+
+#[test]
+fn fixed_step_and_mu_make_softmax_gd_reproducible_by_hand() {
+    // Two isotropic tasks in 1-D: f_1 = (x - 1)^2 / 2, f_2 = (x + 1)^2 / 2 + 0.1.
+    let dir = scratch("manual");
+    let problem = write(
+        &dir,
+        "p.json",
+        r#"{"kind": "quadratic", "tasks": [
+        {"a": [[1]], "c": [1], "b": 0}, {"a": [[1]], "c": [-1], "b": 0.1}]}"#,
+    );
+    let (code, stdout, _) = run(&[
+        "solve", &problem, "--format", "json", "--mu", "0.2", "--step", "0.3", "--iters", "7",
+    ]);
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let mut x: f64 = 0.0;
+    for _ in 0..7 {
+        let f = [(x - 1.0).powi(2) / 2.0, (x + 1.0).powi(2) / 2.0 + 0.1];
+        let m = f[0].max(f[1]);
+        let e = [((f[0] - m) / 0.2).exp(), ((f[1] - m) / 0.2).exp()];
+        let p = [e[0] / (e[0] + e[1]), e[1] / (e[0] + e[1])];
+        x -= 0.3 * (p[0] * (x - 1.0) + p[1] * (x + 1.0));
+    }
+    let theta = v["theta"][0].as_f64().unwrap();
+    assert!((theta - x).abs() <= 1e-14, "{theta} vs {x}");
+}
+
+#[test]
+fn table_is_readable() {
+    let dir = scratch("table");
+    let problem = write(&dir, "p.json", QUADRATIC);
+    let (code, stdout, _) = run(&["solve", &problem, "--method", "exact"]);
+    assert_eq!(code, 0);
+    for needle in ["worst loss", "lower bound", "gap", "task", "weight"] {
+        assert!(stdout.contains(needle), "table lacks '{needle}':\n{stdout}");
+    }
+}
+
+/// Every bad-input class: exit status 2, exactly one stderr line naming the field, no panic.
+#[test]
+fn bad_input_exits_with_status_2_and_one_line() {
+    let dir = scratch("errors");
+    let good = write(&dir, "good.json", QUADRATIC);
+    let nan_npy = {
+        // 2 x 2 '<f8' array with a NaN.
+        let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }";
+        let mut h = header.to_string();
+        while (10 + h.len() + 1) % 64 != 0 {
+            h.push(' ');
+        }
+        h.push('\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(h.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(h.as_bytes());
+        for v in [1.0f64, f64::NAN, 0.0, 1.0] {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        std::fs::write(dir.join("nan.npy"), bytes).unwrap();
+        write(&dir, "y.csv", "1\n-1\n");
+        write(
+            &dir,
+            "nan.json",
+            r#"{"kind": "least_squares", "tasks": [{"x_path": "nan.npy", "y_path": "y.csv"}]}"#,
+        )
+    };
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "solve".into(),
+                dir.join("missing.json").to_str().unwrap().into(),
+            ],
+            "missing.json",
+        ),
+        (
+            vec!["solve".into(), write(&dir, "malformed.json", "{\"kind\": ")],
+            "malformed.json",
+        ),
+        (
+            vec![
+                "solve".into(),
+                write(
+                    &dir,
+                    "notasks.json",
+                    r#"{"kind": "quadratic", "tasks": []}"#,
+                ),
+            ],
+            "tasks",
+        ),
+        (
+            vec![
+                "solve".into(),
+                write(&dir, "kind.json", r#"{"kind": "cubic", "tasks": []}"#),
+            ],
+            "kind",
+        ),
+        (
+            vec![
+                "solve".into(),
+                write(
+                    &dir,
+                    "shape.json",
+                    r#"{"kind": "quadratic", "tasks": [{"a": [[1, 0], [0, 1]], "c": [1, 0, 2], "b": 0}]}"#,
+                ),
+            ],
+            "tasks[0]",
+        ),
+        (
+            vec![
+                "solve".into(),
+                write(
+                    &dir,
+                    "ragged.json",
+                    r#"{"kind": "least_squares", "tasks": [{"x": [[1, 2], [3]], "y": [1, 2]}]}"#,
+                ),
+            ],
+            "tasks[0].x",
+        ),
+        (
+            vec![
+                "solve".into(),
+                write(
+                    &dir,
+                    "ylen.json",
+                    r#"{"kind": "least_squares", "tasks": [{"x": [[1, 2], [3, 4]], "y": [1]}]}"#,
+                ),
+            ],
+            "tasks[0].y",
+        ),
+        (
+            vec![
+                "solve".into(),
+                write(
+                    &dir,
+                    "asym.json",
+                    r#"{"kind": "quadratic", "tasks": [{"a": [[1, 2], [0, 1]], "c": [0, 0], "b": 0}]}"#,
+                ),
+            ],
+            "tasks[0].a",
+        ),
+        (
+            vec![
+                "solve".into(),
+                write(
+                    &dir,
+                    "nonpsd.json",
+                    r#"{"kind": "quadratic", "tasks": [{"a": [[1, 0], [0, -1]], "c": [0, 0], "b": 0}]}"#,
+                ),
+            ],
+            "tasks[0].a",
+        ),
+        (
+            vec![
+                "solve".into(),
+                write(
+                    &dir,
+                    "labels.json",
+                    r#"{"kind": "logistic", "l2": 0.1, "tasks": [{"x": [[1, 2], [3, 4]], "y": [1, 0]}]}"#,
+                ),
+            ],
+            "tasks[0].y",
+        ),
+        (
+            vec![
+                "solve".into(),
+                write(
+                    &dir,
+                    "null.json",
+                    r#"{"kind": "quadratic", "tasks": [{"a": [[1, 0], [0, 1]], "c": [null, 0], "b": 0}]}"#,
+                ),
+            ],
+            "tasks[0].c",
+        ),
+        (
+            vec![
+                "solve".into(),
+                write(
+                    &dir,
+                    "radius.json",
+                    r#"{"kind": "quadratic", "radius": -1, "tasks": [{"a": [[1]], "c": [0], "b": 0}]}"#,
+                ),
+            ],
+            "radius",
+        ),
+        (
+            vec![
+                "solve".into(),
+                write(
+                    &dir,
+                    "l2.json",
+                    r#"{"kind": "logistic", "l2": 0, "tasks": [{"x": [[1]], "y": [1]}]}"#,
+                ),
+            ],
+            "l2",
+        ),
+        (vec!["solve".into(), nan_npy], "nan.npy"),
+        (
+            vec!["solve".into(), good.clone(), "--mu".into(), "0".into()],
+            "--mu",
+        ),
+        (
+            vec!["solve".into(), good.clone(), "--mu".into(), "NaN".into()],
+            "--mu",
+        ),
+        (
+            vec!["solve".into(), good.clone(), "--step".into(), "-0.1".into()],
+            "--step",
+        ),
+        (
+            vec!["solve".into(), good.clone(), "--iters".into(), "0".into()],
+            "--iters",
+        ),
+        (
+            vec![
+                "solve".into(),
+                good.clone(),
+                "--method".into(),
+                "newton".into(),
+            ],
+            "--method",
+        ),
+        (
+            vec![
+                "solve".into(),
+                good.clone(),
+                "--method".into(),
+                "stochastic".into(),
+            ],
+            "--method",
+        ),
+        (
+            vec![
+                "solve".into(),
+                good.clone(),
+                "--init".into(),
+                write(&dir, "init.csv", "1\n2\n3\n"),
+            ],
+            "--init",
+        ),
+    ];
+    for (args, field) in cases {
+        let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let (code, stdout, stderr) = run(&args);
+        assert_eq!(code, 2, "{args:?}: status {code}, stderr {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?} panicked: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{args:?}: not one line: {stderr}"
+        );
+        assert!(
+            stderr.contains(field),
+            "{args:?}: '{stderr}' does not name {field}"
+        );
+        assert!(stdout.is_empty());
+    }
+}
