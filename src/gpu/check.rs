@@ -19,7 +19,9 @@ use crate::ball::{Ball, FeasibleSet};
 use crate::certificate::QuadraticForm;
 use crate::error::InputError;
 use crate::family::{Evaluation, TaskFamily, Weigh};
-use crate::io::{write_json_atomic, write_text_atomic};
+use crate::io::write_json_atomic;
+use crate::plots::lines::{line_chart, LineSpec};
+use crate::plots::{LineTable, PlotError};
 use crate::solvers::{solve, IterationRecord, Method, SolveOptions, SolveOutcome};
 use crate::theory::bounds::{accelerated_fixed_mu, softmax_gd_fixed_mu};
 use nalgebra::DVector;
@@ -237,7 +239,10 @@ pub struct GpuCheckReport {
     /// The bound formulas used (stated here; see docs/THEORY.md, "Rates").
     pub bound_note: String,
     pub json_path: PathBuf,
+    /// The gap curves and bounds (tidy CSV) and the figure drawn from them.
     pub csv_path: PathBuf,
+    pub figure_svg: PathBuf,
+    pub figure_png: PathBuf,
     pub seconds: f64,
 }
 
@@ -447,26 +452,22 @@ pub fn run_against_bound(outcome: &SolveOutcome, num_tasks: usize, distance: f64
     }
 }
 
-/// The gap curves as CSV: family, method, iteration, max_loss, best_lower_bound, gap, bound.
-pub fn gap_csv(families: &[FamilyReport]) -> String {
-    let mut out = String::from("family,method,iteration,max_loss,best_lower_bound,gap,bound\n");
+/// The gap curves and their bounds as a tidy line table (series
+/// "<family> <method>"; measured = certified gap, bound = the rate bound).
+pub fn gap_table(families: &[FamilyReport]) -> LineTable {
+    let mut table = LineTable::new();
     for family in families {
         for run in &family.runs {
+            let series = format!("{} {}", family.kind, run.method);
             for p in &run.curve {
-                out.push_str(&format!(
-                    "{},{},{},{:e},{:e},{:e},{:e}\n",
-                    family.kind,
-                    run.method,
-                    p.iteration,
-                    p.max_loss,
-                    p.best_lower_bound,
-                    p.gap,
-                    p.bound
-                ));
+                table.measured(&series, 0, p.iteration as f64, p.gap);
+                if p.bound.is_finite() {
+                    table.bound(&series, p.iteration as f64, p.bound);
+                }
             }
         }
     }
-    out
+    table
 }
 
 /// The checks of one family: cross-check tolerances, bounds, bandwidth.
@@ -544,17 +545,34 @@ pub fn family_checks(family: &FamilyReport, scale: Scale, peak: Option<f64>) -> 
     checks
 }
 
-/// Writes the JSON report and the CSV; fills in their paths.
+/// Writes the gap table (CSV), the figure drawn from it (SVG and PNG) and
+/// the JSON report; fills in their paths.
 fn write_outputs(report: &mut GpuCheckReport, out_dir: &Path) -> Result<(), GpuError> {
     std::fs::create_dir_all(out_dir)
         .map_err(|e| GpuError::Io(format!("{}: {e}", out_dir.display())))?;
     let scale = report.scale.name();
     report.json_path = out_dir.join(format!("gpu-check-{scale}.json"));
     report.csv_path = out_dir.join(format!("gpu-check-{scale}-gap.csv"));
-    let io = |path: &Path, e: std::io::Error| GpuError::Io(format!("{}: {e}", path.display()));
-    write_text_atomic(&report.csv_path, &gap_csv(&report.families))
-        .map_err(|e| io(&report.csv_path, e))?;
-    write_json_atomic(&report.json_path, report).map_err(|e| io(&report.json_path, e))
+    let plot = |e: PlotError| GpuError::Io(e.to_string());
+    gap_table(&report.families)
+        .write_csv(&report.csv_path)
+        .map_err(plot)?;
+    // The figure is drawn from the CSV just written, as every figure is.
+    let table = LineTable::read_csv(&report.csv_path).map_err(plot)?;
+    let title = format!("{} ({} scale)", report.device.name, scale);
+    let mut spec = LineSpec::convergence("iteration t", "certified gap F(θ_t) − D(p)");
+    spec.title = Some(title);
+    spec.band = None;
+    let rendered = line_chart(
+        &table,
+        &spec,
+        &out_dir.join(format!("gpu-check-{scale}-gap")),
+    )
+    .map_err(plot)?;
+    report.figure_svg = rendered.svg;
+    report.figure_png = rendered.png;
+    let path = report.json_path.clone();
+    write_json_atomic(&path, report).map_err(|e| GpuError::Io(format!("{}: {e}", path.display())))
 }
 
 /// Runs the check. "no CUDA device" (exit status 2) where the feature is off
@@ -742,6 +760,8 @@ mod device_run {
             bound_note: BOUND_NOTE.into(),
             json_path: PathBuf::new(),
             csv_path: PathBuf::new(),
+            figure_svg: PathBuf::new(),
+            figure_png: PathBuf::new(),
             seconds: started.elapsed().as_secs_f64(),
         })
     }
@@ -1144,8 +1164,29 @@ mod tests {
                 .unwrap()
                 .required
         );
-        let csv = gap_csv(&[family]);
-        assert_eq!(csv.lines().count(), 1);
+        assert!(gap_table(&[family]).points.is_empty());
+    }
+
+    /// Softmax-gd and accelerated on the small CPU problem, as gap curves.
+    fn cpu_runs() -> Vec<MethodRun> {
+        let spec = small_spec();
+        let radius = check_radius(&spec);
+        let family: Arc<dyn TaskFamily> =
+            Arc::new(least_squares_family(&spec, 64, NOISE, GradientForm::Data).unwrap());
+        [Method::SoftmaxGd, Method::Accelerated]
+            .into_iter()
+            .map(|method| {
+                let options = SolveOptions {
+                    method,
+                    iterations: 40,
+                    record_trace: true,
+                    ..SolveOptions::default()
+                };
+                let outcome =
+                    solve(family.clone(), FeasibleSet::Ball { radius }, &options).unwrap();
+                run_against_bound(&outcome, spec.num_tasks, radius)
+            })
+            .collect()
     }
 
     #[test]
@@ -1174,28 +1215,7 @@ mod tests {
                 gradient_kernel: "cublas".into(),
                 timings: vec![],
                 cross_checks: vec![],
-                runs: vec![MethodRun {
-                    method: "softmax-gd".into(),
-                    iterations: 1,
-                    seconds: 0.0,
-                    seconds_per_iteration: 0.0,
-                    mu: Some(1.0),
-                    step: Some(1.0),
-                    smoothed_smoothness: 1.0,
-                    distance: 1.0,
-                    max_loss: 1.0,
-                    lower_bound: 0.5,
-                    gap: 0.5,
-                    worst_gap_to_bound: 0.1,
-                    bound_violations: 0,
-                    curve: vec![GapPoint {
-                        iteration: 1,
-                        max_loss: 1.0,
-                        best_lower_bound: 0.5,
-                        gap: 0.5,
-                        bound: 5.0,
-                    }],
-                }],
+                runs: cpu_runs(),
                 generate_seconds: 0.0,
                 upload_seconds: 0.0,
                 setup_seconds: 0.0,
@@ -1205,6 +1225,8 @@ mod tests {
             bound_note: BOUND_NOTE.into(),
             json_path: PathBuf::new(),
             csv_path: PathBuf::new(),
+            figure_svg: PathBuf::new(),
+            figure_png: PathBuf::new(),
             seconds: 0.0,
         };
         write_outputs(&mut report, &dir).unwrap();
@@ -1212,12 +1234,14 @@ mod tests {
             serde_json::from_str(&std::fs::read_to_string(&report.json_path).unwrap()).unwrap();
         assert_eq!(json["device"]["name"], "test device");
         assert_eq!(json["scale"], "small");
-        let csv = std::fs::read_to_string(&report.csv_path).unwrap();
-        assert_eq!(
-            csv.lines().nth(1).unwrap(),
-            "least_squares,softmax-gd,1,1e0,5e-1,5e-1,5e0"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
+        let table = LineTable::read_csv(&report.csv_path).unwrap();
+        assert_eq!(table, gap_table(&report.families));
+        assert!(table.points.len() > 80, "{}", table.points.len());
+        assert!(report.figure_svg.exists() && report.figure_png.exists());
+        assert!(std::fs::metadata(&report.figure_png).unwrap().len() > 1000);
+        if std::env::var_os("TASKROBUST_KEEP_TEST_FIGURES").is_none() {
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
     }
 
     #[test]
