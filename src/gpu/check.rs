@@ -246,6 +246,36 @@ pub struct GpuCheckReport {
     pub seconds: f64,
 }
 
+impl GpuCheckReport {
+    /// A few lines for the terminal: device, each check, the files written.
+    pub fn summary(&self) -> String {
+        let mut out = format!(
+            "gpu-check --scale {} on {} ({:.1} s)\n",
+            self.scale.name(),
+            self.device.name,
+            self.seconds
+        );
+        for c in &self.checks {
+            out.push_str(&format!(
+                "{} {}: {:.3e} (target {:.3e}){}\n",
+                if c.passed { "PASS" } else { "FAIL" },
+                c.name,
+                c.measured,
+                c.theory,
+                if c.required { "" } else { " [informational]" }
+            ));
+        }
+        out.push_str(&format!(
+            "wrote {}, {}, {}, {}\n",
+            self.json_path.display(),
+            self.csv_path.display(),
+            self.figure_svg.display(),
+            self.figure_png.display()
+        ));
+        out
+    }
+}
+
 /// `max_j |a_j - b_j| / max_j |b_j|` (relative to the reference `b`; the
 /// absolute difference where `b` is zero). Infinite on a length mismatch, NaN
 /// where either holds NaN.
@@ -1239,6 +1269,7 @@ mod tests {
         assert!(table.points.len() > 80, "{}", table.points.len());
         assert!(report.figure_svg.exists() && report.figure_png.exists());
         assert!(std::fs::metadata(&report.figure_png).unwrap().len() > 1000);
+        assert!(report.summary().contains("test device"));
         if std::env::var_os("TASKROBUST_KEEP_TEST_FIGURES").is_none() {
             std::fs::remove_dir_all(&dir).unwrap();
         }
