@@ -11,6 +11,7 @@ pub mod cli;
 pub mod error;
 pub mod experiments;
 pub mod family;
+pub mod gpu;
 pub mod io;
 pub mod kernels;
 pub mod numerics;
