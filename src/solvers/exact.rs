@@ -184,7 +184,7 @@ fn polish_kkt(
             break;
         }
     }
-    if p.iter().any(|&w| !(w >= 0.0)) || !theta.iter().all(|v| v.is_finite()) {
+    if p.iter().any(|&w| w.is_nan() || w < 0.0) || !theta.iter().all(|v| v.is_finite()) {
         return None;
     }
     let mut full = vec![0.0; forms.len()];
