@@ -15,6 +15,7 @@ pub mod reference;
 pub mod setup;
 
 use crate::error::{Error, InputError};
+use crate::report::{FigureEntry, Report};
 use crate::theory::checks::Check;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -39,19 +40,11 @@ pub struct CellResult {
     pub rows: Vec<Value>,
 }
 
-/// A figure written by an experiment; paths relative to the output folder.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Figure {
-    pub name: String,
-    pub csv: String,
-    pub caption: String,
-}
-
 /// What `finish` produced.
 #[derive(Debug, Clone, Default)]
 pub struct Finished {
     pub checks: Vec<Check>,
-    pub figures: Vec<Figure>,
+    pub figures: Vec<FigureEntry>,
 }
 
 /// Experiment parameters: the TOML table, with `[quick]` merged over it for
@@ -69,7 +62,12 @@ impl Params {
     pub fn typed<T: serde::de::DeserializeOwned>(&self, experiment: &str) -> Result<T, InputError> {
         toml::Value::Table(self.table.clone())
             .try_into()
-            .map_err(|e| InputError::new(format!("{}: {experiment}", self.source), e.to_string().replace('\n', " ")))
+            .map_err(|e| {
+                InputError::new(
+                    format!("{}: {experiment}", self.source),
+                    e.to_string().replace('\n', " "),
+                )
+            })
     }
 }
 
@@ -85,7 +83,12 @@ pub trait Experiment: Sync {
     /// Runs one cell (deterministic given the cell).
     fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error>;
     /// Checks, then tables, then figures, from all cells' rows (cell order).
-    fn finish(&self, params: &Params, results: &[CellResult], out: &Path) -> Result<Finished, Error>;
+    fn finish(
+        &self,
+        params: &Params,
+        results: &[CellResult],
+        out: &Path,
+    ) -> Result<Finished, Error>;
 }
 
 /// Every experiment of `reproduce`, in report order.
@@ -94,14 +97,22 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
 }
 
 /// Loads `dir/<name>.toml` if present (else the built-in copy) and applies `[quick]`.
-pub fn load_params(experiment: &dyn Experiment, dir: Option<&Path>, quick: bool) -> Result<Params, InputError> {
+pub fn load_params(
+    experiment: &dyn Experiment,
+    dir: Option<&Path>,
+    quick: bool,
+) -> Result<Params, InputError> {
     let (text, source) = match dir.map(|d| d.join(format!("{}.toml", experiment.name()))) {
         Some(path) if path.exists() => (
-            std::fs::read_to_string(&path)
-                .map_err(|e| InputError::new(path.display().to_string(), format!("cannot read: {e}")))?,
+            std::fs::read_to_string(&path).map_err(|e| {
+                InputError::new(path.display().to_string(), format!("cannot read: {e}"))
+            })?,
             path.display().to_string(),
         ),
-        _ => (experiment.default_params().to_string(), "built-in".to_string()),
+        _ => (
+            experiment.default_params().to_string(),
+            "built-in".to_string(),
+        ),
     };
     let mut table: toml::Table = text
         .parse()
@@ -114,7 +125,11 @@ pub fn load_params(experiment: &dyn Experiment, dir: Option<&Path>, quick: bool)
             }
         }
     }
-    Ok(Params { table, source, quick })
+    Ok(Params {
+        table,
+        source,
+        quick,
+    })
 }
 
 /// Which cells a shard runs: global index i mod count == index.
@@ -128,9 +143,17 @@ impl std::str::FromStr for Shard {
     type Err = InputError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || InputError::new("--shard", format!("expected i/N with 0 <= i < N, got '{s}'"));
+        let bad = || {
+            InputError::new(
+                "--shard",
+                format!("expected i/N with 0 <= i < N, got '{s}'"),
+            )
+        };
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let (index, count): (usize, usize) = (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        let (index, count): (usize, usize) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
         if count == 0 || index >= count {
             return Err(bad());
         }
@@ -169,23 +192,39 @@ fn plan(options: &ReproduceOptions) -> Result<Vec<Planned>, Error> {
     for name in &options.only {
         if !registry.iter().any(|e| e.name() == name) {
             let names: Vec<_> = registry.iter().map(|e| e.name()).collect();
-            return Err(InputError::new("--only", format!("unknown experiment '{name}' (known: {})", names.join(", "))).into());
+            return Err(InputError::new(
+                "--only",
+                format!("unknown experiment '{name}' (known: {})", names.join(", ")),
+            )
+            .into());
         }
     }
     for experiment in registry {
         if !options.only.is_empty() && !options.only.iter().any(|n| n == experiment.name()) {
             continue;
         }
-        let params = load_params(experiment.as_ref(), options.params_dir.as_deref(), options.quick)?;
+        let params = load_params(
+            experiment.as_ref(),
+            options.params_dir.as_deref(),
+            options.quick,
+        )?;
         let cells = experiment.cells(&params)?;
-        planned.push(Planned { experiment, params, cells });
+        planned.push(Planned {
+            experiment,
+            params,
+            cells,
+        });
     }
     Ok(planned)
 }
 
 /// Runs the selected cells in parallel (results in a fixed order). Rows pass
 /// through JSON so a single run and a sharded run see identical numbers.
-fn run_cells(planned: &[Planned], select: impl Fn(usize) -> bool + Sync, progress: bool) -> Result<Vec<CellResult>, Error> {
+fn run_cells(
+    planned: &[Planned],
+    select: impl Fn(usize) -> bool + Sync,
+    progress: bool,
+) -> Result<Vec<CellResult>, Error> {
     let jobs: Vec<(usize, usize)> = planned
         .iter()
         .enumerate()
@@ -200,9 +239,11 @@ fn run_cells(planned: &[Planned], select: impl Fn(usize) -> bool + Sync, progres
         indicatif::ProgressBar::hidden()
     };
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} cells  {elapsed_precise}  {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} cells  {elapsed_precise}  {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
     );
     bar.set_prefix("reproduce");
     let results: Result<Vec<CellResult>, Error> = jobs
@@ -226,31 +267,14 @@ fn run_cells(planned: &[Planned], select: impl Fn(usize) -> bool + Sync, progres
     results
 }
 
-/// The full report of a run (report.json).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Report {
-    pub checks: Vec<Check>,
-    pub all_passed: bool,
-    pub crate_version: String,
-    pub git_revision: String,
-    pub quick: bool,
-    pub seeds: serde_json::Map<String, Value>,
-    pub parameters: serde_json::Map<String, Value>,
-    pub figures: Vec<Figure>,
-}
-
-fn finish_all(planned: &[Planned], results: &[CellResult], options: &ReproduceOptions) -> Result<Report, Error> {
-    std::fs::create_dir_all(&options.out).map_err(|e| Error::Io(format!("{}: {e}", options.out.display())))?;
-    let mut report = Report {
-        checks: Vec::new(),
-        all_passed: true,
-        crate_version: env!("CARGO_PKG_VERSION").to_string(),
-        git_revision: crate::report::git_revision(),
-        quick: options.quick,
-        seeds: Default::default(),
-        parameters: Default::default(),
-        figures: Vec::new(),
-    };
+fn finish_all(
+    planned: &[Planned],
+    results: &[CellResult],
+    options: &ReproduceOptions,
+) -> Result<Report, Error> {
+    std::fs::create_dir_all(&options.out)
+        .map_err(|e| Error::Io(format!("{}: {e}", options.out.display())))?;
+    let mut report = Report::new(Value::Object(Default::default()), Vec::new());
     for p in planned {
         let name = p.experiment.name();
         let mine: Vec<CellResult> = p
@@ -261,20 +285,29 @@ fn finish_all(planned: &[Planned], results: &[CellResult], options: &ReproduceOp
                     .iter()
                     .find(|r| r.experiment == name && r.key == cell.key)
                     .cloned()
-                    .ok_or_else(|| Error::Input(InputError::new("merge", format!("missing cell {name}:{} (is a shard part missing?)", cell.key))))
+                    .ok_or_else(|| {
+                        Error::Input(InputError::new(
+                            "merge",
+                            format!(
+                                "missing cell {name}:{} (is a shard part missing?)",
+                                cell.key
+                            ),
+                        ))
+                    })
             })
             .collect::<Result<_, _>>()?;
         let finished = p.experiment.finish(&p.params, &mine, &options.out)?;
-        report.seeds.insert(name.to_string(), serde_json::to_value(p.experiment.seeds(&p.params)?).unwrap_or(Value::Null));
+        report.seeds.extend(p.experiment.seeds(&p.params)?);
         let mut params = serde_json::to_value(&p.params.table).unwrap_or(Value::Null);
         params["source"] = Value::String(p.params.source.clone());
-        report.parameters.insert(name.to_string(), params);
-        report.all_passed &= finished.checks.iter().all(|c| c.passed);
-        report.checks.extend(finished.checks);
+        params["quick"] = Value::Bool(options.quick);
+        report.parameters[name] = params;
+        report.extend_checks(finished.checks);
         report.figures.extend(finished.figures);
     }
-    crate::io::write_json_atomic(&options.out.join("report.json"), &report)?;
-    crate::io::write_text_atomic(&options.out.join("REPORT.md"), &crate::report::markdown(&report))?;
+    report.seeds.sort_unstable();
+    report.seeds.dedup();
+    report.write(&options.out)?;
     Ok(report)
 }
 
@@ -290,7 +323,11 @@ pub fn reproduce(options: &ReproduceOptions) -> Result<Report, Error> {
 pub fn reproduce_shard(options: &ReproduceOptions, shard: Shard) -> Result<PathBuf, Error> {
     let planned = plan(options)?;
     let total: usize = planned.iter().map(|p| p.cells.len()).sum();
-    let results = run_cells(&planned, |g| g % shard.count == shard.index, options.progress)?;
+    let results = run_cells(
+        &planned,
+        |g| g % shard.count == shard.index,
+        options.progress,
+    )?;
     let part = ShardPart {
         shard: format!("{}/{}", shard.index, shard.count),
         quick: options.quick,
@@ -313,14 +350,53 @@ pub fn merge(options: &ReproduceOptions, parts: &[PathBuf]) -> Result<Report, Er
     let planned = plan(options)?;
     let mut results = Vec::new();
     for path in parts {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| InputError::new(path.display().to_string(), format!("cannot read: {e}")))?;
-        let part: ShardPart = serde_json::from_str(&text)
-            .map_err(|e| InputError::new(path.display().to_string(), format!("not a shard part: {e}")))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            InputError::new(path.display().to_string(), format!("cannot read: {e}"))
+        })?;
+        let part: ShardPart = serde_json::from_str(&text).map_err(|e| {
+            InputError::new(path.display().to_string(), format!("not a shard part: {e}"))
+        })?;
         if part.quick != options.quick {
-            return Err(InputError::new(path.display().to_string(), "was run with a different --quick setting").into());
+            return Err(InputError::new(
+                path.display().to_string(),
+                "was run with a different --quick setting",
+            )
+            .into());
         }
         results.extend(part.results);
     }
     finish_all(&planned, &results, options)
+}
+
+/// The report entry of a figure drawn as `<out>/<name>.{svg,png}` from `<out>/<name>.csv`.
+pub fn figure(name: &str, caption: String) -> FigureEntry {
+    FigureEntry {
+        name: name.to_string(),
+        png: format!("{name}.png"),
+        svg: format!("{name}.svg"),
+        csv: format!("{name}.csv"),
+        caption,
+    }
+}
+
+/// Parses an experiment's TOML text into its typed parameters (applying
+/// `[quick]` when asked): for tests and tools.
+pub fn parse_params<T: serde::de::DeserializeOwned>(
+    text: &str,
+    quick: bool,
+) -> Result<T, InputError> {
+    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        InputError::new("parameters", e.to_string().replace('\n', " "))
+    })?;
+    let overrides = table.remove("quick");
+    if quick {
+        if let Some(toml::Value::Table(q)) = overrides {
+            table.extend(q);
+        }
+    }
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| {
+            InputError::new("parameters", e.to_string().replace('\n', " "))
+        })
 }

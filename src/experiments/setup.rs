@@ -1,7 +1,9 @@
 //! Shared set-up of the synthetic task families the experiments use.
 
 use crate::error::InputError;
-use crate::family::generators::{least_squares_family, logistic_family, quadratic_family, SyntheticSpec};
+use crate::family::generators::{
+    least_squares_family, logistic_family, quadratic_family, SyntheticSpec,
+};
 use crate::family::{GradientForm, TaskFamily};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -25,7 +27,12 @@ pub struct FamilyParams {
 }
 
 /// Builds one of "quadratic", "least_squares", "logistic" for a seed.
-pub fn build_family(kind: &str, p: &FamilyParams, tasks: usize, seed: u64) -> Result<Arc<dyn TaskFamily>, InputError> {
+pub fn build_family(
+    kind: &str,
+    p: &FamilyParams,
+    tasks: usize,
+    seed: u64,
+) -> Result<Arc<dyn TaskFamily>, InputError> {
     let spec = SyntheticSpec {
         num_tasks: tasks,
         dim: p.dim,
@@ -38,7 +45,12 @@ pub fn build_family(kind: &str, p: &FamilyParams, tasks: usize, seed: u64) -> Re
     };
     Ok(match kind {
         "quadratic" => Arc::new(quadratic_family(&spec)?),
-        "least_squares" => Arc::new(least_squares_family(&spec, p.samples, p.noise, GradientForm::Auto)?),
+        "least_squares" => Arc::new(least_squares_family(
+            &spec,
+            p.samples,
+            p.noise,
+            GradientForm::Auto,
+        )?),
         "logistic" => Arc::new(logistic_family(&spec, p.samples, p.noise, p.l2)?),
         other => {
             return Err(InputError::new(
@@ -49,13 +61,19 @@ pub fn build_family(kind: &str, p: &FamilyParams, tasks: usize, seed: u64) -> Re
     })
 }
 
-/// Powers of two up to `max` (and `max` itself): the recorded horizons.
+/// Horizons 1..=max spaced four per octave (rounded, distinct): where traces are read.
 pub fn log_grid(max: u64) -> Vec<u64> {
-    let mut grid = Vec::new();
-    let mut t = 1;
-    while t < max {
-        grid.push(t);
-        t *= 2;
+    let mut grid: Vec<u64> = Vec::new();
+    let mut k = 0;
+    loop {
+        let t = 2f64.powf(k as f64 / 4.0).round() as u64;
+        if t >= max {
+            break;
+        }
+        if grid.last() != Some(&t) {
+            grid.push(t);
+        }
+        k += 1;
     }
     grid.push(max);
     grid
