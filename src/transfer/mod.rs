@@ -10,6 +10,7 @@ pub mod average;
 pub mod checks;
 pub mod experiment;
 pub mod fantope;
+pub mod figures;
 pub mod grassmann;
 pub mod model;
 pub mod report;
