@@ -230,7 +230,7 @@ pub fn fantope_bound_certifies(
             if violations.is_empty() { String::new() } else { format!(" (violated by {})", violations.join(", ")) },
             100.0 * distance / minimax_worst.abs().max(1e-300),
             100.0 * relative_tolerance,
-            if fantope_primal < minimax_worst {
+            if fantope_primal < minimax_worst - 1e-8 * minimax_worst.abs().max(1e-12) {
                 format!(
                     "the Fantope solution reaches {fantope_primal:.6}, so at least {:.2e} of the distance is the \
                      relaxation gap (rank-k vs Fantope optimum), which no dual bound can close",

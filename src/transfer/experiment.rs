@@ -402,35 +402,3 @@ pub fn run_transfer_experiment(
         seconds: started.elapsed().as_secs_f64(),
     })
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    #[ignore]
-    fn explore_experiment() {
-        let dir = std::env::temp_dir().join(format!("transfer-exp-{}", std::process::id()));
-        for seed in [1u64, 2, 3] {
-            let e = run_transfer_experiment(&dir, seed, false).unwrap();
-            eprintln!(
-                "seed {seed}: {:.1} s (pattern {:.1}, balanced {:.1})",
-                e.seconds, e.pattern.timings.total, e.balanced.timings.total
-            );
-            for c in &e.checks {
-                eprintln!(
-                    "  [{}] {}: {}",
-                    if c.passed { "pass" } else { "FAIL" },
-                    c.name,
-                    c.detail
-                );
-            }
-            if seed == 1 {
-                for p in &e.sweep {
-                    eprintln!("  sweep {:?}", p);
-                }
-            }
-        }
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-}

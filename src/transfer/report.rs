@@ -615,48 +615,4 @@ mod tests {
             r.methods.minimax.worst_bias
         );
     }
-
-    #[test]
-    #[ignore]
-    fn explore_residuals() {
-        let s = pattern_semantic();
-        let options = TransferOptions {
-            simulate: false,
-            ..TransferOptions::default()
-        };
-        let r = run_transfer(&s, &options).unwrap();
-        for (name, m) in [
-            ("average", &r.methods.average),
-            ("minimax", &r.methods.minimax),
-        ] {
-            let line: Vec<String> = m
-                .bias
-                .iter()
-                .zip(&s.downstream_labels)
-                .map(|(b, l)| format!("{}:{b:.3}", &l[..3]))
-                .collect();
-            eprintln!("{name}: {}", line.join(" "));
-        }
-        eprintln!("{:?}", r.certificate);
-    }
-
-    #[test]
-    #[ignore]
-    fn explore_default_scale() {
-        for s in [pattern_semantic(), balanced()] {
-            let r = run_transfer(&s, &TransferOptions::default()).unwrap();
-            eprintln!("{}", format_table(&r));
-            eprintln!("{:?}", r.timings);
-            let cells = &r.cells;
-            eprintln!(
-                "{:?}",
-                crate::transfer::checks::formula_matches_simulation(
-                    cells,
-                    0.001,
-                    200,
-                    crate::transfer::checks::POLE_OFFSET
-                )
-            );
-        }
-    }
 }
