@@ -526,7 +526,7 @@ pub fn none_prediction(sigma: f64, d: usize, n: usize) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::transfer::scenario::{balanced, pattern_semantic, ScenarioFile};
+    use crate::transfer::scenario::ScenarioFile;
 
     fn small(n_up: Option<usize>) -> Scenario {
         // Three tasks along e1, e2, e3 in d = 6, k = 2: average keeps two of
