@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("taskrobust-reproduce-{}-{name}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "taskrobust-reproduce-{}-{name}",
+        std::process::id()
+    ));
     let _ = std::fs::remove_dir_all(&dir);
     dir
 }
@@ -56,21 +59,36 @@ fn quick_reproduce_passes_every_check_and_shards_merge_to_the_same_report() {
     let sharded = scratch("sharded");
     let dir = sharded.to_str().unwrap();
     for shard in ["0/3", "1/3", "2/3"] {
-        let (code, _, stderr) = taskrobust(&["reproduce", "--quick", "--shard", shard, "--out", dir]);
+        let (code, _, stderr) =
+            taskrobust(&["reproduce", "--quick", "--shard", shard, "--out", dir]);
         assert_eq!(code, 0, "{stderr}");
     }
     let parts: Vec<String> = (0..3)
-        .map(|i| sharded.join(format!("parts/part-{i}-of-3.json")).to_str().unwrap().to_string())
+        .map(|i| {
+            sharded
+                .join(format!("parts/part-{i}-of-3.json"))
+                .to_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     let mut args = vec!["merge", "--quick", "--out", dir];
     args.extend(parts.iter().map(String::as_str));
     let (code, _, stderr) = taskrobust(&args);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(report(&sharded), whole, "merged shards differ from the single run");
+    assert_eq!(
+        report(&sharded),
+        whole,
+        "merged shards differ from the single run"
+    );
     // Tables are identical too, byte for byte.
     for figure in whole["figures"].as_array().unwrap() {
         let csv = figure["csv"].as_str().unwrap();
-        assert_eq!(std::fs::read(single.join(csv)).unwrap(), std::fs::read(sharded.join(csv)).unwrap(), "{csv}");
+        assert_eq!(
+            std::fs::read(single.join(csv)).unwrap(),
+            std::fs::read(sharded.join(csv)).unwrap(),
+            "{csv}"
+        );
     }
     // A missing part is an input error, not a silent partial report.
     let (code, _, stderr) = taskrobust(&["merge", "--quick", "--out", dir, &parts[0]]);
