@@ -30,6 +30,8 @@ mod rate_fixed_mu;
 mod rate_strongly_convex;
 #[path = "../../experiments/rate_tuned_mu.rs"]
 mod rate_tuned_mu;
+#[path = "../../experiments/transfer.rs"]
+mod transfer;
 
 /// One independent unit of work: `key` is unique within the experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,6 +106,7 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(rate_tuned_mu::RateTunedMu),
         Box::new(rate_accelerated::RateAccelerated),
         Box::new(rate_strongly_convex::RateStronglyConvex),
+        Box::new(transfer::Transfer),
     ]
 }
 
