@@ -22,8 +22,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+#[path = "../../experiments/rate_accelerated.rs"]
+mod rate_accelerated;
 #[path = "../../experiments/rate_fixed_mu.rs"]
 mod rate_fixed_mu;
+#[path = "../../experiments/rate_strongly_convex.rs"]
+mod rate_strongly_convex;
+#[path = "../../experiments/rate_tuned_mu.rs"]
+mod rate_tuned_mu;
 #[path = "../../experiments/transfer.rs"]
 mod transfer;
 
@@ -97,6 +103,9 @@ pub trait Experiment: Sync {
 pub fn registry() -> Vec<Box<dyn Experiment>> {
     vec![
         Box::new(rate_fixed_mu::RateFixedMu),
+        Box::new(rate_tuned_mu::RateTunedMu),
+        Box::new(rate_accelerated::RateAccelerated),
+        Box::new(rate_strongly_convex::RateStronglyConvex),
         Box::new(transfer::Transfer),
     ]
 }
