@@ -1,8 +1,10 @@
 //! The `taskrobust` command line: argument parsing and the commands' output.
 //! Bad input ends with exit status 2 and one line on stderr naming the field.
 
+mod generate;
 mod solve;
 
+pub use generate::{run_generate, GenerateArgs, ProblemKind};
 pub use solve::{format_table, outcome_json, run_solve, SolveArgs};
 
 use clap::{Parser, Subcommand};
@@ -19,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Solve min_theta max_i f_i(theta) for a problem file, with a certified gap.
     Solve(SolveArgs),
+    /// Write a seeded synthetic problem (JSON + .npy data files) for solve or other tools.
+    Generate(GenerateArgs),
 }
 
 /// How a command ended: the exit status and what to print on stderr.
@@ -56,5 +60,6 @@ impl From<crate::error::InputError> for Failure {
 pub fn run(cli: Cli) -> Result<String, Failure> {
     match cli.command {
         Command::Solve(args) => run_solve(&args),
+        Command::Generate(args) => run_generate(&args),
     }
 }
