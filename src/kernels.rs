@@ -282,7 +282,63 @@ pub mod x86 {
         }
     }
 
-    /// See [`super::fused_rows`].
+    /// `y += a0 x0 + a1 x1 + a2 x2 + a3 x3`, element by element in that order:
+    /// bit for bit four [`axpy`] calls, with one load and store of `y`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn axpy4(alpha: [f64; 4], x: [&[f64]; 4], y: &mut [f64]) {
+        let n = y.len();
+        let py = y.as_mut_ptr();
+        let p = [x[0].as_ptr(), x[1].as_ptr(), x[2].as_ptr(), x[3].as_ptr()];
+        let a = [
+            _mm256_set1_pd(alpha[0]),
+            _mm256_set1_pd(alpha[1]),
+            _mm256_set1_pd(alpha[2]),
+            _mm256_set1_pd(alpha[3]),
+        ];
+        let mut i = 0;
+        // SAFETY (all accesses): i + 4 <= n and every x[r] has length n.
+        while i + 4 <= n {
+            let mut acc = _mm256_loadu_pd(py.add(i));
+            acc = _mm256_fmadd_pd(a[0], _mm256_loadu_pd(p[0].add(i)), acc);
+            acc = _mm256_fmadd_pd(a[1], _mm256_loadu_pd(p[1].add(i)), acc);
+            acc = _mm256_fmadd_pd(a[2], _mm256_loadu_pd(p[2].add(i)), acc);
+            acc = _mm256_fmadd_pd(a[3], _mm256_loadu_pd(p[3].add(i)), acc);
+            _mm256_storeu_pd(py.add(i), acc);
+            i += 4;
+        }
+        while i < n {
+            let mut acc = *py.add(i);
+            for r in 0..4 {
+                acc = alpha[r].mul_add(*p[r].add(i), acc);
+            }
+            *py.add(i) = acc;
+            i += 1;
+        }
+    }
+
+    /// Asks for the cache lines of `values` f64 from `ptr` on (a hint: never faults).
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    fn prefetch(ptr: *const f64, values: usize) {
+        let mut k = 0;
+        while k < values {
+            // SAFETY: prefetching is a hint and never dereferences; wrapping_add
+            // keeps the pointer arithmetic defined past the end.
+            _mm_prefetch::<_MM_HINT_T0>(ptr.wrapping_add(k).cast::<i8>());
+            k += 8;
+        }
+    }
+
+    /// Rows ahead of the current block that are prefetched.
+    /// (Measured: 4 to 32 rows all give 5-10% over none; hardware prefetch alone
+    /// keeps too few lines in flight on one core.)
+    const PREFETCH_ROWS: usize = 8;
+
+    /// See [`super::fused_rows`]. Four samples at a time: four dot products
+    /// (independent, so their loads overlap), four link calls (independent
+    /// transcendentals), then one pass over the gradient; bit for bit the
+    /// one-sample loop, since every sum keeps its order.
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA; `xt.len() == theta.len() * y.len()`
@@ -301,7 +357,37 @@ pub mod x86 {
     {
         let d = theta.len();
         let mut loss = 0.0;
-        for (x, &yj) in xt.chunks_exact(d).zip(y) {
+        let mut blocks = xt.chunks_exact(4 * d);
+        let mut labels = y.chunks_exact(4);
+        let mut start = 0;
+        for (block, yb) in (&mut blocks).zip(&mut labels) {
+            let ahead = start + PREFETCH_ROWS * d;
+            prefetch(
+                xt.as_ptr().wrapping_add(ahead),
+                (4 * d).min(xt.len().saturating_sub(ahead)),
+            );
+            start += 4 * d;
+            let x = [
+                &block[..d],
+                &block[d..2 * d],
+                &block[2 * d..3 * d],
+                &block[3 * d..],
+            ];
+            let z = [
+                dot(x[0], theta),
+                dot(x[1], theta),
+                dot(x[2], theta),
+                dot(x[3], theta),
+            ];
+            let mut slopes = [0.0; 4];
+            for r in 0..4 {
+                let (l, s) = link(z[r], yb[r]);
+                loss += l;
+                slopes[r] = s;
+            }
+            axpy4(slopes, x, gradient);
+        }
+        for (x, &yj) in blocks.remainder().chunks_exact(d).zip(labels.remainder()) {
             let (l, slope) = link(dot(x, theta), yj);
             loss += l;
             axpy(slope, x, gradient);
@@ -419,6 +505,34 @@ mod tests {
             let s2 = generic::loss_rows(&xt, &labels, &theta, &|z, y| (z - y).abs());
             assert!((s1 - s2).abs() <= 1e-13 * s2.abs().max(1.0), "n={n}");
         }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn four_sample_blocks_are_bit_identical_to_one_sample_steps() {
+        if detected_isa() != Isa::Avx2Fma {
+            return;
+        }
+        let (d, rows) = (37, 11);
+        let xt = data(d * rows, 0.8);
+        let labels: Vec<f64> = (0..rows)
+            .map(|j| if j % 3 == 0 { 1.0 } else { -1.0 })
+            .collect();
+        let theta = data(d, 0.15);
+        let link = |z: f64, y: f64| softplus_and_sigmoid(-y * z);
+        let mut blocked = vec![0.5; d];
+        // SAFETY: AVX2 and FMA are present (checked above).
+        let loss = unsafe { x86::fused_rows(&xt, &labels, &theta, &link, &mut blocked) };
+        let mut single = vec![0.5; d];
+        let mut expected = 0.0;
+        for (x, &y) in xt.chunks_exact(d).zip(&labels) {
+            // SAFETY: as above.
+            let (l, slope) = link(unsafe { x86::dot(x, &theta) }, y);
+            expected += l;
+            unsafe { x86::axpy(slope, x, &mut single) };
+        }
+        assert_eq!(loss.to_bits(), expected.to_bits());
+        assert_eq!(blocked, single);
     }
 
     #[test]
