@@ -9,10 +9,14 @@ pub mod ball;
 pub mod certificate;
 pub mod cli;
 pub mod error;
+pub mod experiments;
 pub mod family;
+pub mod gpu;
 pub mod io;
 pub mod kernels;
 pub mod numerics;
+pub mod plots;
+pub mod report;
 pub mod solvers;
 pub mod theory;
 

@@ -2,9 +2,14 @@
 //! Bad input ends with exit status 2 and one line on stderr naming the field.
 
 mod generate;
+mod gpu_check;
+mod reproduce;
 mod solve;
 
 pub use generate::{run_generate, GenerateArgs, ProblemKind};
+pub use gpu_check::{run_gpu_check_cli, GpuCheckCli};
+pub use reproduce::{run_merge, run_reproduce, summary, MergeArgs, ReproduceArgs};
+
 pub use solve::{format_table, outcome_json, run_solve, SolveArgs};
 
 use clap::{Parser, Subcommand};
@@ -23,6 +28,12 @@ pub enum Command {
     Solve(SolveArgs),
     /// Write a seeded synthetic problem (JSON + .npy data files) for solve or other tools.
     Generate(GenerateArgs),
+    /// Run every experiment: figures, CSV tables, report.json and REPORT.md.
+    Reproduce(ReproduceArgs),
+    /// Combine the parts of a sharded `reproduce --shard i/N` run.
+    Merge(MergeArgs),
+    /// Full-scale check on a CUDA GPU (needs `--features gpu` and the CUDA libraries).
+    GpuCheck(GpuCheckCli),
 }
 
 /// How a command ended: the exit status and what to print on stderr.
@@ -61,5 +72,8 @@ pub fn run(cli: Cli) -> Result<String, Failure> {
     match cli.command {
         Command::Solve(args) => run_solve(&args),
         Command::Generate(args) => run_generate(&args),
+        Command::Reproduce(args) => run_reproduce(&args),
+        Command::Merge(args) => run_merge(&args),
+        Command::GpuCheck(args) => run_gpu_check_cli(&args),
     }
 }

@@ -22,8 +22,8 @@ pub use accelerated::Accelerated;
 pub use average::AverageGd;
 pub use checkpoint::{FileCheckpoint, Fingerprint, Resume};
 pub use descent_ascent::DescentAscent;
-pub use exact::{solve_epigraph, EpigraphSolution, Exact};
-pub use run::{solve, Certifying};
+pub use exact::{solve_epigraph, solve_logistic_epigraph, EpigraphSolution, Exact};
+pub use run::{certify_point, solve, Certifying};
 pub use smoothing::{StepRule, Temperature};
 pub use softmax_gd::SoftmaxGd;
 pub use stochastic::StochasticSoftmaxGd;
@@ -245,11 +245,14 @@ impl SolveOptions {
                 ),
             );
         }
-        if self.method == Method::Exact && family.quadratic_forms().is_none() {
+        if self.method == Method::Exact
+            && family.quadratic_forms().is_none()
+            && family.logistic_parts().is_none()
+        {
             return invalid(
                 "--method",
                 format!(
-                    "exact supports quadratic and least_squares problems, not {}",
+                    "exact supports quadratic, least_squares and logistic problems, not {}",
                     family.kind()
                 ),
             );

@@ -138,6 +138,27 @@ pub fn accelerated_fixed_mu(t: u64, mu: f64, m: usize, l_mu: f64, r: f64) -> f64
     smoothing_bias(mu, m) + 2.0 * l_mu * r * r / (t1 * t1)
 }
 
+/// Accelerated softmax GD with backtracking (non-increasing steps, the
+/// default without a bounded set):
+/// `F(theta_T) - OPT <= mu ln M + 2 R_mu^2 / (eta_min (T + 1)^2)`, where
+/// `eta_min` is the smallest accepted step and `r_mu = ||theta_0 - argmin F_mu||`.
+///
+/// Reference: Beck and Teboulle (2009), Thm 4.4 (backtracking). See
+/// docs/THEORY.md#accelerated-softmax-gd.
+pub fn accelerated_backtracking(t: u64, mu: f64, m: usize, eta_min: f64, r_mu: f64) -> f64 {
+    accelerated_fixed_mu(t, mu, m, 1.0 / eta_min, r_mu)
+}
+
+/// The comparator form of [`accelerated_fixed_mu`]: `F(theta_T) - D_ref <=
+/// excess + 2 L_mu ||theta_0 - u||^2 / (T + 1)^2` with `excess = F_mu(u) - D_ref`
+/// for any feasible `u` (exact FISTA momentum sequence, fixed step `1/L_mu`).
+///
+/// See docs/THEORY.md#accelerated-softmax-gd.
+pub fn accelerated_comparator(t: u64, excess: f64, l_mu: f64, r: f64) -> f64 {
+    let t1 = horizon(t) + 1.0;
+    excess + 2.0 * l_mu * r * r / (t1 * t1)
+}
+
 /// Temperature tuned for accelerated softmax GD at horizon T:
 /// `mu* = sqrt(2) G R / ((T + 1) sqrt(ln M))`. `+inf` for M = 1.
 ///
@@ -238,6 +259,15 @@ pub fn subgradient_step(t: u64, g: f64, r: f64) -> f64 {
 /// docs/THEORY.md#subgradient-method.
 pub fn subgradient_with_step(t: u64, eta: f64, g: f64, r: f64) -> f64 {
     r * r / (2.0 * eta * horizon(t)) + 0.5 * eta * g * g
+}
+
+/// The comparator form of [`subgradient_with_step`]: `min_t F(theta_t) - D_ref <=
+/// excess + ||theta_0 - u||^2 / (2 eta T) + eta G^2 / 2` with
+/// `excess = F(u) - D_ref` for any feasible `u` and certified `D_ref <= OPT`.
+///
+/// See docs/THEORY.md#subgradient-method.
+pub fn subgradient_comparator(t: u64, eta: f64, g: f64, excess: f64, r: f64) -> f64 {
+    excess + subgradient_with_step(t, eta, g, r)
 }
 
 /// Subgradient method with the tuned step [`subgradient_step`]:
@@ -438,6 +468,21 @@ mod tests {
         assert!(close(
             softmax_gd_backtracking(t, mu, m, 1.0 / l_mu, r),
             softmax_gd_fixed_mu(t, mu, m, l_mu, r),
+            1e-14
+        ));
+        assert!(close(
+            accelerated_backtracking(t, mu, m, 1.0 / l_mu, r),
+            accelerated_fixed_mu(t, mu, m, l_mu, r),
+            1e-14
+        ));
+        assert!(close(
+            accelerated_comparator(t, smoothing_bias(mu, m), l_mu, r),
+            accelerated_fixed_mu(t, mu, m, l_mu, r),
+            1e-14
+        ));
+        assert!(close(
+            subgradient_comparator(t, 0.1, 2.0, 0.0, r),
+            subgradient_with_step(t, 0.1, 2.0, r),
             1e-14
         ));
         assert!(close(

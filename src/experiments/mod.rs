@@ -1,0 +1,402 @@
+//! The experiments behind `taskrobust reproduce`: one per figure or table.
+//!
+//! Each experiment's code and its parameters live in `experiments/`
+//! (`experiments/<name>.rs`, `experiments/<name>.toml`; edit the TOML and
+//! rerun). An experiment splits its work into independent, seeded *cells*;
+//! each cell returns tidy rows. `finish` turns all rows into checks, then
+//! writes the CSV tables, then draws the figures from those CSV files:
+//! tasks -> solver -> certificate -> check -> table -> figure.
+//!
+//! Cells are what `reproduce --shard i/N` distributes: shard i runs the cells
+//! whose global index is i mod N and writes their rows; `merge` gathers the
+//! parts and runs every `finish`, producing the same report as one run.
+
+pub mod reference;
+pub mod setup;
+
+use crate::error::{Error, InputError};
+use crate::report::{FigureEntry, Report};
+use crate::theory::checks::Check;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+#[path = "../../experiments/rate_fixed_mu.rs"]
+mod rate_fixed_mu;
+
+/// One independent unit of work: `key` is unique within the experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub key: String,
+    pub spec: Value,
+}
+
+/// The rows a cell produced (tidy records), in a fixed order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CellResult {
+    pub experiment: String,
+    pub key: String,
+    pub rows: Vec<Value>,
+}
+
+/// What `finish` produced.
+#[derive(Debug, Clone, Default)]
+pub struct Finished {
+    pub checks: Vec<Check>,
+    pub figures: Vec<FigureEntry>,
+}
+
+/// Experiment parameters: the TOML table, with `[quick]` merged over it for
+/// `--quick`.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub table: toml::Table,
+    /// Where they came from ("experiments/x.toml" or "built-in").
+    pub source: String,
+    pub quick: bool,
+}
+
+impl Params {
+    /// Deserialises into the experiment's typed parameters (unknown keys are errors).
+    pub fn typed<T: serde::de::DeserializeOwned>(&self, experiment: &str) -> Result<T, InputError> {
+        toml::Value::Table(self.table.clone())
+            .try_into()
+            .map_err(|e| {
+                InputError::new(
+                    format!("{}: {experiment}", self.source),
+                    e.to_string().replace('\n', " "),
+                )
+            })
+    }
+}
+
+/// One figure or table of the report.
+pub trait Experiment: Sync {
+    fn name(&self) -> &'static str;
+    /// The built-in parameters (the TOML shipped in experiments/).
+    fn default_params(&self) -> &'static str;
+    /// The seeds the experiment uses (recorded in the report).
+    fn seeds(&self, params: &Params) -> Result<Vec<u64>, InputError>;
+    /// The independent cells, in a fixed order.
+    fn cells(&self, params: &Params) -> Result<Vec<Cell>, InputError>;
+    /// Runs one cell (deterministic given the cell).
+    fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error>;
+    /// Checks, then tables, then figures, from all cells' rows (cell order).
+    fn finish(
+        &self,
+        params: &Params,
+        results: &[CellResult],
+        out: &Path,
+    ) -> Result<Finished, Error>;
+}
+
+/// Every experiment of `reproduce`, in report order.
+pub fn registry() -> Vec<Box<dyn Experiment>> {
+    vec![Box::new(rate_fixed_mu::RateFixedMu)]
+}
+
+/// Loads `dir/<name>.toml` if present (else the built-in copy) and applies `[quick]`.
+pub fn load_params(
+    experiment: &dyn Experiment,
+    dir: Option<&Path>,
+    quick: bool,
+) -> Result<Params, InputError> {
+    let (text, source) = match dir.map(|d| d.join(format!("{}.toml", experiment.name()))) {
+        Some(path) if path.exists() => (
+            std::fs::read_to_string(&path).map_err(|e| {
+                InputError::new(path.display().to_string(), format!("cannot read: {e}"))
+            })?,
+            path.display().to_string(),
+        ),
+        _ => (
+            experiment.default_params().to_string(),
+            "built-in".to_string(),
+        ),
+    };
+    let mut table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| InputError::new(&source, e.to_string().replace('\n', " ")))?;
+    let overrides = table.remove("quick");
+    if quick {
+        if let Some(toml::Value::Table(q)) = overrides {
+            for (k, v) in q {
+                table.insert(k, v);
+            }
+        }
+    }
+    Ok(Params {
+        table,
+        source,
+        quick,
+    })
+}
+
+/// Which cells a shard runs: global index i mod count == index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = InputError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || {
+            InputError::new(
+                "--shard",
+                format!("expected i/N with 0 <= i < N, got '{s}'"),
+            )
+        };
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (usize, usize) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// A shard's output: the rows of the cells it ran.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShardPart {
+    pub shard: String,
+    pub quick: bool,
+    pub total_cells: usize,
+    pub results: Vec<CellResult>,
+}
+
+/// Options of a reproduce run.
+#[derive(Debug, Clone)]
+pub struct ReproduceOptions {
+    pub quick: bool,
+    pub out: PathBuf,
+    pub params_dir: Option<PathBuf>,
+    pub only: Vec<String>,
+    pub progress: bool,
+}
+
+struct Planned {
+    experiment: Box<dyn Experiment>,
+    params: Params,
+    cells: Vec<Cell>,
+}
+
+fn plan(options: &ReproduceOptions) -> Result<Vec<Planned>, Error> {
+    let mut planned = Vec::new();
+    let registry = registry();
+    for name in &options.only {
+        if !registry.iter().any(|e| e.name() == name) {
+            let names: Vec<_> = registry.iter().map(|e| e.name()).collect();
+            return Err(InputError::new(
+                "--only",
+                format!("unknown experiment '{name}' (known: {})", names.join(", ")),
+            )
+            .into());
+        }
+    }
+    for experiment in registry {
+        if !options.only.is_empty() && !options.only.iter().any(|n| n == experiment.name()) {
+            continue;
+        }
+        let params = load_params(
+            experiment.as_ref(),
+            options.params_dir.as_deref(),
+            options.quick,
+        )?;
+        let cells = experiment.cells(&params)?;
+        planned.push(Planned {
+            experiment,
+            params,
+            cells,
+        });
+    }
+    Ok(planned)
+}
+
+/// Runs the selected cells in parallel (results in a fixed order). Rows pass
+/// through JSON so a single run and a sharded run see identical numbers.
+fn run_cells(
+    planned: &[Planned],
+    select: impl Fn(usize) -> bool + Sync,
+    progress: bool,
+) -> Result<Vec<CellResult>, Error> {
+    let jobs: Vec<(usize, usize)> = planned
+        .iter()
+        .enumerate()
+        .flat_map(|(e, p)| (0..p.cells.len()).map(move |c| (e, c)))
+        .enumerate()
+        .filter(|(global, _)| select(*global))
+        .map(|(_, job)| job)
+        .collect();
+    let bar = if progress {
+        indicatif::ProgressBar::new(jobs.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{prefix} [{bar:30}] {pos}/{len} cells  {elapsed_precise}  {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix("reproduce");
+    let results: Result<Vec<CellResult>, Error> = jobs
+        .par_iter()
+        .map(|&(e, c)| {
+            let p = &planned[e];
+            let cell = &p.cells[c];
+            let rows = p.experiment.run_cell(&p.params, cell)?;
+            bar.inc(1);
+            bar.set_message(format!("{}:{}", p.experiment.name(), cell.key));
+            let result = CellResult {
+                experiment: p.experiment.name().to_string(),
+                key: cell.key.clone(),
+                rows,
+            };
+            let text = serde_json::to_string(&result).map_err(|e| Error::Io(e.to_string()))?;
+            serde_json::from_str(&text).map_err(|e| Error::Io(e.to_string()))
+        })
+        .collect();
+    bar.finish_and_clear();
+    results
+}
+
+fn finish_all(
+    planned: &[Planned],
+    results: &[CellResult],
+    options: &ReproduceOptions,
+) -> Result<Report, Error> {
+    std::fs::create_dir_all(&options.out)
+        .map_err(|e| Error::Io(format!("{}: {e}", options.out.display())))?;
+    let mut report = Report::new(Value::Object(Default::default()), Vec::new());
+    for p in planned {
+        let name = p.experiment.name();
+        let mine: Vec<CellResult> = p
+            .cells
+            .iter()
+            .map(|cell| {
+                results
+                    .iter()
+                    .find(|r| r.experiment == name && r.key == cell.key)
+                    .cloned()
+                    .ok_or_else(|| {
+                        Error::Input(InputError::new(
+                            "merge",
+                            format!(
+                                "missing cell {name}:{} (is a shard part missing?)",
+                                cell.key
+                            ),
+                        ))
+                    })
+            })
+            .collect::<Result<_, _>>()?;
+        let finished = p.experiment.finish(&p.params, &mine, &options.out)?;
+        report.seeds.extend(p.experiment.seeds(&p.params)?);
+        let mut params = serde_json::to_value(&p.params.table).unwrap_or(Value::Null);
+        params["source"] = Value::String(p.params.source.clone());
+        params["quick"] = Value::Bool(options.quick);
+        report.parameters[name] = params;
+        report.extend_checks(finished.checks);
+        report.figures.extend(finished.figures);
+    }
+    report.seeds.sort_unstable();
+    report.seeds.dedup();
+    report.write(&options.out)?;
+    Ok(report)
+}
+
+/// `reproduce`: every experiment, its checks, tables and figures.
+pub fn reproduce(options: &ReproduceOptions) -> Result<Report, Error> {
+    let planned = plan(options)?;
+    let results = run_cells(&planned, |_| true, options.progress)?;
+    finish_all(&planned, &results, options)
+}
+
+/// `reproduce --shard i/N`: runs this shard's cells and writes their rows to
+/// `out/parts/part-i-of-N.json`; returns that path.
+pub fn reproduce_shard(options: &ReproduceOptions, shard: Shard) -> Result<PathBuf, Error> {
+    let planned = plan(options)?;
+    let total: usize = planned.iter().map(|p| p.cells.len()).sum();
+    let results = run_cells(
+        &planned,
+        |g| g % shard.count == shard.index,
+        options.progress,
+    )?;
+    let part = ShardPart {
+        shard: format!("{}/{}", shard.index, shard.count),
+        quick: options.quick,
+        total_cells: total,
+        results,
+    };
+    let path = options
+        .out
+        .join("parts")
+        .join(format!("part-{}-of-{}.json", shard.index, shard.count));
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    crate::io::write_json_atomic(&path, &part)?;
+    Ok(path)
+}
+
+/// `merge`: gathers shard parts and finishes every experiment as one run would.
+pub fn merge(options: &ReproduceOptions, parts: &[PathBuf]) -> Result<Report, Error> {
+    let planned = plan(options)?;
+    let mut results = Vec::new();
+    for path in parts {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            InputError::new(path.display().to_string(), format!("cannot read: {e}"))
+        })?;
+        let part: ShardPart = serde_json::from_str(&text).map_err(|e| {
+            InputError::new(path.display().to_string(), format!("not a shard part: {e}"))
+        })?;
+        if part.quick != options.quick {
+            return Err(InputError::new(
+                path.display().to_string(),
+                "was run with a different --quick setting",
+            )
+            .into());
+        }
+        results.extend(part.results);
+    }
+    finish_all(&planned, &results, options)
+}
+
+/// The report entry of a figure drawn as `<out>/<name>.{svg,png}` from `<out>/<name>.csv`.
+pub fn figure(name: &str, caption: String) -> FigureEntry {
+    FigureEntry {
+        name: name.to_string(),
+        png: format!("{name}.png"),
+        svg: format!("{name}.svg"),
+        csv: format!("{name}.csv"),
+        caption,
+    }
+}
+
+/// Parses an experiment's TOML text into its typed parameters (applying
+/// `[quick]` when asked): for tests and tools.
+pub fn parse_params<T: serde::de::DeserializeOwned>(
+    text: &str,
+    quick: bool,
+) -> Result<T, InputError> {
+    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        InputError::new("parameters", e.to_string().replace('\n', " "))
+    })?;
+    let overrides = table.remove("quick");
+    if quick {
+        if let Some(toml::Value::Table(q)) = overrides {
+            table.extend(q);
+        }
+    }
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| {
+            InputError::new("parameters", e.to_string().replace('\n', " "))
+        })
+}

@@ -1,0 +1,95 @@
+//! Shared set-up of the synthetic task families the experiments use.
+
+use crate::error::InputError;
+use crate::family::generators::{
+    least_squares_family, logistic_family, quadratic_family, SyntheticSpec,
+};
+use crate::family::{GradientForm, TaskFamily};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// The family knobs every rate experiment shares (a `[family]` TOML table).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FamilyParams {
+    pub tasks: usize,
+    pub dim: usize,
+    /// Samples per task (least squares and logistic).
+    pub samples: usize,
+    pub condition_number: f64,
+    pub spread: f64,
+    pub outliers: usize,
+    pub outlier_distance: f64,
+    /// Label / response noise (data families).
+    pub noise: f64,
+    /// l2 penalty of the logistic family.
+    pub l2: f64,
+}
+
+/// Builds one of "quadratic", "least_squares", "logistic" for a seed.
+pub fn build_family(
+    kind: &str,
+    p: &FamilyParams,
+    tasks: usize,
+    seed: u64,
+) -> Result<Arc<dyn TaskFamily>, InputError> {
+    let spec = SyntheticSpec {
+        num_tasks: tasks,
+        dim: p.dim,
+        smoothness: 1.0,
+        condition_number: p.condition_number,
+        spread: p.spread,
+        outliers: p.outliers.min(tasks.saturating_sub(1)),
+        outlier_distance: p.outlier_distance,
+        seed,
+    };
+    Ok(match kind {
+        "quadratic" => Arc::new(quadratic_family(&spec)?),
+        "least_squares" => Arc::new(least_squares_family(
+            &spec,
+            p.samples,
+            p.noise,
+            GradientForm::Auto,
+        )?),
+        "logistic" => Arc::new(logistic_family(&spec, p.samples, p.noise, p.l2)?),
+        other => {
+            return Err(InputError::new(
+                "families",
+                format!("unknown family '{other}' (quadratic, least_squares, logistic)"),
+            ))
+        }
+    })
+}
+
+/// Horizons 1..=max spaced four per octave (rounded, distinct): where traces are read.
+pub fn log_grid(max: u64) -> Vec<u64> {
+    let mut grid: Vec<u64> = Vec::new();
+    let mut k = 0;
+    loop {
+        let t = 2f64.powf(k as f64 / 4.0).round() as u64;
+        if t >= max {
+            break;
+        }
+        if grid.last() != Some(&t) {
+            grid.push(t);
+        }
+        k += 1;
+    }
+    grid.push(max);
+    grid
+}
+
+/// Median of a slice (NaN for empty).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
