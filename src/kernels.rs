@@ -353,9 +353,9 @@ pub mod x86 {
     /// one core, read-only: 13.5-15 GB/s for four streams against 11-12 for
     /// one; the fused pass went from 30 to 20-23 ms per 268 MB with eight).
     /// Per quad of samples: one sweep for the four dot products, four link
-    /// calls, then one pass over the gradient (`g += s_a x_a + s_b x_b + s_c x_c
-    /// + s_d x_d`, in that order). Leftover samples follow one at a time. The
-    /// order depends on the number of samples alone, not on threads.
+    /// calls, then one pass over the gradient (`g += s_a x_a + s_b x_b +
+    /// s_c x_c + s_d x_d`, in that order). Leftover samples follow one at a
+    /// time. The order depends on the number of samples alone, not on threads.
     ///
     /// # Safety
     /// The CPU must support AVX2 and FMA; `xt.len() == theta.len() * y.len()`
