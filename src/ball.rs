@@ -5,7 +5,7 @@
 use nalgebra::{DMatrix, DVector};
 
 /// Where the iterates live. Every solver applies `project` after each step.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub enum FeasibleSet {
     #[default]
     Unconstrained,

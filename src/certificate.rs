@@ -5,6 +5,7 @@
 //! from above. See docs/THEORY.md, section "Certificates".
 
 use crate::ball::Ball;
+use crate::kernels::{axpy, dot};
 use nalgebra::{DMatrix, DVector};
 
 /// `q(theta) = 1/2 theta^T Q theta + l^T theta + c` with Q symmetric PSD.
@@ -34,26 +35,169 @@ impl QuadraticForm {
 /// duality), so the result is certified however the search ends. Returns
 /// `-inf` when the weighted sum is unbounded below.
 pub fn quadratic_dual_bound(forms: &[QuadraticForm], weights: &[f64], ball: &Ball) -> f64 {
-    let d = forms[0].dim();
-    let mut hessian = DMatrix::zeros(d, d);
-    let mut linear = DVector::zeros(d);
-    let mut constant = 0.0;
-    for (form, &p) in forms.iter().zip(weights) {
-        if p == 0.0 {
-            continue;
-        }
-        hessian.zip_apply(&form.hessian, |h, q| *h += p * q);
-        linear.axpy(p, &form.linear, 1.0);
-        constant += p * form.constant;
+    // Solvers certify every iteration: reuse one work space per thread, so
+    // the common case (positive definite, minimiser inside the ball) neither
+    // allocates nor leaves the caches.
+    thread_local! {
+        static WORK: std::cell::RefCell<DualWork> = std::cell::RefCell::new(DualWork::default());
     }
-    // Symmetrise away rounding so the factorisations see a symmetric matrix.
-    let hessian = (&hessian + hessian.transpose()) * 0.5;
-    let combined = QuadraticForm {
-        hessian,
-        linear,
-        constant,
-    };
-    minimise_quadratic_on_ball(&combined, ball)
+    WORK.with(|work| {
+        let mut work = work.borrow_mut();
+        work.combine(forms, weights);
+        match work.factor_and_minimise(ball) {
+            Some(bound) => bound,
+            None => {
+                let combined = QuadraticForm {
+                    hessian: DMatrix::from_column_slice(work.d, work.d, &work.hessian),
+                    linear: DVector::from_column_slice(&work.linear),
+                    constant: work.constant,
+                };
+                lagrangian_bound(&combined, ball)
+            }
+        }
+    })
+}
+
+/// Work space of [`quadratic_dual_bound`]: the weighted sum of the forms and
+/// its Cholesky factor, column-major d x d.
+#[derive(Default)]
+struct DualWork {
+    d: usize,
+    hessian: Vec<f64>,
+    linear: Vec<f64>,
+    constant: f64,
+    /// Upper Cholesky factor U (H = U^T U) in the upper triangle.
+    factor: Vec<f64>,
+    theta: Vec<f64>,
+    rhs: Vec<f64>,
+    step: Vec<f64>,
+}
+
+impl DualWork {
+    fn combine(&mut self, forms: &[QuadraticForm], weights: &[f64]) {
+        let d = forms[0].dim();
+        if self.d != d {
+            *self = Self {
+                d,
+                hessian: vec![0.0; d * d],
+                linear: vec![0.0; d],
+                factor: vec![0.0; d * d],
+                theta: vec![0.0; d],
+                rhs: vec![0.0; d],
+                step: vec![0.0; d],
+                constant: 0.0,
+            };
+        }
+        self.hessian.fill(0.0);
+        self.linear.fill(0.0);
+        self.constant = 0.0;
+        for (form, &p) in forms.iter().zip(weights) {
+            if p == 0.0 {
+                continue;
+            }
+            axpy(p, form.hessian.as_slice(), &mut self.hessian);
+            axpy(p, form.linear.as_slice(), &mut self.linear);
+            self.constant += p * form.constant;
+        }
+        // Symmetrise away rounding so the factorisation sees a symmetric matrix.
+        for j in 0..d {
+            for i in j + 1..d {
+                let mean = 0.5 * (self.hessian[i + j * d] + self.hessian[j + i * d]);
+                self.hessian[i + j * d] = mean;
+                self.hessian[j + i * d] = mean;
+            }
+        }
+    }
+
+    /// `H v` for the symmetric `H`: entry i is column i . v (contiguous).
+    fn apply(&self, v: &[f64], out: &mut [f64]) {
+        for (o, column) in out.iter_mut().zip(self.hessian.chunks_exact(self.d)) {
+            *o = dot(column, v);
+        }
+    }
+
+    /// Upper Cholesky factor by contiguous column dot products; `false` where
+    /// H is not (numerically) positive definite.
+    fn factor(&mut self) -> bool {
+        let d = self.d;
+        for j in 0..d {
+            let (done, rest) = self.factor.split_at_mut(j * d);
+            let column = &mut rest[..d];
+            for i in 0..j {
+                let ui = &done[i * d..i * d + i];
+                let v = (self.hessian[i + j * d] - dot(ui, &column[..i])) / done[i * d + i];
+                column[i] = v;
+            }
+            let pivot = self.hessian[j + j * d] - dot(&column[..j], &column[..j]);
+            if !(pivot > 0.0 && pivot.is_finite()) {
+                return false;
+            }
+            column[j] = pivot.sqrt();
+        }
+        true
+    }
+
+    /// Solves `H x = rhs` in place with the factor: `U^T z = rhs`, then `U x = z`.
+    fn solve(&self, x: &mut [f64]) {
+        let d = self.d;
+        for i in 0..d {
+            let ui = &self.factor[i * d..i * d + i];
+            x[i] = (x[i] - dot(ui, &x[..i])) / self.factor[i * d + i];
+        }
+        for i in (0..d).rev() {
+            x[i] /= self.factor[i * d + i];
+            let xi = x[i];
+            axpy(-xi, &self.factor[i * d..i * d + i], &mut x[..i]);
+        }
+    }
+
+    /// The minimum of the combined quadratic when H is positive definite and
+    /// the minimiser lies in the ball (as [`minimise_quadratic_on_ball`]).
+    fn factor_and_minimise(&mut self, ball: &Ball) -> Option<f64> {
+        if !self.factor() {
+            return None;
+        }
+        let mut theta = std::mem::take(&mut self.theta);
+        let mut rhs = std::mem::take(&mut self.rhs);
+        let mut step = std::mem::take(&mut self.step);
+        for (t, l) in theta.iter_mut().zip(&self.linear) {
+            *t = -l;
+        }
+        self.solve(&mut theta);
+        // One step of iterative refinement.
+        self.apply(&theta, &mut rhs);
+        for (r, l) in rhs.iter_mut().zip(&self.linear) {
+            *r += l;
+        }
+        step.copy_from_slice(&rhs);
+        self.solve(&mut step);
+        for (t, s) in theta.iter_mut().zip(&step) {
+            *t -= s;
+        }
+        let inside = match *ball {
+            Ball::Unconstrained => true,
+            // As `Ball::contains`, without building a vector.
+            Ball::Ball { radius } => dot(&theta, &theta).sqrt() <= radius * (1.0 + 1e-12),
+            Ball::Fantope { .. } => ball.contains(&DVector::from_column_slice(&theta)),
+        };
+        let result = inside.then(|| {
+            // min q = q(theta) - 1/2 g^T H^{-1} g with g the residual gradient.
+            self.apply(&theta, &mut rhs); // H theta
+            let quadratic = dot(&theta, &rhs);
+            for (r, l) in rhs.iter_mut().zip(&self.linear) {
+                *r += l; // g = H theta + l
+            }
+            step.copy_from_slice(&rhs);
+            self.solve(&mut step);
+            let correction = 0.5 * dot(&rhs, &step);
+            let value = 0.5 * quadratic + dot(&self.linear, &theta) + self.constant;
+            value - correction.max(0.0)
+        });
+        self.theta = theta;
+        self.rhs = rhs;
+        self.step = step;
+        result
+    }
 }
 
 /// Certified lower bound on `min_{theta in ball} q(theta)` (see [`quadratic_dual_bound`]).
@@ -193,5 +337,56 @@ mod tests {
         );
         let bounded = minimise_quadratic_on_ball(&q, &Ball::with_radius(2.0));
         assert!((bounded + 2.0).abs() < 1e-9, "{bounded}");
+    }
+
+    fn combined(forms: &[QuadraticForm], p: &[f64]) -> QuadraticForm {
+        let d = forms[0].dim();
+        let mut q = QuadraticForm {
+            hessian: DMatrix::zeros(d, d),
+            linear: DVector::zeros(d),
+            constant: 0.0,
+        };
+        for (f, &w) in forms.iter().zip(p) {
+            q.hessian += &f.hessian * w;
+            q.linear += &f.linear * w;
+            q.constant += w * f.constant;
+        }
+        q
+    }
+
+    #[test]
+    fn reused_work_space_matches_the_direct_route() {
+        use crate::family::generators::random_psd;
+        use rand::{rngs::StdRng, SeedableRng};
+        let mut rng = StdRng::seed_from_u64(4);
+        for d in [1, 5, 33] {
+            let forms: Vec<QuadraticForm> = (0..4)
+                .map(|i| QuadraticForm {
+                    hessian: random_psd(&mut rng, d, 2.0, 30.0),
+                    linear: DVector::from_fn(d, |j, _| (i + j) as f64 * 0.1 - 0.7),
+                    constant: 1.5 + i as f64,
+                })
+                .collect();
+            for p in [[0.25; 4], [0.7, 0.0, 0.1, 0.2], [0.0, 0.0, 1.0, 0.0]] {
+                for ball in [Ball::unconstrained(), Ball::with_radius(0.3)] {
+                    let fast = quadratic_dual_bound(&forms, &p, &ball);
+                    let direct = minimise_quadratic_on_ball(&combined(&forms, &p), &ball);
+                    assert!(
+                        (fast - direct).abs() <= 1e-11 * direct.abs().max(1.0),
+                        "d={d} {p:?} {ball:?}: {fast} vs {direct}"
+                    );
+                }
+            }
+        }
+        // A singular weighted sum with a linear term outside its range: -inf.
+        let singular = vec![QuadraticForm {
+            hessian: DMatrix::from_row_slice(2, 2, &[1.0, 0.0, 0.0, 0.0]),
+            linear: DVector::from_vec(vec![0.0, 1.0]),
+            constant: 0.0,
+        }];
+        assert_eq!(
+            quadratic_dual_bound(&singular, &[1.0], &Ball::unconstrained()),
+            f64::NEG_INFINITY
+        );
     }
 }

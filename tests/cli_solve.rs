@@ -428,3 +428,92 @@ fn transfer_json_has_the_contract_fields_and_bad_scenarios_exit_2() {
     let (code, _, stderr) = run(&["transfer", "--scenario", "no-such"]);
     assert_eq!(code, 2, "{stderr}");
 }
+
+#[test]
+fn checkpointed_solve_matches_and_resumes() {
+    let dir = scratch("checkpoint");
+    let problem = write(&dir, "p.json", QUADRATIC);
+    let checkpoint = dir.join("run.toml");
+    let args = [
+        "solve", &problem, "--mu", "0.1", "--step", "0.2", "--iters", "30", "--format", "json",
+    ];
+    let (status, plain, _) = run(&args);
+    assert_eq!(status, 0);
+    let mut with = args.to_vec();
+    with.extend([
+        "--checkpoint",
+        checkpoint.to_str().unwrap(),
+        "--checkpoint-every",
+        "7",
+    ]);
+    let (status, first, err) = run(&with);
+    assert_eq!(status, 0, "{err}");
+    assert!(checkpoint.exists());
+    // A rerun resumes from iteration 28 and ends at the same point.
+    let (status, second, err) = run(&with);
+    assert_eq!(status, 0, "{err}");
+    let field = |text: &str, key: &str| serde_json::from_str::<Value>(text).unwrap()[key].clone();
+    for key in ["theta", "losses", "max_loss", "lower_bound", "iterations"] {
+        assert_eq!(field(&plain, key), field(&first, key), "{key}");
+        assert_eq!(field(&plain, key), field(&second, key), "{key}");
+    }
+    let other: Vec<&str> = with
+        .iter()
+        .map(|&a| if a == "0.1" { "0.3" } else { a })
+        .collect();
+    let (status, _, err) = run(&other);
+    assert_eq!(status, 2, "{err}");
+    assert!(
+        err.contains("--checkpoint") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    let (status, _, err) = run(&[&args[..], &["--checkpoint-every", "0"]].concat());
+    assert_eq!(status, 2, "{err}");
+    assert!(err.contains("--checkpoint-every"), "{err}");
+}
+
+#[test]
+fn generate_writes_a_problem_that_solve_reads() {
+    let dir = scratch("generate");
+    let out = dir.to_str().unwrap();
+    for (kind, extra) in [
+        ("least_squares", vec!["--samples", "50"]),
+        ("logistic", vec!["--samples", "50", "--l2", "0.1"]),
+        ("quadratic", vec![]),
+    ] {
+        let mut args = vec![
+            "generate", "--kind", kind, "--tasks", "3", "--dim", "4", "--seed", "5",
+        ];
+        args.extend(["--out", out, "--name", kind]);
+        args.extend(extra);
+        let (status, stdout, err) = run(&args);
+        assert_eq!(status, 0, "{kind}: {err}");
+        let path = serde_json::from_str::<Value>(&stdout).unwrap()["path"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (status, solved, err) = run(&["solve", &path, "--iters", "5", "--format", "json"]);
+        assert_eq!(status, 0, "{kind}: {err}");
+        let solved: Value = serde_json::from_str(&solved).unwrap();
+        assert_eq!(solved["problem"]["kind"], kind);
+        assert_eq!(solved["losses"].as_array().unwrap().len(), 3);
+        // The same seed writes the same files.
+        let first = std::fs::read(&path).unwrap();
+        run(&args);
+        assert_eq!(std::fs::read(&path).unwrap(), first, "{kind}");
+    }
+    let (status, _, err) = run(&["generate", "--kind", "logistic", "--l2", "-1", "--out", out]);
+    assert_eq!(status, 2);
+    assert!(err.contains("--l2"), "{err}");
+    let (status, _, err) = run(&[
+        "generate",
+        "--kind",
+        "quadratic",
+        "--tasks",
+        "0",
+        "--out",
+        out,
+    ]);
+    assert_eq!(status, 2);
+    assert!(err.contains("--tasks"), "{err}");
+}

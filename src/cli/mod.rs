@@ -1,11 +1,13 @@
 //! The `taskrobust` command line: argument parsing and the commands' output.
 //! Bad input ends with exit status 2 and one line on stderr naming the field.
 
+mod generate;
 mod gpu_check;
 mod reproduce;
 mod solve;
 mod transfer;
 
+pub use generate::{run_generate, GenerateArgs, ProblemKind};
 pub use gpu_check::{run_gpu_check_cli, GpuCheckCli};
 pub use reproduce::{run_merge, run_reproduce, summary, MergeArgs, ReproduceArgs};
 pub use transfer::{run_transfer_cli, TransferArgs};
@@ -28,6 +30,8 @@ pub enum Command {
     Solve(SolveArgs),
     /// Worst-task sample complexity in a linear-regression transfer model.
     Transfer(TransferArgs),
+    /// Write a seeded synthetic problem (JSON + .npy data files) for solve or other tools.
+    Generate(GenerateArgs),
     /// Run every experiment: figures, CSV tables, report.json and REPORT.md.
     Reproduce(ReproduceArgs),
     /// Combine the parts of a sharded `reproduce --shard i/N` run.
@@ -72,6 +76,7 @@ pub fn run(cli: Cli) -> Result<String, Failure> {
     match cli.command {
         Command::Solve(args) => run_solve(&args),
         Command::Transfer(args) => run_transfer_cli(&args),
+        Command::Generate(args) => run_generate(&args),
         Command::Reproduce(args) => run_reproduce(&args),
         Command::Merge(args) => run_merge(&args),
         Command::GpuCheck(args) => run_gpu_check_cli(&args),

@@ -52,6 +52,12 @@ pub struct SolveArgs {
     /// Certify every this many iterations (the final point is always certified).
     #[arg(long, default_value_t = 1)]
     pub certify_every: u64,
+    /// Save the solver's state to FILE every --checkpoint-every iterations; if
+    /// FILE exists (same problem and options), resume from it.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+    #[arg(long, default_value_t = 100)]
+    pub checkpoint_every: u64,
 }
 
 impl SolveArgs {
@@ -82,6 +88,9 @@ impl SolveArgs {
             ema: self.ema,
             certify_every: self.certify_every,
             record_trace: false,
+            checkpoint: self.checkpoint.clone(),
+            checkpoint_every: self.checkpoint_every,
+            interrupt_after: None,
         })
     }
 }

@@ -4,6 +4,7 @@ use super::{combine_task_gradients, DataTasks, Evaluation, TaskData, TaskFamily,
 use crate::ball::Ball;
 use crate::certificate::{quadratic_dual_bound, QuadraticForm};
 use crate::error::InputError;
+use crate::kernels::dot;
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
 use std::sync::{Mutex, OnceLock};
@@ -11,7 +12,12 @@ use std::sync::{Mutex, OnceLock};
 /// How the losses and gradients are computed each iteration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GradientForm {
-    /// Per task: the Gram form where it reads fewer numbers (d <= n_i), else the data.
+    /// Per task: the Gram form where `d <= n_i / 2`, i.e. where one iteration
+    /// reads at most half the numbers (d^2 against n_i d); else the data. The
+    /// Gram matrices are built in any case (certificates and constants use
+    /// them), so the choice is about the per-iteration reads, and about the
+    /// cancellation in `1/2 theta^T Q theta + l^T theta + c` where the two are
+    /// close.
     #[default]
     Auto,
     /// One fused pass over the samples (O(n_i d) per task).
@@ -30,9 +36,12 @@ fn squared_link(z: f64, y: f64) -> (f64, f64) {
 pub struct LeastSquaresFamily {
     data: DataTasks,
     use_gram: Vec<bool>,
+    /// `!use_gram`, kept so that `evaluate` does not allocate.
+    use_data: Vec<bool>,
     /// `1/2 theta^T (X^T X / n) theta - (X^T y / n)^T theta + ||y||^2 / (2n)`, built on first use.
     forms: OnceLock<Vec<QuadraticForm>>,
-    smoothness: OnceLock<Vec<(f64, f64)>>,
+    /// (smallest, largest) eigenvalue of `X^T X / n` per task.
+    spectrum: OnceLock<Vec<(f64, f64)>>,
     task_gradients: Mutex<DMatrix<f64>>,
 }
 
@@ -40,21 +49,23 @@ impl LeastSquaresFamily {
     pub fn new(tasks: Vec<TaskData>, form: GradientForm) -> Result<Self, InputError> {
         let data = DataTasks::new(tasks, false)?;
         let d = data.dim();
-        let use_gram = data
+        let use_gram: Vec<bool> = data
             .tasks()
             .iter()
             .map(|t| match form {
-                GradientForm::Auto => d <= t.samples(),
+                GradientForm::Auto => 2 * d <= t.samples(),
                 GradientForm::Data => false,
                 GradientForm::Gram => true,
             })
             .collect();
+        let use_data = use_gram.iter().map(|g| !g).collect();
         let m = data.num_tasks();
         Ok(Self {
             data,
             use_gram,
+            use_data,
             forms: OnceLock::new(),
-            smoothness: OnceLock::new(),
+            spectrum: OnceLock::new(),
             task_gradients: Mutex::new(DMatrix::zeros(d, m)),
         })
     }
@@ -70,31 +81,30 @@ impl LeastSquaresFamily {
 
     fn forms(&self) -> &[QuadraticForm] {
         self.forms.get_or_init(|| {
-            (0..self.data.num_tasks())
-                .into_par_iter()
-                .map(|i| {
-                    let task = &self.data.tasks()[i];
-                    let n = task.samples() as f64;
-                    QuadraticForm {
-                        hessian: self.data.gram(i),
-                        linear: -(&task.xt * &task.y) / n,
-                        constant: task.y.norm_squared() / (2.0 * n),
-                    }
+            let grams = self.data.grams();
+            let moments = self.data.cross_moments();
+            grams
+                .into_iter()
+                .zip(moments)
+                .zip(self.data.tasks())
+                .map(|((hessian, moment), task)| QuadraticForm {
+                    hessian,
+                    linear: -moment,
+                    constant: task.y.norm_squared() / (2.0 * task.samples() as f64),
                 })
                 .collect()
         })
     }
 
-    /// (largest eigenvalue of X^T X / n, largest sample norm) per task.
-    fn spectral(&self) -> &[(f64, f64)] {
-        self.smoothness.get_or_init(|| {
+    /// (smallest, largest) eigenvalue of X^T X / n per task, from one
+    /// eigenvalue computation per task (in parallel).
+    fn spectrum(&self) -> &[(f64, f64)] {
+        self.spectrum.get_or_init(|| {
             self.forms()
-                .iter()
-                .zip(self.data.tasks())
-                .map(|(f, t)| {
-                    let top = f.hessian.clone().symmetric_eigenvalues().max().max(0.0);
-                    let row = t.xt.column_iter().map(|c| c.norm()).fold(0.0, f64::max);
-                    (top, row)
+                .par_iter()
+                .map(|f| {
+                    let eigenvalues = f.hessian.clone().symmetric_eigenvalues();
+                    (eigenvalues.min().max(0.0), eigenvalues.max().max(0.0))
                 })
                 .collect()
         })
@@ -111,13 +121,16 @@ impl LeastSquaresFamily {
             .filter(|(i, _)| self.use_gram[*i])
             .for_each(|(i, (g, loss))| {
                 let form = &forms[i];
-                let mut gradient = nalgebra::DVectorViewMut::from_slice(g, d);
-                gradient.copy_from(&form.linear);
-                gradient.gemv(1.0, &form.hessian, theta, 1.0);
-                // 1/2 theta^T Q theta + l^T theta + c = 1/2 theta^T (g + l) + c
+                let q = form.hessian.as_slice();
+                let theta = theta.as_slice();
+                // Q is exactly symmetric: (Q theta)_j = column j . theta, a
+                // contiguous dot product.
                 let mut s = 0.0;
-                for j in 0..d {
-                    s += theta[j] * (gradient[j] + form.linear[j]);
+                for (j, (gj, column)) in g.iter_mut().zip(q.chunks_exact(d)).enumerate() {
+                    let lj = form.linear[j];
+                    *gj = dot(column, theta) + lj;
+                    // 1/2 theta^T Q theta + l^T theta = 1/2 theta^T (g + l)
+                    s += theta[j] * (*gj + lj);
                 }
                 *loss = 0.5 * s + form.constant;
             });
@@ -147,10 +160,14 @@ impl TaskFamily for LeastSquaresFamily {
         if self.use_gram.iter().any(|&g| g) {
             self.gram_tasks(theta, &mut out.losses, &mut grads);
         }
-        if self.use_gram.iter().any(|&g| !g) {
-            let selected: Vec<bool> = self.use_gram.iter().map(|g| !g).collect();
-            self.data
-                .fused_pass(theta, squared_link, &selected, &mut out.losses, &mut grads);
+        if self.use_data.iter().any(|&g| g) {
+            self.data.fused_pass(
+                theta,
+                squared_link,
+                &self.use_data,
+                &mut out.losses,
+                &mut grads,
+            );
         }
         weigh(&out.losses, &mut out.weights);
         combine_task_gradients(
@@ -168,13 +185,13 @@ impl TaskFamily for LeastSquaresFamily {
     }
 
     fn smoothness(&self) -> f64 {
-        self.spectral().iter().map(|s| s.0).fold(0.0, f64::max)
+        self.spectrum().iter().map(|s| s.1).fold(0.0, f64::max)
     }
 
     fn strong_convexity(&self) -> f64 {
-        self.forms()
+        self.spectrum()
             .iter()
-            .map(|f| f.hessian.clone().symmetric_eigenvalues().min().max(0.0))
+            .map(|s| s.0)
             .fold(f64::INFINITY, f64::min)
     }
 
@@ -182,8 +199,8 @@ impl TaskFamily for LeastSquaresFamily {
         // ||Q theta + l|| <= ||Q|| r + ||l||
         self.forms()
             .iter()
-            .zip(self.spectral())
-            .map(|(f, s)| s.0 * radius + f.linear.norm())
+            .zip(self.spectrum())
+            .map(|(f, s)| s.1 * radius + f.linear.norm())
             .fold(0.0, f64::max)
     }
 
@@ -191,9 +208,9 @@ impl TaskFamily for LeastSquaresFamily {
         // ||X theta - y|| / sqrt(n) <= sqrt(||Q||) r + ||y|| / sqrt(n)
         self.forms()
             .iter()
-            .zip(self.spectral())
+            .zip(self.spectrum())
             .map(|(f, s)| {
-                let reach = s.0.sqrt() * radius + (2.0 * f.constant).sqrt();
+                let reach = s.1.sqrt() * radius + (2.0 * f.constant).sqrt();
                 0.5 * reach * reach
             })
             .fold(0.0, f64::max)

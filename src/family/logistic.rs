@@ -5,13 +5,13 @@ use super::{combine_task_gradients, DataTasks, Evaluation, TaskData, TaskFamily,
 use crate::ball::Ball;
 use crate::certificate::strongly_convex_bound;
 use crate::error::{check_positive, InputError};
-use crate::kernels::{sigmoid, softplus};
+use crate::kernels::{softplus, softplus_and_sigmoid};
 use nalgebra::{DMatrix, DVector};
 use std::sync::{Mutex, OnceLock};
 
 fn logistic_link(z: f64, y: f64) -> (f64, f64) {
-    let margin = y * z;
-    (softplus(-margin), -y * sigmoid(-margin))
+    let (loss, slope) = softplus_and_sigmoid(-y * z);
+    (loss, -y * slope)
 }
 
 /// Logistic regression tasks with a shared l2 penalty (so every task is
@@ -20,6 +20,8 @@ fn logistic_link(z: f64, y: f64) -> (f64, f64) {
 pub struct LogisticFamily {
     data: DataTasks,
     l2: f64,
+    /// Every task selected, kept so that `evaluate` does not allocate.
+    all_tasks: Vec<bool>,
     spectral: OnceLock<Vec<(f64, f64)>>,
     task_gradients: Mutex<DMatrix<f64>>,
 }
@@ -32,6 +34,7 @@ impl LogisticFamily {
         Ok(Self {
             data,
             l2,
+            all_tasks: vec![true; m],
             spectral: OnceLock::new(),
             task_gradients: Mutex::new(DMatrix::zeros(d, m)),
         })
@@ -87,9 +90,13 @@ impl TaskFamily for LogisticFamily {
 
     fn evaluate(&self, theta: &DVector<f64>, weigh: &mut Weigh<'_>, out: &mut Evaluation) {
         let mut grads = self.task_gradients.lock().expect("scratch lock poisoned");
-        let all = vec![true; self.num_tasks()];
-        self.data
-            .fused_pass(theta, logistic_link, &all, &mut out.losses, &mut grads);
+        self.data.fused_pass(
+            theta,
+            logistic_link,
+            &self.all_tasks,
+            &mut out.losses,
+            &mut grads,
+        );
         self.add_penalty(theta, &mut out.losses, Some(&mut grads));
         weigh(&out.losses, &mut out.weights);
         combine_task_gradients(

@@ -24,13 +24,14 @@ use nalgebra::DVector;
 
 /// Work buffers for one evaluation, owned by the caller so the iteration loop
 /// does not allocate.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Evaluation {
     /// `f_i(theta)` for every task.
     pub losses: Vec<f64>,
     /// The weights chosen from `losses` (on the simplex for minimax methods).
     pub weights: Vec<f64>,
     /// `sum_i weights_i grad f_i(theta)`.
+    #[serde(with = "crate::solvers::checkpoint::vector")]
     pub gradient: DVector<f64>,
     /// `||grad f_i(theta)||` for every task (for the constant G of the theory).
     pub task_gradient_norms: Vec<f64>,

@@ -65,7 +65,7 @@ fn format_of(path: &Path, field: &str) -> Result<DataFormat, InputError> {
 
 /// Rejects the first NaN or infinity of an `n x d` C-order array.
 fn check_finite_entries(field: &str, data: &[f64], cols: usize) -> Result<(), InputError> {
-    match data.iter().position(|v| !v.is_finite()) {
+    match crate::error::first_non_finite(data) {
         None => Ok(()),
         Some(k) => {
             let at = match k.checked_div(cols) {

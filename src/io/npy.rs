@@ -13,7 +13,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
-/// Bytes converted per read; large enough that syscalls do not matter.
+/// Values converted per write; large enough that syscalls do not matter.
 const CHUNK_VALUES: usize = 1 << 16;
 
 /// An array as stored: `shape` and its values in C (row-major) order.
@@ -121,21 +121,30 @@ pub fn read_npy(path: &Path, field: &str) -> Result<NpyArray, InputError> {
             shape_text(&header.shape)
         )));
     }
-    let mut data = vec![0.0f64; count];
-    let mut buffer = vec![0u8; CHUNK_VALUES.min(count.max(1)) * 8];
-    for block in data.chunks_mut(CHUNK_VALUES) {
-        let bytes = &mut buffer[..block.len() * 8];
-        file.read_exact(bytes).map_err(|e| read_error(field, &e))?;
-        for (value, raw) in block.iter_mut().zip(bytes.chunks_exact(8)) {
-            let mut le = [0u8; 8];
-            le.copy_from_slice(raw);
-            *value = f64::from_le_bytes(le);
-        }
-    }
+    let data = read_values(&mut file, count).map_err(|e| read_error(field, &e))?;
     Ok(NpyArray {
         shape: header.shape,
         data,
     })
+}
+
+/// Reads `count` little-endian f64 values straight into the vector that is
+/// returned: one copy from the page cache, no intermediate buffer.
+fn read_values(file: &mut File, count: usize) -> io::Result<Vec<f64>> {
+    let mut data = vec![0.0f64; count];
+    {
+        // SAFETY: any byte pattern is a valid f64, the slice covers exactly the
+        // vector's initialised storage, and it is dropped before `data` is used.
+        let bytes =
+            unsafe { std::slice::from_raw_parts_mut(data.as_mut_ptr().cast::<u8>(), count * 8) };
+        file.read_exact(bytes)?;
+    }
+    if cfg!(target_endian = "big") {
+        for value in &mut data {
+            *value = f64::from_bits(u64::from_le(value.to_bits()));
+        }
+    }
+    Ok(data)
 }
 
 /// Tokens of the Python dict literal in a .npy header.

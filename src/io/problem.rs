@@ -21,6 +21,7 @@ use crate::family::{
     TaskFamily,
 };
 use nalgebra::{DMatrix, DVector};
+use rayon::prelude::*;
 use serde_json::{json, Map, Value};
 use std::fmt;
 use std::io;
@@ -388,67 +389,87 @@ impl Loader {
         }
     }
 
+    /// One task's x and y, read and checked against each other.
+    fn data_task(&self, i: usize, value: &Value) -> Result<(TaskData, Sources), InputError> {
+        let map = self.object(
+            value,
+            &format!("tasks[{i}]"),
+            &["x", "y", "x_path", "y_path", "name"],
+        )?;
+        let (x_value, x_file) = self.data_source(map, i, "x")?;
+        let (y_value, y_file) = self.data_source(map, i, "y")?;
+        let (xt, x_label) = match x_file {
+            Some((path, label)) => (
+                read_samples(&path, &format!("{}: {label}", self.file))?,
+                label,
+            ),
+            None => {
+                let field = format!("tasks[{i}].x");
+                let (n, d, values) = self.rows(x_value, &field)?;
+                // Row-major n x d is column-major d x n: the transposed layout.
+                (DMatrix::from_vec(d, n, values), field)
+            }
+        };
+        let (y, y_label) = match y_file {
+            Some((path, label)) => (
+                read_vector(&path, &format!("{}: {label}", self.file))?,
+                label,
+            ),
+            None => {
+                let field = format!("tasks[{i}].y");
+                let values = self.vector(y_value, &field)?;
+                if values.is_empty() {
+                    return Err(self.err(&field, "is empty"));
+                }
+                (DVector::from_vec(values), field)
+            }
+        };
+        if y.len() != xt.ncols() {
+            return Err(self.err(
+                &y_label,
+                format!(
+                    "has {} entries but {x_label} has {} rows",
+                    y.len(),
+                    xt.ncols()
+                ),
+            ));
+        }
+        Ok((
+            TaskData { xt, y },
+            Sources {
+                x: x_label,
+                y: y_label,
+            },
+        ))
+    }
+
+    /// Reads the tasks in parallel (large data files), then reports the first
+    /// error in task order, as a sequential read would.
     fn data_tasks(&self, tasks: &[Value]) -> Result<(Vec<TaskData>, Vec<Sources>), InputError> {
+        let read: Vec<Result<(TaskData, Sources), InputError>> = tasks
+            .par_iter()
+            .enumerate()
+            .map(|(i, value)| self.data_task(i, value))
+            .collect();
         let mut data = Vec::with_capacity(tasks.len());
         let mut sources: Vec<Sources> = Vec::with_capacity(tasks.len());
-        for (i, value) in tasks.iter().enumerate() {
-            let map = self.object(
-                value,
-                &format!("tasks[{i}]"),
-                &["x", "y", "x_path", "y_path", "name"],
-            )?;
-            let (x_value, x_file) = self.data_source(map, i, "x")?;
-            let (y_value, y_file) = self.data_source(map, i, "y")?;
-            let (xt, x_label) = match x_file {
-                Some((path, label)) => (
-                    read_samples(&path, &format!("{}: {label}", self.file))?,
-                    label,
-                ),
-                None => {
-                    let field = format!("tasks[{i}].x");
-                    let (n, d, values) = self.rows(x_value, &field)?;
-                    // Row-major n x d is column-major d x n: the transposed layout.
-                    (DMatrix::from_vec(d, n, values), field)
-                }
-            };
-            let (y, y_label) = match y_file {
-                Some((path, label)) => (
-                    read_vector(&path, &format!("{}: {label}", self.file))?,
-                    label,
-                ),
-                None => {
-                    let field = format!("tasks[{i}].y");
-                    let values = self.vector(y_value, &field)?;
-                    if values.is_empty() {
-                        return Err(self.err(&field, "is empty"));
-                    }
-                    (DVector::from_vec(values), field)
-                }
-            };
-            if y.len() != xt.ncols() {
-                return Err(self.err(
-                    &y_label,
-                    format!(
-                        "has {} entries but {x_label} has {} rows",
-                        y.len(),
-                        xt.ncols()
-                    ),
-                ));
-            }
+        for result in read {
+            let (task, source) = result?;
             if let Some(first) = sources.first() {
                 let d = data.first().map_or(0, |t: &TaskData| t.xt.nrows());
-                if xt.nrows() != d {
+                if task.xt.nrows() != d {
                     return Err(self.err(
-                        &x_label,
-                        format!("has {} columns, expected {d} (as {})", xt.nrows(), first.x),
+                        &source.x,
+                        format!(
+                            "has {} columns, expected {d} (as {})",
+                            task.xt.nrows(),
+                            first.x
+                        ),
                     ));
                 }
             }
-            data.push(TaskData { xt, y });
-            sources.push(Sources {
-                x: x_label,
-                y: y_label,
-            });
+            data.push(task);
+            sources.push(source);
         }
         Ok((data, sources))
     }

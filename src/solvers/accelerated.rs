@@ -14,7 +14,7 @@ const MAX_HALVINGS: usize = 60;
 
 /// FISTA on F_mu: `theta_{k+1} = Pi(y_k - eta grad F_mu(y_k))`,
 /// `y_{k+1} = theta_{k+1} + (t_k - 1)/t_{k+1} (theta_{k+1} - theta_k)`. Returns the last theta.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Accelerated {
     temperature: Temperature,
     fixed_step: Option<f64>,
@@ -26,6 +26,7 @@ pub struct Accelerated {
     pub(crate) smallest_step: f64,
     pub(crate) tracker: Tracker,
     momentum: f64,
+    #[serde(with = "super::checkpoint::option_vector")]
     extrapolated: Option<DVector<f64>>,
     at_theta: Option<Evaluation>,
     at_extrapolated: Option<Evaluation>,

@@ -15,7 +15,7 @@ fn uniform(_: &[f64], weights: &mut [f64]) {
 }
 
 /// Gradient descent on `(1/M) sum_i f_i`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AverageGd {
     fixed_step: Option<f64>,
     pub(crate) step: f64,

@@ -15,7 +15,7 @@ use argmin::core::{Error, Problem, Solver, State, KV};
 use nalgebra::DVector;
 
 /// Descent-ascent with averaged iterates.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DescentAscent {
     fixed_step: Option<f64>,
     fixed_weight_step: Option<f64>,
@@ -25,11 +25,13 @@ pub struct DescentAscent {
     pub(crate) weight_step: f64,
     pub(crate) tracker: Tracker,
     log_weights: Vec<f64>,
+    #[serde(with = "super::checkpoint::vector")]
     theta_sum: DVector<f64>,
     weight_sum: Vec<f64>,
     averaged_weights: Vec<f64>,
     averaged_losses: Vec<f64>,
     averages: u64,
+    #[serde(with = "super::checkpoint::option_vector")]
     current: Option<DVector<f64>>,
     eval: Option<Evaluation>,
 }

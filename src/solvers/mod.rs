@@ -8,6 +8,7 @@
 
 mod accelerated;
 mod average;
+pub(crate) mod checkpoint;
 mod descent_ascent;
 mod exact;
 mod run;
@@ -19,6 +20,7 @@ mod tracker;
 
 pub use accelerated::Accelerated;
 pub use average::AverageGd;
+pub use checkpoint::{FileCheckpoint, Fingerprint, Resume};
 pub use descent_ascent::DescentAscent;
 pub use exact::{solve_epigraph, solve_logistic_epigraph, EpigraphSolution, Exact};
 pub use run::{certify_point, solve, Certifying};
@@ -149,6 +151,13 @@ pub struct SolveOptions {
     pub certify_every: u64,
     /// Keep a per-iteration trace (weights included) in the outcome.
     pub record_trace: bool,
+    /// Save the solver's state to this file every `checkpoint_every`
+    /// iterations, and resume from it when it exists (see [`FileCheckpoint`]).
+    pub checkpoint: Option<std::path::PathBuf>,
+    pub checkpoint_every: u64,
+    /// Stop after this many iterations in total, as if interrupted (the
+    /// checkpoint keeps the state; tests and time-sliced job slots use it).
+    pub interrupt_after: Option<u64>,
 }
 
 impl Default for SolveOptions {
@@ -166,6 +175,9 @@ impl Default for SolveOptions {
             ema: None,
             certify_every: 1,
             record_trace: false,
+            checkpoint: None,
+            checkpoint_every: 100,
+            interrupt_after: None,
         }
     }
 }
@@ -198,6 +210,18 @@ impl SolveOptions {
         }
         if self.certify_every == 0 {
             return invalid("--certify-every", "must be a positive integer");
+        }
+        if self.checkpoint_every == 0 {
+            return invalid("--checkpoint-every", "must be a positive integer");
+        }
+        if self.checkpoint.is_some() && self.method == Method::Exact {
+            return invalid(
+                "--checkpoint",
+                "exact solves in one step; there is nothing to checkpoint",
+            );
+        }
+        if self.interrupt_after == Some(0) {
+            return invalid("interrupt_after", "must be a positive integer");
         }
         if let Some(init) = &self.init {
             if init.len() != family.dim() {

@@ -6,6 +6,7 @@ use super::{
     Accelerated, AverageGd, Constants, DescentAscent, Exact, Method, MinimaxProblem, MinimaxState,
     SoftmaxGd, SolveOptions, SolveOutcome, StepRule, StochasticSoftmaxGd, Subgradient,
 };
+use super::{FileCheckpoint, Fingerprint, Resume};
 use crate::ball::FeasibleSet;
 use crate::certificate::strongly_convex_bound;
 use crate::error::Error;
@@ -13,6 +14,8 @@ use crate::family::{Evaluation, TaskFamily};
 use crate::numerics::{entropy, max_with_index, softmax_into};
 use argmin::core::{Executor, Solver, State};
 use nalgebra::DVector;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -190,13 +193,40 @@ fn execute<S>(
     problem: MinimaxProblem,
     solver: S,
     theta0: DVector<f64>,
-    iterations: u64,
+    options: &SolveOptions,
+) -> Result<(S, MinimaxState), Error>
+where
+    S: Solver<MinimaxProblem, MinimaxState> + Serialize + DeserializeOwned + Resume + 'static,
+{
+    let iterations = options
+        .interrupt_after
+        .map_or(options.iterations, |k| k.min(options.iterations));
+    let mut executor = Executor::new(problem.clone(), solver)
+        .configure(|state| state.param(theta0).max_iters(iterations));
+    if let Some(path) = &options.checkpoint {
+        let fingerprint = Fingerprint::new(problem.family.as_ref(), problem.set, options);
+        executor = executor.checkpointing(FileCheckpoint::new(
+            path,
+            options.checkpoint_every,
+            fingerprint,
+            iterations,
+        ));
+    }
+    let result = executor.run()?;
+    Ok((result.solver, result.state))
+}
+
+/// `execute` for solvers that finish in one step (nothing to checkpoint).
+fn execute_once<S>(
+    problem: MinimaxProblem,
+    solver: S,
+    theta0: DVector<f64>,
 ) -> Result<(S, MinimaxState), Error>
 where
     S: Solver<MinimaxProblem, MinimaxState>,
 {
     let result = Executor::new(problem, solver)
-        .configure(|state| state.param(theta0).max_iters(iterations))
+        .configure(|state| state.param(theta0).max_iters(1))
         .run()?;
     Ok((result.solver, result.state))
 }
@@ -275,12 +305,12 @@ pub fn solve(
     let outcome = match options.method {
         Method::SoftmaxGd => {
             let solver = SoftmaxGd::new(options.mu, options.step, options.distance, t, tracker);
-            let (solver, state) = execute(problem, solver, theta0, t)?;
+            let (solver, state) = execute(problem, solver, theta0, options)?;
             finish(f, &set, options.method, solver, state, false, start)
         }
         Method::Accelerated => {
             let solver = Accelerated::new(options.mu, options.step, options.distance, t, tracker);
-            let (solver, state) = execute(problem, solver, theta0, t)?;
+            let (solver, state) = execute(problem, solver, theta0, options)?;
             finish(f, &set, options.method, solver, state, false, start)
         }
         Method::Stochastic => {
@@ -294,7 +324,7 @@ pub fn solve(
                 options.seed,
                 tracker,
             );
-            let (solver, state) = execute(problem, solver, theta0, t)?;
+            let (solver, state) = execute(problem, solver, theta0, options)?;
             finish(f, &set, options.method, solver, state, false, start)
         }
         Method::DescentAscent => {
@@ -305,22 +335,22 @@ pub fn solve(
                 t,
                 tracker,
             );
-            let (solver, state) = execute(problem, solver, theta0, t)?;
+            let (solver, state) = execute(problem, solver, theta0, options)?;
             finish(f, &set, options.method, solver, state, false, start)
         }
         Method::Subgradient => {
             let solver = Subgradient::new(options.step, options.distance, t, tracker);
-            let (solver, state) = execute(problem, solver, theta0, t)?;
+            let (solver, state) = execute(problem, solver, theta0, options)?;
             finish(f, &set, options.method, solver, state, true, start)
         }
         Method::Average => {
             let solver = AverageGd::new(options.step, tracker);
-            let (solver, state) = execute(problem, solver, theta0, t)?;
+            let (solver, state) = execute(problem, solver, theta0, options)?;
             finish(f, &set, options.method, solver, state, false, start)
         }
         Method::Exact => {
             let solver = Exact::new(tracker);
-            let (solver, state) = execute(problem, solver, theta0, 1)?;
+            let (solver, state) = execute_once(problem, solver, theta0)?;
             finish(f, &set, options.method, solver, state, false, start)
         }
     };

@@ -7,7 +7,7 @@ use crate::family::{Evaluation, TaskFamily};
 use nalgebra::DVector;
 
 /// How mu is chosen.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Temperature {
     Fixed(f64),
     /// mu = G R / sqrt(2 T ln M) (softmax-gd) or sqrt(2) G R / ((T+1) sqrt(ln M))
@@ -17,7 +17,7 @@ pub enum Temperature {
 }
 
 /// How the step is chosen.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum StepRule {
     Fixed(f64),
     /// eta = 1 / L_mu, L_mu = L + G^2 / mu with G over the feasible set (over

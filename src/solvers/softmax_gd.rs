@@ -16,7 +16,7 @@ const MAX_HALVINGS: usize = 60;
 
 /// The softmax-gd solver. Build with [`SoftmaxGd::new`]; `init` resolves the
 /// temperature and step from the problem.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SoftmaxGd {
     temperature: Temperature,
     step_rule: Option<StepRule>,

@@ -15,7 +15,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 /// Minibatch softmax-gd with an optional EMA of the task losses.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StochasticSoftmaxGd {
     fixed_mu: Option<f64>,
     fixed_step: Option<f64>,
@@ -23,7 +23,15 @@ pub struct StochasticSoftmaxGd {
     horizon: u64,
     batch_size: usize,
     ema: Option<f64>,
+    /// Not serialised: a checkpoint stores `seed`, `draws` and `counts`, and
+    /// [`Resume::resume`](super::Resume::resume) replays the draws.
+    #[serde(skip, default = "unseeded")]
     rng: StdRng,
+    #[serde(with = "super::checkpoint::u64_text")]
+    seed: u64,
+    /// `draw_rows` calls made so far, and the sample counts they used.
+    draws: u64,
+    counts: Vec<usize>,
     pub(crate) mu: f64,
     pub(crate) step: f64,
     pub(crate) smoothed_smoothness: Option<f64>,
@@ -54,6 +62,9 @@ impl StochasticSoftmaxGd {
             batch_size,
             ema,
             rng: StdRng::seed_from_u64(seed),
+            seed,
+            draws: 0,
+            counts: Vec::new(),
             mu: f64::NAN,
             step: f64::NAN,
             smoothed_smoothness: None,
@@ -79,6 +90,28 @@ impl StochasticSoftmaxGd {
             for r in rows.iter_mut() {
                 *r = self.rng.random_range(0..n);
             }
+        }
+        if self.counts.as_slice() != counts {
+            self.counts = counts.to_vec();
+        }
+        self.draws += 1;
+    }
+}
+
+fn unseeded() -> StdRng {
+    StdRng::seed_from_u64(0)
+}
+
+impl super::Resume for StochasticSoftmaxGd {
+    /// Re-seeds the generator and replays the draws made before the checkpoint
+    /// (a few random numbers per task and step), so the stream continues
+    /// exactly where it stopped.
+    fn resume(&mut self) {
+        self.rng = StdRng::seed_from_u64(self.seed);
+        let (draws, counts) = (self.draws, self.counts.clone());
+        self.draws = 0;
+        for _ in 0..draws {
+            self.draw_rows(&counts);
         }
     }
 }

@@ -13,7 +13,7 @@ use argmin::core::{Error, Problem, Solver, State, KV};
 use nalgebra::DVector;
 
 /// Constant-step subgradient descent (tuned step R / (G sqrt T)).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Subgradient {
     fixed_step: Option<f64>,
     distance: Option<f64>,

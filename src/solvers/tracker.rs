@@ -7,10 +7,10 @@ use crate::numerics::{entropy, max_with_index};
 use argmin::core::KV;
 use argmin::kv;
 use nalgebra::DVector;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What one recorded iteration looked like.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct IterationRecord {
     /// Number of theta updates made so far (0 = the starting point).
     pub iteration: u64,
@@ -31,7 +31,7 @@ pub struct IterationRecord {
 }
 
 /// Shared solver state that is not the optimisation itself.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tracker {
     set: FeasibleSet,
     certify_every: u64,
@@ -42,6 +42,7 @@ pub struct Tracker {
     pub loss_bound: f64,
     pub trace: Vec<IterationRecord>,
     /// Scratch for certificates that need an evaluation with fixed weights.
+    #[serde(skip)]
     scratch: Option<Evaluation>,
 }
 

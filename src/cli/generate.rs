@@ -1,0 +1,199 @@
+//! `taskrobust generate`: a seeded synthetic problem written as a problem file
+//! (JSON, plus one `.npy` pair per task for data problems), so that other tools
+//! (the NumPy peer in benches/peer/, a user's own code) can read the very same
+//! problem that `taskrobust solve` reads.
+
+use super::Failure;
+use crate::error::{check_positive, InputError};
+use crate::family::generators::{
+    least_squares_family, logistic_family, quadratic_family, SyntheticSpec,
+};
+use crate::family::GradientForm;
+use crate::io::{export_data_problem, export_quadratic_problem};
+use clap::{Args, ValueEnum};
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum ProblemKind {
+    Quadratic,
+    LeastSquares,
+    Logistic,
+}
+
+impl ProblemKind {
+    fn name(self) -> &'static str {
+        match self {
+            ProblemKind::Quadratic => "quadratic",
+            ProblemKind::LeastSquares => "least_squares",
+            ProblemKind::Logistic => "logistic",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// quadratic, least_squares or logistic.
+    #[arg(long, value_enum)]
+    pub kind: ProblemKind,
+    /// M: the number of tasks.
+    #[arg(long = "tasks", short = 'm', default_value_t = 8)]
+    pub tasks: usize,
+    /// d: the dimension of theta.
+    #[arg(long = "dim", short = 'd', default_value_t = 10)]
+    pub dim: usize,
+    /// n_i: samples per task (least_squares, logistic).
+    #[arg(long = "samples", short = 'n', default_value_t = 1000)]
+    pub samples: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// The last this many tasks are moved away from the others.
+    #[arg(long, default_value_t = 0)]
+    pub outliers: usize,
+    /// How far the outlier tasks' optima are moved.
+    #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]
+    pub outlier_distance: f64,
+    /// Standard deviation of the task optima around their common centre.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub spread: f64,
+    /// Largest Hessian (covariance) eigenvalue.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    pub smoothness: f64,
+    /// Ratio of the largest to the smallest Hessian (covariance) eigenvalue.
+    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
+    pub condition_number: f64,
+    /// Label / response noise (least_squares, logistic).
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true)]
+    pub noise: f64,
+    /// l2 penalty (logistic).
+    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
+    pub l2: f64,
+    /// Constrain theta to the ball ||theta|| <= radius.
+    #[arg(long, allow_negative_numbers = true)]
+    pub radius: Option<f64>,
+    /// Output directory (created if missing).
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+    /// File name stem: OUT/NAME.json (and OUT/NAME_t{i}_{x,y}.npy).
+    #[arg(long, default_value = "problem")]
+    pub name: String,
+}
+
+impl GenerateArgs {
+    fn spec(&self) -> SyntheticSpec {
+        SyntheticSpec {
+            num_tasks: self.tasks,
+            dim: self.dim,
+            smoothness: self.smoothness,
+            condition_number: self.condition_number,
+            spread: self.spread,
+            outliers: self.outliers,
+            outlier_distance: self.outlier_distance,
+            seed: self.seed,
+        }
+    }
+
+    /// Field checks the generators do not do themselves (they name `num_tasks`
+    /// etc.; the CLI names its options).
+    fn check(&self) -> Result<(), InputError> {
+        self.spec().check().map_err(|e| {
+            let field = match e.field.as_str() {
+                "num_tasks" => "--tasks",
+                "dim" => "--dim",
+                "smoothness" => "--smoothness",
+                "condition_number" => "--condition-number",
+                "spread" => "--spread",
+                "outliers" => "--outliers",
+                "outlier_distance" => "--outlier-distance",
+                other => other,
+            };
+            InputError::new(field, e.message.clone())
+        })?;
+        if self.kind != ProblemKind::Quadratic && self.samples == 0 {
+            return Err(InputError::new("--samples", "must be at least 1"));
+        }
+        if !(self.noise >= 0.0 && self.noise.is_finite()) {
+            return Err(InputError::new(
+                "--noise",
+                format!("must be finite and >= 0, got {}", self.noise),
+            ));
+        }
+        if self.kind == ProblemKind::Logistic {
+            check_positive("--l2", self.l2)?;
+        }
+        if let Some(r) = self.radius {
+            check_positive("--radius", r)?;
+        }
+        let plain = !self.name.is_empty()
+            && self.name != "."
+            && self.name != ".."
+            && !self.name.contains(['/', '\\']);
+        if !plain {
+            return Err(InputError::new(
+                "--name",
+                format!("'{}' is not a plain file name", self.name),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Generates and writes the problem; stdout gets one JSON line naming the file.
+pub fn run_generate(args: &GenerateArgs) -> Result<String, Failure> {
+    args.check()?;
+    let spec = args.spec();
+    let write_failed = |e: std::io::Error| Failure {
+        status: 1,
+        message: e.to_string(),
+    };
+    let path = match args.kind {
+        ProblemKind::Quadratic => {
+            let family = quadratic_family(&spec)?;
+            std::fs::create_dir_all(&args.out).map_err(|e| Failure {
+                status: 1,
+                message: format!("cannot create {}: {e}", args.out.display()),
+            })?;
+            let path = args.out.join(format!("{}.json", args.name));
+            export_quadratic_problem(&path, family.tasks(), args.radius).map_err(write_failed)?;
+            path
+        }
+        ProblemKind::LeastSquares => {
+            // The form does not matter for export; Data skips the Gram set-up.
+            let family = least_squares_family(&spec, args.samples, args.noise, GradientForm::Data)?;
+            export_data_problem(
+                &args.out,
+                &args.name,
+                "least_squares",
+                None,
+                family.data().tasks(),
+                args.radius,
+            )
+            .map_err(write_failed)?
+        }
+        ProblemKind::Logistic => {
+            let family = logistic_family(&spec, args.samples, args.noise, args.l2)?;
+            export_data_problem(
+                &args.out,
+                &args.name,
+                "logistic",
+                Some(args.l2),
+                family.data().tasks(),
+                args.radius,
+            )
+            .map_err(write_failed)?
+        }
+    };
+    let samples = (args.kind != ProblemKind::Quadratic).then_some(args.samples);
+    Ok(format!(
+        "{}\n",
+        json!({
+            "path": path.display().to_string(),
+            "kind": args.kind.name(),
+            "tasks": args.tasks,
+            "dim": args.dim,
+            "samples": samples,
+            "seed": args.seed,
+        })
+    ))
+}

@@ -1,0 +1,228 @@
+//! Long runs: a solve interrupted after some iterations and resumed from its
+//! checkpoint gives bit-identical results to an uninterrupted solve, for every
+//! iterative method; a checkpoint of another run is refused.
+
+use nalgebra::DVector;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use taskrobust::family::generators::{
+    least_squares_family, logistic_family, quadratic_family, SyntheticSpec,
+};
+use taskrobust::family::{Evaluation, Weigh};
+use taskrobust::family::{GradientForm, TaskFamily};
+use taskrobust::solvers::{solve, Method, SolveOptions, SolveOutcome};
+use taskrobust::Ball;
+use taskrobust::{Error, FeasibleSet};
+
+fn spec() -> SyntheticSpec {
+    SyntheticSpec {
+        num_tasks: 5,
+        dim: 7,
+        outliers: 1,
+        outlier_distance: 3.0,
+        seed: 3,
+        ..Default::default()
+    }
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("taskrobust-ckpt-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Delegates to a family and counts the data passes (evaluations).
+struct Counting {
+    inner: Arc<dyn TaskFamily>,
+    evaluations: AtomicUsize,
+}
+
+impl TaskFamily for Counting {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    fn num_tasks(&self) -> usize {
+        self.inner.num_tasks()
+    }
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) {
+        self.inner.losses(theta, losses)
+    }
+    fn evaluate(&self, theta: &DVector<f64>, weigh: &mut Weigh<'_>, out: &mut Evaluation) {
+        self.evaluations.fetch_add(1, Ordering::Relaxed);
+        self.inner.evaluate(theta, weigh, out)
+    }
+    fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>) {
+        self.inner.task_gradient(task, theta, gradient)
+    }
+    fn smoothness(&self) -> f64 {
+        self.inner.smoothness()
+    }
+    fn gradient_bound_on_ball(&self, radius: f64) -> f64 {
+        self.inner.gradient_bound_on_ball(radius)
+    }
+    fn loss_bound_on_ball(&self, radius: f64) -> f64 {
+        self.inner.loss_bound_on_ball(radius)
+    }
+    fn certified_lower_bound(&self, theta: &DVector<f64>, at: &Evaluation, ball: &Ball) -> f64 {
+        self.inner.certified_lower_bound(theta, at, ball)
+    }
+}
+
+#[test]
+fn a_resumed_run_starts_where_the_checkpoint_stopped() {
+    let dir = scratch("count");
+    let counting = Arc::new(Counting {
+        inner: Arc::new(quadratic_family(&spec()).unwrap()),
+        evaluations: AtomicUsize::new(0),
+    });
+    let family: Arc<dyn TaskFamily> = counting.clone();
+    let options = SolveOptions {
+        iterations: 40,
+        step: Some(0.1),
+        mu: Some(0.2),
+        checkpoint: Some(dir.join("run.toml")),
+        checkpoint_every: 10,
+        ..Default::default()
+    };
+    let full = solve(family.clone(), FeasibleSet::Unconstrained, &options).unwrap();
+    let from_scratch = counting.evaluations.swap(0, Ordering::Relaxed);
+    // The checkpoint now holds iteration 40: a rerun only certifies the result.
+    let again = solve(family, FeasibleSet::Unconstrained, &options).unwrap();
+    let rerun = counting.evaluations.load(Ordering::Relaxed);
+    assert!(from_scratch >= 40, "{from_scratch}");
+    assert!(rerun < 5, "resumed run evaluated {rerun} times");
+    assert_identical(&again, &full, "rerun");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn assert_identical(a: &SolveOutcome, b: &SolveOutcome, what: &str) {
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&a.theta), bits(&b.theta), "{what}: theta");
+    assert_eq!(bits(&a.losses), bits(&b.losses), "{what}: losses");
+    assert_eq!(bits(&a.weights), bits(&b.weights), "{what}: weights");
+    assert_eq!(
+        a.lower_bound.to_bits(),
+        b.lower_bound.to_bits(),
+        "{what}: bound"
+    );
+    assert_eq!(a.iterations, b.iterations, "{what}: iterations");
+    assert_eq!(
+        a.constants.gradient_bound.to_bits(),
+        b.constants.gradient_bound.to_bits(),
+        "{what}: G"
+    );
+    // Debug text: NaN entries (uncertified iterations) compare equal there.
+    assert_eq!(
+        format!("{:?}", a.trace),
+        format!("{:?}", b.trace),
+        "{what}: trace"
+    );
+}
+
+#[test]
+fn interrupted_and_resumed_runs_are_bit_identical() {
+    let dir = scratch("resume");
+    let families: Vec<(&str, Arc<dyn TaskFamily>)> = vec![
+        ("quadratic", Arc::new(quadratic_family(&spec()).unwrap())),
+        (
+            "least_squares",
+            Arc::new(least_squares_family(&spec(), 60, 0.3, GradientForm::Data).unwrap()),
+        ),
+        (
+            "logistic",
+            Arc::new(logistic_family(&spec(), 80, 0.5, 0.05).unwrap()),
+        ),
+    ];
+    let methods = [
+        Method::SoftmaxGd,
+        Method::Accelerated,
+        Method::Stochastic,
+        Method::DescentAscent,
+        Method::Subgradient,
+        Method::Average,
+    ];
+    for (name, family) in &families {
+        for method in methods {
+            if method == Method::Stochastic && family.sample_counts().is_none() {
+                continue;
+            }
+            let what = format!("{name}/{method}");
+            let base = SolveOptions {
+                method,
+                iterations: 40,
+                distance: Some(5.0),
+                seed: 11,
+                certify_every: 3,
+                record_trace: true,
+                ..Default::default()
+            };
+            let uninterrupted = solve(family.clone(), FeasibleSet::Unconstrained, &base).unwrap();
+            let path = dir.join(format!("{name}-{method}.toml"));
+            let with_checkpoint = SolveOptions {
+                checkpoint: Some(path.clone()),
+                checkpoint_every: 5,
+                ..base.clone()
+            };
+            // "Crash" after 15 iterations: the checkpoint holds iteration 15.
+            let first = solve(
+                family.clone(),
+                FeasibleSet::Unconstrained,
+                &SolveOptions {
+                    interrupt_after: Some(15),
+                    ..with_checkpoint.clone()
+                },
+            )
+            .unwrap();
+            assert_eq!(first.iterations, 15, "{what}");
+            assert!(path.exists(), "{what}: no checkpoint written");
+            let resumed =
+                solve(family.clone(), FeasibleSet::Unconstrained, &with_checkpoint).unwrap();
+            assert_identical(&resumed, &uninterrupted, &what);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_checkpoint_of_another_run_is_refused() {
+    let dir = scratch("refuse");
+    let family: Arc<dyn TaskFamily> = Arc::new(quadratic_family(&spec()).unwrap());
+    let path = dir.join("run.toml");
+    let options = SolveOptions {
+        iterations: 10,
+        distance: Some(5.0),
+        checkpoint: Some(path.clone()),
+        checkpoint_every: 5,
+        ..Default::default()
+    };
+    solve(family.clone(), FeasibleSet::Unconstrained, &options).unwrap();
+    let other = SolveOptions {
+        mu: Some(0.25),
+        ..options.clone()
+    };
+    match solve(family.clone(), FeasibleSet::Unconstrained, &other) {
+        Err(Error::Input(e)) => {
+            assert!(e.field.starts_with("--checkpoint"), "{e}");
+            assert!(e.message.contains("mu"), "{e}");
+        }
+        other => panic!("expected an input error, got {other:?}"),
+    }
+    std::fs::write(&path, "not a checkpoint").unwrap();
+    match solve(family, FeasibleSet::Unconstrained, &options) {
+        Err(Error::Input(e)) => assert!(e.message.contains("not a readable checkpoint"), "{e}"),
+        other => panic!("expected an input error, got {other:?}"),
+    }
+    // No temp files are left next to the checkpoint.
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
