@@ -22,8 +22,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+#[path = "../../experiments/rate_descent_ascent.rs"]
+mod rate_descent_ascent;
 #[path = "../../experiments/rate_fixed_mu.rs"]
 mod rate_fixed_mu;
+#[path = "../../experiments/rate_subgradient.rs"]
+mod rate_subgradient;
+#[path = "../../experiments/tasks_scaling.rs"]
+mod tasks_scaling;
+#[path = "../../experiments/temperature_sweep.rs"]
+mod temperature_sweep;
 
 /// One independent unit of work: `key` is unique within the experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,7 +101,13 @@ pub trait Experiment: Sync {
 
 /// Every experiment of `reproduce`, in report order.
 pub fn registry() -> Vec<Box<dyn Experiment>> {
-    vec![Box::new(rate_fixed_mu::RateFixedMu)]
+    vec![
+        Box::new(rate_fixed_mu::RateFixedMu),
+        Box::new(rate_descent_ascent::RateDescentAscent),
+        Box::new(rate_subgradient::RateSubgradient),
+        Box::new(tasks_scaling::TasksScaling),
+        Box::new(temperature_sweep::TemperatureSweep),
+    ]
 }
 
 /// Loads `dir/<name>.toml` if present (else the built-in copy) and applies `[quick]`.
