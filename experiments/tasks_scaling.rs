@@ -10,7 +10,7 @@
 //! `(mu/2) ln(M - 1)`). See docs/THEORY.md#dependence-on-the-number-of-tasks.
 
 use crate::error::{Error, InputError};
-use crate::experiments::setup::median;
+use crate::experiments::setup::{horizon_grid, median};
 use crate::experiments::{figure, Cell, CellResult, Experiment, Finished, Params};
 use crate::family::generators::{gaussian_vector, quadratic_family, SyntheticSpec};
 use crate::family::{QuadraticFamily, TaskFamily};
@@ -170,21 +170,6 @@ fn active_set_reference(
     }
 }
 
-/// Horizons `min * 2^(k/2)` (rounded, distinct) up to `max`.
-fn scan_grid(min: u64, max: u64) -> Vec<u64> {
-    let mut grid: Vec<u64> = Vec::new();
-    for k in 0.. {
-        let t = (min as f64 * 2f64.powf(k as f64 / 2.0)).round() as u64;
-        if t > max {
-            break;
-        }
-        if grid.last() != Some(&t) {
-            grid.push(t);
-        }
-    }
-    grid
-}
-
 pub struct TasksScaling;
 
 impl Experiment for TasksScaling {
@@ -255,7 +240,7 @@ impl Experiment for TasksScaling {
             )
         };
         let fixed = run(p.iterations)?;
-        let grid = scan_grid(p.scan_min, p.scan_max);
+        let grid = horizon_grid(p.scan_min, p.scan_max, 2);
         let mut iterations_to_target = None;
         for &t in &grid {
             if run(t)?.max_loss - opt_lower <= target {
