@@ -378,7 +378,7 @@ fn verdicts(p: &P, rows: &[Row]) -> Vec<Check> {
             "g/{family}: suboptimality at fixed T stays under its sqrt(ln M) envelope L R^2/(2T) + G R sqrt(2 ln M/T)"
         ));
         check.detail = format!(
-            "{}; for information, median {}",
+            "{}; for information only (a fitted exponent is not implied by the bound): median {}",
             check.detail, fitted.detail
         );
         checks.push(check);
@@ -393,7 +393,7 @@ fn verdicts(p: &P, rows: &[Row]) -> Vec<Check> {
             "g/{family}: iterations to reach the target stay under the bound's count, which grows like ln M"
         ));
         check.detail = format!(
-            "{}; for information, median {}",
+            "{}; for information only (a fitted exponent is not implied by the bound): median {}",
             check.detail, fitted.detail
         );
         checks.push(check);

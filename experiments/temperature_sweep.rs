@@ -239,7 +239,7 @@ fn u_shaped(x: &[f64], y: &[f64]) -> Verdict {
         }),
         theory: json!("interior minimum, both ends above it"),
         detail: format!(
-            "minimum {:.3e} at x = mu/mu_hat = {:.3} ({}); the ends are {:.2} and {:.2} times the minimum",
+            "minimum {:.3e} at x = mu/mu* = {:.3} ({}); the ends are {:.2} and {:.2} times the minimum",
             low,
             x[best],
             if interior { "interior" } else { "at an end: not a U" },
