@@ -24,12 +24,20 @@ use std::path::{Path, PathBuf};
 
 #[path = "../../experiments/rate_accelerated.rs"]
 mod rate_accelerated;
+#[path = "../../experiments/rate_descent_ascent.rs"]
+mod rate_descent_ascent;
 #[path = "../../experiments/rate_fixed_mu.rs"]
 mod rate_fixed_mu;
 #[path = "../../experiments/rate_strongly_convex.rs"]
 mod rate_strongly_convex;
+#[path = "../../experiments/rate_subgradient.rs"]
+mod rate_subgradient;
 #[path = "../../experiments/rate_tuned_mu.rs"]
 mod rate_tuned_mu;
+#[path = "../../experiments/tasks_scaling.rs"]
+mod tasks_scaling;
+#[path = "../../experiments/temperature_sweep.rs"]
+mod temperature_sweep;
 #[path = "../../experiments/transfer.rs"]
 mod transfer;
 
@@ -106,6 +114,10 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(rate_tuned_mu::RateTunedMu),
         Box::new(rate_accelerated::RateAccelerated),
         Box::new(rate_strongly_convex::RateStronglyConvex),
+        Box::new(rate_descent_ascent::RateDescentAscent),
+        Box::new(rate_subgradient::RateSubgradient),
+        Box::new(tasks_scaling::TasksScaling),
+        Box::new(temperature_sweep::TemperatureSweep),
         Box::new(transfer::Transfer),
     ]
 }

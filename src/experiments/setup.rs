@@ -113,3 +113,19 @@ pub fn median(values: &[f64]) -> f64 {
         0.5 * (v[n / 2 - 1] + v[n / 2])
     }
 }
+
+/// The median over replicates at each distinct x (x ascending): the curve a
+/// rate is fitted on, so that offsets between seeds do not widen the interval.
+pub fn median_curve(points: &[(f64, f64)]) -> (Vec<f64>, Vec<f64>) {
+    let mut xs: Vec<f64> = points.iter().map(|p| p.0).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    let ys = xs
+        .iter()
+        .map(|&x| {
+            let at: Vec<f64> = points.iter().filter(|p| p.0 == x).map(|p| p.1).collect();
+            median(&at)
+        })
+        .collect();
+    (xs, ys)
+}
