@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 
 #[path = "../../experiments/rate_fixed_mu.rs"]
 mod rate_fixed_mu;
+#[path = "../../experiments/stochastic_bias.rs"]
+mod stochastic_bias;
 
 /// One independent unit of work: `key` is unique within the experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,7 +95,10 @@ pub trait Experiment: Sync {
 
 /// Every experiment of `reproduce`, in report order.
 pub fn registry() -> Vec<Box<dyn Experiment>> {
-    vec![Box::new(rate_fixed_mu::RateFixedMu)]
+    vec![
+        Box::new(rate_fixed_mu::RateFixedMu),
+        Box::new(stochastic_bias::StochasticBias),
+    ]
 }
 
 /// Loads `dir/<name>.toml` if present (else the built-in copy) and applies `[quick]`.
