@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 mod rate_fixed_mu;
 #[path = "../../experiments/stochastic_bias.rs"]
 mod stochastic_bias;
+#[path = "../../experiments/weights_trajectory.rs"]
+mod weights_trajectory;
 
 /// One independent unit of work: `key` is unique within the experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,6 +100,7 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
     vec![
         Box::new(rate_fixed_mu::RateFixedMu),
         Box::new(stochastic_bias::StochasticBias),
+        Box::new(weights_trajectory::WeightsTrajectory),
     ]
 }
 
