@@ -11,6 +11,7 @@ pub mod cli;
 pub mod error;
 pub mod experiments;
 pub mod family;
+pub mod gpu;
 pub mod io;
 pub mod kernels;
 pub mod numerics;
@@ -18,6 +19,7 @@ pub mod plots;
 pub mod report;
 pub mod solvers;
 pub mod theory;
+pub mod transfer;
 
 pub use ball::{Ball, FeasibleSet};
 pub use error::{Error, InputError};

@@ -1,9 +1,11 @@
 //! The `taskrobust` command line: argument parsing and the commands' output.
 //! Bad input ends with exit status 2 and one line on stderr naming the field.
 
+mod gpu_check;
 mod reproduce;
 mod solve;
 
+pub use gpu_check::{run_gpu_check_cli, GpuCheckCli};
 pub use reproduce::{run_merge, run_reproduce, summary, MergeArgs, ReproduceArgs};
 
 pub use solve::{format_table, outcome_json, run_solve, SolveArgs};
@@ -26,6 +28,8 @@ pub enum Command {
     Reproduce(ReproduceArgs),
     /// Combine the parts of a sharded `reproduce --shard i/N` run.
     Merge(MergeArgs),
+    /// Full-scale check on a CUDA GPU (needs `--features gpu` and the CUDA libraries).
+    GpuCheck(GpuCheckCli),
 }
 
 /// How a command ended: the exit status and what to print on stderr.
@@ -65,5 +69,6 @@ pub fn run(cli: Cli) -> Result<String, Failure> {
         Command::Solve(args) => run_solve(&args),
         Command::Reproduce(args) => run_reproduce(&args),
         Command::Merge(args) => run_merge(&args),
+        Command::GpuCheck(args) => run_gpu_check_cli(&args),
     }
 }

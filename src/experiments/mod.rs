@@ -26,6 +26,8 @@ use std::path::{Path, PathBuf};
 mod rate_fixed_mu;
 #[path = "../../experiments/stochastic_bias.rs"]
 mod stochastic_bias;
+#[path = "../../experiments/transfer.rs"]
+mod transfer;
 #[path = "../../experiments/weights_trajectory.rs"]
 mod weights_trajectory;
 
@@ -101,6 +103,7 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(rate_fixed_mu::RateFixedMu),
         Box::new(stochastic_bias::StochasticBias),
         Box::new(weights_trajectory::WeightsTrajectory),
+        Box::new(transfer::Transfer),
     ]
 }
 

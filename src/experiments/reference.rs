@@ -49,7 +49,8 @@ pub fn minimax_reference(
     set: FeasibleSet,
     relative_tolerance: f64,
 ) -> Result<Reference, Error> {
-    if family.quadratic_forms().is_some() && !matches!(set, FeasibleSet::Fantope { .. }) {
+    let exact_available = family.quadratic_forms().is_some() || family.logistic_parts().is_some();
+    if exact_available && !matches!(set, FeasibleSet::Fantope { .. }) {
         let out = solve(
             family.clone(),
             set,

@@ -148,6 +148,10 @@ impl TaskFamily for LogisticFamily {
         strongly_convex_bound(at.weighted_loss(), &at.gradient, theta, self.l2, ball)
     }
 
+    fn logistic_parts(&self) -> Option<(&DataTasks, f64)> {
+        Some((&self.data, self.l2))
+    }
+
     fn sample_counts(&self) -> Option<Vec<usize>> {
         Some(self.data.tasks().iter().map(|t| t.samples()).collect())
     }

@@ -114,6 +114,12 @@ pub trait TaskFamily: Send + Sync {
         None
     }
 
+    /// The data and l2 penalty, where the tasks are l2-regularised logistic
+    /// regressions (for the exponential-cone `exact` solve).
+    fn logistic_parts(&self) -> Option<(&DataTasks, f64)> {
+        None
+    }
+
     /// Samples per task, for families built on data (minibatch methods).
     fn sample_counts(&self) -> Option<Vec<usize>> {
         None

@@ -14,6 +14,7 @@ use super::{unwrap_problem, MinimaxProblem, MinimaxState};
 use crate::ball::FeasibleSet;
 use crate::certificate::QuadraticForm;
 use crate::error::InputError;
+use crate::family::DataTasks;
 use crate::numerics::project_onto_simplex;
 use argmin::core::{Error, Problem, Solver, State, TerminationReason, KV};
 use clarabel::algebra::CscMatrix;
@@ -39,17 +40,8 @@ pub fn solve_epigraph(
 ) -> Result<EpigraphSolution, crate::error::Error> {
     let d = forms[0].dim();
     let n = d + 1; // (theta, t)
-    let mut triplets: (Vec<usize>, Vec<usize>, Vec<f64>) = (Vec::new(), Vec::new(), Vec::new());
-    let mut b = Vec::new();
+    let mut rows = Rows::default();
     let mut cones = Vec::new();
-    let push = |row: usize, col: usize, v: f64, t: &mut (Vec<usize>, Vec<usize>, Vec<f64>)| {
-        if v != 0.0 {
-            t.0.push(row);
-            t.1.push(col);
-            t.2.push(v);
-        }
-    };
-    let mut row = 0;
     let mut cone_starts = Vec::with_capacity(forms.len());
     for form in forms {
         // Factor Q = F F^T through its eigen-decomposition (drop null directions).
@@ -62,41 +54,33 @@ pub fn solve_epigraph(
             .filter(|(_, &l)| l > top * 1e-14)
             .map(|(j, &l)| (l.sqrt(), j))
             .collect();
-        cone_starts.push(row);
+        cone_starts.push(rows.b.len());
         // slack_0 = t - l^T theta - c + 1, slack_1 = t - l^T theta - c - 1
-        for (offset, shift) in [(0, 1.0), (1, -1.0)] {
-            for (j, &lj) in form.linear.iter().enumerate() {
-                push(row + offset, j, lj, &mut triplets);
-            }
-            push(row + offset, d, -1.0, &mut triplets);
-            b.push(shift - form.constant);
+        for shift in [1.0, -1.0] {
+            let mut entries: Vec<(usize, f64)> = form.linear.iter().copied().enumerate().collect();
+            entries.push((d, -1.0));
+            rows.push(&entries, shift - form.constant);
         }
         // slack_{2+k} = sqrt2 sqrt(l_k) v_k^T theta
-        for (k, &(scale, j)) in factors.iter().enumerate() {
+        for &(scale, j) in &factors {
             let v = eigen.eigenvectors.column(j);
-            for (col, &vc) in v.iter().enumerate() {
-                push(
-                    row + 2 + k,
-                    col,
-                    -std::f64::consts::SQRT_2 * scale * vc,
-                    &mut triplets,
-                );
-            }
-            b.push(0.0);
+            let entries: Vec<(usize, f64)> = v
+                .iter()
+                .enumerate()
+                .map(|(col, &vc)| (col, -std::f64::consts::SQRT_2 * scale * vc))
+                .collect();
+            rows.push(&entries, 0.0);
         }
         cones.push(SupportedConeT::SecondOrderConeT(2 + factors.len()));
-        row += 2 + factors.len();
     }
     match *set {
         FeasibleSet::Unconstrained => {}
         FeasibleSet::Ball { radius } => {
-            b.push(radius);
+            rows.push(&[], radius);
             for j in 0..d {
-                push(row + 1 + j, j, -1.0, &mut triplets);
-                b.push(0.0);
+                rows.push(&[(j, -1.0)], 0.0);
             }
             cones.push(SupportedConeT::SecondOrderConeT(d + 1));
-            row += d + 1;
         }
         FeasibleSet::Fantope { .. } => {
             return Err(InputError::new(
@@ -106,10 +90,144 @@ pub fn solve_epigraph(
             .into());
         }
     }
-    let a = CscMatrix::new_from_triplets(row, n, triplets.0, triplets.1, triplets.2);
-    let p = CscMatrix::zeros((n, n));
     let mut q = vec![0.0; n];
     q[d] = 1.0;
+    let solution = clarabel_solve(n, &q, rows, &cones)?;
+    let mut theta = DVector::from_column_slice(&solution.x[..d]);
+    // lambda_i = z_0 + z_1 of task i's cone (stationarity in t gives sum = 1).
+    let mut weights: Vec<f64> = cone_starts
+        .iter()
+        .map(|&start| solution.z[start] + solution.z[start + 1])
+        .collect();
+    project_onto_simplex(&mut weights);
+    // Interior-point points are accurate to about sqrt(tol) at a kink of the
+    // max; Newton on the KKT system of the active tasks sharpens them. The
+    // polished pair is kept only if this crate's certified gap improves.
+    let interior = set.radius().is_none_or(|r| theta.norm() < r * (1.0 - 1e-6));
+    if interior {
+        if let Some((polished_theta, polished_weights)) = polish_kkt(forms, &theta, &weights) {
+            let before = certified_gap(forms, set, &theta, &weights);
+            let after = certified_gap(forms, set, &polished_theta, &polished_weights);
+            if after < before {
+                theta = polished_theta;
+                weights = polished_weights;
+            }
+        }
+    }
+    Ok(EpigraphSolution {
+        theta,
+        weights,
+        objective: solution.obj_val,
+        status: format!("{:?}", solution.status),
+        iterations: solution.iterations,
+    })
+}
+
+/// `max_i q_i(theta) - D(p)` with this crate's dual (certified).
+fn certified_gap(
+    forms: &[QuadraticForm],
+    set: &FeasibleSet,
+    theta: &DVector<f64>,
+    p: &[f64],
+) -> f64 {
+    let worst = forms
+        .iter()
+        .map(|f| f.value(theta))
+        .fold(f64::NEG_INFINITY, f64::max);
+    worst - crate::certificate::quadratic_dual_bound(forms, p, set)
+}
+
+/// Newton's method on the KKT conditions of the tasks active at the optimum
+/// (weight above 1e-7): `sum_A p_i grad q_i(theta) = 0`, `q_i(theta) = t` on A,
+/// `sum_A p_i = 1`. Returns `None` if the system is singular or a weight
+/// turns negative.
+fn polish_kkt(
+    forms: &[QuadraticForm],
+    theta: &DVector<f64>,
+    weights: &[f64],
+) -> Option<(DVector<f64>, Vec<f64>)> {
+    let active: Vec<usize> = (0..forms.len()).filter(|&i| weights[i] > 1e-7).collect();
+    let (d, a) = (theta.len(), active.len());
+    let n = d + a + 1;
+    let mut theta = theta.clone();
+    let mut p: Vec<f64> = active.iter().map(|&i| weights[i]).collect();
+    let mut t = active
+        .iter()
+        .map(|&i| forms[i].value(&theta))
+        .fold(f64::NEG_INFINITY, f64::max);
+    for _ in 0..8 {
+        let grads: Vec<DVector<f64>> = active
+            .iter()
+            .map(|&i| &forms[i].hessian * &theta + &forms[i].linear)
+            .collect();
+        let mut jac = nalgebra::DMatrix::zeros(n, n);
+        let mut res = DVector::zeros(n);
+        for (k, &i) in active.iter().enumerate() {
+            let mut block = jac.view_mut((0, 0), (d, d));
+            block += &forms[i].hessian * p[k];
+            jac.view_mut((0, d + k), (d, 1)).copy_from(&grads[k]);
+            jac.view_mut((d + k, 0), (1, d))
+                .copy_from(&grads[k].transpose());
+            jac[(d + k, d + a)] = -1.0;
+            jac[(d + a, d + k)] = 1.0;
+            res.rows_mut(0, d).axpy(p[k], &grads[k], 1.0);
+            res[d + k] = forms[i].value(&theta) - t;
+        }
+        res[d + a] = p.iter().sum::<f64>() - 1.0;
+        let step = jac.lu().solve(&(-&res))?;
+        theta += step.rows(0, d);
+        for (k, pk) in p.iter_mut().enumerate() {
+            *pk += step[d + k];
+        }
+        t += step[d + a];
+        if step.norm() <= 1e-15 * (1.0 + theta.norm()) {
+            break;
+        }
+    }
+    if p.iter().any(|&w| w.is_nan() || w < 0.0) || !theta.iter().all(|v| v.is_finite()) {
+        return None;
+    }
+    let mut full = vec![0.0; forms.len()];
+    for (k, &i) in active.iter().enumerate() {
+        full[i] = p[k];
+    }
+    project_onto_simplex(&mut full);
+    Some((theta, full))
+}
+
+/// Triplet lists of a sparse constraint matrix, built row by row.
+#[derive(Default)]
+struct Rows {
+    rows: Vec<usize>,
+    cols: Vec<usize>,
+    values: Vec<f64>,
+    b: Vec<f64>,
+}
+
+impl Rows {
+    /// Appends the row `slack = b - a^T x` with the given nonzeros of `a`.
+    fn push(&mut self, entries: &[(usize, f64)], b: f64) {
+        let row = self.b.len();
+        for &(col, v) in entries {
+            if v != 0.0 {
+                self.rows.push(row);
+                self.cols.push(col);
+                self.values.push(v);
+            }
+        }
+        self.b.push(b);
+    }
+}
+
+fn clarabel_solve(
+    p_dim: usize,
+    q: &[f64],
+    rows: Rows,
+    cones: &[SupportedConeT<f64>],
+) -> Result<clarabel::solver::DefaultSolution<f64>, crate::error::Error> {
+    let m = rows.b.len();
+    let a = CscMatrix::new_from_triplets(m, p_dim, rows.rows, rows.cols, rows.values);
+    let p = CscMatrix::zeros((p_dim, p_dim));
     let settings = DefaultSettingsBuilder::default()
         .verbose(false)
         .tol_gap_abs(1e-10)
@@ -118,28 +236,109 @@ pub fn solve_epigraph(
         .max_iter(400)
         .build()
         .map_err(|e| crate::error::Error::Solver(format!("clarabel settings: {e:?}")))?;
-    let mut solver = DefaultSolver::new(&p, &q, &a, &b, &cones, settings)
+    let mut solver = DefaultSolver::new(&p, q, &a, &rows.b, cones, settings)
         .map_err(|e| crate::error::Error::Solver(format!("clarabel setup: {e}")))?;
     solver.solve();
-    let solution = &solver.solution;
-    let status = solution.status;
+    let status = solver.solution.status;
     if !matches!(status, SolverStatus::Solved | SolverStatus::AlmostSolved) {
         return Err(crate::error::Error::Solver(format!(
             "clarabel finished with status {status:?}"
         )));
     }
-    let theta = DVector::from_column_slice(&solution.x[..d]);
-    // lambda_i = z_0 + z_1 of task i's cone (stationarity in t gives sum = 1).
-    let mut weights: Vec<f64> = cone_starts
-        .iter()
-        .map(|&start| solution.z[start] + solution.z[start + 1])
-        .collect();
+    Ok(solver.solution)
+}
+
+/// The epigraph problem for l2-regularised logistic tasks, with exponential cones:
+/// `u_k >= ln(1 + exp(-y_k x_k^T theta))` iff `a_k + b_k <= 1`, `a_k >= exp(-u_k)`,
+/// `b_k >= exp(-y_k x_k^T theta - u_k)`; `s >= ||theta||^2 / 2` by a rotated cone;
+/// `mean_k u_k + l2 s <= t` per task. Variables: (theta, t, s, u, a, b).
+pub fn solve_logistic_epigraph(
+    data: &DataTasks,
+    l2: f64,
+    set: &FeasibleSet,
+) -> Result<EpigraphSolution, crate::error::Error> {
+    let d = data.dim();
+    let tasks = data.tasks();
+    let total: usize = tasks.iter().map(|t| t.samples()).sum();
+    let (t_col, s_col) = (d, d + 1);
+    let u_col = |k: usize| d + 2 + k;
+    let a_col = |k: usize| d + 2 + total + k;
+    let b_col = |k: usize| d + 2 + 2 * total + k;
+    let n_vars = d + 2 + 3 * total;
+    let mut rows = Rows::default();
+    let mut cones = Vec::new();
+    // Task constraints: t - mean u - l2 s >= 0.
+    let mut k0 = 0;
+    for task in tasks {
+        let n = task.samples();
+        let inv = 1.0 / n as f64;
+        let mut entries = vec![(t_col, -1.0), (s_col, l2)];
+        entries.extend((0..n).map(|j| (u_col(k0 + j), inv)));
+        rows.push(&entries, 0.0);
+        k0 += n;
+    }
+    // a_k + b_k <= 1.
+    for k in 0..total {
+        rows.push(&[(a_col(k), 1.0), (b_col(k), 1.0)], 1.0);
+    }
+    cones.push(SupportedConeT::NonnegativeConeT(tasks.len() + total));
+    // Exponential cones (s1, s2, s3): s3 >= s2 exp(s1 / s2).
+    let mut k = 0;
+    for task in tasks {
+        for j in 0..task.samples() {
+            let y = task.y[j];
+            rows.push(&[(u_col(k), 1.0)], 0.0); // -u
+            rows.push(&[], 1.0);
+            rows.push(&[(a_col(k), -1.0)], 0.0); // a
+            cones.push(SupportedConeT::ExponentialConeT());
+            let mut entries: Vec<(usize, f64)> = task
+                .sample(j)
+                .iter()
+                .enumerate()
+                .map(|(c, &x)| (c, y * x))
+                .collect();
+            entries.push((u_col(k), 1.0));
+            rows.push(&entries, 0.0); // -y x^T theta - u
+            rows.push(&[], 1.0);
+            rows.push(&[(b_col(k), -1.0)], 0.0); // b
+            cones.push(SupportedConeT::ExponentialConeT());
+            k += 1;
+        }
+    }
+    // (s + 1, s - 1, sqrt2 theta) in the second-order cone.
+    rows.push(&[(s_col, -1.0)], 1.0);
+    rows.push(&[(s_col, -1.0)], -1.0);
+    for j in 0..d {
+        rows.push(&[(j, -std::f64::consts::SQRT_2)], 0.0);
+    }
+    cones.push(SupportedConeT::SecondOrderConeT(d + 2));
+    match *set {
+        FeasibleSet::Unconstrained => {}
+        FeasibleSet::Ball { radius } => {
+            rows.push(&[], radius);
+            for j in 0..d {
+                rows.push(&[(j, -1.0)], 0.0);
+            }
+            cones.push(SupportedConeT::SecondOrderConeT(d + 1));
+        }
+        FeasibleSet::Fantope { .. } => {
+            return Err(InputError::new(
+                "--method",
+                "exact does not support the Fantope constraint",
+            )
+            .into());
+        }
+    }
+    let mut q = vec![0.0; n_vars];
+    q[t_col] = 1.0;
+    let solution = clarabel_solve(n_vars, &q, rows, &cones)?;
+    let mut weights = solution.z[..tasks.len()].to_vec();
     project_onto_simplex(&mut weights);
     Ok(EpigraphSolution {
-        theta,
+        theta: DVector::from_column_slice(&solution.x[..d]),
         weights,
         objective: solution.obj_val,
-        status: format!("{status:?}"),
+        status: format!("{:?}", solution.status),
         iterations: solution.iterations,
     })
 }
@@ -181,13 +380,18 @@ impl Solver<MinimaxProblem, MinimaxState> for Exact {
         state: MinimaxState,
     ) -> Result<(MinimaxState, Option<KV>), Error> {
         let (family, set) = unwrap_problem(problem)?;
-        let forms = family.quadratic_forms().ok_or_else(|| {
-            InputError::new(
-                "--method",
-                "exact supports quadratic and least_squares problems",
-            )
-        })?;
-        let solution = solve_epigraph(forms, &set).map_err(|e| match e {
+        let solution = match (family.quadratic_forms(), family.logistic_parts()) {
+            (Some(forms), _) => solve_epigraph(forms, &set),
+            (None, Some((data, l2))) => solve_logistic_epigraph(data, l2, &set),
+            _ => {
+                return Err(InputError::new(
+                    "--method",
+                    "exact supports quadratic, least_squares and logistic problems",
+                )
+                .into());
+            }
+        };
+        let solution = solution.map_err(|e| match e {
             crate::error::Error::Input(i) => Error::from(i),
             other => argmin::argmin_error!(PotentialBug, other.to_string()),
         })?;

@@ -20,7 +20,7 @@ mod tracker;
 pub use accelerated::Accelerated;
 pub use average::AverageGd;
 pub use descent_ascent::DescentAscent;
-pub use exact::{solve_epigraph, EpigraphSolution, Exact};
+pub use exact::{solve_epigraph, solve_logistic_epigraph, EpigraphSolution, Exact};
 pub use run::{certify_point, solve, Certifying};
 pub use smoothing::{StepRule, Temperature};
 pub use softmax_gd::SoftmaxGd;
@@ -221,11 +221,14 @@ impl SolveOptions {
                 ),
             );
         }
-        if self.method == Method::Exact && family.quadratic_forms().is_none() {
+        if self.method == Method::Exact
+            && family.quadratic_forms().is_none()
+            && family.logistic_parts().is_none()
+        {
             return invalid(
                 "--method",
                 format!(
-                    "exact supports quadratic and least_squares problems, not {}",
+                    "exact supports quadratic, least_squares and logistic problems, not {}",
                     family.kind()
                 ),
             );
