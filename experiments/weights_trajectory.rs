@@ -9,24 +9,24 @@
 //! the reference's own certified gap (docs/THEORY.md#certificates).
 
 use crate::error::Error;
-use crate::experiments::reference::minimax_reference;
+use crate::experiments::reference::unconstrained_reference;
 use crate::experiments::setup::{build_family, median, FamilyParams};
 use crate::experiments::{figure, Cell, CellResult, Experiment, Finished, Params};
+use crate::family::TaskFamily;
 use crate::plots::weights::{weights_chart, WeightSpec};
 use crate::plots::{Scale, WeightPoint, WeightTable};
-use crate::family::TaskFamily;
 use crate::solvers::{
     certify_point, Certifying, IterationRecord, MinimaxProblem, MinimaxState, SoftmaxGd, Tracker,
 };
-use argmin::core::observers::{Observe, ObserverMode};
-use argmin::core::{Error as ArgminError, Executor, State, KV};
-use std::sync::{Arc, Mutex};
 use crate::theory::checks::Check;
 use crate::FeasibleSet;
+use argmin::core::observers::{Observe, ObserverMode};
+use argmin::core::{Error as ArgminError, Executor, State, KV};
 use nalgebra::DVector;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -127,7 +127,7 @@ impl Experiment for WeightsTrajectory {
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         // Unconstrained: the default step rule backtracks on F_mu.
         let set = FeasibleSet::Unconstrained;
-        let reference = interior_reference(&family, p.reference_radius)?;
+        let reference = unconstrained_reference(&family, p.reference_radius)?;
         let shown = kind == p.figure_family && seed == p.figure_seed;
         let snapshot_at = if shown {
             snapshot_iterations(p.iterations, p.figure_points)
@@ -139,13 +139,8 @@ impl Experiment for WeightsTrajectory {
         for record in &traced.trace {
             let sum: f64 = record.weights.iter().sum();
             max_simplex_error = max_simplex_error.max((sum - 1.0).abs());
-            min_weight = min_weight.min(
-                record
-                    .weights
-                    .iter()
-                    .copied()
-                    .fold(f64::INFINITY, f64::min),
-            );
+            min_weight =
+                min_weight.min(record.weights.iter().copied().fold(f64::INFINITY, f64::min));
         }
         let (mut worst_switches, mut last_switch) = (0, 0);
         for pair in traced.trace.windows(2) {
@@ -166,7 +161,10 @@ impl Experiment for WeightsTrajectory {
         }
         let mut final_losses = vec![0.0; family.num_tasks()];
         family.losses(&traced.theta, &mut final_losses);
-        let final_max_loss = final_losses.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let final_max_loss = final_losses
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
         let final_lower_bound =
             certify_point(family.as_ref(), &set, &traced.theta, &final_record.weights);
         let mut reference_losses = vec![0.0; family.num_tasks()];
@@ -177,9 +175,7 @@ impl Experiment for WeightsTrajectory {
         let active_tasks = reference_losses
             .iter()
             .enumerate()
-            .filter(|(_, &f)| {
-                f >= reference.opt_upper - 1e-6 * reference.opt_upper.abs().max(1.0)
-            })
+            .filter(|(_, &f)| f >= reference.opt_upper - 1e-6 * reference.opt_upper.abs().max(1.0))
             .map(|(i, _)| i)
             .collect();
         let trajectory = if shown {
@@ -257,30 +253,6 @@ impl Experiment for WeightsTrajectory {
     }
 }
 
-/// The exact reference of the unconstrained problem, computed on the ball
-/// `||theta|| <= radius` (the exponential-cone solve is more robust with a
-/// bounded domain) and accepted only if the ball does not bind: with
-/// lambda-strongly convex tasks the ball's minimax point lies within
-/// `sqrt(2 gap / lambda)` of the reference point, so if that stays inside the
-/// ball, it is a local, hence global, unconstrained minimiser and both optima
-/// are equal.
-fn interior_reference(
-    family: &Arc<dyn TaskFamily>,
-    radius: f64,
-) -> Result<crate::experiments::reference::Reference, Error> {
-    let reference = minimax_reference(family, FeasibleSet::with_radius(radius), 1e-9)?;
-    let lambda = family.strong_convexity();
-    let reach = DVector::from_column_slice(&reference.theta).norm()
-        + (2.0 * reference.certified_gap.max(0.0) / lambda).sqrt();
-    if lambda > 0.0 && reach < radius {
-        Ok(reference)
-    } else {
-        Err(Error::Solver(format!(
-            "reference_radius = {radius} may bind (minimax point within {reach:.3} of the origin, lambda = {lambda:.2e}): raise it"
-        )))
-    }
-}
-
 /// A task's name in the weight table (the chart prefixes "task "): the last
 /// `outliers` tasks of a synthetic family are the outliers.
 fn task_label(i: usize, tasks: usize, outliers: usize) -> String {
@@ -296,7 +268,9 @@ fn snapshot_iterations(iterations: u64, points: usize) -> Vec<u64> {
     let mut grid = vec![0u64];
     let points = points.max(2);
     for k in 0..points {
-        let t = (iterations as f64).powf(k as f64 / (points - 1) as f64).round() as u64;
+        let t = (iterations as f64)
+            .powf(k as f64 / (points - 1) as f64)
+            .round() as u64;
         if t > *grid.last().unwrap_or(&0) {
             grid.push(t.min(iterations));
         }
@@ -329,7 +303,12 @@ impl Capture {
 }
 
 impl Observe<MinimaxState> for Capture {
-    fn observe_init(&mut self, _name: &str, state: &MinimaxState, _kv: &KV) -> Result<(), ArgminError> {
+    fn observe_init(
+        &mut self,
+        _name: &str,
+        state: &MinimaxState,
+        _kv: &KV,
+    ) -> Result<(), ArgminError> {
         self.keep(0, state);
         Ok(())
     }
@@ -445,7 +424,10 @@ fn verdicts(p: &P, rows: &[Row]) -> Vec<Check> {
         let worst_sum = mine
             .iter()
             .max_by(|a, b| a.max_simplex_error.total_cmp(&b.max_simplex_error));
-        let min_weight = mine.iter().map(|r| r.min_weight).fold(f64::INFINITY, f64::min);
+        let min_weight = mine
+            .iter()
+            .map(|r| r.min_weight)
+            .fold(f64::INFINITY, f64::min);
         let on_simplex = complete
             && mine
                 .iter()

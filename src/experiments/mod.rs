@@ -22,6 +22,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+#[path = "../../experiments/average_vs_minimax.rs"]
+mod average_vs_minimax;
 #[path = "../../experiments/rate_fixed_mu.rs"]
 mod rate_fixed_mu;
 #[path = "../../experiments/stochastic_bias.rs"]
@@ -103,6 +105,7 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(rate_fixed_mu::RateFixedMu),
         Box::new(stochastic_bias::StochasticBias),
         Box::new(weights_trajectory::WeightsTrajectory),
+        Box::new(average_vs_minimax::AverageVsMinimax),
         Box::new(transfer::Transfer),
     ]
 }
