@@ -4,9 +4,11 @@
 mod gpu_check;
 mod reproduce;
 mod solve;
+mod transfer;
 
 pub use gpu_check::{run_gpu_check_cli, GpuCheckCli};
 pub use reproduce::{run_merge, run_reproduce, summary, MergeArgs, ReproduceArgs};
+pub use transfer::{run_transfer_cli, TransferArgs};
 
 pub use solve::{format_table, outcome_json, run_solve, SolveArgs};
 
@@ -24,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Solve min_theta max_i f_i(theta) for a problem file, with a certified gap.
     Solve(SolveArgs),
+    /// Worst-task sample complexity in a linear-regression transfer model.
+    Transfer(TransferArgs),
     /// Run every experiment: figures, CSV tables, report.json and REPORT.md.
     Reproduce(ReproduceArgs),
     /// Combine the parts of a sharded `reproduce --shard i/N` run.
@@ -67,6 +71,7 @@ impl From<crate::error::InputError> for Failure {
 pub fn run(cli: Cli) -> Result<String, Failure> {
     match cli.command {
         Command::Solve(args) => run_solve(&args),
+        Command::Transfer(args) => run_transfer_cli(&args),
         Command::Reproduce(args) => run_reproduce(&args),
         Command::Merge(args) => run_merge(&args),
         Command::GpuCheck(args) => run_gpu_check_cli(&args),

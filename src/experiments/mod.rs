@@ -24,8 +24,14 @@ use std::path::{Path, PathBuf};
 
 #[path = "../../experiments/average_vs_minimax.rs"]
 mod average_vs_minimax;
+#[path = "../../experiments/rate_accelerated.rs"]
+mod rate_accelerated;
 #[path = "../../experiments/rate_fixed_mu.rs"]
 mod rate_fixed_mu;
+#[path = "../../experiments/rate_strongly_convex.rs"]
+mod rate_strongly_convex;
+#[path = "../../experiments/rate_tuned_mu.rs"]
+mod rate_tuned_mu;
 #[path = "../../experiments/stochastic_bias.rs"]
 mod stochastic_bias;
 #[path = "../../experiments/transfer.rs"]
@@ -103,6 +109,9 @@ pub trait Experiment: Sync {
 pub fn registry() -> Vec<Box<dyn Experiment>> {
     vec![
         Box::new(rate_fixed_mu::RateFixedMu),
+        Box::new(rate_tuned_mu::RateTunedMu),
+        Box::new(rate_accelerated::RateAccelerated),
+        Box::new(rate_strongly_convex::RateStronglyConvex),
         Box::new(stochastic_bias::StochasticBias),
         Box::new(weights_trajectory::WeightsTrajectory),
         Box::new(average_vs_minimax::AverageVsMinimax),

@@ -15,6 +15,18 @@ use nalgebra::DVector;
 use serde::Serialize;
 use std::sync::Arc;
 
+/// `||theta0 - theta_ref|| + sqrt(2 gap / lambda)`: for a lambda-strongly convex
+/// objective whose value at `theta_ref` is within `gap` of its minimum, an
+/// upper bound on the distance from `theta0` to the minimiser.
+pub fn certified_distance(theta0: &DVector<f64>, theta_ref: &[f64], gap: f64, lambda: f64) -> f64 {
+    let to_ref = (theta0 - DVector::from_column_slice(theta_ref)).norm();
+    if lambda > 0.0 {
+        to_ref + (2.0 * gap.max(0.0) / lambda).sqrt()
+    } else {
+        to_ref
+    }
+}
+
 /// A reference solution of the minimax problem.
 #[derive(Debug, Clone, Serialize)]
 pub struct Reference {
@@ -32,12 +44,7 @@ impl Reference {
     /// A certified upper bound on `||theta_0 - theta*||` (needs lambda > 0;
     /// with lambda = 0 the distance to the reference point itself).
     pub fn distance_from(&self, theta0: &DVector<f64>, lambda: f64) -> f64 {
-        let to_ref = (theta0 - DVector::from_column_slice(&self.theta)).norm();
-        if lambda > 0.0 {
-            to_ref + (2.0 * self.certified_gap.max(0.0) / lambda).sqrt()
-        } else {
-            to_ref
-        }
+        certified_distance(theta0, &self.theta, self.certified_gap, lambda)
     }
 }
 
@@ -139,8 +146,8 @@ pub fn unconstrained_reference(
     }
     let reference = attempt?;
     let lambda = family.strong_convexity();
-    let reach = DVector::from_column_slice(&reference.theta).norm()
-        + (2.0 * reference.certified_gap.max(0.0) / lambda).sqrt();
+    let origin = DVector::zeros(family.dim());
+    let reach = certified_distance(&origin, &reference.theta, reference.certified_gap, lambda);
     if lambda > 0.0 && reach < radius {
         Ok(reference)
     } else {
@@ -165,12 +172,7 @@ pub struct SmoothedReference {
 impl SmoothedReference {
     /// Certified upper bound on `||theta_0 - theta_mu||` (F_mu is lambda-strongly convex).
     pub fn distance_from(&self, theta0: &DVector<f64>, lambda: f64) -> f64 {
-        let to_ref = (theta0 - DVector::from_column_slice(&self.theta)).norm();
-        if lambda > 0.0 {
-            to_ref + (2.0 * self.certified_gap.max(0.0) / lambda).sqrt()
-        } else {
-            to_ref
-        }
+        certified_distance(theta0, &self.theta, self.certified_gap, lambda)
     }
 }
 

@@ -79,6 +79,26 @@ pub fn log_grid(max: u64) -> Vec<u64> {
     grid
 }
 
+/// Horizons `min * 2^(k/per_octave)` (rounded, distinct) up to and including
+/// `max`: one solver run each where the temperature is tuned per horizon.
+pub fn horizon_grid(min: u64, max: u64, per_octave: u32) -> Vec<u64> {
+    let mut grid: Vec<u64> = Vec::new();
+    let per_octave = f64::from(per_octave.max(1));
+    let mut k = 0;
+    loop {
+        let t = (min.max(1) as f64 * 2f64.powf(k as f64 / per_octave)).round() as u64;
+        if t >= max {
+            break;
+        }
+        if grid.last() != Some(&t) {
+            grid.push(t);
+        }
+        k += 1;
+    }
+    grid.push(max);
+    grid
+}
+
 /// Median of a slice (NaN for empty).
 pub fn median(values: &[f64]) -> f64 {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();

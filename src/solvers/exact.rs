@@ -73,23 +73,7 @@ pub fn solve_epigraph(
         }
         cones.push(SupportedConeT::SecondOrderConeT(2 + factors.len()));
     }
-    match *set {
-        FeasibleSet::Unconstrained => {}
-        FeasibleSet::Ball { radius } => {
-            rows.push(&[], radius);
-            for j in 0..d {
-                rows.push(&[(j, -1.0)], 0.0);
-            }
-            cones.push(SupportedConeT::SecondOrderConeT(d + 1));
-        }
-        FeasibleSet::Fantope { .. } => {
-            return Err(InputError::new(
-                "--method",
-                "exact does not support the Fantope constraint",
-            )
-            .into());
-        }
-    }
+    push_set_rows(&mut rows, &mut cones, set, d)?;
     let mut q = vec![0.0; n];
     q[d] = 1.0;
     let solution = clarabel_solve(n, &q, rows, &cones)?;
@@ -193,6 +177,30 @@ fn polish_kkt(
     }
     project_onto_simplex(&mut full);
     Some((theta, full))
+}
+
+/// Rows for `theta in set` (theta = the first d variables): the cone `(r, theta)`.
+fn push_set_rows(
+    rows: &mut Rows,
+    cones: &mut Vec<SupportedConeT<f64>>,
+    set: &FeasibleSet,
+    d: usize,
+) -> Result<(), InputError> {
+    match *set {
+        FeasibleSet::Unconstrained => Ok(()),
+        FeasibleSet::Ball { radius } => {
+            rows.push(&[], radius);
+            for j in 0..d {
+                rows.push(&[(j, -1.0)], 0.0);
+            }
+            cones.push(SupportedConeT::SecondOrderConeT(d + 1));
+            Ok(())
+        }
+        FeasibleSet::Fantope { .. } => Err(InputError::new(
+            "--method",
+            "exact does not support the Fantope constraint",
+        )),
+    }
 }
 
 /// Triplet lists of a sparse constraint matrix, built row by row.
@@ -312,23 +320,7 @@ pub fn solve_logistic_epigraph(
         rows.push(&[(j, -std::f64::consts::SQRT_2)], 0.0);
     }
     cones.push(SupportedConeT::SecondOrderConeT(d + 2));
-    match *set {
-        FeasibleSet::Unconstrained => {}
-        FeasibleSet::Ball { radius } => {
-            rows.push(&[], radius);
-            for j in 0..d {
-                rows.push(&[(j, -1.0)], 0.0);
-            }
-            cones.push(SupportedConeT::SecondOrderConeT(d + 1));
-        }
-        FeasibleSet::Fantope { .. } => {
-            return Err(InputError::new(
-                "--method",
-                "exact does not support the Fantope constraint",
-            )
-            .into());
-        }
-    }
+    push_set_rows(&mut rows, &mut cones, set, d)?;
     let mut q = vec![0.0; n_vars];
     q[t_col] = 1.0;
     let solution = clarabel_solve(n_vars, &q, rows, &cones)?;

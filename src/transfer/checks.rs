@@ -29,7 +29,7 @@ pub fn bonferroni_threshold(level: f64, cells: usize) -> f64 {
 ///
 /// Near the pole the excess risk is heavy-tailed: `g^T W^{-1} g` has tail
 /// index `(n - p + 1) / 2`, so at `n = p + 6` only three moments exist, and a
-/// measured 20 000-cell study (200 replicates each; docs/THEORY-transfer.md)
+/// measured 20 000-cell study (200 replicates each; docs/THEORY.md#transfer-model)
 /// gave `P(|z| > 5.1) ~ 3e-4` per cell for the studentised mean, a thousand
 /// times the normal value the Bonferroni threshold assumes. From `n = p + 10`
 /// on (tail index 5.5) none of 20 000 cells exceeded it.

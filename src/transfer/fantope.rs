@@ -156,7 +156,7 @@ pub struct FantopeSolution {
 /// solver on `FeasibleSet::Fantope` (`Method::SoftmaxGd`: projected gradient on
 /// the smoothed maximum; `Method::Accelerated`: its FISTA variant, which
 /// certifies the same problems to a far smaller gap in the same number of
-/// iterations -- see docs/THEORY-transfer.md), starting from `init` when given.
+/// iterations -- see docs/THEORY.md#transfer-model), starting from `init` when given.
 pub fn fantope_minimax(
     losses: &UpstreamLosses,
     k: usize,

@@ -360,7 +360,7 @@ mod tail_study {
     use super::*;
     use crate::transfer::model::excess_risk_variance;
 
-    /// The measurement behind `checks::POLE_OFFSET` (docs/THEORY-transfer.md):
+    /// The measurement behind `checks::POLE_OFFSET` (docs/THEORY.md#transfer-model):
     /// tails of the standardised cell mean near the pole (TAIL_REPS replicates
     /// per cell, default 200; TAIL_ONLY="k=4 n=14" runs one case).
     #[test]
