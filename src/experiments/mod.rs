@@ -22,6 +22,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+#[path = "../../experiments/average_vs_minimax.rs"]
+mod average_vs_minimax;
 #[path = "../../experiments/rate_accelerated.rs"]
 mod rate_accelerated;
 #[path = "../../experiments/rate_descent_ascent.rs"]
@@ -34,12 +36,16 @@ mod rate_strongly_convex;
 mod rate_subgradient;
 #[path = "../../experiments/rate_tuned_mu.rs"]
 mod rate_tuned_mu;
+#[path = "../../experiments/stochastic_bias.rs"]
+mod stochastic_bias;
 #[path = "../../experiments/tasks_scaling.rs"]
 mod tasks_scaling;
 #[path = "../../experiments/temperature_sweep.rs"]
 mod temperature_sweep;
 #[path = "../../experiments/transfer.rs"]
 mod transfer;
+#[path = "../../experiments/weights_trajectory.rs"]
+mod weights_trajectory;
 
 /// One independent unit of work: `key` is unique within the experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,6 +124,9 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(rate_subgradient::RateSubgradient),
         Box::new(tasks_scaling::TasksScaling),
         Box::new(temperature_sweep::TemperatureSweep),
+        Box::new(stochastic_bias::StochasticBias),
+        Box::new(weights_trajectory::WeightsTrajectory),
+        Box::new(average_vs_minimax::AverageVsMinimax),
         Box::new(transfer::Transfer),
     ]
 }
