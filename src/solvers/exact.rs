@@ -248,7 +248,24 @@ fn clarabel_solve(
         .map_err(|e| crate::error::Error::Solver(format!("clarabel setup: {e}")))?;
     solver.solve();
     let status = solver.solution.status;
-    if !matches!(status, SolverStatus::Solved | SolverStatus::AlmostSolved) {
+    // Infeasibility would be a modelling bug. Any other early stop (e.g.
+    // InsufficientProgress on exponential cones) still leaves a usable point:
+    // the caller certifies it with this crate's own dual, so a poor point only
+    // shows as a larger certified gap, never as a wrong one.
+    let finite = solver
+        .solution
+        .x
+        .iter()
+        .chain(&solver.solution.z)
+        .all(|v| v.is_finite());
+    let infeasible = matches!(
+        status,
+        SolverStatus::PrimalInfeasible
+            | SolverStatus::DualInfeasible
+            | SolverStatus::AlmostPrimalInfeasible
+            | SolverStatus::AlmostDualInfeasible
+    );
+    if infeasible || !finite {
         return Err(crate::error::Error::Solver(format!(
             "clarabel finished with status {status:?}"
         )));
@@ -399,13 +416,12 @@ impl Solver<MinimaxProblem, MinimaxState> for Exact {
             .tracker
             .record(1, &losses, &solution.weights, lower, None, f64::NAN);
         self.weights = solution.weights;
+        let reason = if solution.status == "Solved" {
+            TerminationReason::SolverConverged
+        } else {
+            TerminationReason::SolverExit(format!("clarabel: {}", solution.status))
+        };
         self.status = solution.status;
-        Ok((
-            state
-                .param(theta)
-                .cost(cost)
-                .terminate_with(TerminationReason::SolverConverged),
-            kv,
-        ))
+        Ok((state.param(theta).cost(cost).terminate_with(reason), kv))
     }
 }
