@@ -28,7 +28,6 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -70,7 +69,6 @@ struct Row {
     g_ball: f64,
     r_ball: f64,
     reference_gap: f64,
-    reference_seconds: f64,
     target: f64,
     /// Smallest scan horizon reaching the target (None: not within scan_max).
     iterations_to_target: Option<u64>,
@@ -221,10 +219,8 @@ impl Experiment for TasksScaling {
         let seed = cell.spec["seed"].as_u64().unwrap_or_default();
         let family = scaling_family(kind, &p.family, m, seed)?;
         let set = FeasibleSet::with_radius(p.radius);
-        let start = Instant::now();
         let (opt_lower, opt_upper) = active_set_reference(&family, set, 1e-9)?;
         let reference_gap = opt_upper - opt_lower;
-        let reference_seconds = start.elapsed().as_secs_f64();
         let target = p.targets.get(kind).copied().unwrap_or(f64::NAN);
         // Softmax-gd with the solver's defaults: mu tuned for the horizon, step 1/L_mu.
         let run = |t: u64| {
@@ -273,7 +269,6 @@ impl Experiment for TasksScaling {
             g_ball,
             r_ball,
             reference_gap,
-            reference_seconds,
             target,
             iterations_to_target,
             iterations_bound,
@@ -429,7 +424,6 @@ mod tests {
                         g_ball: 1.0,
                         r_ball: 1.0,
                         reference_gap: 0.0,
-                        reference_seconds: 0.0,
                         target: 0.01,
                         iterations_to_target: Some((100.0 * l.powf(b)).round() as u64),
                         iterations_bound: Some((200.0 * l).round() as u64),
