@@ -19,6 +19,7 @@ pub mod plots;
 pub mod report;
 pub mod solvers;
 pub mod theory;
+pub mod transfer;
 
 pub use ball::{Ball, FeasibleSet};
 pub use error::{Error, InputError};

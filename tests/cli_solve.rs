@@ -349,6 +349,87 @@ fn bad_input_exits_with_status_2_and_one_line() {
 }
 
 #[test]
+fn transfer_json_has_the_contract_fields_and_bad_scenarios_exit_2() {
+    let dir = scratch("transfer");
+    let scenario = write(
+        &dir,
+        "s.json",
+        r#"{"d": 6, "k": 2, "sigma": 0.5, "epsilon": 0.4,
+            "upstream": [[1,0,0,0,0,0],[0.9,0.1,0,0,0,0],[0,0,1,0,0,0]],
+            "n_grid": [12, 20, 40], "replicates": 200, "seed": 3}"#,
+    );
+    let (code, stdout, stderr) = run(&["transfer", &scenario, "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    assert!(v["fantope_lower_bound"].is_number());
+    for method in ["none", "average", "minimax"] {
+        let m = &v["methods"][method];
+        for field in [
+            "basis",
+            "bias",
+            "worst_bias",
+            "n_star_predicted",
+            "n_star_empirical",
+            "curve",
+        ] {
+            assert!(m.get(field).is_some(), "{method}.{field} missing");
+        }
+        for point in m["curve"].as_array().unwrap() {
+            for field in ["n", "worst_mean", "worst_se", "predicted"] {
+                assert!(point.get(field).is_some(), "{method}.curve.{field} missing");
+            }
+        }
+    }
+    assert!(v["methods"]["none"]["basis"].is_null());
+    let basis = v["methods"]["minimax"]["basis"].as_array().unwrap();
+    assert_eq!(basis.len(), 6);
+    assert!(basis.iter().all(|row| row.as_array().unwrap().len() == 2));
+    // The Fantope bound lower-bounds every rank-k representation's worst upstream residual.
+    let lb = v["fantope_lower_bound"].as_f64().unwrap();
+    for method in ["average", "minimax"] {
+        let worst: f64 = v["methods"][method]["bias"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b.as_f64().unwrap())
+            .fold(0.0, f64::max);
+        assert!(lb <= worst + 1e-12, "{method}: {lb} > {worst}");
+    }
+
+    for (text, field) in [
+        (
+            r#"{"d": 6, "k": 7, "sigma": 0.5, "epsilon": 0.4, "upstream": [[1,0,0,0,0,0]], "n_grid": [12], "replicates": 200, "seed": 1}"#,
+            "k",
+        ),
+        (
+            r#"{"d": 6, "k": 2, "sigma": -1, "epsilon": 0.4, "upstream": [[1,0,0,0,0,0]], "n_grid": [12], "replicates": 200, "seed": 1}"#,
+            "sigma",
+        ),
+        (
+            r#"{"d": 6, "k": 2, "sigma": 0.5, "epsilon": 0.4, "upstream": [[1,0,0]], "n_grid": [12], "replicates": 200, "seed": 1}"#,
+            "upstream",
+        ),
+        (
+            r#"{"d": 6, "k": 2, "sigma": 0.5, "epsilon": 0.4, "upstream": [], "n_grid": [12], "replicates": 200, "seed": 1}"#,
+            "upstream",
+        ),
+        (r#"{"d": 6, "k": 2"#, "s.json"),
+    ] {
+        let path = write(&dir, "bad.json", text);
+        let (code, _, stderr) = run(&["transfer", &path]);
+        assert_eq!(code, 2, "{text}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(field) || stderr.contains("bad.json"),
+            "{text}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"));
+    }
+    let (code, _, stderr) = run(&["transfer", "--scenario", "no-such"]);
+    assert_eq!(code, 2, "{stderr}");
+}
+
+#[test]
 fn checkpointed_solve_matches_and_resumes() {
     let dir = scratch("checkpoint");
     let problem = write(&dir, "p.json", QUADRATIC);

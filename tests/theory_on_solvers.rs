@@ -165,3 +165,51 @@ fn tuned_softmax_gd_decays_at_least_like_one_over_sqrt_t() {
     let verdict = rate_no_shallower(&xs, &gaps, Window::all(), -0.5);
     assert!(verdict.passed, "{}: {:?}", verdict.detail, gaps);
 }
+
+#[test]
+fn accelerated_default_step_covers_its_extrapolated_points() {
+    // FISTA takes gradients at y = theta + beta (theta - theta_prev), which
+    // can leave the ball of radius r but not that of radius 3r; its default
+    // step 1/L_mu must use G over the larger ball (docs/THEORY.md#accelerated-softmax-gd).
+    let (radius, mu) = (4.0, 0.1);
+    let set = FeasibleSet::with_radius(radius);
+    let fam = family(1);
+    let out = run(
+        &fam,
+        set,
+        SolveOptions {
+            method: Method::Accelerated,
+            iterations: 200,
+            mu: Some(mu),
+            record_trace: true,
+            ..Default::default()
+        },
+    );
+    let reach = taskrobust::solvers::ACCELERATED_REACH;
+    let g = fam.gradient_bound_on_ball(reach * radius);
+    let l_mu = bounds::smoothed_smoothness(fam.smoothness(), g, mu);
+    assert_eq!(out.constants.smoothed_smoothness, Some(l_mu));
+    assert!(out.step.unwrap() <= 1.0 / l_mu);
+    // Every gradient the run took (iterates and extrapolated points) is within that G.
+    assert!(
+        out.constants.gradient_bound <= g,
+        "{} > {g}",
+        out.constants.gradient_bound
+    );
+    // Softmax-gd keeps G over the set itself.
+    let out = run(
+        &fam,
+        set,
+        SolveOptions {
+            method: Method::SoftmaxGd,
+            iterations: 10,
+            mu: Some(mu),
+            ..Default::default()
+        },
+    );
+    let g = fam.gradient_bound_on_ball(radius);
+    assert_eq!(
+        out.constants.smoothed_smoothness,
+        Some(bounds::smoothed_smoothness(fam.smoothness(), g, mu))
+    );
+}

@@ -5,10 +5,12 @@ mod generate;
 mod gpu_check;
 mod reproduce;
 mod solve;
+mod transfer;
 
 pub use generate::{run_generate, GenerateArgs, ProblemKind};
 pub use gpu_check::{run_gpu_check_cli, GpuCheckCli};
 pub use reproduce::{run_merge, run_reproduce, summary, MergeArgs, ReproduceArgs};
+pub use transfer::{run_transfer_cli, TransferArgs};
 
 pub use solve::{format_table, outcome_json, run_solve, SolveArgs};
 
@@ -26,6 +28,8 @@ pub struct Cli {
 pub enum Command {
     /// Solve min_theta max_i f_i(theta) for a problem file, with a certified gap.
     Solve(SolveArgs),
+    /// Worst-task sample complexity in a linear-regression transfer model.
+    Transfer(TransferArgs),
     /// Write a seeded synthetic problem (JSON + .npy data files) for solve or other tools.
     Generate(GenerateArgs),
     /// Run every experiment: figures, CSV tables, report.json and REPORT.md.
@@ -71,6 +75,7 @@ impl From<crate::error::InputError> for Failure {
 pub fn run(cli: Cli) -> Result<String, Failure> {
     match cli.command {
         Command::Solve(args) => run_solve(&args),
+        Command::Transfer(args) => run_transfer_cli(&args),
         Command::Generate(args) => run_generate(&args),
         Command::Reproduce(args) => run_reproduce(&args),
         Command::Merge(args) => run_merge(&args),

@@ -22,8 +22,30 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
+#[path = "../../experiments/average_vs_minimax.rs"]
+mod average_vs_minimax;
+#[path = "../../experiments/rate_accelerated.rs"]
+mod rate_accelerated;
+#[path = "../../experiments/rate_descent_ascent.rs"]
+mod rate_descent_ascent;
 #[path = "../../experiments/rate_fixed_mu.rs"]
 mod rate_fixed_mu;
+#[path = "../../experiments/rate_strongly_convex.rs"]
+mod rate_strongly_convex;
+#[path = "../../experiments/rate_subgradient.rs"]
+mod rate_subgradient;
+#[path = "../../experiments/rate_tuned_mu.rs"]
+mod rate_tuned_mu;
+#[path = "../../experiments/stochastic_bias.rs"]
+mod stochastic_bias;
+#[path = "../../experiments/tasks_scaling.rs"]
+mod tasks_scaling;
+#[path = "../../experiments/temperature_sweep.rs"]
+mod temperature_sweep;
+#[path = "../../experiments/transfer.rs"]
+mod transfer;
+#[path = "../../experiments/weights_trajectory.rs"]
+mod weights_trajectory;
 
 /// One independent unit of work: `key` is unique within the experiment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,7 +115,20 @@ pub trait Experiment: Sync {
 
 /// Every experiment of `reproduce`, in report order.
 pub fn registry() -> Vec<Box<dyn Experiment>> {
-    vec![Box::new(rate_fixed_mu::RateFixedMu)]
+    vec![
+        Box::new(rate_fixed_mu::RateFixedMu),
+        Box::new(rate_tuned_mu::RateTunedMu),
+        Box::new(rate_accelerated::RateAccelerated),
+        Box::new(rate_strongly_convex::RateStronglyConvex),
+        Box::new(rate_descent_ascent::RateDescentAscent),
+        Box::new(rate_subgradient::RateSubgradient),
+        Box::new(tasks_scaling::TasksScaling),
+        Box::new(temperature_sweep::TemperatureSweep),
+        Box::new(stochastic_bias::StochasticBias),
+        Box::new(weights_trajectory::WeightsTrajectory),
+        Box::new(average_vs_minimax::AverageVsMinimax),
+        Box::new(transfer::Transfer),
+    ]
 }
 
 /// Loads `dir/<name>.toml` if present (else the built-in copy) and applies `[quick]`.

@@ -15,6 +15,18 @@ use nalgebra::DVector;
 use serde::Serialize;
 use std::sync::Arc;
 
+/// `||theta0 - theta_ref|| + sqrt(2 gap / lambda)`: for a lambda-strongly convex
+/// objective whose value at `theta_ref` is within `gap` of its minimum, an
+/// upper bound on the distance from `theta0` to the minimiser.
+pub fn certified_distance(theta0: &DVector<f64>, theta_ref: &[f64], gap: f64, lambda: f64) -> f64 {
+    let to_ref = (theta0 - DVector::from_column_slice(theta_ref)).norm();
+    if lambda > 0.0 {
+        to_ref + (2.0 * gap.max(0.0) / lambda).sqrt()
+    } else {
+        to_ref
+    }
+}
+
 /// A reference solution of the minimax problem.
 #[derive(Debug, Clone, Serialize)]
 pub struct Reference {
@@ -32,12 +44,7 @@ impl Reference {
     /// A certified upper bound on `||theta_0 - theta*||` (needs lambda > 0;
     /// with lambda = 0 the distance to the reference point itself).
     pub fn distance_from(&self, theta0: &DVector<f64>, lambda: f64) -> f64 {
-        let to_ref = (theta0 - DVector::from_column_slice(&self.theta)).norm();
-        if lambda > 0.0 {
-            to_ref + (2.0 * self.certified_gap.max(0.0) / lambda).sqrt()
-        } else {
-            to_ref
-        }
+        certified_distance(theta0, &self.theta, self.certified_gap, lambda)
     }
 }
 
@@ -114,6 +121,42 @@ pub fn minimax_reference(
     best.ok_or_else(|| Error::Solver("no reference".into()))
 }
 
+/// The reference of the unconstrained problem, computed on the ball
+/// `||theta|| <= radius` (the exact exponential-cone solve is more robust on a
+/// bounded domain) and accepted only where the ball provably does not bind:
+/// with lambda-strongly convex tasks the ball's minimax point lies within
+/// `sqrt(2 gap / lambda)` of the reference point, so if that stays inside the
+/// ball it is a local, hence global, unconstrained minimiser and the two
+/// optima are equal. Errors (asking for a larger radius) otherwise. Any
+/// non-binding radius gives the same OPT, so where the conic solver fails on
+/// one ball (it can stall on some logistic problems) the doubled radius is
+/// tried, twice at most.
+pub fn unconstrained_reference(
+    family: &Arc<dyn TaskFamily>,
+    radius: f64,
+) -> Result<Reference, Error> {
+    let mut attempt = minimax_reference(family, FeasibleSet::with_radius(radius), 1e-9);
+    let mut radius = radius;
+    for _ in 0..2 {
+        if attempt.is_ok() {
+            break;
+        }
+        radius *= 2.0;
+        attempt = minimax_reference(family, FeasibleSet::with_radius(radius), 1e-9);
+    }
+    let reference = attempt?;
+    let lambda = family.strong_convexity();
+    let origin = DVector::zeros(family.dim());
+    let reach = certified_distance(&origin, &reference.theta, reference.certified_gap, lambda);
+    if lambda > 0.0 && reach < radius {
+        Ok(reference)
+    } else {
+        Err(Error::Solver(format!(
+            "the reference ball of radius {radius} may bind (minimax point within {reach:.3} of the origin, lambda = {lambda:.2e}): use a larger radius"
+        )))
+    }
+}
+
 /// A reference for the smoothed problem `min F_mu`.
 #[derive(Debug, Clone, Serialize)]
 pub struct SmoothedReference {
@@ -129,12 +172,7 @@ pub struct SmoothedReference {
 impl SmoothedReference {
     /// Certified upper bound on `||theta_0 - theta_mu||` (F_mu is lambda-strongly convex).
     pub fn distance_from(&self, theta0: &DVector<f64>, lambda: f64) -> f64 {
-        let to_ref = (theta0 - DVector::from_column_slice(&self.theta)).norm();
-        if lambda > 0.0 {
-            to_ref + (2.0 * self.certified_gap.max(0.0) / lambda).sqrt()
-        } else {
-            to_ref
-        }
+        certified_distance(theta0, &self.theta, self.certified_gap, lambda)
     }
 }
 

@@ -79,6 +79,26 @@ pub fn log_grid(max: u64) -> Vec<u64> {
     grid
 }
 
+/// Horizons `min * 2^(k/per_octave)` (rounded, distinct) up to and including
+/// `max`: one solver run each where the temperature is tuned per horizon.
+pub fn horizon_grid(min: u64, max: u64, per_octave: u32) -> Vec<u64> {
+    let mut grid: Vec<u64> = Vec::new();
+    let per_octave = f64::from(per_octave.max(1));
+    let mut k = 0;
+    loop {
+        let t = (min.max(1) as f64 * 2f64.powf(k as f64 / per_octave)).round() as u64;
+        if t >= max {
+            break;
+        }
+        if grid.last() != Some(&t) {
+            grid.push(t);
+        }
+        k += 1;
+    }
+    grid.push(max);
+    grid
+}
+
 /// Median of a slice (NaN for empty).
 pub fn median(values: &[f64]) -> f64 {
     let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
@@ -92,4 +112,20 @@ pub fn median(values: &[f64]) -> f64 {
     } else {
         0.5 * (v[n / 2 - 1] + v[n / 2])
     }
+}
+
+/// The median over replicates at each distinct x (x ascending): the curve a
+/// rate is fitted on, so that offsets between seeds do not widen the interval.
+pub fn median_curve(points: &[(f64, f64)]) -> (Vec<f64>, Vec<f64>) {
+    let mut xs: Vec<f64> = points.iter().map(|p| p.0).collect();
+    xs.sort_by(f64::total_cmp);
+    xs.dedup();
+    let ys = xs
+        .iter()
+        .map(|&x| {
+            let at: Vec<f64> = points.iter().filter(|p| p.0 == x).map(|p| p.1).collect();
+            median(&at)
+        })
+        .collect();
+    (xs, ys)
 }

@@ -143,10 +143,11 @@ impl TaskFamily for LogisticFamily {
     }
 
     fn loss_bound_on_ball(&self, radius: f64) -> f64 {
-        // softplus(t) <= ln 2 + |t| and |x^T theta| <= max_j ||x_j|| r.
+        // softplus(t) <= ln 2 + |t|, and by Jensen the mean of |x_j^T theta| is at
+        // most sqrt(theta^T (X^T X / n) theta) <= sqrt(lambda_max) r.
         self.spectral()
             .iter()
-            .map(|s| std::f64::consts::LN_2 + s.1 * radius)
+            .map(|s| std::f64::consts::LN_2 + s.0.sqrt() * radius)
             .fold(0.0, f64::max)
             + 0.5 * self.l2 * radius * radius
     }

@@ -31,6 +31,9 @@ pub struct LineSpec {
     pub size: FigureSize,
     /// Usually `None`: papers caption figures outside the image.
     pub title: Option<String>,
+    /// What a dashed curve is called in the legend ("<series>: <bound_label>"):
+    /// "bound" by default, "predicted" for predictions that are not bounds.
+    pub bound_label: String,
 }
 
 impl LineSpec {
@@ -46,6 +49,7 @@ impl LineSpec {
             error_bars: false,
             size: FigureSize::COLUMN,
             title: None,
+            bound_label: "bound".to_string(),
         }
     }
 
@@ -62,6 +66,7 @@ impl LineSpec {
             error_bars: true,
             size: FigureSize::COLUMN,
             title: None,
+            bound_label: "bound".to_string(),
         }
     }
 }
@@ -279,7 +284,9 @@ impl<'a> LineChart<'a> {
             .into_iter()
             .map(|c| LegendEntry {
                 label: match c.role {
-                    Role::Bound if has_measured(&c.series) => format!("{}: bound", c.series),
+                    Role::Bound if has_measured(&c.series) => {
+                        format!("{}: {}", c.series, self.spec.bound_label)
+                    }
                     _ => c.series.clone(),
                 },
                 color: c.color,

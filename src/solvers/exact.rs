@@ -73,23 +73,7 @@ pub fn solve_epigraph(
         }
         cones.push(SupportedConeT::SecondOrderConeT(2 + factors.len()));
     }
-    match *set {
-        FeasibleSet::Unconstrained => {}
-        FeasibleSet::Ball { radius } => {
-            rows.push(&[], radius);
-            for j in 0..d {
-                rows.push(&[(j, -1.0)], 0.0);
-            }
-            cones.push(SupportedConeT::SecondOrderConeT(d + 1));
-        }
-        FeasibleSet::Fantope { .. } => {
-            return Err(InputError::new(
-                "--method",
-                "exact does not support the Fantope constraint",
-            )
-            .into());
-        }
-    }
+    push_set_rows(&mut rows, &mut cones, set, d)?;
     let mut q = vec![0.0; n];
     q[d] = 1.0;
     let solution = clarabel_solve(n, &q, rows, &cones)?;
@@ -195,6 +179,30 @@ fn polish_kkt(
     Some((theta, full))
 }
 
+/// Rows for `theta in set` (theta = the first d variables): the cone `(r, theta)`.
+fn push_set_rows(
+    rows: &mut Rows,
+    cones: &mut Vec<SupportedConeT<f64>>,
+    set: &FeasibleSet,
+    d: usize,
+) -> Result<(), InputError> {
+    match *set {
+        FeasibleSet::Unconstrained => Ok(()),
+        FeasibleSet::Ball { radius } => {
+            rows.push(&[], radius);
+            for j in 0..d {
+                rows.push(&[(j, -1.0)], 0.0);
+            }
+            cones.push(SupportedConeT::SecondOrderConeT(d + 1));
+            Ok(())
+        }
+        FeasibleSet::Fantope { .. } => Err(InputError::new(
+            "--method",
+            "exact does not support the Fantope constraint",
+        )),
+    }
+}
+
 /// Triplet lists of a sparse constraint matrix, built row by row.
 #[derive(Default)]
 struct Rows {
@@ -240,7 +248,24 @@ fn clarabel_solve(
         .map_err(|e| crate::error::Error::Solver(format!("clarabel setup: {e}")))?;
     solver.solve();
     let status = solver.solution.status;
-    if !matches!(status, SolverStatus::Solved | SolverStatus::AlmostSolved) {
+    // Infeasibility would be a modelling bug. Any other early stop (e.g.
+    // InsufficientProgress on exponential cones) still leaves a usable point:
+    // the caller certifies it with this crate's own dual, so a poor point only
+    // shows as a larger certified gap, never as a wrong one.
+    let finite = solver
+        .solution
+        .x
+        .iter()
+        .chain(&solver.solution.z)
+        .all(|v| v.is_finite());
+    let infeasible = matches!(
+        status,
+        SolverStatus::PrimalInfeasible
+            | SolverStatus::DualInfeasible
+            | SolverStatus::AlmostPrimalInfeasible
+            | SolverStatus::AlmostDualInfeasible
+    );
+    if infeasible || !finite {
         return Err(crate::error::Error::Solver(format!(
             "clarabel finished with status {status:?}"
         )));
@@ -312,23 +337,7 @@ pub fn solve_logistic_epigraph(
         rows.push(&[(j, -std::f64::consts::SQRT_2)], 0.0);
     }
     cones.push(SupportedConeT::SecondOrderConeT(d + 2));
-    match *set {
-        FeasibleSet::Unconstrained => {}
-        FeasibleSet::Ball { radius } => {
-            rows.push(&[], radius);
-            for j in 0..d {
-                rows.push(&[(j, -1.0)], 0.0);
-            }
-            cones.push(SupportedConeT::SecondOrderConeT(d + 1));
-        }
-        FeasibleSet::Fantope { .. } => {
-            return Err(InputError::new(
-                "--method",
-                "exact does not support the Fantope constraint",
-            )
-            .into());
-        }
-    }
+    push_set_rows(&mut rows, &mut cones, set, d)?;
     let mut q = vec![0.0; n_vars];
     q[t_col] = 1.0;
     let solution = clarabel_solve(n_vars, &q, rows, &cones)?;
@@ -407,13 +416,12 @@ impl Solver<MinimaxProblem, MinimaxState> for Exact {
             .tracker
             .record(1, &losses, &solution.weights, lower, None, f64::NAN);
         self.weights = solution.weights;
+        let reason = if solution.status == "Solved" {
+            TerminationReason::SolverConverged
+        } else {
+            TerminationReason::SolverExit(format!("clarabel: {}", solution.status))
+        };
         self.status = solution.status;
-        Ok((
-            state
-                .param(theta)
-                .cost(cost)
-                .terminate_with(TerminationReason::SolverConverged),
-            kv,
-        ))
+        Ok((state.param(theta).cost(cost).terminate_with(reason), kv))
     }
 }

@@ -24,7 +24,7 @@ pub use checkpoint::{FileCheckpoint, Fingerprint, Resume};
 pub use descent_ascent::DescentAscent;
 pub use exact::{solve_epigraph, solve_logistic_epigraph, EpigraphSolution, Exact};
 pub use run::{certify_point, solve, Certifying};
-pub use smoothing::{StepRule, Temperature};
+pub use smoothing::{StepRule, Temperature, ACCELERATED_REACH};
 pub use softmax_gd::SoftmaxGd;
 pub use stochastic::StochasticSoftmaxGd;
 pub use subgradient::Subgradient;

@@ -20,7 +20,8 @@ pub enum Temperature {
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum StepRule {
     Fixed(f64),
-    /// eta = 1 / L_mu, L_mu = L + G^2 / mu with G over the feasible set (needs a bounded set;
+    /// eta = 1 / L_mu, L_mu = L + G^2 / mu with G over the feasible set (over
+    /// [`ACCELERATED_REACH`] times its radius for accelerated; needs a bounded set;
     /// `resolve` turns it into `Fixed`).
     InverseSmoothness,
     /// Armijo-type backtracking on F_mu (halving), starting from `initial`.
@@ -46,6 +47,10 @@ pub(crate) fn distance_bound(set: &FeasibleSet, distance: Option<f64>) -> Option
     })
 }
 
+/// Accelerated methods evaluate gradients within this multiple of the set's
+/// radius (extrapolated points); their `L_mu` uses G over that ball.
+pub const ACCELERATED_REACH: f64 = 3.0;
+
 /// Resolved temperature and step for a smoothed method.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Smoothing {
@@ -70,7 +75,14 @@ pub(crate) fn resolve(
 ) -> Smoothing {
     let m = family.num_tasks() as f64;
     let log_m = m.ln();
-    let region = region_radius(set, theta0, distance);
+    // FISTA takes its gradients at extrapolated points y = theta + beta (theta -
+    // theta_prev), 0 <= beta < 1, which can leave the set: on a set of radius r,
+    // ||y|| < 3r, and its bound needs L_mu on the segment from y to the next
+    // iterate. So G is taken over the ball of radius 3r there
+    // (docs/THEORY.md#accelerated-softmax-gd).
+    let reach = if accelerated { ACCELERATED_REACH } else { 1.0 };
+    let set_radius = set.radius().map(|r| reach * r);
+    let region = set_radius.or_else(|| region_radius(set, theta0, distance));
     let g_region = region.map(|r| family.gradient_bound_on_ball(r));
     let g_initial = initial
         .task_gradient_norms
@@ -105,7 +117,7 @@ pub(crate) fn resolve(
     let smoothness = family.smoothness();
     // 1/L_mu is only safe where projection keeps every iterate inside the
     // region G was computed on, i.e. when the set itself is bounded.
-    let g_set = set.radius().map(|r| family.gradient_bound_on_ball(r));
+    let g_set = set_radius.map(|r| family.gradient_bound_on_ball(r));
     let (step, smoothed_smoothness) = match (step, g_set) {
         (Some(s), _) => (StepRule::Fixed(s), None),
         (None, Some(g)) => {

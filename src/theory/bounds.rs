@@ -129,8 +129,10 @@ pub fn predicted_best_mu(g: f64, r: f64, t: u64, m: usize) -> f64 {
 /// Accelerated softmax GD (FISTA on `F_mu`, step `1/L_mu`) with a fixed temperature:
 /// `F(theta_T) - OPT <= mu ln M + 2 L_mu R^2 / (T + 1)^2`.
 ///
-/// Problem class: convex L-smooth tasks, gradients bounded by G,
-/// `r = ||theta_0 - u||` for a comparator u (a minimiser of `F_mu` or `F`).
+/// Problem class: convex L-smooth tasks, gradients bounded by G on a region
+/// containing the iterates *and* the extrapolated points (for the set
+/// `||theta|| <= s`, the ball of radius 3s), `r = ||theta_0 - u||` for any
+/// comparator `u` in the set.
 /// Reference: Beck and Teboulle (2009), SIAM J. Imaging Sci. 2(1), Thm 4.4.
 /// See docs/THEORY.md#accelerated-softmax-gd.
 pub fn accelerated_fixed_mu(t: u64, mu: f64, m: usize, l_mu: f64, r: f64) -> f64 {

@@ -7,7 +7,10 @@
 //! How each verdict is decided is stated in
 //! docs/THEORY.md#how-the-checks-measure.
 
-use super::rate_fit::{fit_power_law, LineFit, LinearRateFit, PowerLawFit, Window};
+use super::rate_fit::{
+    fit_common_power_law_corrected, fit_power_law, LineFit, LinearRateFit, PowerLawFit, Series,
+    Window,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -203,6 +206,76 @@ pub fn slope_no_shallower(fit: &PowerLawFit, theory_slope: f64) -> Verdict {
 pub fn rate_no_shallower(x: &[f64], y: &[f64], window: Window, theory_slope: f64) -> Verdict {
     match fit_power_law(x, y, window) {
         Ok(fit) => slope_no_shallower(&fit, theory_slope),
+        Err(e) => Verdict::not_evaluated(e.to_string()),
+    }
+}
+
+/// The fitted rate equals the theory's, within its confidence interval:
+/// passes iff `slope_lo <= theory_slope <= slope_hi`. For predictions (not
+/// bounds), where a rate that is too fast is as wrong as one too slow.
+pub fn slope_matches(fit: &PowerLawFit, theory_slope: f64) -> Verdict {
+    let line = &fit.line;
+    let passed = line.slope_lo <= theory_slope && theory_slope <= line.slope_hi;
+    let detail = format!(
+        "log-log rate: fitted slope {:.4} (95% CI [{:.4}, {:.4}], {} points, x in [{}, {}]) {} theory {:.4}",
+        line.slope,
+        line.slope_lo,
+        line.slope_hi,
+        line.n,
+        fit.x_min,
+        fit.x_max,
+        if passed { "contains" } else { "excludes" },
+        theory_slope
+    );
+    Verdict {
+        passed,
+        measured: slope_value(line, fit.x_min, fit.x_max),
+        theory: num(theory_slope),
+        detail,
+    }
+}
+
+/// Fits `log y` on `log x` over `window`, then [`slope_matches`]. A fit that
+/// cannot be made fails the check.
+pub fn rate_matches(x: &[f64], y: &[f64], window: Window, theory_slope: f64) -> Verdict {
+    match fit_power_law(x, y, window) {
+        Ok(fit) => slope_matches(&fit, theory_slope),
+        Err(e) => Verdict::not_evaluated(e.to_string()),
+    }
+}
+
+/// Like [`rate_matches`] for an asymptotic rate `y ~ A x^k (1 + O(1/x))`: fits
+/// `log y = a + k log x + c/x` ([`fit_power_law_corrected`], weighted by the
+/// standard errors `y_se` of y where given) and passes iff the 95% interval
+/// of k contains the theory's exponent.
+pub fn asymptotic_rate_matches(
+    x: &[f64],
+    y: &[f64],
+    y_se: Option<&[f64]>,
+    window: Window,
+    theory_slope: f64,
+) -> Verdict {
+    common_asymptotic_rate_matches(&[Series { x, y, y_se }], window, theory_slope)
+}
+
+/// [`asymptotic_rate_matches`] for several series (for example seeds) sharing
+/// the exponent, each with its own constant and correction
+/// ([`fit_common_power_law_corrected`]): one interval, one verdict.
+pub fn common_asymptotic_rate_matches(
+    series: &[Series<'_>],
+    window: Window,
+    theory_slope: f64,
+) -> Verdict {
+    match fit_common_power_law_corrected(series, window) {
+        Ok(fit) => {
+            let mut v = slope_matches(&fit, theory_slope);
+            v.detail = format!(
+                "{} series, each with a 1/x correction: {}",
+                series.len(),
+                v.detail
+            );
+            v
+        }
         Err(e) => Verdict::not_evaluated(e.to_string()),
     }
 }
@@ -412,6 +485,40 @@ mod tests {
             .map(|(i, &t)| t.powf(-0.2) * scatter(i).exp())
             .collect();
         assert!(!rate_no_shallower(&t, &y, Window::all(), -0.5).passed);
+    }
+
+    #[test]
+    fn two_sided_slope_check_fails_too_slow_and_too_fast() {
+        let b: Vec<f64> = (0..9).map(|k| f64::from(1u32 << k)).collect();
+        let scatter = |i: usize| if i % 2 == 0 { 0.02f64 } else { -0.02 };
+        let with = |s: f64| -> Vec<f64> {
+            b.iter()
+                .enumerate()
+                .map(|(i, &x)| 0.3 * x.powf(s) * scatter(i).exp())
+                .collect()
+        };
+        assert!(rate_matches(&b, &with(-1.0), Window::all(), -1.0).passed);
+        // 1/sqrt(b) and 1/b^2 are both wrong for a 1/b prediction.
+        let slow = rate_matches(&b, &with(-0.5), Window::all(), -1.0);
+        assert!(
+            !slow.passed && slow.detail.contains("excludes"),
+            "{}",
+            slow.detail
+        );
+        assert!(!rate_matches(&b, &with(-2.0), Window::all(), -1.0).passed);
+        // Too few points in the window: not evaluated, never a pass.
+        assert!(!rate_matches(&b, &with(-1.0), Window::new(100.0, 1e9), -1.0).passed);
+        // With a 1/b correction the plain fit is pulled off -1, the asymptotic one is not.
+        let corrected: Vec<f64> = b
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| 0.3 / x * (1.0 - 3.0 / x) * scatter(i).exp())
+            .collect();
+        assert!(!rate_matches(&b[3..], &corrected[3..], Window::all(), -1.0).passed);
+        assert!(
+            asymptotic_rate_matches(&b[3..], &corrected[3..], None, Window::all(), -1.0).passed
+        );
+        assert!(!asymptotic_rate_matches(&b, &with(-0.5), None, Window::all(), -1.0).passed);
     }
 
     #[test]
