@@ -291,10 +291,37 @@ pub fn strongly_convex_bound(
     if lambda <= 0.0 {
         return f64::NEG_INFINITY;
     }
-    let mut minimiser = at - gradient / lambda;
-    ball.project(&mut minimiser);
-    let step = &minimiser - at;
-    value + gradient.dot(&step) + 0.5 * lambda * step.norm_squared()
+    // Without allocating (solvers certify every iteration): the minimiser
+    // m = t' - g / lambda, scaled back onto the ball where it lies outside.
+    let scale = match *ball {
+        Ball::Unconstrained => 1.0,
+        Ball::Ball { radius } => {
+            let norm = at
+                .iter()
+                .zip(gradient.iter())
+                .map(|(a, g)| (a - g / lambda).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            if norm > radius {
+                radius / norm
+            } else {
+                1.0
+            }
+        }
+        Ball::Fantope { .. } => {
+            let mut minimiser = at - gradient / lambda;
+            ball.project(&mut minimiser);
+            let step = &minimiser - at;
+            return value + gradient.dot(&step) + 0.5 * lambda * step.norm_squared();
+        }
+    };
+    let (mut linear, mut quadratic) = (0.0, 0.0);
+    for (a, g) in at.iter().zip(gradient.iter()) {
+        let step = (a - g / lambda) * scale - a;
+        linear += g * step;
+        quadratic += step * step;
+    }
+    value + linear + 0.5 * lambda * quadratic
 }
 
 #[cfg(test)]
