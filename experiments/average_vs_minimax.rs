@@ -17,7 +17,7 @@
 use crate::error::Error;
 use crate::experiments::reference::unconstrained_reference;
 use crate::experiments::setup::{build_family, median, FamilyParams};
-use crate::experiments::{figure, Cell, CellResult, Experiment, Finished, Params};
+use crate::experiments::{figure, rows_of, Cell, CellResult, Experiment, Finished, Params};
 use crate::plots::bars::{grouped_bar_chart, BarSpec};
 use crate::plots::BarTable;
 use crate::solvers::{solve, Method, SolveOptions};
@@ -148,7 +148,7 @@ impl Experiment for AverageVsMinimax {
         out: &Path,
     ) -> Result<Finished, Error> {
         let p: P = params.typed(self.name())?;
-        let rows = rows_of(results)?;
+        let rows = rows_of::<Row>(results)?;
         let mut finished = Finished {
             checks: verdicts(&p, &rows),
             ..Default::default()
@@ -193,18 +193,6 @@ impl Experiment for AverageVsMinimax {
         }
         Ok(finished)
     }
-}
-
-fn rows_of(results: &[CellResult]) -> Result<Vec<Row>, Error> {
-    results
-        .iter()
-        .flat_map(|r| {
-            r.rows
-                .iter()
-                .map(|v| serde_json::from_value::<Row>(v.clone()))
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| Error::Io(e.to_string()))
 }
 
 /// The checks, from the rows alone (a test feeds fabricated rows).

@@ -20,7 +20,7 @@
 use crate::error::Error;
 use crate::experiments::reference::{minimax_reference, smoothed_reference};
 use crate::experiments::setup::{build_family, horizon_grid, log_grid, median, FamilyParams};
-use crate::experiments::{figure, Cell, CellResult, Experiment, Finished, Params};
+use crate::experiments::{figure, rows_of, Cell, CellResult, Experiment, Finished, Params};
 use crate::plots::lines::convergence_chart;
 use crate::plots::LineTable;
 use crate::solvers::{solve, Method, SolveOptions, ACCELERATED_REACH};
@@ -251,7 +251,7 @@ impl Experiment for RateAccelerated {
         out: &Path,
     ) -> Result<Finished, Error> {
         let p: P = params.typed(self.name())?;
-        let rows = rows_of(results)?;
+        let rows = rows_of::<Row>(results)?;
         let mut finished = Finished {
             checks: verdicts(&p, &rows),
             ..Default::default()
@@ -324,18 +324,6 @@ fn tuned_window_start(l: f64, g: f64, r: f64, m: usize, initial: f64) -> f64 {
     let a = 2.0 * l * r * r;
     let s = 2.0 * initial / (c + (c * c + 4.0 * a * initial).sqrt());
     (dominates - 1.0).max(1.0 / s - 1.0)
-}
-
-fn rows_of(results: &[CellResult]) -> Result<Vec<Row>, Error> {
-    results
-        .iter()
-        .flat_map(|r| {
-            r.rows
-                .iter()
-                .map(|v| serde_json::from_value::<Row>(v.clone()))
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| Error::Io(e.to_string()))
 }
 
 /// Fits the slope of `measured` over the rows where the bound's rate applies

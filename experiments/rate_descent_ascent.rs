@@ -12,7 +12,7 @@
 
 use crate::error::Error;
 use crate::experiments::setup::{build_family, median, median_curve, FamilyParams};
-use crate::experiments::{figure, Cell, CellResult, Experiment, Finished, Params};
+use crate::experiments::{figure, rows_of, Cell, CellResult, Experiment, Finished, Params};
 use crate::family::Evaluation;
 use crate::plots::lines::convergence_chart;
 use crate::plots::table::write_rows;
@@ -158,7 +158,7 @@ impl Experiment for RateDescentAscent {
         out: &Path,
     ) -> Result<Finished, Error> {
         let p: P = params.typed(self.name())?;
-        let rows = rows_of(results)?;
+        let rows = rows_of::<Row>(results)?;
         let mut finished = Finished {
             checks: verdicts(&p, &rows),
             ..Default::default()
@@ -202,18 +202,6 @@ impl Experiment for RateDescentAscent {
         ));
         Ok(finished)
     }
-}
-
-fn rows_of(results: &[CellResult]) -> Result<Vec<Row>, Error> {
-    results
-        .iter()
-        .flat_map(|r| {
-            r.rows
-                .iter()
-                .map(|v| serde_json::from_value::<Row>(v.clone()))
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| Error::Io(e.to_string()))
 }
 
 /// The checks, from the rows alone (a test feeds fabricated rows).

@@ -9,7 +9,7 @@
 use crate::error::Error;
 use crate::experiments::reference::{minimax_reference, smoothed_reference};
 use crate::experiments::setup::{build_family, log_grid, median, FamilyParams};
-use crate::experiments::{figure, Cell, CellResult, Experiment, Finished, Params};
+use crate::experiments::{figure, rows_of, Cell, CellResult, Experiment, Finished, Params};
 use crate::plots::lines::convergence_chart;
 use crate::plots::LineTable;
 use crate::solvers::{solve, Method, SolveOptions};
@@ -135,7 +135,7 @@ impl Experiment for RateFixedMu {
         out: &Path,
     ) -> Result<Finished, Error> {
         let p: P = params.typed(self.name())?;
-        let rows = rows_of(results)?;
+        let rows = rows_of::<Row>(results)?;
         let mut finished = Finished {
             checks: verdicts(&p, &rows),
             ..Default::default()
@@ -175,18 +175,6 @@ impl Experiment for RateFixedMu {
         ));
         Ok(finished)
     }
-}
-
-fn rows_of(results: &[CellResult]) -> Result<Vec<Row>, Error> {
-    results
-        .iter()
-        .flat_map(|r| {
-            r.rows
-                .iter()
-                .map(|v| serde_json::from_value::<Row>(v.clone()))
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| Error::Io(e.to_string()))
 }
 
 /// The checks, from the rows alone (a test feeds fabricated rows).

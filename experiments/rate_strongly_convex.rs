@@ -13,7 +13,7 @@
 use crate::error::Error;
 use crate::experiments::reference::smoothed_reference;
 use crate::experiments::setup::{build_family, median, FamilyParams};
-use crate::experiments::{figure, Cell, CellResult, Experiment, Finished, Params};
+use crate::experiments::{figure, rows_of, Cell, CellResult, Experiment, Finished, Params};
 use crate::plots::lines::{line_chart, LineSpec};
 use crate::plots::{LineTable, Scale};
 use crate::solvers::{solve, Method, SolveOptions};
@@ -158,7 +158,7 @@ impl Experiment for RateStronglyConvex {
         out: &Path,
     ) -> Result<Finished, Error> {
         let p: P = params.typed(self.name())?;
-        let rows = rows_of(results)?;
+        let rows = rows_of::<Row>(results)?;
         let mut finished = Finished {
             checks: verdicts(&p, &rows),
             ..Default::default()
@@ -195,18 +195,6 @@ impl Experiment for RateStronglyConvex {
         ));
         Ok(finished)
     }
-}
-
-fn rows_of(results: &[CellResult]) -> Result<Vec<Row>, Error> {
-    results
-        .iter()
-        .flat_map(|r| {
-            r.rows
-                .iter()
-                .map(|v| serde_json::from_value::<Row>(v.clone()))
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| Error::Io(e.to_string()))
 }
 
 /// Fits the contraction factor of one run where its error is well above the

@@ -12,7 +12,7 @@
 use crate::error::Error;
 use crate::experiments::reference::minimax_reference;
 use crate::experiments::setup::{build_family, horizon_grid, median, FamilyParams};
-use crate::experiments::{figure, Cell, CellResult, Experiment, Finished, Params};
+use crate::experiments::{figure, rows_of, Cell, CellResult, Experiment, Finished, Params};
 use crate::plots::lines::convergence_chart;
 use crate::plots::LineTable;
 use crate::solvers::{solve, Method, SolveOptions};
@@ -158,7 +158,7 @@ impl Experiment for RateTunedMu {
         out: &Path,
     ) -> Result<Finished, Error> {
         let p: P = params.typed(self.name())?;
-        let rows = rows_of(results)?;
+        let rows = rows_of::<Row>(results)?;
         let mut finished = Finished {
             checks: verdicts(&p, &rows),
             ..Default::default()
@@ -212,18 +212,6 @@ fn rate_window_start(l: f64, g: f64, r: f64, m: usize, initial_error: f64) -> f6
     let b = g * r * (2.0 * log_m).sqrt();
     let s = 2.0 * initial_error / (b + (b * b + 4.0 * a * initial_error).sqrt());
     dominates.max(1.0 / (s * s))
-}
-
-fn rows_of(results: &[CellResult]) -> Result<Vec<Row>, Error> {
-    results
-        .iter()
-        .flat_map(|r| {
-            r.rows
-                .iter()
-                .map(|v| serde_json::from_value::<Row>(v.clone()))
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| Error::Io(e.to_string()))
 }
 
 /// The checks, from the rows alone (a test feeds fabricated rows).

@@ -19,7 +19,7 @@
 
 use crate::error::Error;
 use crate::experiments::setup::{build_family, median, FamilyParams};
-use crate::experiments::{figure, Cell, CellResult, Experiment, Finished, Params};
+use crate::experiments::{figure, rows_of, Cell, CellResult, Experiment, Finished, Params};
 use crate::family::{Evaluation, TaskFamily};
 use crate::numerics::softmax;
 use crate::plots::lines::{xy_chart, LineSpec};
@@ -186,7 +186,7 @@ impl Experiment for StochasticBias {
         out: &Path,
     ) -> Result<Finished, Error> {
         let p: P = params.typed(self.name())?;
-        let rows = rows_of(results)?;
+        let rows = rows_of::<Row>(results)?;
         let mut finished = Finished {
             checks: verdicts(&p, &rows),
             ..Default::default()
@@ -646,18 +646,6 @@ fn summarise(samples: &[Vec<f64>]) -> Summary {
 
 fn norm(v: &[f64]) -> f64 {
     v.iter().map(|x| x * x).sum::<f64>().sqrt()
-}
-
-fn rows_of(results: &[CellResult]) -> Result<Vec<Row>, Error> {
-    results
-        .iter()
-        .flat_map(|r| {
-            r.rows
-                .iter()
-                .map(|v| serde_json::from_value::<Row>(v.clone()))
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| Error::Io(e.to_string()))
 }
 
 /// The limit `beta = lim b (E[phat_b] - p)` extrapolated from the rows: per

@@ -11,7 +11,7 @@
 
 use crate::error::{Error, InputError};
 use crate::experiments::setup::{horizon_grid, median};
-use crate::experiments::{figure, Cell, CellResult, Experiment, Finished, Params};
+use crate::experiments::{figure, rows_of, Cell, CellResult, Experiment, Finished, Params};
 use crate::family::generators::{gaussian_vector, quadratic_family, SyntheticSpec};
 use crate::family::{QuadraticFamily, TaskFamily};
 use crate::plots::lines::{xy_chart, LineSpec};
@@ -283,7 +283,7 @@ impl Experiment for TasksScaling {
         out: &Path,
     ) -> Result<Finished, Error> {
         let p: P = params.typed(self.name())?;
-        let rows = rows_of(results)?;
+        let rows = rows_of::<Row>(results)?;
         let mut finished = Finished {
             checks: verdicts(&p, &rows),
             ..Default::default()
@@ -323,18 +323,6 @@ impl Experiment for TasksScaling {
         ));
         Ok(finished)
     }
-}
-
-fn rows_of(results: &[CellResult]) -> Result<Vec<Row>, Error> {
-    results
-        .iter()
-        .flat_map(|r| {
-            r.rows
-                .iter()
-                .map(|v| serde_json::from_value::<Row>(v.clone()))
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| Error::Io(e.to_string()))
 }
 
 /// Median over seeds at each M (M ascending).

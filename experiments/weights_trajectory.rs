@@ -11,7 +11,7 @@
 use crate::error::Error;
 use crate::experiments::reference::unconstrained_reference;
 use crate::experiments::setup::{build_family, median, FamilyParams};
-use crate::experiments::{figure, Cell, CellResult, Experiment, Finished, Params};
+use crate::experiments::{figure, rows_of, Cell, CellResult, Experiment, Finished, Params};
 use crate::family::TaskFamily;
 use crate::plots::weights::{weights_chart, WeightSpec};
 use crate::plots::{Scale, WeightPoint, WeightTable};
@@ -217,7 +217,7 @@ impl Experiment for WeightsTrajectory {
         out: &Path,
     ) -> Result<Finished, Error> {
         let p: P = params.typed(self.name())?;
-        let rows = rows_of(results)?;
+        let rows = rows_of::<Row>(results)?;
         let mut finished = Finished {
             checks: verdicts(&p, &rows),
             ..Default::default()
@@ -400,18 +400,6 @@ fn snapshots(family: &dyn TaskFamily, traced: &Traced) -> Result<Vec<Snapshot>, 
             })
         })
         .collect()
-}
-
-fn rows_of(results: &[CellResult]) -> Result<Vec<Row>, Error> {
-    results
-        .iter()
-        .flat_map(|r| {
-            r.rows
-                .iter()
-                .map(|v| serde_json::from_value::<Row>(v.clone()))
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| Error::Io(e.to_string()))
 }
 
 /// The checks, from the rows alone (a test feeds fabricated rows).

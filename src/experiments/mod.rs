@@ -435,3 +435,16 @@ pub fn parse_params<T: serde::de::DeserializeOwned>(
             InputError::new("parameters", e.to_string().replace('\n', " "))
         })
 }
+
+/// The rows of all cells, typed, in cell order.
+pub fn rows_of<R: serde::de::DeserializeOwned>(results: &[CellResult]) -> Result<Vec<R>, Error> {
+    results
+        .iter()
+        .flat_map(|r| {
+            r.rows
+                .iter()
+                .map(|v| serde_json::from_value::<R>(v.clone()))
+        })
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::Io(e.to_string()))
+}

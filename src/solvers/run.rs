@@ -52,41 +52,32 @@ fn step_value(rule: StepRule, smallest: f64) -> (Option<f64>, Option<f64>) {
     }
 }
 
-impl Certifying for SoftmaxGd {
-    fn tracker(&self) -> &Tracker {
-        &self.tracker
-    }
-    fn certificate_weights(&self, losses: &[f64]) -> Vec<f64> {
-        softmax_weights(losses, self.mu)
-    }
-    fn mu_and_step(&self) -> (Option<f64>, Option<f64>) {
-        (Some(self.mu), step_value(self.step, self.smallest_step).0)
-    }
-    fn smoothed_smoothness(&self) -> Option<f64> {
-        self.smoothed_smoothness
-    }
-    fn smallest_step(&self) -> Option<f64> {
-        step_value(self.step, self.smallest_step).1
-    }
+/// The two deterministic smoothed methods keep the same bookkeeping
+/// (mu, step rule, L_mu, smallest step taken).
+macro_rules! certifying_smoothed {
+    ($solver:ty) => {
+        impl Certifying for $solver {
+            fn tracker(&self) -> &Tracker {
+                &self.tracker
+            }
+            fn certificate_weights(&self, losses: &[f64]) -> Vec<f64> {
+                softmax_weights(losses, self.mu)
+            }
+            fn mu_and_step(&self) -> (Option<f64>, Option<f64>) {
+                (Some(self.mu), step_value(self.step, self.smallest_step).0)
+            }
+            fn smoothed_smoothness(&self) -> Option<f64> {
+                self.smoothed_smoothness
+            }
+            fn smallest_step(&self) -> Option<f64> {
+                step_value(self.step, self.smallest_step).1
+            }
+        }
+    };
 }
 
-impl Certifying for Accelerated {
-    fn tracker(&self) -> &Tracker {
-        &self.tracker
-    }
-    fn certificate_weights(&self, losses: &[f64]) -> Vec<f64> {
-        softmax_weights(losses, self.mu)
-    }
-    fn mu_and_step(&self) -> (Option<f64>, Option<f64>) {
-        (Some(self.mu), step_value(self.step, self.smallest_step).0)
-    }
-    fn smoothed_smoothness(&self) -> Option<f64> {
-        self.smoothed_smoothness
-    }
-    fn smallest_step(&self) -> Option<f64> {
-        step_value(self.step, self.smallest_step).1
-    }
-}
+certifying_smoothed!(SoftmaxGd);
+certifying_smoothed!(Accelerated);
 
 impl Certifying for StochasticSoftmaxGd {
     fn tracker(&self) -> &Tracker {
