@@ -12,9 +12,10 @@
 
 use crate::error::Error;
 use crate::experiments::setup::{build_family, median, median_curve, FamilyParams};
-use crate::experiments::{figure, rows_of, Cell, CellResult, Experiment, Finished, Params};
+use crate::experiments::{
+    draw_convergence, figure, rows_of, Cell, CellResult, Experiment, Finished, Params,
+};
 use crate::family::Evaluation;
-use crate::plots::lines::convergence_chart;
 use crate::plots::table::write_rows;
 use crate::plots::LineTable;
 use crate::solvers::{certify_point, solve, Method, SolveOptions};
@@ -181,18 +182,13 @@ impl Experiment for RateDescentAscent {
                 table.bound(family, t as f64, median(&b));
             }
         }
-        let csv = out.join("rate_descent_ascent.csv");
-        table
-            .write_csv(&csv)
-            .map_err(|e| Error::Io(e.to_string()))?;
-        let drawn = LineTable::read_csv(&csv).map_err(|e| Error::Io(e.to_string()))?;
-        convergence_chart(
-            &drawn,
+        draw_convergence(
+            &table,
+            out,
+            "rate_descent_ascent",
             "horizon T",
             "duality gap F(θ_avg) − D(q_avg)",
-            &out.join("rate_descent_ascent"),
-        )
-        .map_err(|e| Error::Io(e.to_string()))?;
+        )?;
         finished.figures.push(figure(
             "rate_descent_ascent",
             format!(

@@ -9,8 +9,9 @@
 use crate::error::Error;
 use crate::experiments::reference::{minimax_reference, smoothed_reference};
 use crate::experiments::setup::{build_family, log_grid, median, FamilyParams};
-use crate::experiments::{figure, rows_of, Cell, CellResult, Experiment, Finished, Params};
-use crate::plots::lines::convergence_chart;
+use crate::experiments::{
+    draw_convergence, figure, rows_of, Cell, CellResult, Experiment, Finished, Params,
+};
 use crate::plots::LineTable;
 use crate::solvers::{solve, Method, SolveOptions};
 use crate::theory::bounds::{smoothing_bias, softmax_gd_fixed_mu};
@@ -154,18 +155,13 @@ impl Experiment for RateFixedMu {
                 table.bound(family, t as f64, median(&b));
             }
         }
-        let csv = out.join("rate_fixed_mu.csv");
-        table
-            .write_csv(&csv)
-            .map_err(|e| Error::Io(e.to_string()))?;
-        let drawn = LineTable::read_csv(&csv).map_err(|e| Error::Io(e.to_string()))?;
-        convergence_chart(
-            &drawn,
+        draw_convergence(
+            &table,
+            out,
+            "rate_fixed_mu",
             "iteration T",
             "F(θ_T) − OPT (certified)",
-            &out.join("rate_fixed_mu"),
-        )
-        .map_err(|e| Error::Io(e.to_string()))?;
+        )?;
         finished.figures.push(figure(
             "rate_fixed_mu",
             format!(

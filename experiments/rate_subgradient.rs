@@ -12,8 +12,9 @@
 use crate::error::Error;
 use crate::experiments::reference::minimax_reference;
 use crate::experiments::setup::{build_family, median, median_curve, FamilyParams};
-use crate::experiments::{figure, rows_of, Cell, CellResult, Experiment, Finished, Params};
-use crate::plots::lines::convergence_chart;
+use crate::experiments::{
+    draw_convergence, figure, rows_of, Cell, CellResult, Experiment, Finished, Params,
+};
 use crate::plots::table::write_rows;
 use crate::plots::LineTable;
 use crate::solvers::{solve, Method, SolveOptions};
@@ -177,18 +178,13 @@ impl Experiment for RateSubgradient {
                 table.bound(family, t as f64, median(&b));
             }
         }
-        let csv = out.join("rate_subgradient.csv");
-        table
-            .write_csv(&csv)
-            .map_err(|e| Error::Io(e.to_string()))?;
-        let drawn = LineTable::read_csv(&csv).map_err(|e| Error::Io(e.to_string()))?;
-        convergence_chart(
-            &drawn,
+        draw_convergence(
+            &table,
+            out,
+            "rate_subgradient",
             "horizon T",
             "min_t F(θ_t) − OPT (certified)",
-            &out.join("rate_subgradient"),
-        )
-        .map_err(|e| Error::Io(e.to_string()))?;
+        )?;
         finished.figures.push(figure(
             "rate_subgradient",
             format!(

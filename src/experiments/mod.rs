@@ -448,3 +448,22 @@ pub fn rows_of<R: serde::de::DeserializeOwned>(results: &[CellResult]) -> Result
         .collect::<Result<_, _>>()
         .map_err(|e| Error::Io(e.to_string()))
 }
+
+/// Writes `<out>/<name>.csv` from the table, reads it back, and draws
+/// `<out>/<name>.{svg,png}` from what was read: the figure shows the file.
+pub fn draw_convergence(
+    table: &crate::plots::LineTable,
+    out: &Path,
+    name: &str,
+    x_label: &str,
+    y_label: &str,
+) -> Result<(), Error> {
+    let csv = out.join(format!("{name}.csv"));
+    table
+        .write_csv(&csv)
+        .map_err(|e| Error::Io(e.to_string()))?;
+    let drawn = crate::plots::LineTable::read_csv(&csv).map_err(|e| Error::Io(e.to_string()))?;
+    crate::plots::lines::convergence_chart(&drawn, x_label, y_label, &out.join(name))
+        .map_err(|e| Error::Io(e.to_string()))?;
+    Ok(())
+}
