@@ -77,10 +77,7 @@ impl Solver<MinimaxProblem, MinimaxState> for Accelerated {
         mut state: MinimaxState,
     ) -> Result<(MinimaxState, Option<KV>), Error> {
         let (family, set) = unwrap_problem(problem)?;
-        let mut theta = state
-            .take_param()
-            .unwrap_or_else(|| DVector::zeros(family.dim()));
-        set.project(&mut theta);
+        let theta = super::start_point(&mut state, family.as_ref(), &set);
         let mut eval = Evaluation::new(family.num_tasks(), family.dim());
         family.evaluate(&theta, &mut |_, w| w.fill(1.0 / w.len() as f64), &mut eval);
         let mu = match self.temperature {

@@ -66,10 +66,7 @@ impl Solver<MinimaxProblem, MinimaxState> for AverageGd {
         mut state: MinimaxState,
     ) -> Result<(MinimaxState, Option<KV>), Error> {
         let (family, set) = unwrap_problem(problem)?;
-        let mut theta = state
-            .take_param()
-            .unwrap_or_else(|| DVector::zeros(family.dim()));
-        set.project(&mut theta);
+        let theta = super::start_point(&mut state, family.as_ref(), &set);
         self.step = match self.fixed_step {
             Some(s) => s,
             None => {

@@ -85,8 +85,7 @@ impl Solver<MinimaxProblem, MinimaxState> for DescentAscent {
     ) -> Result<(MinimaxState, Option<KV>), Error> {
         let (family, set) = unwrap_problem(problem)?;
         let (m, d) = (family.num_tasks(), family.dim());
-        let mut theta = state.take_param().unwrap_or_else(|| DVector::zeros(d));
-        set.project(&mut theta);
+        let theta = super::start_point(&mut state, family.as_ref(), &set);
         // Tuned steps: eta_x = R / (G sqrt T), eta_q = sqrt(2 ln M) / (B sqrt T).
         let t = self.horizon as f64;
         let region = region_radius(&set, &theta, self.distance);

@@ -309,3 +309,16 @@ pub(crate) fn take_theta(state: &mut MinimaxState) -> Result<DVector<f64>, argmi
         .take_param()
         .ok_or_else(|| argmin::core::Error::msg("solver state has no parameter (init not run)"))
 }
+
+/// theta_0: the configured starting point (zero by default), projected onto the set.
+pub(crate) fn start_point(
+    state: &mut MinimaxState,
+    family: &dyn TaskFamily,
+    set: &FeasibleSet,
+) -> DVector<f64> {
+    let mut theta = state
+        .take_param()
+        .unwrap_or_else(|| DVector::zeros(family.dim()));
+    set.project(&mut theta);
+    theta
+}

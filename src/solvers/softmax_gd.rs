@@ -75,10 +75,7 @@ impl Solver<MinimaxProblem, MinimaxState> for SoftmaxGd {
         mut state: MinimaxState,
     ) -> Result<(MinimaxState, Option<KV>), Error> {
         let (family, set) = unwrap_problem(problem)?;
-        let mut theta = state
-            .take_param()
-            .unwrap_or_else(|| DVector::zeros(family.dim()));
-        set.project(&mut theta);
+        let theta = super::start_point(&mut state, family.as_ref(), &set);
         let mut eval = Evaluation::new(family.num_tasks(), family.dim());
         // Uniform weights for the first look (mu unknown yet); redone below.
         family.evaluate(&theta, &mut |_, w| w.fill(1.0 / w.len() as f64), &mut eval);

@@ -10,7 +10,6 @@ use super::{unwrap_problem, MinimaxProblem, MinimaxState};
 use crate::family::Evaluation;
 use crate::numerics::softmax_into;
 use argmin::core::{Error, Problem, Solver, State, KV};
-use nalgebra::DVector;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -130,10 +129,7 @@ impl Solver<MinimaxProblem, MinimaxState> for StochasticSoftmaxGd {
         let counts = family.sample_counts().ok_or_else(|| {
             crate::error::InputError::new("--method", "stochastic needs data tasks")
         })?;
-        let mut theta = state
-            .take_param()
-            .unwrap_or_else(|| DVector::zeros(family.dim()));
-        set.project(&mut theta);
+        let theta = super::start_point(&mut state, family.as_ref(), &set);
         let mut eval = Evaluation::new(family.num_tasks(), family.dim());
         family.evaluate(&theta, &mut |_, w| w.fill(1.0 / w.len() as f64), &mut eval);
         let resolved = resolve(

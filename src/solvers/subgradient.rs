@@ -95,8 +95,7 @@ impl Solver<MinimaxProblem, MinimaxState> for Subgradient {
     ) -> Result<(MinimaxState, Option<KV>), Error> {
         let (family, set) = unwrap_problem(problem)?;
         let (m, d) = (family.num_tasks(), family.dim());
-        let mut theta = state.take_param().unwrap_or_else(|| DVector::zeros(d));
-        set.project(&mut theta);
+        let theta = super::start_point(&mut state, family.as_ref(), &set);
         self.step = match self.fixed_step {
             Some(s) => s,
             None => {
