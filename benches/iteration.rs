@@ -87,7 +87,9 @@ fn big_tasks(m: usize, n: usize, d: usize, labels: bool) -> Vec<TaskData> {
         .into_par_iter()
         .map(|i| {
             let mut rng = StdRng::seed_from_u64(1000 + i as u64);
-            let xt = DMatrix::from_fn(d, n, |_, _| rng.random::<f64>() - 0.5);
+            // Huge-page storage, as the file loader and generators use.
+            let mut xt = DMatrix::from_vec(d, n, taskrobust::memory::zeroed_for_streaming(d * n));
+            xt.iter_mut().for_each(|v| *v = rng.random::<f64>() - 0.5);
             let y = DVector::from_fn(n, |_, _| {
                 let u = rng.random::<f64>();
                 if labels {

@@ -14,6 +14,7 @@ pub mod family;
 pub mod gpu;
 pub mod io;
 pub mod kernels;
+pub mod memory;
 pub mod numerics;
 pub mod plots;
 pub mod report;

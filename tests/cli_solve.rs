@@ -517,3 +517,54 @@ fn generate_writes_a_problem_that_solve_reads() {
     assert_eq!(status, 2);
     assert!(err.contains("--tasks"), "{err}");
 }
+
+#[test]
+fn constants_are_reported_where_used_or_asked_for() {
+    let dir = scratch("constants");
+    let out = dir.to_str().unwrap();
+    let (status, stdout, err) = run(&[
+        "generate",
+        "--kind",
+        "least_squares",
+        "--tasks",
+        "3",
+        "--dim",
+        "4",
+        "--samples",
+        "40",
+        "--seed",
+        "2",
+        "--out",
+        out,
+        "--name",
+        "least_squares",
+    ]);
+    assert_eq!(status, 0, "{err}");
+    let path = serde_json::from_str::<Value>(&stdout).unwrap()["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let solve = |extra: &[&str]| {
+        let mut args = vec!["solve", &path, "--iters", "20", "--format", "json"];
+        args.extend(extra);
+        let (status, stdout, err) = run(&args);
+        assert_eq!(status, 0, "{err}");
+        serde_json::from_str::<Value>(&stdout).unwrap()
+    };
+    let fixed = ["--mu", "0.1", "--step", "0.5"];
+    // Fixed mu and step, and an exact quadratic dual as certificate: neither L
+    // nor lambda (the Gram spectra) is needed, so neither is computed.
+    let lean = solve(&fixed);
+    assert!(lean["constants"]["smoothness"].is_null(), "{lean}");
+    assert!(lean["constants"]["strong_convexity"].is_null(), "{lean}");
+    // --constants computes them; the run itself is unchanged.
+    let full = solve(&[&fixed[..], &["--constants"]].concat());
+    let l = full["constants"]["smoothness"].as_f64().unwrap();
+    let lambda = full["constants"]["strong_convexity"].as_f64().unwrap();
+    assert!(l >= lambda && lambda > 0.0, "{full}");
+    assert_eq!(full["theta"], lean["theta"]);
+    assert_eq!(full["lower_bound"], lean["lower_bound"]);
+    // The default step needs L, and reports the one it used.
+    let default = solve(&["--mu", "0.1"]);
+    assert_eq!(default["constants"]["smoothness"].as_f64(), Some(l));
+}

@@ -58,6 +58,11 @@ pub struct SolveArgs {
     pub checkpoint: Option<PathBuf>,
     #[arg(long, default_value_t = 100)]
     pub checkpoint_every: u64,
+    /// Report L and lambda (constants.smoothness, constants.strong_convexity)
+    /// even where the run did not need them; on data problems they cost a Gram
+    /// matrix and its eigenvalues per task.
+    #[arg(long)]
+    pub constants: bool,
 }
 
 impl SolveArgs {
@@ -88,6 +93,7 @@ impl SolveArgs {
             ema: self.ema,
             certify_every: self.certify_every,
             record_trace: false,
+            report_constants: self.constants,
             checkpoint: self.checkpoint.clone(),
             checkpoint_every: self.checkpoint_every,
             interrupt_after: None,

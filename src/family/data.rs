@@ -20,12 +20,13 @@ pub struct TaskData {
 }
 
 impl TaskData {
-    /// From an n x d design matrix (one row per sample).
+    /// From an n x d design matrix (one row per sample). The samples are
+    /// stored on huge pages where available (see [`crate::memory`]).
     pub fn from_rows(x: &DMatrix<f64>, y: DVector<f64>) -> Self {
-        Self {
-            xt: x.transpose(),
-            y,
-        }
+        let (n, d) = x.shape();
+        let mut xt = DMatrix::from_vec(d, n, crate::memory::zeroed_for_streaming(n * d));
+        x.transpose_to(&mut xt);
+        Self { xt, y }
     }
 
     pub fn samples(&self) -> usize {

@@ -195,6 +195,14 @@ impl TaskFamily for LeastSquaresFamily {
             .fold(f64::INFINITY, f64::min)
     }
 
+    fn known_smoothness(&self) -> Option<f64> {
+        self.spectrum.get().map(|_| self.smoothness())
+    }
+
+    fn known_strong_convexity(&self) -> Option<f64> {
+        self.spectrum.get().map(|_| self.strong_convexity())
+    }
+
     fn gradient_bound_on_ball(&self, radius: f64) -> f64 {
         // ||Q theta + l|| <= ||Q|| r + ||l||
         self.forms()

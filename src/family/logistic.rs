@@ -133,6 +133,10 @@ impl TaskFamily for LogisticFamily {
         self.l2
     }
 
+    fn known_smoothness(&self) -> Option<f64> {
+        self.spectral.get().map(|_| self.smoothness())
+    }
+
     fn gradient_bound_on_ball(&self, radius: f64) -> f64 {
         // ||X^T s / n|| <= ||X|| ||s|| / n <= sqrt(lambda_max(X^T X / n)) since |s_j| <= 1.
         self.spectral()

@@ -98,6 +98,18 @@ pub trait TaskFamily: Send + Sync {
         0.0
     }
 
+    /// L where it is known without further work, else `None`. Data families
+    /// compute their spectra (a Gram matrix and its eigenvalues per task) on
+    /// first use only, so a run that never needs L never pays for it.
+    fn known_smoothness(&self) -> Option<f64> {
+        Some(self.smoothness())
+    }
+
+    /// lambda where it is known without further work (see [`TaskFamily::known_smoothness`]).
+    fn known_strong_convexity(&self) -> Option<f64> {
+        Some(self.strong_convexity())
+    }
+
     /// Upper bound on `max_i ||grad f_i(theta)||` over `||theta|| <= radius`.
     fn gradient_bound_on_ball(&self, radius: f64) -> f64;
 

@@ -131,7 +131,7 @@ pub fn read_npy(path: &Path, field: &str) -> Result<NpyArray, InputError> {
 /// Reads `count` little-endian f64 values straight into the vector that is
 /// returned: one copy from the page cache, no intermediate buffer.
 fn read_values(file: &mut File, count: usize) -> io::Result<Vec<f64>> {
-    let mut data = vec![0.0f64; count];
+    let mut data = crate::memory::zeroed_for_streaming(count);
     {
         // SAFETY: any byte pattern is a valid f64, the slice covers exactly the
         // vector's initialised storage, and it is dropped before `data` is used.

@@ -23,7 +23,7 @@ pub use average::AverageGd;
 pub use checkpoint::{FileCheckpoint, Fingerprint, Resume};
 pub use descent_ascent::DescentAscent;
 pub use exact::{solve_epigraph, solve_logistic_epigraph, EpigraphSolution, Exact};
-pub use run::{certify_point, solve, Certifying};
+pub use run::{certify_point, certify_returned_point, solve, Certifying};
 pub use smoothing::{StepRule, Temperature, ACCELERATED_REACH};
 pub use softmax_gd::SoftmaxGd;
 pub use stochastic::StochasticSoftmaxGd;
@@ -151,6 +151,9 @@ pub struct SolveOptions {
     pub certify_every: u64,
     /// Keep a per-iteration trace (weights included) in the outcome.
     pub record_trace: bool,
+    /// Report L and lambda even where the run did not need them (for data
+    /// families they cost a Gram matrix and its eigenvalues per task).
+    pub report_constants: bool,
     /// Save the solver's state to this file every `checkpoint_every`
     /// iterations, and resume from it when it exists (see [`FileCheckpoint`]).
     pub checkpoint: Option<std::path::PathBuf>,
@@ -175,6 +178,7 @@ impl Default for SolveOptions {
             ema: None,
             certify_every: 1,
             record_trace: false,
+            report_constants: false,
             checkpoint: None,
             checkpoint_every: 100,
             interrupt_after: None,
@@ -264,10 +268,12 @@ impl SolveOptions {
 /// Constants of the theory, as used and as measured during the run.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Constants {
-    /// L: every task is L-smooth.
-    pub smoothness: f64,
-    /// lambda: every task is lambda-strongly convex (0 if not known).
-    pub strong_convexity: f64,
+    /// L: every task is L-smooth. `None` where the run did not need L and
+    /// [`SolveOptions::report_constants`] was not set.
+    pub smoothness: Option<f64>,
+    /// lambda: every task is lambda-strongly convex (0 if not known); `None`
+    /// as for `smoothness`.
+    pub strong_convexity: Option<f64>,
     /// G: the largest task-gradient norm seen at the points the solver evaluated.
     pub gradient_bound: f64,
     /// B: the largest |f_i| seen at those points.

@@ -143,29 +143,67 @@ impl Certifying for Exact {
 /// of the returned point (families without a closed-form dual).
 const REFINEMENT_STEPS: usize = 25;
 
+/// The returned point's certificate is refined only while its own slack could
+/// still matter: at most this share of the reported gap may be slack
+/// (docs/THEORY.md#certificates).
+const REFINEMENT_SHARE_OF_GAP: f64 = 0.01;
+
 /// The best certified lower bound for weights `p` near `theta`. Closed-form
-/// duals are exact; otherwise the strong-convexity bound is tightened by a few
-/// gradient steps on `Phi_p` (every step's bound is valid, the best is kept).
+/// duals are exact; otherwise the strong-convexity bound is tightened by up to
+/// [`REFINEMENT_STEPS`] gradient steps on `Phi_p` (every step's bound is valid,
+/// the best is kept) -- the tightest this crate can certify (references).
 pub fn certify_point(
     family: &dyn TaskFamily,
     set: &FeasibleSet,
     theta: &DVector<f64>,
     p: &[f64],
 ) -> f64 {
+    refined_lower_bound(family, set, theta, p, None)
+}
+
+/// [`certify_point`] for the point a solver returns with `max_loss = F(theta)`:
+/// the refinement stops once the strong-convexity slack `||grad Phi_p||^2 / (2
+/// lambda)`, which bounds what any further refinement could add, is at most
+/// [`REFINEMENT_SHARE_OF_GAP`] of the gap `F(theta) - bound`.
+pub fn certify_returned_point(
+    family: &dyn TaskFamily,
+    set: &FeasibleSet,
+    theta: &DVector<f64>,
+    p: &[f64],
+    max_loss: f64,
+) -> f64 {
+    refined_lower_bound(family, set, theta, p, Some(max_loss))
+}
+
+fn refined_lower_bound(
+    family: &dyn TaskFamily,
+    set: &FeasibleSet,
+    theta: &DVector<f64>,
+    p: &[f64],
+    max_loss: Option<f64>,
+) -> f64 {
     let mut eval = Evaluation::new(family.num_tasks(), family.dim());
     family.evaluate(theta, &mut |_, w| w.copy_from_slice(p), &mut eval);
     let mut best = family.certified_lower_bound(theta, &eval, set);
-    let lambda = family.strong_convexity();
-    if family.quadratic_forms().is_some() || lambda <= 0.0 {
+    if family.quadratic_forms().is_some() {
         return best;
     }
-    let step = 1.0 / family.smoothness().max(lambda);
+    let lambda = family.strong_convexity();
+    if lambda <= 0.0 {
+        return best;
+    }
+    // L only where a step is taken (data families compute it on first use).
+    let mut step = None;
     let mut point = theta.clone();
     for _ in 0..REFINEMENT_STEPS {
         let slack = eval.gradient.norm_squared() / (2.0 * lambda);
         if slack <= 1e-15 * eval.weighted_loss().abs().max(1e-300) {
             break;
         }
+        if max_loss.is_some_and(|f| slack <= REFINEMENT_SHARE_OF_GAP * (f - best)) {
+            break;
+        }
+        let step = *step.get_or_insert_with(|| 1.0 / family.smoothness().max(lambda));
         point.axpy(-step, &eval.gradient, 1.0);
         set.project(&mut point);
         family.evaluate(&point, &mut |_, w| w.copy_from_slice(p), &mut eval);
@@ -225,7 +263,7 @@ where
 fn finish<S: Certifying>(
     family: &dyn TaskFamily,
     set: &FeasibleSet,
-    method: Method,
+    options: &SolveOptions,
     solver: S,
     mut state: MinimaxState,
     use_best: bool,
@@ -241,12 +279,17 @@ fn finish<S: Certifying>(
     family.losses(&theta, &mut losses);
     let weights = solver.certificate_weights(&losses);
     let tracker = solver.tracker();
-    // Any valid bound certifies OPT; keep the best seen during the run as well.
-    let lower_bound = certify_point(family, set, &theta, &weights).max(tracker.best_lower_bound);
     let (worst_task, max_loss) = max_with_index(&losses).unwrap_or((0, f64::NAN));
+    // Any valid bound certifies OPT; keep the best seen during the run as well.
+    let lower_bound = certify_returned_point(family, set, &theta, &weights, max_loss)
+        .max(tracker.best_lower_bound);
+    if options.report_constants {
+        family.smoothness();
+        family.strong_convexity();
+    }
     let (mu, step) = solver.mu_and_step();
     SolveOutcome {
-        method,
+        method: options.method,
         iterations: state.get_iter(),
         theta: theta.as_slice().to_vec(),
         entropy: entropy(&weights),
@@ -263,8 +306,8 @@ fn finish<S: Certifying>(
             .get_termination_reason()
             .map_or_else(|| "max iterations".to_string(), |r| r.text().to_string()),
         constants: Constants {
-            smoothness: family.smoothness(),
-            strong_convexity: family.strong_convexity(),
+            smoothness: family.known_smoothness(),
+            strong_convexity: family.known_strong_convexity(),
             gradient_bound: tracker.gradient_bound,
             loss_bound: tracker.loss_bound,
             smoothed_smoothness: solver.smoothed_smoothness(),
@@ -297,12 +340,12 @@ pub fn solve(
         Method::SoftmaxGd => {
             let solver = SoftmaxGd::new(options.mu, options.step, options.distance, t, tracker);
             let (solver, state) = execute(problem, solver, theta0, options)?;
-            finish(f, &set, options.method, solver, state, false, start)
+            finish(f, &set, options, solver, state, false, start)
         }
         Method::Accelerated => {
             let solver = Accelerated::new(options.mu, options.step, options.distance, t, tracker);
             let (solver, state) = execute(problem, solver, theta0, options)?;
-            finish(f, &set, options.method, solver, state, false, start)
+            finish(f, &set, options, solver, state, false, start)
         }
         Method::Stochastic => {
             let solver = StochasticSoftmaxGd::new(
@@ -316,7 +359,7 @@ pub fn solve(
                 tracker,
             );
             let (solver, state) = execute(problem, solver, theta0, options)?;
-            finish(f, &set, options.method, solver, state, false, start)
+            finish(f, &set, options, solver, state, false, start)
         }
         Method::DescentAscent => {
             let solver = DescentAscent::new(
@@ -327,22 +370,22 @@ pub fn solve(
                 tracker,
             );
             let (solver, state) = execute(problem, solver, theta0, options)?;
-            finish(f, &set, options.method, solver, state, false, start)
+            finish(f, &set, options, solver, state, false, start)
         }
         Method::Subgradient => {
             let solver = Subgradient::new(options.step, options.distance, t, tracker);
             let (solver, state) = execute(problem, solver, theta0, options)?;
-            finish(f, &set, options.method, solver, state, true, start)
+            finish(f, &set, options, solver, state, true, start)
         }
         Method::Average => {
             let solver = AverageGd::new(options.step, tracker);
             let (solver, state) = execute(problem, solver, theta0, options)?;
-            finish(f, &set, options.method, solver, state, false, start)
+            finish(f, &set, options, solver, state, false, start)
         }
         Method::Exact => {
             let solver = Exact::new(tracker);
             let (solver, state) = execute_once(problem, solver, theta0)?;
-            finish(f, &set, options.method, solver, state, false, start)
+            finish(f, &set, options, solver, state, false, start)
         }
     };
     Ok(outcome)

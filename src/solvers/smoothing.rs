@@ -114,18 +114,17 @@ pub(crate) fn resolve(
             }
         }
     };
-    let smoothness = family.smoothness();
     // 1/L_mu is only safe where projection keeps every iterate inside the
     // region G was computed on, i.e. when the set itself is bounded.
     let g_set = set_radius.map(|r| family.gradient_bound_on_ball(r));
     let (step, smoothed_smoothness) = match (step, g_set) {
         (Some(s), _) => (StepRule::Fixed(s), None),
         (None, Some(g)) => {
-            let l_mu = smoothness + g * g / mu;
+            let l_mu = family.smoothness() + g * g / mu;
             (StepRule::Fixed(1.0 / l_mu), Some(l_mu))
         }
         (None, None) => {
-            let l_mu0 = smoothness + g_initial * g_initial / mu;
+            let l_mu0 = family.smoothness() + g_initial * g_initial / mu;
             let initial = if l_mu0 > 0.0 { 1.0 / l_mu0 } else { 1.0 };
             (StepRule::Backtracking { initial }, None)
         }
