@@ -1,7 +1,7 @@
 //! Accelerated (Nesterov / FISTA) projected gradient on the smoothed maximum F_mu
 //! (Beck & Teboulle 2009). Bound: docs/THEORY.md#accelerated-softmax-gd.
 
-use super::smoothing::{resolve, sufficient_decrease, StepRule, Temperature};
+use super::smoothing::{evaluate_start, sufficient_decrease, StepRule, Temperature};
 use super::softmax_gd::record_smoothed;
 use super::tracker::Tracker;
 use super::{unwrap_problem, MinimaxProblem, MinimaxState};
@@ -78,17 +78,14 @@ impl Solver<MinimaxProblem, MinimaxState> for Accelerated {
     ) -> Result<(MinimaxState, Option<KV>), Error> {
         let (family, set) = unwrap_problem(problem)?;
         let theta = super::start_point(&mut state, family.as_ref(), &set);
-        let mut eval = Evaluation::new(family.num_tasks(), family.dim());
-        family.evaluate(&theta, &mut |_, w| w.fill(1.0 / w.len() as f64), &mut eval);
         let mu = match self.temperature {
             Temperature::Fixed(mu) => Some(mu),
             Temperature::TunedForHorizon => None,
         };
-        let resolved = resolve(
+        let (resolved, eval) = evaluate_start(
             family.as_ref(),
             &set,
             &theta,
-            &eval,
             mu,
             self.fixed_step,
             self.distance,
@@ -99,7 +96,6 @@ impl Solver<MinimaxProblem, MinimaxState> for Accelerated {
         self.step = resolved.step;
         self.smoothed_smoothness = resolved.smoothed_smoothness;
         let mu = self.mu;
-        family.evaluate(&theta, &mut |f, w| softmax_into(f, mu, w), &mut eval);
         self.tracker.absorb(&eval);
         let cost = eval.max_loss();
         let kv = record_smoothed(

@@ -4,6 +4,7 @@
 
 use crate::ball::FeasibleSet;
 use crate::family::{Evaluation, TaskFamily};
+use crate::numerics::softmax_into;
 use nalgebra::DVector;
 
 /// How mu is chosen.
@@ -59,80 +60,128 @@ pub(crate) struct Smoothing {
     pub smoothed_smoothness: Option<f64>,
 }
 
-/// Picks mu and the step. `accelerated` selects the accelerated tuning of mu.
-/// `initial` is the evaluation at theta_0 (losses, task-gradient norms).
+/// Evaluates theta_0 once for a smoothed method: mu is picked from the losses
+/// inside the pass (they are all the tuning needs), the softmax weights at that
+/// mu follow, and then the step from the task-gradient norms. `accelerated`
+/// selects the accelerated tuning of mu and the wider reach of G.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn resolve(
+pub(crate) fn evaluate_start(
     family: &dyn TaskFamily,
     set: &FeasibleSet,
     theta0: &DVector<f64>,
-    initial: &Evaluation,
     mu: Option<f64>,
     step: Option<f64>,
     distance: Option<f64>,
     horizon: u64,
     accelerated: bool,
-) -> Smoothing {
-    let m = family.num_tasks() as f64;
-    let log_m = m.ln();
+) -> (Smoothing, Evaluation) {
+    let mut eval = Evaluation::new(family.num_tasks(), family.dim());
+    let mut resolved_mu = f64::NAN;
+    family.evaluate(
+        theta0,
+        &mut |losses, weights| {
+            resolved_mu = mu.unwrap_or_else(|| {
+                tuned_temperature(family, set, theta0, losses, distance, horizon, accelerated)
+            });
+            softmax_into(losses, resolved_mu, weights);
+        },
+        &mut eval,
+    );
+    let (step, smoothed_smoothness) = step_rule(family, set, &eval, resolved_mu, step, accelerated);
+    let smoothing = Smoothing {
+        mu: resolved_mu,
+        step,
+        smoothed_smoothness,
+    };
+    (smoothing, eval)
+}
+
+/// G over the ball the method's gradients are taken on, where the set is bounded.
+fn gradient_bound_on_set(
+    family: &dyn TaskFamily,
+    set: &FeasibleSet,
+    accelerated: bool,
+) -> Option<f64> {
     // FISTA takes its gradients at extrapolated points y = theta + beta (theta -
     // theta_prev), 0 <= beta < 1, which can leave the set: on a set of radius r,
     // ||y|| < 3r, and its bound needs L_mu on the segment from y to the next
     // iterate. So G is taken over the ball of radius 3r there
     // (docs/THEORY.md#accelerated-softmax-gd).
     let reach = if accelerated { ACCELERATED_REACH } else { 1.0 };
-    let set_radius = set.radius().map(|r| reach * r);
-    let region = set_radius.or_else(|| region_radius(set, theta0, distance));
+    set.radius()
+        .map(|r| family.gradient_bound_on_ball(reach * r))
+}
+
+/// mu tuned for the horizon from G and R, or the documented fallback on the
+/// spread of the initial `losses` where there is no region to tune over.
+fn tuned_temperature(
+    family: &dyn TaskFamily,
+    set: &FeasibleSet,
+    theta0: &DVector<f64>,
+    losses: &[f64],
+    distance: Option<f64>,
+    horizon: u64,
+    accelerated: bool,
+) -> f64 {
+    let log_m = (family.num_tasks() as f64).ln();
+    let reach = if accelerated { ACCELERATED_REACH } else { 1.0 };
+    let region = set
+        .radius()
+        .map(|r| reach * r)
+        .or_else(|| region_radius(set, theta0, distance));
     let g_region = region.map(|r| family.gradient_bound_on_ball(r));
-    let g_initial = initial
-        .task_gradient_norms
-        .iter()
-        .copied()
-        .fold(0.0, f64::max);
-    let mu = match mu {
-        Some(mu) => mu,
-        None => {
-            let r = distance_bound(set, distance);
-            match (r, g_region) {
-                (_, _) if family.num_tasks() == 1 => 1.0,
-                (Some(r), Some(g)) if g > 0.0 && r > 0.0 => {
-                    let t = horizon as f64;
-                    if accelerated {
-                        std::f64::consts::SQRT_2 * g * r / ((t + 1.0) * log_m.sqrt())
-                    } else {
-                        g * r / (2.0 * t * log_m).sqrt()
-                    }
-                }
-                // No region to tune over: make the smoothing bias mu ln M at most
-                // 1% of the spread of the initial losses (documented fallback).
-                _ => {
-                    let max = initial.max_loss();
-                    let min = initial.losses.iter().copied().fold(f64::INFINITY, f64::min);
-                    let scale = (max - min).max(1e-6 * max.abs()).max(1e-12);
-                    0.01 * scale / log_m.max(1.0)
-                }
+    let r = distance_bound(set, distance);
+    match (r, g_region) {
+        (_, _) if family.num_tasks() == 1 => 1.0,
+        (Some(r), Some(g)) if g > 0.0 && r > 0.0 => {
+            let t = horizon as f64;
+            if accelerated {
+                std::f64::consts::SQRT_2 * g * r / ((t + 1.0) * log_m.sqrt())
+            } else {
+                g * r / (2.0 * t * log_m).sqrt()
             }
         }
-    };
+        // No region to tune over: make the smoothing bias mu ln M at most
+        // 1% of the spread of the initial losses (documented fallback).
+        _ => {
+            let max = losses.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let min = losses.iter().copied().fold(f64::INFINITY, f64::min);
+            let scale = (max - min).max(1e-6 * max.abs()).max(1e-12);
+            0.01 * scale / log_m.max(1.0)
+        }
+    }
+}
+
+/// The step: the given one, 1/L_mu on a bounded set, else backtracking from
+/// 1/L_mu with G measured at theta_0. L (and G over the set) only where used.
+fn step_rule(
+    family: &dyn TaskFamily,
+    set: &FeasibleSet,
+    initial: &Evaluation,
+    mu: f64,
+    step: Option<f64>,
+    accelerated: bool,
+) -> (StepRule, Option<f64>) {
+    if let Some(s) = step {
+        return (StepRule::Fixed(s), None);
+    }
     // 1/L_mu is only safe where projection keeps every iterate inside the
     // region G was computed on, i.e. when the set itself is bounded.
-    let g_set = set_radius.map(|r| family.gradient_bound_on_ball(r));
-    let (step, smoothed_smoothness) = match (step, g_set) {
-        (Some(s), _) => (StepRule::Fixed(s), None),
-        (None, Some(g)) => {
+    match gradient_bound_on_set(family, set, accelerated) {
+        Some(g) => {
             let l_mu = family.smoothness() + g * g / mu;
             (StepRule::Fixed(1.0 / l_mu), Some(l_mu))
         }
-        (None, None) => {
+        None => {
+            let g_initial = initial
+                .task_gradient_norms
+                .iter()
+                .copied()
+                .fold(0.0, f64::max);
             let l_mu0 = family.smoothness() + g_initial * g_initial / mu;
             let initial = if l_mu0 > 0.0 { 1.0 / l_mu0 } else { 1.0 };
             (StepRule::Backtracking { initial }, None)
         }
-    };
-    Smoothing {
-        mu,
-        step,
-        smoothed_smoothness,
     }
 }
 

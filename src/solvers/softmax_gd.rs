@@ -3,7 +3,7 @@
 //! i.e. projected gradient descent on the smoothed maximum F_mu.
 //! Bound: docs/THEORY.md#softmax-gd-with-a-fixed-temperature and #default-step-rule.
 
-use super::smoothing::{resolve, sufficient_decrease, StepRule, Temperature};
+use super::smoothing::{evaluate_start, sufficient_decrease, StepRule, Temperature};
 use super::tracker::Tracker;
 use super::{unwrap_problem, MinimaxProblem, MinimaxState};
 use crate::family::Evaluation;
@@ -76,14 +76,10 @@ impl Solver<MinimaxProblem, MinimaxState> for SoftmaxGd {
     ) -> Result<(MinimaxState, Option<KV>), Error> {
         let (family, set) = unwrap_problem(problem)?;
         let theta = super::start_point(&mut state, family.as_ref(), &set);
-        let mut eval = Evaluation::new(family.num_tasks(), family.dim());
-        // Uniform weights for the first look (mu unknown yet); redone below.
-        family.evaluate(&theta, &mut |_, w| w.fill(1.0 / w.len() as f64), &mut eval);
-        let resolved = resolve(
+        let (resolved, eval) = evaluate_start(
             family.as_ref(),
             &set,
             &theta,
-            &eval,
             match self.temperature {
                 Temperature::Fixed(mu) => Some(mu),
                 Temperature::TunedForHorizon => None,
@@ -100,7 +96,6 @@ impl Solver<MinimaxProblem, MinimaxState> for SoftmaxGd {
         self.step = resolved.step;
         self.smoothed_smoothness = resolved.smoothed_smoothness;
         let mu = self.mu;
-        family.evaluate(&theta, &mut |f, w| softmax_into(f, mu, w), &mut eval);
         self.tracker.absorb(&eval);
         let cost = eval.max_loss();
         self.current = Some(eval);

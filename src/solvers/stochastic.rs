@@ -3,7 +3,7 @@
 //! paper's deep-learning use relies on) or of an exponential moving average of
 //! them (as Group DRO does), and takes a step on the minibatch gradient.
 
-use super::smoothing::{resolve, StepRule};
+use super::smoothing::{evaluate_start, StepRule};
 use super::softmax_gd::record_smoothed;
 use super::tracker::Tracker;
 use super::{unwrap_problem, MinimaxProblem, MinimaxState};
@@ -130,13 +130,10 @@ impl Solver<MinimaxProblem, MinimaxState> for StochasticSoftmaxGd {
             crate::error::InputError::new("--method", "stochastic needs data tasks")
         })?;
         let theta = super::start_point(&mut state, family.as_ref(), &set);
-        let mut eval = Evaluation::new(family.num_tasks(), family.dim());
-        family.evaluate(&theta, &mut |_, w| w.fill(1.0 / w.len() as f64), &mut eval);
-        let resolved = resolve(
+        let (resolved, eval) = evaluate_start(
             family.as_ref(),
             &set,
             &theta,
-            &eval,
             self.fixed_mu,
             self.fixed_step,
             self.distance,
@@ -152,7 +149,6 @@ impl Solver<MinimaxProblem, MinimaxState> for StochasticSoftmaxGd {
             StepRule::InverseSmoothness => unreachable!("resolved"),
         };
         let mu = self.mu;
-        family.evaluate(&theta, &mut |f, w| softmax_into(f, mu, w), &mut eval);
         self.tracker.absorb(&eval);
         let cost = eval.max_loss();
         let kv = record_smoothed(
