@@ -122,12 +122,15 @@ pub fn run_solve(args: &SolveArgs) -> Result<String, Failure> {
         )
         .into());
     }
+    let load_start = std::time::Instant::now();
     let problem = load_problem(&args.problem)?;
+    let seconds_load = load_start.elapsed().as_secs_f64();
     let options = args.options(problem.family.dim())?;
     let outcome = solve(problem.family.clone(), problem.set, &options)?;
     Ok(match args.format {
         OutputFormat::Json => {
             let mut value = outcome_json(&outcome);
+            value["seconds_load"] = json!(seconds_load);
             value["problem"] = json!({
                 "path": args.problem.display().to_string(),
                 "kind": problem.kind,
