@@ -23,7 +23,7 @@ pub enum StepRule {
     Fixed(f64),
     /// eta = 1 / L_mu, L_mu = L + G^2 / mu with G over the feasible set (over
     /// [`ACCELERATED_REACH`] times its radius for accelerated; needs a bounded set;
-    /// `resolve` turns it into `Fixed`).
+    /// `evaluate_start` turns it into `Fixed`).
     InverseSmoothness,
     /// Armijo-type backtracking on F_mu (halving), starting from `initial`.
     Backtracking {
