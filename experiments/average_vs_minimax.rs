@@ -25,7 +25,7 @@ use crate::theory::checks::{bound_holds, Check};
 use crate::FeasibleSet;
 use nalgebra::DVector;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::Path;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -83,21 +83,12 @@ impl Experiment for AverageVsMinimax {
                 "must be one of `seeds`",
             ));
         }
-        Ok(p.families
-            .iter()
-            .flat_map(|f| {
-                p.seeds.iter().map(move |s| Cell {
-                    key: format!("{f}/seed{s}"),
-                    spec: json!({"family": f, "seed": s}),
-                })
-            })
-            .collect())
+        Ok(Cell::family_seed_grid(&p.families, &p.seeds))
     }
 
     fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
         let p: P = params.typed(self.name())?;
-        let kind = cell.spec["family"].as_str().unwrap_or_default();
-        let seed = cell.spec["seed"].as_u64().unwrap_or_default();
+        let (kind, seed) = cell.family_and_seed();
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         // Unconstrained; each method's default step rule.
         let set = FeasibleSet::Unconstrained;

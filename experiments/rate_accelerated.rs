@@ -19,8 +19,10 @@
 
 use crate::error::Error;
 use crate::experiments::reference::{minimax_reference, smoothed_reference};
-use crate::experiments::setup::{build_family, horizon_grid, log_grid, median, FamilyParams};
-use crate::experiments::{figure, rows_of, Cell, CellResult, Experiment, Finished, Params};
+use crate::experiments::setup::{build_family, horizon_grid, log_grid, FamilyParams};
+use crate::experiments::{
+    convergence_table, figure, rows_of, Cell, CellResult, Experiment, Finished, Params,
+};
 use crate::plots::lines::convergence_chart;
 use crate::plots::LineTable;
 use crate::solvers::{solve, Method, SolveOptions, ACCELERATED_REACH};
@@ -32,7 +34,7 @@ use crate::theory::rate_fit::Window;
 use crate::FeasibleSet;
 use nalgebra::DVector;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::Path;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -105,21 +107,12 @@ impl Experiment for RateAccelerated {
                 "need iterations >= 1 and 1 <= min_horizon <= max_horizon",
             );
         }
-        Ok(p.families
-            .iter()
-            .flat_map(|f| {
-                p.seeds.iter().map(move |s| Cell {
-                    key: format!("{f}/seed{s}"),
-                    spec: json!({"family": f, "seed": s}),
-                })
-            })
-            .collect())
+        Ok(Cell::family_seed_grid(&p.families, &p.seeds))
     }
 
     fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
         let p: P = params.typed(self.name())?;
-        let kind = cell.spec["family"].as_str().unwrap_or_default();
-        let seed = cell.spec["seed"].as_u64().unwrap_or_default();
+        let (kind, seed) = cell.family_and_seed();
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         let set = FeasibleSet::with_radius(p.radius);
         let m = family.num_tasks();
@@ -278,23 +271,10 @@ impl Experiment for RateAccelerated {
                 ),
             ),
         ] {
-            let mut table = LineTable::new();
-            for family in &p.families {
-                let mine: Vec<&Row> = rows
-                    .iter()
-                    .filter(|r| &r.family == family && r.variant == variant)
-                    .collect();
-                for r in &mine {
-                    table.measured(family, r.seed, r.t as f64, r.measured);
-                }
-                let mut ts: Vec<u64> = mine.iter().map(|r| r.t).collect();
-                ts.sort_unstable();
-                ts.dedup();
-                for t in ts {
-                    let b: Vec<f64> = mine.iter().filter(|r| r.t == t).map(|r| r.bound).collect();
-                    table.bound(family, t as f64, median(&b));
-                }
-            }
+            let of_variant: Vec<&Row> = rows.iter().filter(|r| r.variant == variant).collect();
+            let table = convergence_table(&p.families, &of_variant, |r| {
+                (&r.family, r.seed, r.t, r.measured, r.bound)
+            });
             let csv = out.join(format!("{name}.csv"));
             table
                 .write_csv(&csv)

@@ -11,13 +11,13 @@
 //! than -1/2. See docs/THEORY.md#descent-ascent.
 
 use crate::error::Error;
-use crate::experiments::setup::{build_family, median, median_curve, FamilyParams};
+use crate::experiments::setup::{build_family, median_curve, FamilyParams};
 use crate::experiments::{
-    draw_convergence, figure, rows_of, Cell, CellResult, Experiment, Finished, Params,
+    convergence_table, draw_convergence, figure, rows_of, Cell, CellResult, Experiment, Finished,
+    Params,
 };
 use crate::family::Evaluation;
 use crate::plots::table::write_rows;
-use crate::plots::LineTable;
 use crate::solvers::{certify_point, solve, Method, SolveOptions};
 use crate::theory::bounds::{descent_ascent, descent_ascent_steps, descent_ascent_tuned};
 use crate::theory::checks::{bound_holds, rate_no_shallower, Check};
@@ -96,8 +96,7 @@ impl Experiment for RateDescentAscent {
 
     fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
         let p: P = params.typed(self.name())?;
-        let kind = cell.spec["family"].as_str().unwrap_or_default();
-        let seed = cell.spec["seed"].as_u64().unwrap_or_default();
+        let (kind, seed) = cell.family_and_seed();
         let t = cell.spec["t"].as_u64().unwrap_or_default();
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         let set = FeasibleSet::with_radius(p.radius);
@@ -167,21 +166,9 @@ impl Experiment for RateDescentAscent {
         // Every row with its constants, then the figure's table.
         write_rows(&out.join("rate_descent_ascent_rows.csv"), &rows)
             .map_err(|e| Error::Io(e.to_string()))?;
-        let mut table = LineTable::new();
-        for family in &p.families {
-            let mine: Vec<&Row> = rows.iter().filter(|r| &r.family == family).collect();
-            for r in &mine {
-                table.measured(family, r.seed, r.t as f64, r.gap);
-            }
-            for &t in &p.horizons {
-                let b: Vec<f64> = mine
-                    .iter()
-                    .filter(|r| r.t == t)
-                    .map(|r| r.bound_steps)
-                    .collect();
-                table.bound(family, t as f64, median(&b));
-            }
-        }
+        let table = convergence_table(&p.families, &rows, |r| {
+            (&r.family, r.seed, r.t, r.gap, r.bound_steps)
+        });
         draw_convergence(
             &table,
             out,

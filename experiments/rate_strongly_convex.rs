@@ -12,8 +12,10 @@
 
 use crate::error::Error;
 use crate::experiments::reference::smoothed_reference;
-use crate::experiments::setup::{build_family, median, FamilyParams};
-use crate::experiments::{figure, rows_of, Cell, CellResult, Experiment, Finished, Params};
+use crate::experiments::setup::{build_family, FamilyParams};
+use crate::experiments::{
+    convergence_table, figure, rows_of, Cell, CellResult, Experiment, Finished, Params,
+};
 use crate::plots::lines::{line_chart, LineSpec};
 use crate::plots::{LineTable, Scale};
 use crate::solvers::{solve, Method, SolveOptions};
@@ -79,21 +81,12 @@ impl Experiment for RateStronglyConvex {
                 "iterations and record_every must be positive",
             );
         }
-        Ok(p.families
-            .iter()
-            .flat_map(|f| {
-                p.seeds.iter().map(move |s| Cell {
-                    key: format!("{f}/seed{s}"),
-                    spec: json!({"family": f, "seed": s}),
-                })
-            })
-            .collect())
+        Ok(Cell::family_seed_grid(&p.families, &p.seeds))
     }
 
     fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
         let p: P = params.typed(self.name())?;
-        let kind = cell.spec["family"].as_str().unwrap_or_default();
-        let seed = cell.spec["seed"].as_u64().unwrap_or_default();
+        let (kind, seed) = cell.family_and_seed();
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         let set = FeasibleSet::with_radius(p.radius);
         let lambda = family.strong_convexity();
@@ -163,20 +156,9 @@ impl Experiment for RateStronglyConvex {
             checks: verdicts(&p, &rows),
             ..Default::default()
         };
-        let mut table = LineTable::new();
-        for family in &p.families {
-            let mine: Vec<&Row> = rows.iter().filter(|r| &r.family == family).collect();
-            for r in &mine {
-                table.measured(family, r.seed, r.t as f64, r.smoothed_error);
-            }
-            let mut ts: Vec<u64> = mine.iter().map(|r| r.t).collect();
-            ts.sort_unstable();
-            ts.dedup();
-            for t in ts {
-                let b: Vec<f64> = mine.iter().filter(|r| r.t == t).map(|r| r.bound).collect();
-                table.bound(family, t as f64, median(&b));
-            }
-        }
+        let table = convergence_table(&p.families, &rows, |r| {
+            (&r.family, r.seed, r.t, r.smoothed_error, r.bound)
+        });
         let name = "rate_strongly_convex";
         let csv = out.join(format!("{name}.csv"));
         table

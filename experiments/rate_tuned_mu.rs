@@ -11,11 +11,11 @@
 
 use crate::error::Error;
 use crate::experiments::reference::minimax_reference;
-use crate::experiments::setup::{build_family, horizon_grid, median, FamilyParams};
+use crate::experiments::setup::{build_family, horizon_grid, FamilyParams};
 use crate::experiments::{
-    draw_convergence, figure, rows_of, Cell, CellResult, Experiment, Finished, Params,
+    convergence_table, draw_convergence, figure, rows_of, Cell, CellResult, Experiment, Finished,
+    Params,
 };
-use crate::plots::LineTable;
 use crate::solvers::{solve, Method, SolveOptions};
 use crate::theory::bounds::{smoothed_smoothness, softmax_gd_tuned, tuned_mu};
 use crate::theory::checks::{bound_holds, rate_no_shallower, Check};
@@ -23,7 +23,7 @@ use crate::theory::rate_fit::Window;
 use crate::FeasibleSet;
 use nalgebra::DVector;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::Path;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -80,21 +80,12 @@ impl Experiment for RateTunedMu {
                 "need 1 <= min_horizon <= max_horizon",
             );
         }
-        Ok(p.families
-            .iter()
-            .flat_map(|f| {
-                p.seeds.iter().map(move |s| Cell {
-                    key: format!("{f}/seed{s}"),
-                    spec: json!({"family": f, "seed": s}),
-                })
-            })
-            .collect())
+        Ok(Cell::family_seed_grid(&p.families, &p.seeds))
     }
 
     fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
         let p: P = params.typed(self.name())?;
-        let kind = cell.spec["family"].as_str().unwrap_or_default();
-        let seed = cell.spec["seed"].as_u64().unwrap_or_default();
+        let (kind, seed) = cell.family_and_seed();
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         let set = FeasibleSet::with_radius(p.radius);
         let m = family.num_tasks();
@@ -164,20 +155,9 @@ impl Experiment for RateTunedMu {
             checks: verdicts(&p, &rows),
             ..Default::default()
         };
-        let mut table = LineTable::new();
-        for family in &p.families {
-            let mine: Vec<&Row> = rows.iter().filter(|r| &r.family == family).collect();
-            for r in &mine {
-                table.measured(family, r.seed, r.t as f64, r.suboptimality);
-            }
-            let mut ts: Vec<u64> = mine.iter().map(|r| r.t).collect();
-            ts.sort_unstable();
-            ts.dedup();
-            for t in ts {
-                let b: Vec<f64> = mine.iter().filter(|r| r.t == t).map(|r| r.bound).collect();
-                table.bound(family, t as f64, median(&b));
-            }
-        }
+        let table = convergence_table(&p.families, &rows, |r| {
+            (&r.family, r.seed, r.t, r.suboptimality, r.bound)
+        });
         draw_convergence(
             &table,
             out,

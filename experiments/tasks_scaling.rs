@@ -214,9 +214,8 @@ impl Experiment for TasksScaling {
 
     fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
         let p: P = params.typed(self.name())?;
-        let kind = cell.spec["family"].as_str().unwrap_or_default();
+        let (kind, seed) = cell.family_and_seed();
         let m = cell.spec["m"].as_u64().unwrap_or_default() as usize;
-        let seed = cell.spec["seed"].as_u64().unwrap_or_default();
         let family = scaling_family(kind, &p.family, m, seed)?;
         let set = FeasibleSet::with_radius(p.radius);
         let (opt_lower, opt_upper) = active_set_reference(&family, set, 1e-9)?;

@@ -109,21 +109,12 @@ impl Experiment for WeightsTrajectory {
                 "the figure's family and seed must be among `families` and `seeds`",
             ));
         }
-        Ok(p.families
-            .iter()
-            .flat_map(|f| {
-                p.seeds.iter().map(move |s| Cell {
-                    key: format!("{f}/seed{s}"),
-                    spec: json!({"family": f, "seed": s}),
-                })
-            })
-            .collect())
+        Ok(Cell::family_seed_grid(&p.families, &p.seeds))
     }
 
     fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
         let p: P = params.typed(self.name())?;
-        let kind = cell.spec["family"].as_str().unwrap_or_default();
-        let seed = cell.spec["seed"].as_u64().unwrap_or_default();
+        let (kind, seed) = cell.family_and_seed();
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         // Unconstrained: the default step rule backtracks on F_mu.
         let set = FeasibleSet::Unconstrained;

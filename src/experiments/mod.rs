@@ -54,6 +54,29 @@ pub struct Cell {
     pub spec: Value,
 }
 
+impl Cell {
+    /// One cell per (family, seed), in that order, keyed `family/seedS`.
+    pub fn family_seed_grid(families: &[String], seeds: &[u64]) -> Vec<Cell> {
+        families
+            .iter()
+            .flat_map(|f| {
+                seeds.iter().map(move |s| Cell {
+                    key: format!("{f}/seed{s}"),
+                    spec: serde_json::json!({"family": f, "seed": s}),
+                })
+            })
+            .collect()
+    }
+
+    /// The `family` and `seed` of the spec (as [`Cell::family_seed_grid`] writes them).
+    pub fn family_and_seed(&self) -> (&str, u64) {
+        (
+            self.spec["family"].as_str().unwrap_or_default(),
+            self.spec["seed"].as_u64().unwrap_or_default(),
+        )
+    }
+}
+
 /// The rows a cell produced (tidy records), in a fixed order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CellResult {
@@ -447,6 +470,37 @@ pub fn rows_of<R: serde::de::DeserializeOwned>(results: &[CellResult]) -> Result
         })
         .collect::<Result<_, _>>()
         .map_err(|e| Error::Io(e.to_string()))
+}
+
+/// The table of a convergence figure: per family, every measured point
+/// (one series per seed) and, at each distinct T in increasing order, the
+/// median over seeds of the bound. `point` gives a row's
+/// `(family, seed, T, measured, bound)`.
+pub fn convergence_table<R>(
+    families: &[String],
+    rows: &[R],
+    point: impl Fn(&R) -> (&str, u64, u64, f64, f64),
+) -> crate::plots::LineTable {
+    let mut table = crate::plots::LineTable::new();
+    for family in families {
+        let mine: Vec<(u64, u64, f64, f64)> = rows
+            .iter()
+            .map(&point)
+            .filter(|(f, ..)| f == family)
+            .map(|(_, seed, t, measured, bound)| (seed, t, measured, bound))
+            .collect();
+        for &(seed, t, measured, _) in &mine {
+            table.measured(family, seed, t as f64, measured);
+        }
+        let mut ts: Vec<u64> = mine.iter().map(|m| m.1).collect();
+        ts.sort_unstable();
+        ts.dedup();
+        for t in ts {
+            let bounds: Vec<f64> = mine.iter().filter(|m| m.1 == t).map(|m| m.3).collect();
+            table.bound(family, t as f64, setup::median(&bounds));
+        }
+    }
+    table
 }
 
 /// Writes `<out>/<name>.csv` from the table, reads it back, and draws
