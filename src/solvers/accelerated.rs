@@ -1,16 +1,14 @@
 //! Accelerated (Nesterov / FISTA) projected gradient on the smoothed maximum F_mu
 //! (Beck & Teboulle 2009). Bound: docs/THEORY.md#accelerated-softmax-gd.
 
-use super::smoothing::{evaluate_start, sufficient_decrease, StepRule, Temperature};
+use super::smoothing::{evaluate_start, projected_step, StepRule, Temperature};
 use super::softmax_gd::record_smoothed;
 use super::tracker::Tracker;
 use super::{unwrap_problem, MinimaxProblem, MinimaxState};
 use crate::family::Evaluation;
-use crate::numerics::{log_sum_exp, softmax_into};
+use crate::numerics::softmax_into;
 use argmin::core::{Error, Problem, Solver, State, TerminationReason, KV};
 use nalgebra::DVector;
-
-const MAX_HALVINGS: usize = 60;
 
 /// FISTA on F_mu: `theta_{k+1} = Pi(y_k - eta grad F_mu(y_k))`,
 /// `y_{k+1} = theta_{k+1} + (t_k - 1)/t_{k+1} (theta_{k+1} - theta_k)`. Returns the last theta.
@@ -128,34 +126,16 @@ impl Solver<MinimaxProblem, MinimaxState> for Accelerated {
         // Gradient of F_mu at the extrapolated point.
         family.evaluate(&y, &mut |f, w| softmax_into(f, mu, w), at_y);
         self.tracker.absorb(at_y);
-        let (mut eta, backtrack) = match self.step {
-            StepRule::Fixed(s) => (s, false),
-            StepRule::Backtracking { initial } => (initial, true),
-            StepRule::InverseSmoothness => unreachable!("resolved in init"),
-        };
-        let smoothed_y = log_sum_exp(&at_y.losses, mu);
-        let mut halvings = 0;
-        loop {
-            next.copy_from(&y);
-            next.axpy(-eta, &at_y.gradient, 1.0);
-            set.project(&mut next);
-            family.evaluate(&next, &mut |f, w| softmax_into(f, mu, w), &mut at_next);
-            if !backtrack {
-                break;
-            }
-            let smoothed_next = log_sum_exp(&at_next.losses, mu);
-            if sufficient_decrease(smoothed_next, smoothed_y, &at_y.gradient, &y, &next, eta) {
-                break;
-            }
-            halvings += 1;
-            if halvings > MAX_HALVINGS {
-                break;
-            }
-            eta *= 0.5;
-        }
-        if backtrack {
-            self.step = StepRule::Backtracking { initial: eta };
-        }
+        let (eta, failed) = projected_step(
+            family.as_ref(),
+            &set,
+            mu,
+            &mut self.step,
+            &y,
+            at_y,
+            &mut next,
+            &mut at_next,
+        );
         self.smallest_step = self.smallest_step.min(eta);
         self.tracker.absorb(&at_next);
         // Momentum update, in place on y.
@@ -177,7 +157,7 @@ impl Solver<MinimaxProblem, MinimaxState> for Accelerated {
         );
         self.at_theta = Some(at_next);
         let state = state.param(theta).param(next).cost(cost);
-        if halvings > MAX_HALVINGS {
+        if failed {
             return Ok((
                 state.terminate_with(TerminationReason::SolverExit("backtracking failed".into())),
                 kv,

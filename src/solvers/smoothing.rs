@@ -4,7 +4,7 @@
 
 use crate::ball::FeasibleSet;
 use crate::family::{Evaluation, TaskFamily};
-use crate::numerics::softmax_into;
+use crate::numerics::{log_sum_exp, softmax_into};
 use nalgebra::DVector;
 
 /// How mu is chosen.
@@ -185,9 +185,66 @@ fn step_rule(
     }
 }
 
+/// Halvings allowed in one backtracking search before giving up.
+const MAX_HALVINGS: usize = 60;
+
+/// One projected gradient step on F_mu: `next = Pi(from - eta grad F_mu(from))`,
+/// with `at_from` the evaluation at `from` (softmax weights at `mu`) and
+/// `at_next` filled at `next`. A fixed step is taken as is; backtracking halves
+/// eta until the sufficient-decrease test holds and keeps it as the next
+/// initial step. Returns the step taken and whether backtracking gave up.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn projected_step(
+    family: &dyn TaskFamily,
+    set: &FeasibleSet,
+    mu: f64,
+    rule: &mut StepRule,
+    from: &DVector<f64>,
+    at_from: &Evaluation,
+    next: &mut DVector<f64>,
+    at_next: &mut Evaluation,
+) -> (f64, bool) {
+    let (mut eta, backtrack) = match *rule {
+        StepRule::Fixed(s) => (s, false),
+        StepRule::Backtracking { initial } => (initial, true),
+        StepRule::InverseSmoothness => unreachable!("resolved by evaluate_start"),
+    };
+    let smoothed_from = log_sum_exp(&at_from.losses, mu);
+    let mut halvings = 0;
+    loop {
+        next.copy_from(from);
+        next.axpy(-eta, &at_from.gradient, 1.0);
+        set.project(next);
+        family.evaluate(next, &mut |f, w| softmax_into(f, mu, w), at_next);
+        if !backtrack {
+            break;
+        }
+        let smoothed_next = log_sum_exp(&at_next.losses, mu);
+        if sufficient_decrease(
+            smoothed_next,
+            smoothed_from,
+            &at_from.gradient,
+            from,
+            next,
+            eta,
+        ) {
+            break;
+        }
+        halvings += 1;
+        if halvings > MAX_HALVINGS {
+            break;
+        }
+        eta *= 0.5;
+    }
+    if backtrack {
+        *rule = StepRule::Backtracking { initial: eta };
+    }
+    (eta, halvings > MAX_HALVINGS)
+}
+
 /// The sufficient-decrease test of projected gradient backtracking:
 /// F_mu(x+) <= F_mu(x) + g^T (x+ - x) + ||x+ - x||^2 / (2 eta).
-pub(crate) fn sufficient_decrease(
+fn sufficient_decrease(
     smoothed_new: f64,
     smoothed_old: f64,
     gradient: &DVector<f64>,

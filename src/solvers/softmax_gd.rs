@@ -3,16 +3,13 @@
 //! i.e. projected gradient descent on the smoothed maximum F_mu.
 //! Bound: docs/THEORY.md#softmax-gd-with-a-fixed-temperature and #default-step-rule.
 
-use super::smoothing::{evaluate_start, sufficient_decrease, StepRule, Temperature};
+use super::smoothing::{evaluate_start, projected_step, StepRule, Temperature};
 use super::tracker::Tracker;
 use super::{unwrap_problem, MinimaxProblem, MinimaxState};
 use crate::family::Evaluation;
-use crate::numerics::{log_sum_exp, softmax_into};
+use crate::numerics::log_sum_exp;
 use argmin::core::{Error, Problem, Solver, State, TerminationReason, TerminationStatus, KV};
 use nalgebra::DVector;
-
-/// Halvings allowed in one backtracking search before giving up.
-const MAX_HALVINGS: usize = 60;
 
 /// The softmax-gd solver. Build with [`SoftmaxGd::new`]; `init` resolves the
 /// temperature and step from the problem.
@@ -124,41 +121,16 @@ impl Solver<MinimaxProblem, MinimaxState> for SoftmaxGd {
         let mu = self.mu;
         let mut current = self.current.take().expect("initialised");
         let mut candidate = self.candidate.take().expect("initialised");
-        let (mut eta, backtrack) = match self.step {
-            StepRule::Fixed(s) => (s, false),
-            StepRule::Backtracking { initial } => (initial, true),
-            StepRule::InverseSmoothness => unreachable!("resolved in init"),
-        };
-        let smoothed_old = log_sum_exp(&current.losses, mu);
-        let mut halvings = 0;
-        loop {
-            next.copy_from(&theta);
-            next.axpy(-eta, &current.gradient, 1.0);
-            set.project(&mut next);
-            family.evaluate(&next, &mut |f, w| softmax_into(f, mu, w), &mut candidate);
-            if !backtrack {
-                break;
-            }
-            let smoothed_new = log_sum_exp(&candidate.losses, mu);
-            if sufficient_decrease(
-                smoothed_new,
-                smoothed_old,
-                &current.gradient,
-                &theta,
-                &next,
-                eta,
-            ) {
-                break;
-            }
-            halvings += 1;
-            if halvings > MAX_HALVINGS {
-                break;
-            }
-            eta *= 0.5;
-        }
-        if backtrack {
-            self.step = StepRule::Backtracking { initial: eta };
-        }
+        let (eta, failed) = projected_step(
+            family.as_ref(),
+            &set,
+            mu,
+            &mut self.step,
+            &theta,
+            &current,
+            &mut next,
+            &mut candidate,
+        );
         self.smallest_step = self.smallest_step.min(eta);
         std::mem::swap(&mut current, &mut candidate);
         self.tracker.absorb(&current);
@@ -175,7 +147,7 @@ impl Solver<MinimaxProblem, MinimaxState> for SoftmaxGd {
             eta,
         );
         let state = state.param(theta).param(next).cost(cost);
-        if halvings > MAX_HALVINGS {
+        if failed {
             return Ok((
                 state.terminate_with(TerminationReason::SolverExit("backtracking failed".into())),
                 kv,
