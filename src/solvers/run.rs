@@ -283,10 +283,6 @@ fn finish<S: Certifying>(
     // Any valid bound certifies OPT; keep the best seen during the run as well.
     let lower_bound = certify_returned_point(family, set, &theta, &weights, max_loss)
         .max(tracker.best_lower_bound);
-    if options.report_constants {
-        family.smoothness();
-        family.strong_convexity();
-    }
     let (mu, step) = solver.mu_and_step();
     SolveOutcome {
         method: options.method,
@@ -306,8 +302,16 @@ fn finish<S: Certifying>(
             .get_termination_reason()
             .map_or_else(|| "max iterations".to_string(), |r| r.text().to_string()),
         constants: Constants {
-            smoothness: family.known_smoothness(),
-            strong_convexity: family.known_strong_convexity(),
+            smoothness: if options.report_constants {
+                Some(family.smoothness())
+            } else {
+                family.known_smoothness()
+            },
+            strong_convexity: if options.report_constants {
+                Some(family.strong_convexity())
+            } else {
+                family.known_strong_convexity()
+            },
             gradient_bound: tracker.gradient_bound,
             loss_bound: tracker.loss_bound,
             smoothed_smoothness: solver.smoothed_smoothness(),

@@ -96,20 +96,16 @@ pub(crate) fn evaluate_start(
     (smoothing, eval)
 }
 
-/// G over the ball the method's gradients are taken on, where the set is bounded.
-fn gradient_bound_on_set(
-    family: &dyn TaskFamily,
-    set: &FeasibleSet,
-    accelerated: bool,
-) -> Option<f64> {
+/// The radius of the ball the method's gradients are taken on, where the set
+/// is bounded.
+fn gradient_reach(set: &FeasibleSet, accelerated: bool) -> Option<f64> {
     // FISTA takes its gradients at extrapolated points y = theta + beta (theta -
     // theta_prev), 0 <= beta < 1, which can leave the set: on a set of radius r,
     // ||y|| < 3r, and its bound needs L_mu on the segment from y to the next
     // iterate. So G is taken over the ball of radius 3r there
     // (docs/THEORY.md#accelerated-softmax-gd).
     let reach = if accelerated { ACCELERATED_REACH } else { 1.0 };
-    set.radius()
-        .map(|r| family.gradient_bound_on_ball(reach * r))
+    set.radius().map(|r| reach * r)
 }
 
 /// mu tuned for the horizon from G and R, or the documented fallback on the
@@ -124,11 +120,7 @@ fn tuned_temperature(
     accelerated: bool,
 ) -> f64 {
     let log_m = (family.num_tasks() as f64).ln();
-    let reach = if accelerated { ACCELERATED_REACH } else { 1.0 };
-    let region = set
-        .radius()
-        .map(|r| reach * r)
-        .or_else(|| region_radius(set, theta0, distance));
+    let region = gradient_reach(set, accelerated).or_else(|| region_radius(set, theta0, distance));
     let g_region = region.map(|r| family.gradient_bound_on_ball(r));
     let r = distance_bound(set, distance);
     match (r, g_region) {
@@ -167,7 +159,7 @@ fn step_rule(
     }
     // 1/L_mu is only safe where projection keeps every iterate inside the
     // region G was computed on, i.e. when the set itself is bounded.
-    match gradient_bound_on_set(family, set, accelerated) {
+    match gradient_reach(set, accelerated).map(|r| family.gradient_bound_on_ball(r)) {
         Some(g) => {
             let l_mu = family.smoothness() + g * g / mu;
             (StepRule::Fixed(1.0 / l_mu), Some(l_mu))
