@@ -23,6 +23,8 @@ pub mod weights;
 pub use axis::Scale;
 pub use table::{Bar, BarTable, LinePoint, LineTable, Role, WeightPoint, WeightTable};
 
+use plotters::chart::MeshStyle;
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::Shift;
 use plotters::element::DashedPathElement;
 use plotters::prelude::*;
@@ -151,6 +153,21 @@ impl Px {
     }
     pub fn font(self, size: f64) -> TextStyle<'static> {
         ("sans-serif", size * self.0).into_font().color(&BLACK)
+    }
+
+    /// The house style of every chart's mesh: fonts, grid lines, axis, ticks.
+    pub fn style_mesh<X, Y, XT, YT, DB>(self, mesh: &mut MeshStyle<'_, '_, X, Y, DB>)
+    where
+        X: Ranged<ValueType = XT> + ValueFormatter<XT>,
+        Y: Ranged<ValueType = YT> + ValueFormatter<YT>,
+        DB: DrawingBackend,
+    {
+        mesh.label_style(self.font(10.0))
+            .axis_desc_style(self.font(11.0))
+            .bold_line_style(BLACK.mix(0.10).stroke_width(self.u(1.0)))
+            .light_line_style(BLACK.mix(0.04).stroke_width(self.u(1.0)))
+            .axis_style(BLACK.stroke_width(self.u(1.0)))
+            .set_all_tick_mark_size(self.i(4.0));
     }
 }
 

@@ -240,20 +240,13 @@ impl Chart for WeightChart<'_> {
                 y.label(*v)
             }
         };
-        chart
-            .configure_mesh()
-            .x_desc(self.spec.x_label.as_str())
+        let mut mesh = chart.configure_mesh();
+        mesh.x_desc(self.spec.x_label.as_str())
             .y_desc(self.spec.y_label.as_str())
             .x_label_formatter(&x_fmt)
-            .y_label_formatter(&y_fmt)
-            .label_style(px.font(10.0))
-            .axis_desc_style(px.font(11.0))
-            .bold_line_style(BLACK.mix(0.10).stroke_width(px.u(1.0)))
-            .light_line_style(BLACK.mix(0.04).stroke_width(px.u(1.0)))
-            .axis_style(BLACK.stroke_width(px.u(1.0)))
-            .set_all_tick_mark_size(px.i(4.0))
-            .draw()
-            .map_err(draw_error)?;
+            .y_label_formatter(&y_fmt);
+        px.style_mesh(&mut mesh);
+        mesh.draw().map_err(draw_error)?;
 
         match self.spec.style {
             WeightStyle::Stacked => {
