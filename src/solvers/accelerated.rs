@@ -2,7 +2,7 @@
 //! (Beck & Teboulle 2009). Bound: docs/THEORY.md#accelerated-softmax-gd.
 
 use super::smoothing::{evaluate_start, projected_step, StepRule, Temperature};
-use super::softmax_gd::record_smoothed;
+use super::softmax_gd::{record_smoothed, record_start};
 use super::tracker::Tracker;
 use super::{unwrap_problem, MinimaxProblem, MinimaxState};
 use crate::family::Evaluation;
@@ -93,18 +93,7 @@ impl Solver<MinimaxProblem, MinimaxState> for Accelerated {
         self.mu = resolved.mu;
         self.step = resolved.step;
         self.smoothed_smoothness = resolved.smoothed_smoothness;
-        let mu = self.mu;
-        self.tracker.absorb(&eval);
-        let cost = eval.max_loss();
-        let kv = record_smoothed(
-            &mut self.tracker,
-            &eval,
-            mu,
-            0,
-            &theta,
-            family.as_ref(),
-            f64::NAN,
-        );
+        let (cost, kv) = record_start(&mut self.tracker, &eval, self.mu, &theta, family.as_ref());
         self.at_extrapolated = Some(eval.clone());
         self.at_theta = Some(eval);
         self.extrapolated = Some(theta.clone());

@@ -92,20 +92,9 @@ impl Solver<MinimaxProblem, MinimaxState> for SoftmaxGd {
         self.mu = resolved.mu;
         self.step = resolved.step;
         self.smoothed_smoothness = resolved.smoothed_smoothness;
-        let mu = self.mu;
-        self.tracker.absorb(&eval);
-        let cost = eval.max_loss();
+        let (cost, kv) = record_start(&mut self.tracker, &eval, self.mu, &theta, family.as_ref());
         self.current = Some(eval);
         self.candidate = Some(Evaluation::new(family.num_tasks(), family.dim()));
-        let kv = record_smoothed(
-            &mut self.tracker,
-            self.current.as_ref().expect("set"),
-            mu,
-            0,
-            &theta,
-            family.as_ref(),
-            f64::NAN,
-        );
         Ok((state.param(theta).cost(cost), kv))
     }
 
@@ -159,6 +148,20 @@ impl Solver<MinimaxProblem, MinimaxState> for SoftmaxGd {
     fn terminate(&mut self, _state: &MinimaxState) -> TerminationStatus {
         TerminationStatus::NotTerminated
     }
+}
+
+/// Absorbs and records the evaluation at theta_0 of a smoothed method
+/// (iteration 0, no step yet); returns `F(theta_0)` and the record.
+pub(crate) fn record_start(
+    tracker: &mut Tracker,
+    eval: &Evaluation,
+    mu: f64,
+    theta: &DVector<f64>,
+    family: &dyn crate::family::TaskFamily,
+) -> (f64, Option<KV>) {
+    tracker.absorb(eval);
+    let kv = record_smoothed(tracker, eval, mu, 0, theta, family, f64::NAN);
+    (eval.max_loss(), kv)
 }
 
 /// Certifies (when due) and records an iterate of a smoothed method whose

@@ -4,7 +4,7 @@
 //! them (as Group DRO does), and takes a step on the minibatch gradient.
 
 use super::smoothing::{evaluate_start, StepRule};
-use super::softmax_gd::record_smoothed;
+use super::softmax_gd::{record_smoothed, record_start};
 use super::tracker::Tracker;
 use super::{unwrap_problem, MinimaxProblem, MinimaxState};
 use crate::family::Evaluation;
@@ -148,18 +148,7 @@ impl Solver<MinimaxProblem, MinimaxState> for StochasticSoftmaxGd {
             StepRule::Backtracking { initial } => initial,
             StepRule::InverseSmoothness => unreachable!("resolved"),
         };
-        let mu = self.mu;
-        self.tracker.absorb(&eval);
-        let cost = eval.max_loss();
-        let kv = record_smoothed(
-            &mut self.tracker,
-            &eval,
-            mu,
-            0,
-            &theta,
-            family.as_ref(),
-            f64::NAN,
-        );
+        let (cost, kv) = record_start(&mut self.tracker, &eval, self.mu, &theta, family.as_ref());
         self.full = Some(eval);
         self.minibatch = Some(Evaluation::new(family.num_tasks(), family.dim()));
         self.rows = counts.iter().map(|_| vec![0; self.batch_size]).collect();
