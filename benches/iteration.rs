@@ -104,7 +104,7 @@ fn big_tasks(m: usize, n: usize, d: usize, labels: bool) -> Vec<TaskData> {
                     u
                 }
             });
-            TaskData { xt, y }
+            TaskData::from_columns(&xt, y)
         })
         .collect()
 }

@@ -119,7 +119,7 @@ impl Experiment for RateStronglyConvex {
         let initial = error(0);
         (0..=p.iterations)
             .step_by(p.record_every as usize)
-            .chain((p.iterations % p.record_every != 0).then_some(p.iterations))
+            .chain((!p.iterations.is_multiple_of(p.record_every)).then_some(p.iterations))
             .map(|t| {
                 // The contraction needs a step of at most 1/L_mu (NaN fails the check).
                 let bound = if step <= 1.0 / l_mu {

@@ -7,7 +7,13 @@
 //! of threads; the two versions round differently (FMA), so results may differ
 //! in the last bits between machines with and without AVX2+FMA. Setting the
 //! environment variable `TASKROBUST_SIMD=generic` forces the portable code
-//! (bit-identical results across x86-64 machines).
+//! (bit-identical results across x86-64 machines); `TASKROBUST_SIMD=avx2`
+//! forbids AVX-512.
+//!
+//! The data passes are bandwidth-bound and use AVX2 on AVX-512 machines too
+//! (AVX-512 versions measured no faster); the compute-bound Gram kernel
+//! ([`crate::gram`]) has an AVX-512 version that agrees with its AVX2 one bit
+//! for bit.
 
 use std::sync::OnceLock;
 
@@ -18,6 +24,8 @@ pub enum Isa {
     Generic,
     /// 256-bit AVX2 with fused multiply-add.
     Avx2Fma,
+    /// AVX2+FMA, and AVX-512F for the Gram kernel.
+    Avx512,
 }
 
 impl Isa {
@@ -25,7 +33,13 @@ impl Isa {
         match self {
             Isa::Generic => "generic",
             Isa::Avx2Fma => "avx2+fma",
+            Isa::Avx512 => "avx512f+avx2+fma",
         }
+    }
+
+    /// Whether the AVX2+FMA versions of the data-pass kernels run.
+    pub fn has_avx2_fma(self) -> bool {
+        matches!(self, Isa::Avx2Fma | Isa::Avx512)
     }
 }
 
@@ -34,6 +48,9 @@ pub fn detected_isa() -> Isa {
     #[cfg(target_arch = "x86_64")]
     {
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            if is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
             return Isa::Avx2Fma;
         }
     }
@@ -45,6 +62,7 @@ pub fn isa() -> Isa {
     static ISA: OnceLock<Isa> = OnceLock::new();
     *ISA.get_or_init(|| match std::env::var("TASKROBUST_SIMD").as_deref() {
         Ok("generic") | Ok("off") | Ok("0") => Isa::Generic,
+        Ok("avx2") if detected_isa() == Isa::Avx512 => Isa::Avx2Fma,
         _ => detected_isa(),
     })
 }
@@ -54,7 +72,7 @@ pub fn isa() -> Isa {
 pub fn dot(x: &[f64], y: &[f64]) -> f64 {
     assert_eq!(x.len(), y.len(), "dot: length mismatch");
     #[cfg(target_arch = "x86_64")]
-    if isa() == Isa::Avx2Fma {
+    if isa().has_avx2_fma() {
         // SAFETY: the CPU supports AVX2 and FMA (checked by `isa`).
         return unsafe { x86::dot(x, y) };
     }
@@ -66,7 +84,7 @@ pub fn dot(x: &[f64], y: &[f64]) -> f64 {
 pub fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
     assert_eq!(x.len(), y.len(), "axpy: length mismatch");
     #[cfg(target_arch = "x86_64")]
-    if isa() == Isa::Avx2Fma {
+    if isa().has_avx2_fma() {
         // SAFETY: as in `dot`.
         return unsafe { x86::axpy(alpha, x, y) };
     }
@@ -90,7 +108,7 @@ where
     );
     assert_eq!(gradient.len(), d, "fused_rows: gradient length");
     #[cfg(target_arch = "x86_64")]
-    if isa() == Isa::Avx2Fma {
+    if isa().has_avx2_fma() {
         // SAFETY: as in `dot`; lengths checked above.
         return unsafe { x86::fused_rows(xt, y, theta, link, gradient) };
     }
@@ -110,7 +128,7 @@ where
         "loss_rows: xt must hold y.len() samples"
     );
     #[cfg(target_arch = "x86_64")]
-    if isa() == Isa::Avx2Fma {
+    if isa().has_avx2_fma() {
         // SAFETY: as in `dot`.
         return unsafe { x86::loss_rows(xt, y, theta, loss) };
     }
@@ -533,7 +551,7 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn interleaved_runs_are_bit_identical_to_one_sample_steps_in_that_order() {
-        if detected_isa() != Isa::Avx2Fma {
+        if !detected_isa().has_avx2_fma() {
             return;
         }
         let (d, rows) = (37, 21);

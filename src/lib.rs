@@ -12,6 +12,7 @@ pub mod error;
 pub mod experiments;
 pub mod family;
 pub mod gpu;
+pub mod gram;
 pub mod io;
 pub mod kernels;
 pub mod memory;

@@ -5,6 +5,17 @@
 //! boundary; 2 MiB pages remove both. Linux hands out transparent huge pages
 //! on request only (`madvise` mode is the common default), so large buffers
 //! ask for them before their first touch, as NumPy does for its arrays.
+//!
+//! Data read only a few times (the least-squares Gram form reads each sample
+//! in its set-up and at the final point) is instead mapped from its `.npy`
+//! file ([`Values::Mapped`]): no copy, no zeroing, and the page cache's pages
+//! are shared, not duplicated. A mapping must not change underneath us: the
+//! data files must not be modified while a run reads them (as for NumPy's
+//! `mmap_mode`). Data that the passes stream hundreds of times is copied onto
+//! huge pages ([`Values::into_resident`]).
+
+use std::fs::File;
+use std::sync::Arc;
 
 /// Buffers below this size stay on ordinary pages (no whole huge page inside).
 const HUGE_PAGE_BYTES: usize = 2 << 20;
@@ -16,6 +27,103 @@ pub fn zeroed_for_streaming(count: usize) -> Vec<f64> {
     let data = vec![0.0f64; count];
     advise_huge_pages(&data);
     data
+}
+
+/// f64 values: owned (on huge pages where large) or mapped read-only from a file.
+#[derive(Clone)]
+pub enum Values {
+    Owned(Vec<f64>),
+    Mapped(Arc<MappedValues>),
+}
+
+/// `count` little-endian f64 values at byte `offset` of a read-only file mapping.
+pub struct MappedValues {
+    map: memmap2::Mmap,
+    offset: usize,
+    count: usize,
+}
+
+impl MappedValues {
+    /// Maps `count` values starting at byte `offset` of `file`. `None` where
+    /// the bytes cannot serve as f64 values in place: a big-endian machine, an
+    /// offset that is not a multiple of 8, or a failed `mmap` (the caller then
+    /// reads the file instead).
+    pub fn map(file: &File, offset: usize, count: usize) -> Option<Self> {
+        if cfg!(target_endian = "big") || !offset.is_multiple_of(std::mem::align_of::<f64>()) {
+            return None;
+        }
+        let bytes = count.checked_mul(8)?.checked_add(offset)?;
+        // A mapping may reach past the end of the file, but touching that part
+        // is a SIGBUS: map only what the file holds.
+        if file.metadata().ok()?.len() < bytes as u64 {
+            return None;
+        }
+        // SAFETY: the mapping is read-only; the module's contract (documented
+        // above and in README) is that data files are not modified while they
+        // are read.
+        let map = unsafe { memmap2::MmapOptions::new().len(bytes).map(file) }.ok()?;
+        Some(Self { map, offset, count })
+    }
+
+    pub fn as_slice(&self) -> &[f64] {
+        let bytes = &self.map[self.offset..self.offset + self.count * 8];
+        // SAFETY: the mapping is page-aligned and `offset` a multiple of 8, so
+        // the pointer is aligned for f64; every bit pattern is a valid f64, and
+        // the length is in bounds (checked in `map`). Little-endian only.
+        unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f64>(), self.count) }
+    }
+}
+
+impl Values {
+    pub fn as_slice(&self) -> &[f64] {
+        match self {
+            Values::Owned(v) => v,
+            Values::Mapped(m) => m.as_slice(),
+        }
+    }
+
+    /// The values, writable: a mapping is first copied (copy on write).
+    pub fn as_mut_slice(&mut self) -> &mut [f64] {
+        if let Values::Mapped(m) = self {
+            *self = Values::Owned(copy_for_streaming(m.as_slice()));
+        }
+        match self {
+            Values::Owned(v) => v,
+            Values::Mapped(_) => unreachable!("copied above"),
+        }
+    }
+
+    pub fn is_mapped(&self) -> bool {
+        matches!(self, Values::Mapped(_))
+    }
+
+    /// Owned values on huge pages: a mapping is copied, owned values are kept.
+    pub fn into_resident(self) -> Self {
+        match self {
+            Values::Mapped(m) => Values::Owned(copy_for_streaming(m.as_slice())),
+            owned => owned,
+        }
+    }
+}
+
+impl std::fmt::Debug for Values {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if self.is_mapped() { "Mapped" } else { "Owned" };
+        f.debug_tuple(kind).field(&self.as_slice()).finish()
+    }
+}
+
+impl PartialEq for Values {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+/// A copy of `values` on huge pages (see [`zeroed_for_streaming`]).
+pub fn copy_for_streaming(values: &[f64]) -> Vec<f64> {
+    let mut copy = zeroed_for_streaming(values.len());
+    copy.copy_from_slice(values);
+    copy
 }
 
 #[cfg(target_os = "linux")]
@@ -54,5 +162,40 @@ mod tests {
             assert_eq!(data.len(), count);
             assert!(data.iter().all(|&v| v == 0.0));
         }
+    }
+
+    #[test]
+    fn mapped_values_read_the_file_and_copy_on_write() {
+        use std::io::Write;
+        let dir = crate::io::test_dir::TestDir::new("mapped-values");
+        let path = dir.path().join("values.bin");
+        let values: Vec<f64> = (0..1000).map(|i| i as f64 * 0.5 - 7.0).collect();
+        let mut file = File::create(&path).unwrap();
+        file.write_all(&[0u8; 16]).unwrap();
+        for v in &values {
+            file.write_all(&v.to_le_bytes()).unwrap();
+        }
+        drop(file);
+        let file = File::open(&path).unwrap();
+        assert!(
+            MappedValues::map(&file, 4, values.len()).is_none(),
+            "misaligned offset"
+        );
+        assert!(
+            MappedValues::map(&file, 16, values.len() + 1).is_none(),
+            "past the end"
+        );
+        let Some(mapped) = MappedValues::map(&file, 16, values.len()) else {
+            return; // big-endian or no mmap: the callers read instead
+        };
+        let mut shared = Values::Mapped(Arc::new(mapped));
+        assert_eq!(shared.as_slice(), &values[..]);
+        let resident = shared.clone().into_resident();
+        assert!(!resident.is_mapped());
+        assert_eq!(resident, shared);
+        shared.as_mut_slice()[3] = 42.0;
+        assert!(!shared.is_mapped());
+        assert_eq!(shared.as_slice()[3], 42.0);
+        assert_eq!(resident.as_slice()[3], values[3], "the copy is separate");
     }
 }

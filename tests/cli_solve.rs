@@ -138,7 +138,7 @@ fn bad_input_exits_with_status_2_and_one_line() {
         // 2 x 2 '<f8' array with a NaN.
         let header = "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }";
         let mut h = header.to_string();
-        while (10 + h.len() + 1) % 64 != 0 {
+        while !(10 + h.len() + 1).is_multiple_of(64) {
             h.push(' ');
         }
         h.push('\n');

@@ -6,16 +6,83 @@
 //! reads each sample once: `z = x . theta`, then `(loss, slope) = link(z, y)`,
 //! then `g += slope * x` while `x` is still in L1.
 
-use crate::error::{check_finite, invalid, InputError};
+use crate::error::{check_finite, first_non_finite, invalid, InputError};
+use crate::gram;
 use crate::kernels::{axpy, dot, fused_rows, loss_rows};
-use nalgebra::{DMatrix, DVector};
+use crate::memory::Values;
+use nalgebra::{DMatrix, DMatrixView, DVector};
 use rayon::prelude::*;
 use std::sync::Mutex;
+
+/// A task's samples as a d x n matrix (one sample per column, column-major):
+/// the byte layout of a C-order n x d `.npy` file, owned or mapped from it
+/// (see [`crate::memory`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Samples {
+    values: Values,
+    dim: usize,
+    count: usize,
+}
+
+impl Samples {
+    /// `count` samples of length `dim`, one after another in `values`.
+    pub fn new(dim: usize, count: usize, values: Values) -> Self {
+        assert_eq!(
+            values.as_slice().len(),
+            dim * count,
+            "samples: {count} x {dim} values expected"
+        );
+        Self { values, dim, count }
+    }
+
+    /// From a d x n matrix (copied onto huge pages where large).
+    pub fn from_matrix(xt: &DMatrix<f64>) -> Self {
+        let values = Values::Owned(crate::memory::copy_for_streaming(xt.as_slice()));
+        Self::new(xt.nrows(), xt.ncols(), values)
+    }
+
+    /// The dimension d.
+    pub fn nrows(&self) -> usize {
+        self.dim
+    }
+
+    /// The number of samples n.
+    pub fn ncols(&self) -> usize {
+        self.count
+    }
+
+    pub fn as_slice(&self) -> &[f64] {
+        self.values.as_slice()
+    }
+
+    /// Writable values (a mapping is copied first).
+    pub fn as_mut_slice(&mut self) -> &mut [f64] {
+        self.values.as_mut_slice()
+    }
+
+    /// The d x n matrix, as a view for nalgebra's products.
+    pub fn view(&self) -> DMatrixView<'_, f64> {
+        DMatrixView::from_slice(self.as_slice(), self.dim, self.count)
+    }
+
+    pub fn is_mapped(&self) -> bool {
+        self.values.is_mapped()
+    }
+
+    /// The same samples in memory of their own, on huge pages (see
+    /// [`Values::into_resident`]): for data that the passes stream every iteration.
+    pub fn into_resident(self) -> Self {
+        Self {
+            values: self.values.into_resident(),
+            ..self
+        }
+    }
+}
 
 /// One task's samples: `xt` is d x n (one column per sample), `y` has n entries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskData {
-    pub xt: DMatrix<f64>,
+    pub xt: Samples,
     pub y: DVector<f64>,
 }
 
@@ -26,7 +93,16 @@ impl TaskData {
         let (n, d) = x.shape();
         let mut xt = DMatrix::from_vec(d, n, crate::memory::zeroed_for_streaming(n * d));
         x.transpose_to(&mut xt);
+        let xt = Samples::new(d, n, Values::Owned(xt.data.into()));
         Self { xt, y }
+    }
+
+    /// From a d x n matrix of samples (one per column).
+    pub fn from_columns(xt: &DMatrix<f64>, y: DVector<f64>) -> Self {
+        Self {
+            xt: Samples::from_matrix(xt),
+            y,
+        }
     }
 
     pub fn samples(&self) -> usize {
@@ -43,11 +119,6 @@ impl TaskData {
 /// count) so the summation order, and therefore every bit of the result, is
 /// the same for any number of threads.
 const CHUNK_ROWS: usize = 1024;
-
-/// Column block of the Gram products: blocks on and above the diagonal are
-/// multiplied, (b + 1) / (2b) of the full product for b blocks. Smaller blocks
-/// save more products but lose more to packing (measured: 128 is best at d = 256).
-const GRAM_BLOCK: usize = 128;
 
 /// Data below this many f64 entries is processed on the calling thread.
 const PARALLEL_THRESHOLD: usize = 1 << 16;
@@ -83,7 +154,18 @@ fn check_task(i: usize, task: &TaskData, dim: usize, labels_pm1: bool) -> Result
             ),
         );
     }
-    check_finite(&format!("tasks[{i}].x"), task.xt.as_slice())?;
+    if let Some(k) = first_non_finite(task.xt.as_slice()) {
+        // Stored sample by sample: entry k is row k / d, column k % d of the file.
+        return invalid(
+            format!("tasks[{i}].x"),
+            format!(
+                "entry [{}, {}] is {} (NaN or infinite values are not allowed)",
+                k / dim,
+                k % dim,
+                task.xt.as_slice()[k]
+            ),
+        );
+    }
     check_finite(&format!("tasks[{i}].y"), task.y.as_slice())?;
     if labels_pm1 {
         if let Some(j) = task.y.iter().position(|&v| v != 1.0 && v != -1.0) {
@@ -160,7 +242,7 @@ impl DataTasks {
 
     /// Total number of f64 entries in the design matrices.
     pub fn data_len(&self) -> usize {
-        self.tasks.iter().map(|t| t.xt.len()).sum()
+        self.tasks.iter().map(|t| t.xt.as_slice().len()).sum()
     }
 
     fn parallel(&self) -> bool {
@@ -311,76 +393,77 @@ impl DataTasks {
 
     /// `X_i^T X_i / n_i` for one task (see [`DataTasks::grams`]).
     pub fn gram(&self, task: usize) -> DMatrix<f64> {
-        self.grams_of(&[task]).pop().expect("one task")
+        self.grams_and_moments_of(&[task])
+            .pop()
+            .expect("one task")
+            .0
     }
 
-    /// `X_i^T X_i / n_i` for every task: a BLAS-3 product (matrixmultiply's
-    /// dgemm) on the stored samples, without a transposed copy. Only the
-    /// blocks on and above the diagonal are multiplied (as syrk does), in
-    /// parallel over (task, block) pairs; the lower triangle is then copied
-    /// from the upper one, so the result is exactly symmetric.
+    /// `X_i^T X_i / n_i` for every task (see [`DataTasks::grams_and_moments`]).
     pub fn grams(&self) -> Vec<DMatrix<f64>> {
+        self.grams_and_moments()
+            .into_iter()
+            .map(|(g, _)| g)
+            .collect()
+    }
+
+    /// `(X_i^T X_i / n_i, X_i^T y_i / n_i)` for every task: a syrk
+    /// ([`crate::gram`]) on the stored samples, which also accumulates the
+    /// cross moment while each block of samples is in cache. Parallel over
+    /// tasks, and over row strips of each Gram matrix where there are fewer
+    /// tasks than threads; every entry is computed by one chain in sample
+    /// order, so the result is the same for any thread count. The lower
+    /// triangle is copied from the upper one: the result is exactly symmetric.
+    pub fn grams_and_moments(&self) -> Vec<(DMatrix<f64>, DVector<f64>)> {
         let all: Vec<usize> = (0..self.tasks.len()).collect();
-        self.grams_of(&all)
+        self.grams_and_moments_of(&all)
     }
 
-    fn grams_of(&self, tasks: &[usize]) -> Vec<DMatrix<f64>> {
+    fn grams_and_moments_of(&self, tasks: &[usize]) -> Vec<(DMatrix<f64>, DVector<f64>)> {
         let d = self.dim;
-        let blocks: Vec<(usize, usize)> = (0..d)
-            .step_by(GRAM_BLOCK)
-            .map(|start| (start, GRAM_BLOCK.min(d - start)))
-            .collect();
+        let isa = crate::kernels::isa();
+        let w = gram::panel_width(isa);
+        let ldc = d.div_ceil(w) * w;
+        let parts = (2 * rayon::current_num_threads()).div_ceil(tasks.len().max(1));
+        let strips = gram::balanced_rows(d.div_ceil(w), parts);
+        let mut upper: Vec<Vec<f64>> = vec![vec![0.0; ldc * ldc]; tasks.len()];
+        let mut moments: Vec<DVector<f64>> = vec![DVector::zeros(d); tasks.len()];
         let mut jobs = Vec::new();
-        for (slot, &task) in tasks.iter().enumerate() {
-            for (bi, &row) in blocks.iter().enumerate() {
-                for &col in &blocks[bi..] {
-                    jobs.push((slot, task, row, col));
-                }
-            }
-        }
-        let products: Vec<DMatrix<f64>> = jobs
-            .par_iter()
-            .map(|&(_, task, (r0, rn), (c0, cn))| {
+        for ((&task, c), moment) in tasks.iter().zip(&mut upper).zip(&mut moments) {
+            let mut rest = c.as_mut_slice();
+            let mut moment = Some(moment.as_mut_slice());
+            for rows in &strips {
+                let (mine, tail) = rest.split_at_mut(rows.len() * w * ldc);
+                rest = tail;
                 let data = &self.tasks[task];
-                let n = data.samples();
-                // X (n x d) as a strided view of the same storage.
-                let x =
-                    nalgebra::DMatrixView::from_slice_with_strides(data.xt.as_slice(), n, d, d, 1);
-                let mut block = DMatrix::zeros(rn, cn);
-                block.gemm(
-                    1.0 / n as f64,
-                    &data.xt.rows(r0, rn),
-                    &x.columns(c0, cn),
-                    0.0,
-                );
-                block
-            })
-            .collect();
-        let mut grams = vec![DMatrix::zeros(d, d); tasks.len()];
-        for (&(slot, _, (r0, rn), (c0, cn)), block) in jobs.iter().zip(&products) {
-            grams[slot].view_mut((r0, c0), (rn, cn)).copy_from(block);
-        }
-        for gram in &mut grams {
-            for j in 0..d {
-                for i in j + 1..d {
-                    gram[(i, j)] = gram[(j, i)];
-                }
+                jobs.push((
+                    gram::GramJob {
+                        isa,
+                        x: data.xt.as_slice(),
+                        d,
+                        rows: rows.clone(),
+                        moment: moment.take().map(|m| (data.y.as_slice(), m)),
+                    },
+                    mine,
+                ));
             }
         }
-        grams
-    }
-
-    /// `X_i^T y_i / n_i` for every task (one pass over the data).
-    pub fn cross_moments(&self) -> Vec<DVector<f64>> {
-        let d = self.dim;
-        self.tasks
-            .par_iter()
-            .map(|data| {
-                let mut sum = DVector::zeros(d);
-                for (x, &y) in data.xt.as_slice().chunks_exact(d).zip(data.y.iter()) {
-                    axpy(y, x, sum.as_mut_slice());
+        jobs.into_par_iter().for_each(|(job, c)| job.run(c));
+        tasks
+            .iter()
+            .zip(upper)
+            .zip(moments)
+            .map(|((&task, c), moment)| {
+                let n = self.tasks[task].samples() as f64;
+                let mut gram = DMatrix::zeros(d, d);
+                for i in 0..d {
+                    for j in i..d {
+                        let value = c[i * ldc + j] / n;
+                        gram[(i, j)] = value;
+                        gram[(j, i)] = value;
+                    }
                 }
-                sum / data.samples() as f64
+                (gram, moment / n)
             })
             .collect()
     }
@@ -423,7 +506,7 @@ mod tests {
                     (((i * 31 + j * 17 + t * 7) % 97) as f64 / 97.0 - 0.5) * (1.0 + t as f64)
                 });
                 let y = DVector::from_fn(n, |j, _| ((j * 13 + t) % 5) as f64 - 2.0);
-                TaskData { xt, y }
+                TaskData::from_columns(&xt, y)
             })
             .collect();
         DataTasks::new(tasks, false).unwrap()
@@ -434,14 +517,13 @@ mod tests {
         // d = 300: three column blocks, the last one partial.
         for (m, n, d) in [(2, 40, 300), (3, 500, 7)] {
             let data = tasks(m, n, d);
-            let grams = data.grams();
-            let moments = data.cross_moments();
+            let (grams, moments): (Vec<_>, Vec<_>) = data.grams_and_moments().into_iter().unzip();
             for (i, task) in data.tasks().iter().enumerate() {
-                let reference = &task.xt * task.xt.transpose() / n as f64;
+                let reference = task.xt.view() * task.xt.view().transpose() / n as f64;
                 let scale = reference.amax();
                 assert!((&grams[i] - &reference).amax() <= 1e-13 * scale, "task {i}");
                 assert_eq!(grams[i], grams[i].transpose(), "task {i} not symmetric");
-                let moment = &task.xt * &task.y / n as f64;
+                let moment = task.xt.view() * &task.y / n as f64;
                 assert!((&moments[i] - &moment).amax() <= 1e-13 * moment.amax().max(1.0));
             }
             assert_eq!(data.gram(m - 1), grams[m - 1]);
@@ -465,9 +547,9 @@ mod tests {
         for i in [0, 2] {
             let task = &data.tasks()[i];
             let n = task.samples() as f64;
-            let r = task.xt.tr_mul(&theta) - &task.y;
+            let r = task.xt.view().tr_mul(&theta) - &task.y;
             let loss = 0.5 * r.norm_squared() / n;
-            let gradient = &task.xt * r / n;
+            let gradient = task.xt.view() * r / n;
             assert!((losses[i] - loss).abs() <= 1e-13 * loss);
             assert!((gradients.column(i) - &gradient).amax() <= 1e-13 * gradient.amax());
         }

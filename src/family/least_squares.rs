@@ -47,10 +47,8 @@ pub struct LeastSquaresFamily {
 
 impl LeastSquaresFamily {
     pub fn new(tasks: Vec<TaskData>, form: GradientForm) -> Result<Self, InputError> {
-        let data = DataTasks::new(tasks, false)?;
-        let d = data.dim();
-        let use_gram: Vec<bool> = data
-            .tasks()
+        let d = tasks.first().map_or(0, |t| t.xt.nrows());
+        let use_gram: Vec<bool> = tasks
             .iter()
             .map(|t| match form {
                 GradientForm::Auto => 2 * d <= t.samples(),
@@ -58,6 +56,20 @@ impl LeastSquaresFamily {
                 GradientForm::Gram => true,
             })
             .collect();
+        // The data form streams its samples every iteration: those get memory
+        // of their own on huge pages; the Gram form reads a mapped file a few times.
+        let tasks = tasks
+            .into_iter()
+            .zip(&use_gram)
+            .map(|(t, &gram)| match gram {
+                true => t,
+                false => TaskData {
+                    xt: t.xt.into_resident(),
+                    y: t.y,
+                },
+            })
+            .collect();
+        let data = DataTasks::new(tasks, false)?;
         let use_data = use_gram.iter().map(|g| !g).collect();
         let m = data.num_tasks();
         Ok(Self {
@@ -81,11 +93,9 @@ impl LeastSquaresFamily {
 
     fn forms(&self) -> &[QuadraticForm] {
         self.forms.get_or_init(|| {
-            let grams = self.data.grams();
-            let moments = self.data.cross_moments();
-            grams
+            self.data
+                .grams_and_moments()
                 .into_iter()
-                .zip(moments)
                 .zip(self.data.tasks())
                 .map(|((hessian, moment), task)| QuadraticForm {
                     hessian,
@@ -180,8 +190,8 @@ impl TaskFamily for LeastSquaresFamily {
 
     fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>) {
         let data = &self.data.tasks()[task];
-        let residual = data.xt.tr_mul(theta) - &data.y;
-        *gradient = &data.xt * residual / data.samples() as f64;
+        let residual = data.xt.view().tr_mul(theta) - &data.y;
+        *gradient = data.xt.view() * residual / data.samples() as f64;
     }
 
     fn smoothness(&self) -> f64 {

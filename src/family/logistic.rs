@@ -109,7 +109,7 @@ impl TaskFamily for LogisticFamily {
 
     fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>) {
         let data = &self.data.tasks()[task];
-        let margins = data.xt.tr_mul(theta);
+        let margins = data.xt.view().tr_mul(theta);
         let slopes = DVector::from_iterator(
             data.samples(),
             margins
@@ -117,7 +117,7 @@ impl TaskFamily for LogisticFamily {
                 .zip(data.y.iter())
                 .map(|(&z, &y)| logistic_link(z, y).1),
         );
-        *gradient = &data.xt * slopes / data.samples() as f64 + theta * self.l2;
+        *gradient = data.xt.view() * slopes / data.samples() as f64 + theta * self.l2;
     }
 
     fn smoothness(&self) -> f64 {

@@ -13,7 +13,7 @@ mod least_squares;
 mod logistic;
 mod quadratic;
 
-pub use data::{DataTasks, TaskData};
+pub use data::{DataTasks, Samples, TaskData};
 pub use least_squares::{GradientForm, LeastSquaresFamily};
 pub use logistic::LogisticFamily;
 pub use quadratic::{QuadraticFamily, QuadraticTask};

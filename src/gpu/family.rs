@@ -236,7 +236,12 @@ impl GpuData {
             .memcpy_htod(data.y.as_slice(), &mut yv)
             .map_err(cuda("uploading y"))?;
         self.device.synchronize()?;
-        let max_row_norm = data.xt.column_iter().map(|c| c.norm()).fold(0.0, f64::max);
+        let max_row_norm = data
+            .xt
+            .view()
+            .column_iter()
+            .map(|c| c.norm())
+            .fold(0.0, f64::max);
         self.stats[task] = Some(TaskStats {
             max_row_norm,
             y_norm2: data.y.norm_squared(),

@@ -12,14 +12,17 @@ mod problem;
 pub use self::csv::{read_csv, CsvTable};
 pub use atomic::{write_atomic, write_atomic_with, write_json_atomic, write_text_atomic};
 pub use npy::{
-    read_npy, write_npy, write_npy_matrix, write_npy_transposed, write_npy_vector, NpyArray,
+    read_npy, read_npy_values, write_npy, write_npy_matrix, write_npy_transposed, write_npy_vector,
+    NpyArray,
 };
 pub use problem::{
     export_data_problem, export_quadratic_problem, load_problem, LoadedProblem, PROBLEM_KINDS,
 };
 
 use crate::error::InputError;
-use nalgebra::{DMatrix, DVector};
+use crate::family::Samples;
+use crate::memory::Values;
+use nalgebra::DVector;
 use std::io;
 use std::path::Path;
 
@@ -86,27 +89,29 @@ fn check_finite_entries(field: &str, data: &[f64], cols: usize) -> Result<(), In
 /// Reads an `n x d` design matrix (one sample per row) from `.npy` or
 /// `.csv` and returns it transposed, `d x n` with one sample per column --
 /// the layout of [`TaskData::xt`](crate::family::TaskData). The file's
-/// values become the matrix storage without a copy.
-pub fn read_samples(path: &Path, field: &str) -> Result<DMatrix<f64>, InputError> {
-    let (rows, cols, data) = match format_of(path, field)? {
+/// values become the matrix storage without a copy; with `map`, a large
+/// `.npy` payload is mapped from the file instead of read (see
+/// [`crate::memory`]). Finiteness is checked where the tasks are validated
+/// ([`crate::family::DataTasks::new`]), which reports `[row, column]`.
+pub fn read_samples(path: &Path, field: &str, map: bool) -> Result<Samples, InputError> {
+    let (rows, cols, values) = match format_of(path, field)? {
         DataFormat::Npy => {
-            let array = read_npy(path, field)?;
-            let [rows, cols] = array.shape[..] else {
+            let (shape, values) = read_npy_values(path, field, map)?;
+            let [rows, cols] = shape[..] else {
                 return Err(InputError::new(
                     field,
                     format!(
                         "must be a 2-D array (samples x features), got {} dimension(s) {:?}",
-                        array.shape.len(),
-                        array.shape
+                        shape.len(),
+                        shape
                     ),
                 ));
             };
-            check_finite_entries(field, &array.data, cols)?;
-            (rows, cols, array.data)
+            (rows, cols, values)
         }
         DataFormat::Csv => {
             let table = read_csv(path, field)?;
-            (table.rows, table.cols, table.data)
+            (table.rows, table.cols, Values::Owned(table.data))
         }
     };
     if rows == 0 || cols == 0 {
@@ -115,7 +120,7 @@ pub fn read_samples(path: &Path, field: &str) -> Result<DMatrix<f64>, InputError
             format!("is empty ({rows} rows, {cols} columns)"),
         ));
     }
-    Ok(DMatrix::from_vec(cols, rows, data))
+    Ok(Samples::new(cols, rows, values))
 }
 
 /// Reads a vector from `.npy` (a 1-D array) or `.csv` (one number per
@@ -192,6 +197,7 @@ pub(crate) mod test_dir {
 mod tests {
     use super::test_dir::TestDir;
     use super::*;
+    use nalgebra::DMatrix;
 
     #[test]
     fn samples_come_back_transposed_from_both_formats() {
@@ -202,9 +208,25 @@ mod tests {
         let csv = dir.path().join("x.CSV");
         std::fs::write(&csv, "1,2\n3,4\n5,6\n").unwrap();
         for path in [&npy, &csv] {
-            let xt = read_samples(path, "x").unwrap();
-            assert_eq!(xt, x.transpose());
+            for map in [false, true] {
+                let xt = read_samples(path, "x", map).unwrap();
+                assert_eq!(xt.view(), x.transpose());
+                assert!(!xt.is_mapped(), "small files are read");
+            }
         }
+        // From 1 MiB on, a .npy payload is mapped where asked for.
+        let big = DMatrix::from_fn(300, 512, |i, j| (i * 512 + j) as f64 - 0.25);
+        let path = dir.path().join("big.npy");
+        write_npy_matrix(&path, &big).unwrap();
+        let read = read_samples(&path, "x", false).unwrap();
+        let mapped = read_samples(&path, "x", true).unwrap();
+        assert!(!read.is_mapped());
+        assert_eq!(
+            mapped.is_mapped(),
+            cfg!(all(unix, target_endian = "little"))
+        );
+        assert_eq!(read.view(), big.transpose());
+        assert_eq!(mapped, read);
     }
 
     #[test]
@@ -231,13 +253,9 @@ mod tests {
         assert!(err.message.contains("must be a 1-D array"), "{err}");
         let v = dir.path().join("v.npy");
         write_npy_vector(&v, &[1.0, 2.0]).unwrap();
-        let err = read_samples(&v, "x").unwrap_err();
+        let err = read_samples(&v, "x", false).unwrap_err();
         assert!(err.message.contains("must be a 2-D array"), "{err}");
-        let nan = dir.path().join("nan.npy");
-        write_npy(&nan, &[2, 3], &[0.0, 1.0, 2.0, 3.0, f64::NAN, 5.0]).unwrap();
-        let err = read_samples(&nan, "x").unwrap_err();
-        assert!(err.message.contains("entry [1, 1] is NaN"), "{err}");
-        let err = read_samples(&dir.path().join("x.txt"), "x").unwrap_err();
+        let err = read_samples(&dir.path().join("x.txt"), "x", false).unwrap_err();
         assert!(err.message.contains("unsupported extension"), "{err}");
         let grid = dir.path().join("g.csv");
         std::fs::write(&grid, "1,2\n3,4\n").unwrap();
@@ -245,7 +263,7 @@ mod tests {
         assert!(err.message.contains("2 lines of 2 values"), "{err}");
         let empty = dir.path().join("e.csv");
         std::fs::write(&empty, "\n").unwrap();
-        assert!(read_samples(&empty, "x")
+        assert!(read_samples(&empty, "x", false)
             .unwrap_err()
             .message
             .contains("is empty"));

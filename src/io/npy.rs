@@ -1,16 +1,18 @@
 //! `.npy` arrays of little-endian f64 (`'<f8'`), C order.
 //!
 //! Reading goes straight from the file into the `Vec<f64>` that becomes the
-//! matrix (through a small fixed buffer), so loading a data set holds one copy
-//! of it. Writing streams through [`write_atomic_with`](super::write_atomic_with).
+//! matrix, so loading a data set holds one copy of it; or, where the caller
+//! allows it, a large payload is mapped from the file and not copied at all. Writing streams through [`write_atomic_with`](super::write_atomic_with).
 
 use super::atomic::write_atomic_with;
 use super::read_error;
 use crate::error::InputError;
+use crate::memory::{MappedValues, Values};
 use nalgebra::DMatrix;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
+use std::sync::Arc;
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// Values converted per write; large enough that syscalls do not matter.
@@ -48,6 +50,24 @@ fn shape_text(shape: &[usize]) -> String {
 /// Reads a `'<f8'`, C-order array. `field` names the file in errors.
 /// Values are not checked for finiteness here (callers report positions).
 pub fn read_npy(path: &Path, field: &str) -> Result<NpyArray, InputError> {
+    let (shape, values) = read_npy_values(path, field, false)?;
+    let data = match values {
+        Values::Owned(data) => data,
+        mapped => mapped.as_slice().to_vec(),
+    };
+    Ok(NpyArray { shape, data })
+}
+
+/// Payloads from this size on may be mapped instead of read.
+const MAP_BYTES: u64 = 1 << 20;
+
+/// As [`read_npy`], but with `map` a large payload is mapped from the file
+/// ([`Values::Mapped`], see [`crate::memory`]) rather than copied.
+pub fn read_npy_values(
+    path: &Path,
+    field: &str,
+    map: bool,
+) -> Result<(Vec<usize>, Values), InputError> {
     let bad = |message: String| InputError::new(field, message);
     let mut file = File::open(path).map_err(|e| read_error(field, &e))?;
     let file_len = file.metadata().map_err(|e| read_error(field, &e))?.len();
@@ -121,11 +141,13 @@ pub fn read_npy(path: &Path, field: &str) -> Result<NpyArray, InputError> {
             shape_text(&header.shape)
         )));
     }
+    if map && payload >= MAP_BYTES {
+        if let Some(mapped) = MappedValues::map(&file, prefix_len + header_len, count) {
+            return Ok((header.shape, Values::Mapped(Arc::new(mapped))));
+        }
+    }
     let data = read_values(&mut file, count).map_err(|e| read_error(field, &e))?;
-    Ok(NpyArray {
-        shape: header.shape,
-        data,
-    })
+    Ok((header.shape, Values::Owned(data)))
 }
 
 /// Reads `count` little-endian f64 values straight into the vector that is

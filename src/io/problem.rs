@@ -13,13 +13,14 @@
 //! Every error names the problem file and the JSON field, and where data came
 //! from a file, that file: `p.json: tasks[0].x_path (t0_x.npy): file not found`.
 
-use super::{read_samples, read_vector, write_json_atomic, write_npy_transposed, write_npy_vector};
+use super::{read_samples, read_vector, write_json_atomic, write_npy, write_npy_vector};
 use crate::ball::FeasibleSet;
 use crate::error::{check_positive, InputError};
 use crate::family::{
-    GradientForm, LeastSquaresFamily, LogisticFamily, QuadraticFamily, QuadraticTask, TaskData,
-    TaskFamily,
+    GradientForm, LeastSquaresFamily, LogisticFamily, QuadraticFamily, QuadraticTask, Samples,
+    TaskData, TaskFamily,
 };
+use crate::memory::Values;
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
 use serde_json::{json, Map, Value};
@@ -320,7 +321,9 @@ impl Loader {
                 Arc::new(QuadraticFamily::new(tasks).map_err(|e| self.wrap(e))?)
             }
             _ => {
-                let (data, sources) = self.data_tasks(tasks)?;
+                // Least squares reads its data a few times (the Gram form) and
+                // copies what it streams; logistic regression streams it all.
+                let (data, sources) = self.data_tasks(tasks, l2.is_none())?;
                 let relabel = |e: InputError| self.wrap(relabel(e, &sources));
                 match l2 {
                     Some(l2) => Arc::new(LogisticFamily::new(data, l2).map_err(relabel)?),
@@ -390,7 +393,12 @@ impl Loader {
     }
 
     /// One task's x and y, read and checked against each other.
-    fn data_task(&self, i: usize, value: &Value) -> Result<(TaskData, Sources), InputError> {
+    fn data_task(
+        &self,
+        i: usize,
+        value: &Value,
+        map_files: bool,
+    ) -> Result<(TaskData, Sources), InputError> {
         let map = self.object(
             value,
             &format!("tasks[{i}]"),
@@ -400,14 +408,14 @@ impl Loader {
         let (y_value, y_file) = self.data_source(map, i, "y")?;
         let (xt, x_label) = match x_file {
             Some((path, label)) => (
-                read_samples(&path, &format!("{}: {label}", self.file))?,
+                read_samples(&path, &format!("{}: {label}", self.file), map_files)?,
                 label,
             ),
             None => {
                 let field = format!("tasks[{i}].x");
                 let (n, d, values) = self.rows(x_value, &field)?;
                 // Row-major n x d is column-major d x n: the transposed layout.
-                (DMatrix::from_vec(d, n, values), field)
+                (Samples::new(d, n, Values::Owned(values)), field)
             }
         };
         let (y, y_label) = match y_file {
@@ -444,12 +452,17 @@ impl Loader {
     }
 
     /// Reads the tasks in parallel (large data files), then reports the first
-    /// error in task order, as a sequential read would.
-    fn data_tasks(&self, tasks: &[Value]) -> Result<(Vec<TaskData>, Vec<Sources>), InputError> {
+    /// error in task order, as a sequential read would. With `map`, large
+    /// `.npy` files are mapped rather than read (see [`crate::memory`]).
+    fn data_tasks(
+        &self,
+        tasks: &[Value],
+        map: bool,
+    ) -> Result<(Vec<TaskData>, Vec<Sources>), InputError> {
         let read: Vec<Result<(TaskData, Sources), InputError>> = tasks
             .par_iter()
             .enumerate()
-            .map(|(i, value)| self.data_task(i, value))
+            .map(|(i, value)| self.data_task(i, value, map))
             .collect();
         let mut data = Vec::with_capacity(tasks.len());
         let mut sources: Vec<Sources> = Vec::with_capacity(tasks.len());
@@ -543,7 +556,13 @@ pub fn export_data_problem(
         if t.y.len() != t.xt.ncols() || t.xt.nrows() != tasks[0].xt.nrows() {
             return Err(invalid_input(format!("task {i} has inconsistent shapes")));
         }
-        if !t.xt.iter().chain(t.y.iter()).all(|v| v.is_finite()) {
+        if !t
+            .xt
+            .as_slice()
+            .iter()
+            .chain(t.y.iter())
+            .all(|v| v.is_finite())
+        {
             return Err(invalid_input(format!(
                 "task {i} holds NaN or infinite values"
             )));
@@ -554,7 +573,11 @@ pub fn export_data_problem(
     for (i, task) in tasks.iter().enumerate() {
         let x_name = format!("{name}_t{i}_x.npy");
         let y_name = format!("{name}_t{i}_y.npy");
-        write_npy_transposed(&dir.join(&x_name), &task.xt)?;
+        write_npy(
+            &dir.join(&x_name),
+            &[task.samples(), task.xt.nrows()],
+            task.xt.as_slice(),
+        )?;
         write_npy_vector(&dir.join(&y_name), task.y.as_slice())?;
         entries.push(json!({"x_path": x_name, "y_path": y_name}));
     }
@@ -653,7 +676,7 @@ mod tests {
                         v
                     }
                 });
-                TaskData { xt, y }
+                TaskData::from_columns(&xt, y)
             })
             .collect()
     }
@@ -1034,7 +1057,7 @@ mod tests {
         );
         assert!(export_data_problem(dir.path(), "a", "least_squares", None, &[], None).is_err());
         let mut bad = tasks.clone();
-        bad[1].xt[(0, 0)] = f64::INFINITY;
+        bad[1].xt.as_mut_slice()[0] = f64::INFINITY;
         assert!(export_data_problem(dir.path(), "a", "least_squares", None, &bad, None).is_err());
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }

@@ -82,7 +82,7 @@ impl Tracker {
     }
 
     pub fn due(&self, iteration: u64) -> bool {
-        iteration % self.certify_every == 0
+        iteration.is_multiple_of(self.certify_every)
     }
 
     /// Certified lower bound for the weights in `at` (an evaluation at theta with them).

@@ -469,7 +469,7 @@ mod tests {
         // Deterministic scatter of +-0.3 in log y around a slope of -0.47: the
         // point estimate is shallower than -1/2, but the interval reaches it.
         let t = grid();
-        let scatter = |i: usize| if i % 2 == 0 { 0.3f64 } else { -0.3 };
+        let scatter = |i: usize| if i.is_multiple_of(2) { 0.3f64 } else { -0.3 };
         let y: Vec<f64> = t
             .iter()
             .enumerate()
@@ -490,7 +490,7 @@ mod tests {
     #[test]
     fn two_sided_slope_check_fails_too_slow_and_too_fast() {
         let b: Vec<f64> = (0..9).map(|k| f64::from(1u32 << k)).collect();
-        let scatter = |i: usize| if i % 2 == 0 { 0.02f64 } else { -0.02 };
+        let scatter = |i: usize| if i.is_multiple_of(2) { 0.02f64 } else { -0.02 };
         let with = |s: f64| -> Vec<f64> {
             b.iter()
                 .enumerate()

@@ -413,7 +413,7 @@ mod tests {
         let x = geometric_grid(8.0, 256.0, 6);
         // 3/x (1 + 4/x) with +-1% scatter: the plain slope is steeper than -1
         // (its whole interval), the corrected one contains -1.
-        let scatter = |i: usize| if i % 2 == 0 { 1.01 } else { 0.99 };
+        let scatter = |i: usize| if i.is_multiple_of(2) { 1.01 } else { 0.99 };
         let y: Vec<f64> = x
             .iter()
             .enumerate()
@@ -454,7 +454,7 @@ mod tests {
         let scattered: Vec<f64> = y
             .iter()
             .enumerate()
-            .map(|(i, v)| v * if i % 2 == 0 { 1.3 } else { 0.77 })
+            .map(|(i, v)| v * if i.is_multiple_of(2) { 1.3 } else { 0.77 })
             .collect();
         let wide = fit_power_law_corrected(&x, &scattered, Some(&se), Window::all()).unwrap();
         let narrow_width = known.line.slope_hi - known.line.slope_lo;

@@ -170,7 +170,7 @@ impl Solver<GrassmannProblem, GrassmannState> for SoftmaxGrassmann {
         self.step = if self.stalls > 0 { 1.0 } else { step };
         self.weights = softmax(&next_losses, mu);
         if let Some(family) = &self.family {
-            if self.certify_every > 0 && state.get_iter() % self.certify_every == 0 {
+            if self.certify_every > 0 && state.get_iter().is_multiple_of(self.certify_every) {
                 let bound = family.certified_dual(&self.weights);
                 if self.best_dual.as_ref().is_none_or(|(b, _)| bound > *b) {
                     self.best_dual = Some((bound, self.weights.clone()));

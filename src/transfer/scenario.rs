@@ -383,7 +383,7 @@ pub fn pattern_semantic_tasks(spec: &PatternSemanticSpec) -> TaskSets {
     // Alternating signs on e_k and e_{k+1} keep those parts incoherent with
     // the shared dominant part; otherwise the leading eigenvector of
     // sum beta beta^T would absorb them.
-    let sign = |j: usize| if j % 2 == 0 { 1.0 } else { -1.0 };
+    let sign = |j: usize| if j.is_multiple_of(2) { 1.0 } else { -1.0 };
     for j in 0..spec.pattern_tasks {
         let mut rng = stream(1, j);
         let main = group_direction(&mut rng, d, 0, k - 1, 2.0);
