@@ -77,7 +77,8 @@ fn spec(m: usize, d: usize, seed: u64) -> SyntheticSpec {
 /// Bytes one iteration must read (see the module docs).
 fn bytes_read(kind: &str, m: usize, n: usize, d: usize) -> usize {
     if kind == "least_squares_gram" {
-        8 * m * (d * d + d)
+        // The upper triangle of each Gram matrix and its linear term.
+        8 * m * (d * (d + 1) / 2 + d)
     } else {
         8 * m * n * (d + 1)
     }

@@ -91,6 +91,26 @@ pub fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
     generic::axpy(alpha, x, y)
 }
 
+/// `y = Q x` for a symmetric `Q` given by its upper triangle, row by row
+/// (`packed` holds `q_ii, ..., q_id` for i = 1..d): each row gives `y_i` its
+/// terms `j >= i` (a dot product) and the later entries their terms
+/// `q_ij x_i` (an axpy), so every stored entry is read once.
+pub fn symmetric_matvec_packed(packed: &[f64], x: &[f64], y: &mut [f64]) {
+    let d = x.len();
+    assert_eq!(
+        packed.len(),
+        d * (d + 1) / 2,
+        "symmetric_matvec_packed: packed length"
+    );
+    assert_eq!(y.len(), d, "symmetric_matvec_packed: y length");
+    #[cfg(target_arch = "x86_64")]
+    if isa().has_avx2_fma() {
+        // SAFETY: as in `dot`; lengths checked above.
+        return unsafe { x86::symmetric_matvec_packed(packed, x, y) };
+    }
+    generic::symmetric_matvec_packed(packed, x, y)
+}
+
 /// The fused pass over consecutive samples: `xt` holds `y.len()` samples of
 /// length `theta.len()` one after another. For each sample `x_j`:
 /// `(loss, slope) = link(x_j . theta, y_j)`, `gradient += slope * x_j` while
@@ -164,6 +184,18 @@ pub mod generic {
         debug_assert_eq!(x.len(), y.len());
         for (yi, xi) in y.iter_mut().zip(x) {
             *yi += alpha * xi;
+        }
+    }
+
+    /// See [`super::symmetric_matvec_packed`].
+    pub fn symmetric_matvec_packed(packed: &[f64], x: &[f64], y: &mut [f64]) {
+        y.fill(0.0);
+        let mut rows = packed;
+        for i in 0..x.len() {
+            let (row, rest) = rows.split_at(x.len() - i);
+            rows = rest;
+            y[i] += dot(row, &x[i..]);
+            axpy(x[i], &row[1..], &mut y[i + 1..]);
         }
     }
 
@@ -326,6 +358,51 @@ pub mod x86 {
         }
         while i < n {
             *py.add(i) = alpha.mul_add(*px.add(i), *py.add(i));
+            i += 1;
+        }
+    }
+
+    /// See [`super::symmetric_matvec_packed`]: four rows at a time, so that
+    /// their dot products share the loads of `x` and their axpys one load and
+    /// store of `y` ([`dot4`], [`axpy4`]); the 4 x 4 diagonal block and the
+    /// last `d mod 4` rows one by one.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA; `packed` must hold d (d + 1) / 2
+    /// values and `y` d, for d = `x.len()`.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn symmetric_matvec_packed(packed: &[f64], x: &[f64], y: &mut [f64]) {
+        let d = x.len();
+        y.fill(0.0);
+        // Row i (entries i..d) starts after the d + (d - 1) + ... + (d - i + 1) before it.
+        let row = |i: usize| {
+            let start = i * d - i * i.saturating_sub(1) / 2;
+            &packed[start..start + d - i]
+        };
+        let mut i = 0;
+        while i + 4 <= d {
+            let rows = [row(i), row(i + 1), row(i + 2), row(i + 3)];
+            for (r, entries) in rows.iter().enumerate() {
+                for c in r..4 {
+                    let q = entries[c - r];
+                    y[i + r] = q.mul_add(x[i + c], y[i + r]);
+                    if c > r {
+                        y[i + c] = q.mul_add(x[i + r], y[i + c]);
+                    }
+                }
+            }
+            let tails = [&rows[0][4..], &rows[1][3..], &rows[2][2..], &rows[3][1..]];
+            let dots = dot4(tails, &x[i + 4..]);
+            for (r, value) in dots.into_iter().enumerate() {
+                y[i + r] += value;
+            }
+            axpy4([x[i], x[i + 1], x[i + 2], x[i + 3]], tails, &mut y[i + 4..]);
+            i += 4;
+        }
+        while i < d {
+            let entries = row(i);
+            y[i] += dot(entries, &x[i..]);
+            axpy(x[i], &entries[1..], &mut y[i + 1..]);
             i += 1;
         }
     }
@@ -509,6 +586,37 @@ mod tests {
             let scale: f64 = x.iter().zip(&y).map(|(a, b)| (a * b).abs()).sum();
             for value in [dot(&x, &y), generic::dot(&x, &y)] {
                 assert!((value - naive).abs() <= 1e-14 * scale.max(1.0), "n={n}");
+            }
+        }
+    }
+
+    #[test]
+    fn packed_symmetric_matvec_matches_the_full_product() {
+        // d around the block of four rows, and the SIMD widths.
+        for d in [1, 2, 3, 4, 5, 7, 8, 9, 13, 30, 64] {
+            let full = nalgebra::DMatrix::from_fn(d, d, |i, j| {
+                let (a, b) = (i.min(j), i.max(j));
+                ((a * 37 + b * 11) % 23) as f64 / 23.0 - 0.4
+            });
+            let packed: Vec<f64> = (0..d)
+                .flat_map(|i| (i..d).map(move |j| (i, j)))
+                .map(|(i, j)| full[(i, j)])
+                .collect();
+            let x = data(d, 0.3);
+            let want = &full * nalgebra::DVector::from_column_slice(&x);
+            let scale = full.abs() * nalgebra::DVector::from_iterator(d, x.iter().map(|v| v.abs()));
+            let mut fast = vec![f64::NAN; d];
+            let mut portable = vec![f64::NAN; d];
+            symmetric_matvec_packed(&packed, &x, &mut fast);
+            generic::symmetric_matvec_packed(&packed, &x, &mut portable);
+            for i in 0..d {
+                for got in [fast[i], portable[i]] {
+                    assert!(
+                        (got - want[i]).abs() <= 1e-14 * (1.0 + scale[i]),
+                        "d={d} i={i}: {got} vs {}",
+                        want[i]
+                    );
+                }
             }
         }
     }

@@ -131,7 +131,14 @@ struct Chunk {
 }
 
 /// Shapes, finiteness and (for logistic regression) labels of one task.
-fn check_task(i: usize, task: &TaskData, dim: usize, labels_pm1: bool) -> Result<(), InputError> {
+/// Shapes, finiteness (of the samples where `scan_samples`) and labels of task `i`.
+fn check_task(
+    i: usize,
+    task: &TaskData,
+    dim: usize,
+    labels_pm1: bool,
+    scan_samples: bool,
+) -> Result<(), InputError> {
     if task.xt.nrows() != dim {
         return invalid(
             format!("tasks[{i}].x"),
@@ -154,17 +161,8 @@ fn check_task(i: usize, task: &TaskData, dim: usize, labels_pm1: bool) -> Result
             ),
         );
     }
-    if let Some(k) = first_non_finite(task.xt.as_slice()) {
-        // Stored sample by sample: entry k is row k / d, column k % d of the file.
-        return invalid(
-            format!("tasks[{i}].x"),
-            format!(
-                "entry [{}, {}] is {} (NaN or infinite values are not allowed)",
-                k / dim,
-                k % dim,
-                task.xt.as_slice()[k]
-            ),
-        );
+    if scan_samples {
+        check_samples_finite(i, task, dim)?;
     }
     check_finite(&format!("tasks[{i}].y"), task.y.as_slice())?;
     if labels_pm1 {
@@ -181,6 +179,26 @@ fn check_task(i: usize, task: &TaskData, dim: usize, labels_pm1: bool) -> Result
     Ok(())
 }
 
+/// The first NaN or infinity among task `i`'s samples, as `[row, column]`.
+fn check_samples_finite(i: usize, task: &TaskData, dim: usize) -> Result<(), InputError> {
+    match first_non_finite(task.xt.as_slice()) {
+        None => Ok(()),
+        // Stored sample by sample: entry k is row k / d, column k % d of the file.
+        Some(k) => invalid(
+            format!("tasks[{i}].x"),
+            format!(
+                "entry [{}, {}] is {} (NaN or infinite values are not allowed)",
+                k / dim,
+                k % dim,
+                task.xt.as_slice()[k]
+            ),
+        ),
+    }
+}
+
+/// `(X^T X / n, X^T y / n)` of one task.
+pub type GramAndMoment = (DMatrix<f64>, DVector<f64>);
+
 /// M tasks of data with preallocated scratch for the fused pass.
 #[derive(Debug)]
 pub struct DataTasks {
@@ -194,6 +212,18 @@ pub struct DataTasks {
 impl DataTasks {
     /// Validates shapes and values. `labels_pm1` requires labels in {+1, -1}.
     pub fn new(tasks: Vec<TaskData>, labels_pm1: bool) -> Result<Self, InputError> {
+        Self::with_deferred_sample_checks(tasks, labels_pm1, &[])
+    }
+
+    /// As [`DataTasks::new`], except that the samples of the tasks with
+    /// `deferred[i]` are not scanned for NaN and infinite values here: the
+    /// caller completes the check with [`DataTasks::checked_grams_and_moments`]
+    /// before using them (one pass over the data instead of two).
+    pub fn with_deferred_sample_checks(
+        tasks: Vec<TaskData>,
+        labels_pm1: bool,
+        deferred: &[bool],
+    ) -> Result<Self, InputError> {
         if tasks.is_empty() {
             return invalid("tasks", "no tasks given");
         }
@@ -206,7 +236,10 @@ impl DataTasks {
         let checks: Vec<Result<(), InputError>> = tasks
             .par_iter()
             .enumerate()
-            .map(|(i, task)| check_task(i, task, dim, labels_pm1))
+            .map(|(i, task)| {
+                let deferred = deferred.get(i).copied().unwrap_or(false);
+                check_task(i, task, dim, labels_pm1, !deferred)
+            })
             .collect();
         checks.into_iter().collect::<Result<(), InputError>>()?;
         let mut chunks = Vec::new();
@@ -394,6 +427,7 @@ impl DataTasks {
     /// `X_i^T X_i / n_i` for one task (see [`DataTasks::grams`]).
     pub fn gram(&self, task: usize) -> DMatrix<f64> {
         self.grams_and_moments_of(&[task])
+            .expect("samples are checked at construction")
             .pop()
             .expect("one task")
             .0
@@ -414,12 +448,21 @@ impl DataTasks {
     /// tasks than threads; every entry is computed by one chain in sample
     /// order, so the result is the same for any thread count. The lower
     /// triangle is copied from the upper one: the result is exactly symmetric.
-    pub fn grams_and_moments(&self) -> Vec<(DMatrix<f64>, DVector<f64>)> {
+    pub fn grams_and_moments(&self) -> Vec<GramAndMoment> {
+        self.checked_grams_and_moments()
+            .expect("samples are checked at construction")
+    }
+
+    /// [`DataTasks::grams_and_moments`], which also completes the checks that
+    /// [`DataTasks::with_deferred_sample_checks`] left out: the syrk's packing
+    /// pass flags NaN and infinite values, and the first one is reported as
+    /// [`DataTasks::new`] would.
+    pub fn checked_grams_and_moments(&self) -> Result<Vec<GramAndMoment>, InputError> {
         let all: Vec<usize> = (0..self.tasks.len()).collect();
         self.grams_and_moments_of(&all)
     }
 
-    fn grams_and_moments_of(&self, tasks: &[usize]) -> Vec<(DMatrix<f64>, DVector<f64>)> {
+    fn grams_and_moments_of(&self, tasks: &[usize]) -> Result<Vec<GramAndMoment>, InputError> {
         let d = self.dim;
         let isa = crate::kernels::isa();
         let w = gram::panel_width(isa);
@@ -429,7 +472,9 @@ impl DataTasks {
         let mut upper: Vec<Vec<f64>> = vec![vec![0.0; ldc * ldc]; tasks.len()];
         let mut moments: Vec<DVector<f64>> = vec![DVector::zeros(d); tasks.len()];
         let mut jobs = Vec::new();
-        for ((&task, c), moment) in tasks.iter().zip(&mut upper).zip(&mut moments) {
+        for (slot, ((&task, c), moment)) in
+            tasks.iter().zip(&mut upper).zip(&mut moments).enumerate()
+        {
             let mut rest = c.as_mut_slice();
             let mut moment = Some(moment.as_mut_slice());
             for rows in &strips {
@@ -437,6 +482,7 @@ impl DataTasks {
                 rest = tail;
                 let data = &self.tasks[task];
                 jobs.push((
+                    slot,
                     gram::GramJob {
                         isa,
                         x: data.xt.as_slice(),
@@ -448,24 +494,27 @@ impl DataTasks {
                 ));
             }
         }
-        jobs.into_par_iter().for_each(|(job, c)| job.run(c));
-        tasks
-            .iter()
+        let finite: Vec<(usize, bool)> = jobs
+            .into_par_iter()
+            .map(|(slot, job, c)| (slot, job.run(c)))
+            .collect();
+        for (slot, ok) in finite {
+            if !ok {
+                let task = tasks[slot];
+                check_samples_finite(task, &self.tasks[task], d)?;
+            }
+        }
+        Ok(tasks
+            .par_iter()
             .zip(upper)
             .zip(moments)
             .map(|((&task, c), moment)| {
                 let n = self.tasks[task].samples() as f64;
-                let mut gram = DMatrix::zeros(d, d);
-                for i in 0..d {
-                    for j in i..d {
-                        let value = c[i * ldc + j] / n;
-                        gram[(i, j)] = value;
-                        gram[(j, i)] = value;
-                    }
-                }
+                // Column-major, entry (i, j) from the upper triangle's (min, max).
+                let gram = DMatrix::from_fn(d, d, |i, j| c[i.min(j) * ldc + i.max(j)] / n);
                 (gram, moment / n)
             })
-            .collect()
+            .collect())
     }
 
     /// The largest sample norm `max_j ||x_j||` per task.

@@ -4,7 +4,7 @@ use super::{combine_task_gradients, DataTasks, Evaluation, TaskData, TaskFamily,
 use crate::ball::Ball;
 use crate::certificate::{quadratic_dual_bound, QuadraticForm};
 use crate::error::InputError;
-use crate::kernels::dot;
+use crate::kernels::symmetric_matvec_packed;
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
 use std::sync::{Mutex, OnceLock};
@@ -40,6 +40,10 @@ pub struct LeastSquaresFamily {
     use_data: Vec<bool>,
     /// `1/2 theta^T (X^T X / n) theta - (X^T y / n)^T theta + ||y||^2 / (2n)`, built on first use.
     forms: OnceLock<Vec<QuadraticForm>>,
+    /// The upper triangles of the Gram-form tasks' Hessians, row by row
+    /// (`d (d + 1) / 2` values; empty for data-form tasks): the iterations
+    /// read half the bytes of the full matrices.
+    packed_hessians: OnceLock<Vec<Vec<f64>>>,
     /// (smallest, largest) eigenvalue of `X^T X / n` per task.
     spectrum: OnceLock<Vec<(f64, f64)>>,
     task_gradients: Mutex<DMatrix<f64>>,
@@ -69,17 +73,25 @@ impl LeastSquaresFamily {
                 },
             })
             .collect();
-        let data = DataTasks::new(tasks, false)?;
+        // The Gram-form tasks' samples are checked for NaN and infinities by
+        // the syrk's packing pass, built here: one pass over them, not two.
+        let data = DataTasks::with_deferred_sample_checks(tasks, false, &use_gram)?;
         let use_data = use_gram.iter().map(|g| !g).collect();
         let m = data.num_tasks();
-        Ok(Self {
+        let family = Self {
             data,
             use_gram,
             use_data,
             forms: OnceLock::new(),
+            packed_hessians: OnceLock::new(),
             spectrum: OnceLock::new(),
             task_gradients: Mutex::new(DMatrix::zeros(d, m)),
-        })
+        };
+        if family.use_gram.iter().any(|&g| g) {
+            let forms = family.build_forms()?;
+            family.forms.set(forms).expect("forms are built once");
+        }
+        Ok(family)
     }
 
     pub fn data(&self) -> &DataTasks {
@@ -91,18 +103,28 @@ impl LeastSquaresFamily {
         &self.use_gram
     }
 
+    /// `1/2 theta^T (X^T X / n) theta - (X^T y / n)^T theta + ||y||^2 / (2n)` per
+    /// task; fails on the first NaN or infinity among samples not yet checked.
+    fn build_forms(&self) -> Result<Vec<QuadraticForm>, InputError> {
+        Ok(self
+            .data
+            .checked_grams_and_moments()?
+            .into_iter()
+            .zip(self.data.tasks())
+            .map(|((hessian, moment), task)| QuadraticForm {
+                hessian,
+                linear: -moment,
+                constant: task.y.norm_squared() / (2.0 * task.samples() as f64),
+            })
+            .collect())
+    }
+
+    /// The forms, built on first use where no task uses the Gram form (then
+    /// every sample has been checked at construction).
     fn forms(&self) -> &[QuadraticForm] {
         self.forms.get_or_init(|| {
-            self.data
-                .grams_and_moments()
-                .into_iter()
-                .zip(self.data.tasks())
-                .map(|((hessian, moment), task)| QuadraticForm {
-                    hessian,
-                    linear: -moment,
-                    constant: task.y.norm_squared() / (2.0 * task.samples() as f64),
-                })
-                .collect()
+            self.build_forms()
+                .expect("samples are checked at construction")
         })
     }
 
@@ -120,8 +142,34 @@ impl LeastSquaresFamily {
         })
     }
 
+    fn packed_hessians(&self) -> &[Vec<f64>] {
+        self.packed_hessians.get_or_init(|| {
+            let d = self.data.dim();
+            self.forms()
+                .par_iter()
+                .zip(&self.use_gram)
+                .map(|(form, &gram)| match gram {
+                    true => (0..d)
+                        // Column i of the symmetric Hessian from row i on is row i
+                        // of its upper triangle (column-major storage).
+                        .flat_map(|i| {
+                            form.hessian
+                                .column(i)
+                                .iter()
+                                .skip(i)
+                                .copied()
+                                .collect::<Vec<_>>()
+                        })
+                        .collect(),
+                    false => Vec::new(),
+                })
+                .collect()
+        })
+    }
+
     fn gram_tasks(&self, theta: &DVector<f64>, losses: &mut [f64], grads: &mut DMatrix<f64>) {
         let forms = self.forms();
+        let packed = self.packed_hessians();
         let d = self.data.dim();
         grads
             .as_mut_slice()
@@ -131,14 +179,12 @@ impl LeastSquaresFamily {
             .filter(|(i, _)| self.use_gram[*i])
             .for_each(|(i, (g, loss))| {
                 let form = &forms[i];
-                let q = form.hessian.as_slice();
                 let theta = theta.as_slice();
-                // Q is exactly symmetric: (Q theta)_j = column j . theta, a
-                // contiguous dot product.
+                symmetric_matvec_packed(&packed[i], theta, g);
                 let mut s = 0.0;
-                for (j, (gj, column)) in g.iter_mut().zip(q.chunks_exact(d)).enumerate() {
+                for (j, gj) in g.iter_mut().enumerate() {
                     let lj = form.linear[j];
-                    *gj = dot(column, theta) + lj;
+                    *gj += lj;
                     // 1/2 theta^T Q theta + l^T theta = 1/2 theta^T (g + l)
                     s += theta[j] * (*gj + lj);
                 }
@@ -264,5 +310,59 @@ impl TaskFamily for LeastSquaresFamily {
             &mut out.task_gradient_norms,
         );
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(n: usize, d: usize, seed: usize) -> TaskData {
+        let x = DMatrix::from_fn(n, d, |i, j| {
+            (((i * 7 + j * 13 + seed) % 29) as f64) / 29.0 - 0.5
+        });
+        let y = DVector::from_fn(n, |i, _| ((i * 5 + seed) % 11) as f64 - 5.0);
+        TaskData::from_rows(&x, y)
+    }
+
+    #[test]
+    fn the_gram_pass_reports_non_finite_samples_as_the_check_would() {
+        // n >= 2d: the Gram form, whose packing pass is the samples' check.
+        let (n, d) = (40, 6);
+        for form in [GradientForm::Auto, GradientForm::Gram, GradientForm::Data] {
+            for bad in [f64::NAN, f64::INFINITY] {
+                let mut tasks = vec![task(n, d, 1), task(n, d, 2), task(n, d, 3)];
+                tasks[1].xt.as_mut_slice()[17 * d + 4] = bad;
+                let err = LeastSquaresFamily::new(tasks, form).unwrap_err();
+                assert_eq!(err.field, "tasks[1].x", "{form:?}");
+                assert!(
+                    err.message.starts_with(&format!("entry [17, 4] is {bad}")),
+                    "{form:?}: {}",
+                    err.message
+                );
+            }
+        }
+        let family =
+            LeastSquaresFamily::new(vec![task(n, d, 1), task(n, d, 2)], GradientForm::Auto)
+                .unwrap();
+        assert_eq!(family.uses_gram(), &[true, true]);
+    }
+
+    #[test]
+    fn gram_and_data_forms_agree() {
+        let (n, d) = (64, 7);
+        let tasks: Vec<TaskData> = (0..4).map(|i| task(n + i, d, i)).collect();
+        let gram = LeastSquaresFamily::new(tasks.clone(), GradientForm::Gram).unwrap();
+        let data = LeastSquaresFamily::new(tasks, GradientForm::Data).unwrap();
+        let theta = DVector::from_fn(d, |i, _| 0.3 * i as f64 - 0.7);
+        let mut a = Evaluation::new(4, d);
+        let mut b = Evaluation::new(4, d);
+        let mut weigh = |f: &[f64], w: &mut [f64]| crate::numerics::softmax_into(f, 0.5, w);
+        gram.evaluate(&theta, &mut weigh, &mut a);
+        data.evaluate(&theta, &mut weigh, &mut b);
+        for (x, y) in a.losses.iter().zip(&b.losses) {
+            assert!((x - y).abs() <= 1e-12 * y.abs().max(1.0), "{x} vs {y}");
+        }
+        assert!((&a.gradient - &b.gradient).amax() <= 1e-12 * b.gradient.amax().max(1.0));
     }
 }
