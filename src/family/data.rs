@@ -469,8 +469,9 @@ impl DataTasks {
         let ldc = d.div_ceil(w) * w;
         let parts = (2 * rayon::current_num_threads()).div_ceil(tasks.len().max(1));
         let strips = gram::balanced_rows(d.div_ceil(w), parts);
-        let mut upper: Vec<Vec<f64>> = vec![vec![0.0; ldc * ldc]; tasks.len()];
-        let mut moments: Vec<DVector<f64>> = vec![DVector::zeros(d); tasks.len()];
+        // Fresh zeroed buffers (vec! of a Vec would copy a template into each).
+        let mut upper: Vec<Vec<f64>> = tasks.iter().map(|_| vec![0.0; ldc * ldc]).collect();
+        let mut moments: Vec<DVector<f64>> = tasks.iter().map(|_| DVector::zeros(d)).collect();
         let mut jobs = Vec::new();
         for (slot, ((&task, c), moment)) in
             tasks.iter().zip(&mut upper).zip(&mut moments).enumerate()
@@ -508,10 +509,22 @@ impl DataTasks {
             .par_iter()
             .zip(upper)
             .zip(moments)
-            .map(|((&task, c), moment)| {
+            .map(|((&task, mut c), moment)| {
                 let n = self.tasks[task].samples() as f64;
-                // Column-major, entry (i, j) from the upper triangle's (min, max).
-                let gram = DMatrix::from_fn(d, d, |i, j| c[i.min(j) * ldc + i.max(j)] / n);
+                let gram = if ldc == d {
+                    // In place: row i of the upper triangle is column i of the
+                    // symmetric matrix from the diagonal down; mirror it up.
+                    for i in 0..d {
+                        for j in i..d {
+                            let value = c[i * d + j] / n;
+                            c[i * d + j] = value;
+                            c[j * d + i] = value;
+                        }
+                    }
+                    DMatrix::from_vec(d, d, c)
+                } else {
+                    DMatrix::from_fn(d, d, |i, j| c[i.min(j) * ldc + i.max(j)] / n)
+                };
                 (gram, moment / n)
             })
             .collect())
@@ -563,8 +576,9 @@ mod tests {
 
     #[test]
     fn blocked_grams_match_the_plain_product_and_are_symmetric() {
-        // d = 300: three column blocks, the last one partial.
-        for (m, n, d) in [(2, 40, 300), (3, 500, 7)] {
+        // d = 300 and 7: the last panel is padded (d not a multiple of its width).
+        // d = 32: the Gram matrix is assembled in place (d a multiple of the panel width).
+        for (m, n, d) in [(2, 40, 300), (3, 500, 7), (2, 300, 32)] {
             let data = tasks(m, n, d);
             let (grams, moments): (Vec<_>, Vec<_>) = data.grams_and_moments().into_iter().unzip();
             for (i, task) in data.tasks().iter().enumerate() {
