@@ -23,6 +23,12 @@
 //! by a cheap seeded generator (the cost of a pass does not depend on the
 //! values), which keeps the set-up short.
 //!
+//! The least-squares Gram form's set-up (the syrk of `taskrobust::gram`, with
+//! the cross moments) is compute-bound: it is timed against the machine's
+//! fused multiply-add peak, also measured in the same run (independent FMA
+//! chains on every rayon thread, at the widest vectors the Gram kernel uses),
+//! counting `2 M n d (d + 1) / 2` flops for the upper triangles.
+//!
 //! Run: `cargo bench --bench iteration` (about 4 minutes on 2 cores).
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
@@ -233,7 +239,98 @@ fn exact(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, triad, iteration, exact);
+/// FMAs per chain step and thread in the peak measurement.
+const PEAK_STEPS: usize = 1 << 22;
+/// Independent accumulators: enough to cover the FMA latency on two ports.
+const PEAK_CHAINS: usize = 12;
+
+/// Flops of `PEAK_STEPS` steps of `PEAK_CHAINS` FMA chains, `lanes` wide, on every thread.
+fn peak_flops_per_run(lanes: usize) -> f64 {
+    (2 * PEAK_STEPS * PEAK_CHAINS * lanes * rayon::current_num_threads()) as f64
+}
+
+/// Vector width (f64 lanes) of the FMA peak measured here: the Gram kernel's.
+fn peak_lanes() -> usize {
+    match taskrobust::kernels::isa() {
+        taskrobust::kernels::Isa::Avx512 => 8,
+        taskrobust::kernels::Isa::Avx2Fma => 4,
+        taskrobust::kernels::Isa::Generic => 1,
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn fma_chains_512(x: f64) -> f64 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_set1_pd(x); PEAK_CHAINS];
+    let (a, b) = (_mm512_set1_pd(0.999_999), _mm512_set1_pd(1e-9));
+    for _ in 0..PEAK_STEPS {
+        for v in acc.iter_mut() {
+            *v = _mm512_fmadd_pd(*v, a, b);
+        }
+    }
+    acc.iter().map(|&v| _mm512_reduce_add_pd(v)).sum()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn fma_chains_256(x: f64) -> f64 {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm256_set1_pd(x); PEAK_CHAINS];
+    let (a, b) = (_mm256_set1_pd(0.999_999), _mm256_set1_pd(1e-9));
+    for _ in 0..PEAK_STEPS {
+        for v in acc.iter_mut() {
+            *v = _mm256_fmadd_pd(*v, a, b);
+        }
+    }
+    let mut out = [0.0; 4];
+    acc.iter()
+        .map(|&v| {
+            _mm256_storeu_pd(out.as_mut_ptr(), v);
+            out.iter().sum::<f64>()
+        })
+        .sum()
+}
+
+fn fma_chains(x: f64) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    match peak_lanes() {
+        // SAFETY: `isa()` detected these instruction sets.
+        8 => return unsafe { fma_chains_512(x) },
+        4 => return unsafe { fma_chains_256(x) },
+        _ => {}
+    }
+    let mut acc = [x; PEAK_CHAINS];
+    for _ in 0..PEAK_STEPS {
+        for v in acc.iter_mut() {
+            *v = v.mul_add(0.999_999, 1e-9);
+        }
+    }
+    acc.iter().sum()
+}
+
+/// (M, n_i, d) of the Gram set-up benchmark: the peer comparison's size.
+const GRAM_CASE: (usize, usize, usize) = (16, 8192, 256);
+
+/// The FMA peak, and the Gram set-up (syrk plus cross moments) of the least-squares data.
+fn gram_setup(c: &mut Criterion) {
+    let mut group = c.benchmark_group("compute");
+    group.sample_size(20);
+    group.bench_function("fma_peak", |bench| {
+        bench.iter(|| {
+            let sums: Vec<f64> = rayon::broadcast(|ctx| fma_chains(black_box(ctx.index() as f64)));
+            black_box(sums);
+        })
+    });
+    let (m, n, d) = GRAM_CASE;
+    let tasks = least_squares_family(&spec(m, d, 7), n, 0.5, GradientForm::Data).unwrap();
+    group.bench_function(format!("gram_setup_M{m}_n{n}_d{d}"), |bench| {
+        bench.iter(|| black_box(tasks.data().grams_and_moments()))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, triad, gram_setup, iteration, exact);
 
 /// Reads criterion's median estimates back and prints the bandwidth fractions.
 fn summary() {
@@ -275,6 +372,25 @@ fn summary() {
                 100.0 * rate / bandwidth
             );
         }
+    }
+    let (m, n, d) = GRAM_CASE;
+    if let (Some(peak_s), Some(t)) = (
+        median("compute/fma_peak"),
+        median(&format!("compute/gram_setup_M{m}_n{n}_d{d}")),
+    ) {
+        let peak = peak_flops_per_run(peak_lanes()) / peak_s;
+        let flops = (m * n * d * (d + 1)) as f64;
+        println!(
+            "  FMA peak: {:.1} GFLOP/s ({}-lane FMAs)",
+            peak * 1e-9,
+            peak_lanes()
+        );
+        println!(
+            "  compute/gram_setup_M{m}_n{n}_d{d}: {:.1} ms, {:.1} GFLOP/s = {:.0}% of the FMA peak",
+            t * 1e3,
+            flops / t * 1e-9,
+            100.0 * flops / t / peak
+        );
     }
     if let Some(t) = median("exact/quadratic_M20_d30") {
         println!("  exact/quadratic_M20_d30: {:.3} ms", t * 1e3);
