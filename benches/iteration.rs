@@ -7,10 +7,10 @@
 //!
 //! - data form (least squares, logistic): every `X_i` and `y_i` once,
 //!   `8 M n (d + 1)` bytes (theta and the d x M gradient scratch stay in cache);
-//! - Gram form: every `Q_i = X_i^T X_i / n_i` (stored in full) and `X_i^T y_i / n_i`,
-//!   `8 M (d^2 + d)` bytes. At M = 16, d = 256 that is 8 MB, which fits in the
-//!   caches: its "fraction" can exceed 100% and says only that it is not
-//!   memory-bound.
+//! - Gram form: the upper triangle of every `Q_i = X_i^T X_i / n_i` (the
+//!   iterations read it packed) and `X_i^T y_i / n_i`, `8 M (d (d + 1) / 2 + d)`
+//!   bytes. At M = 16, d = 256 that is 4.2 MB, which fits in the caches: its
+//!   "fraction" can exceed 100% and says only that it is not memory-bound.
 //!
 //! The triad runs on the same rayon threads as the iterations (both use all
 //! of them), over 3 arrays of 2^26 f64 (1.5 GiB, beyond any cache), and is

@@ -305,81 +305,61 @@ unsafe fn tile_generic<const N: usize>(
 mod x86 {
     use std::arch::x86_64::*;
 
-    /// 8 x (N 8) tile in zmm registers.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn tile_avx512<const N: usize>(
-        lhs: *const f64,
-        rhs: *const f64,
-        stride: usize,
-        kc: usize,
-        c: *mut f64,
-        ldc: usize,
-        first: bool,
-    ) {
-        let mut acc = [[_mm512_setzero_pd(); N]; 8];
-        if !first {
-            for (r, row) in acc.iter_mut().enumerate() {
-                for (q, v) in row.iter_mut().enumerate() {
-                    *v = _mm512_loadu_pd(c.add(r * ldc + q * 8));
+    /// A `W x (N W)` tile in vector registers of `W` lanes: the same loop for
+    /// both instruction sets, with their intrinsics.
+    macro_rules! tile_kernel {
+        ($(#[$doc:meta])* $name:ident, $feature:literal, $w:literal,
+         $zero:ident, $load:ident, $store:ident, $splat:ident, $fma:ident) => {
+            $(#[$doc])*
+            #[target_feature(enable = $feature)]
+            pub unsafe fn $name<const N: usize>(
+                lhs: *const f64,
+                rhs: *const f64,
+                stride: usize,
+                kc: usize,
+                c: *mut f64,
+                ldc: usize,
+                first: bool,
+            ) {
+                let mut acc = [[$zero(); N]; $w];
+                if !first {
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        for (q, v) in row.iter_mut().enumerate() {
+                            *v = $load(c.add(r * ldc + q * $w));
+                        }
+                    }
+                }
+                for k in 0..kc {
+                    let mut b = [$zero(); N];
+                    for (q, v) in b.iter_mut().enumerate() {
+                        *v = $load(rhs.add(k * stride + q * $w));
+                    }
+                    for (r, row) in acc.iter_mut().enumerate() {
+                        let s = $splat(*lhs.add(k * stride + r));
+                        for (v, &bq) in row.iter_mut().zip(&b) {
+                            *v = $fma(s, bq, *v);
+                        }
+                    }
+                }
+                for (r, row) in acc.iter().enumerate() {
+                    for (q, &v) in row.iter().enumerate() {
+                        $store(c.add(r * ldc + q * $w), v);
+                    }
                 }
             }
-        }
-        for k in 0..kc {
-            let mut b = [_mm512_setzero_pd(); N];
-            for (q, v) in b.iter_mut().enumerate() {
-                *v = _mm512_loadu_pd(rhs.add(k * stride + q * 8));
-            }
-            for (r, row) in acc.iter_mut().enumerate() {
-                let s = _mm512_set1_pd(*lhs.add(k * stride + r));
-                for (v, &bq) in row.iter_mut().zip(&b) {
-                    *v = _mm512_fmadd_pd(s, bq, *v);
-                }
-            }
-        }
-        for (r, row) in acc.iter().enumerate() {
-            for (q, &v) in row.iter().enumerate() {
-                _mm512_storeu_pd(c.add(r * ldc + q * 8), v);
-            }
-        }
+        };
     }
 
-    /// 4 x (N 4) tile in ymm registers.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn tile_avx2<const N: usize>(
-        lhs: *const f64,
-        rhs: *const f64,
-        stride: usize,
-        kc: usize,
-        c: *mut f64,
-        ldc: usize,
-        first: bool,
-    ) {
-        let mut acc = [[_mm256_setzero_pd(); N]; 4];
-        if !first {
-            for (r, row) in acc.iter_mut().enumerate() {
-                for (q, v) in row.iter_mut().enumerate() {
-                    *v = _mm256_loadu_pd(c.add(r * ldc + q * 4));
-                }
-            }
-        }
-        for k in 0..kc {
-            let mut b = [_mm256_setzero_pd(); N];
-            for (q, v) in b.iter_mut().enumerate() {
-                *v = _mm256_loadu_pd(rhs.add(k * stride + q * 4));
-            }
-            for (r, row) in acc.iter_mut().enumerate() {
-                let s = _mm256_set1_pd(*lhs.add(k * stride + r));
-                for (v, &bq) in row.iter_mut().zip(&b) {
-                    *v = _mm256_fmadd_pd(s, bq, *v);
-                }
-            }
-        }
-        for (r, row) in acc.iter().enumerate() {
-            for (q, &v) in row.iter().enumerate() {
-                _mm256_storeu_pd(c.add(r * ldc + q * 4), v);
-            }
-        }
-    }
+    tile_kernel!(
+        /// 8 x (N 8) tile in zmm registers.
+        tile_avx512, "avx512f", 8,
+        _mm512_setzero_pd, _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_fmadd_pd
+    );
+    tile_kernel!(
+        /// 4 x (N 4) tile in ymm registers.
+        tile_avx2, "avx2,fma", 4,
+        _mm256_setzero_pd, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_fmadd_pd
+    );
 }
 
 #[cfg(test)]
