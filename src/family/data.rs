@@ -130,8 +130,8 @@ struct Chunk {
     end: usize,
 }
 
-/// Shapes, finiteness and (for logistic regression) labels of one task.
-/// Shapes, finiteness (of the samples where `scan_samples`) and labels of task `i`.
+/// Shapes, finiteness (of the samples where `scan_samples`) and (for logistic
+/// regression) labels of task `i`.
 fn check_task(
     i: usize,
     task: &TaskData,
