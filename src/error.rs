@@ -52,17 +52,29 @@ pub fn check_finite(field: &str, values: &[f64]) -> Result<(), InputError> {
     }
 }
 
+/// An integer whose top bit is set iff `v` is NaN or infinite:
+/// `(bits & EXPONENT) + 2^52` carries into bit 63 iff the exponent is all
+/// ones. OR-ed over many values it vectorises, unlike `is_finite` branches;
+/// test the result with [`any_non_finite`].
+#[inline]
+pub fn non_finite_flag(v: f64) -> u64 {
+    const EXPONENT: u64 = 0x7FF0_0000_0000_0000;
+    (v.to_bits() & EXPONENT) + (1 << 52)
+}
+
+/// Whether OR-ed [`non_finite_flag`]s saw a NaN or infinity.
+#[inline]
+pub fn any_non_finite(flags: u64) -> bool {
+    flags >> 63 != 0
+}
+
 /// Index of the first NaN or infinity. Checks blocks with integer bit tests
 /// that vectorise (data files are large), then locates the value.
 pub fn first_non_finite(values: &[f64]) -> Option<usize> {
-    const EXPONENT: u64 = 0x7FF0_0000_0000_0000;
     const BLOCK: usize = 4096;
     for (b, block) in values.chunks(BLOCK).enumerate() {
-        // (bits & EXPONENT) + 2^52 has its top bit set iff the exponent is all ones.
-        let flags = block
-            .iter()
-            .fold(0u64, |acc, v| acc | ((v.to_bits() & EXPONENT) + (1 << 52)));
-        if flags >> 63 != 0 {
+        let flags = block.iter().fold(0u64, |acc, &v| acc | non_finite_flag(v));
+        if any_non_finite(flags) {
             return block
                 .iter()
                 .position(|v| !v.is_finite())

@@ -18,22 +18,23 @@
 //! and AVX2 versions (both fused multiply-add) agree bit for bit; the portable
 //! version rounds each product separately.
 
-use crate::kernels::{axpy, detected_isa, isa, Isa};
+use crate::error::{any_non_finite, non_finite_flag};
+use crate::kernels::{axpy, detected_isa, Isa};
 use std::ops::Range;
 
 /// Rows packed at a time: a group of `KC x NR W` values fits in L1 next to
 /// the row factors (measured at d = 256: 128 is 10% faster than 256 or 64).
 const KC: usize = 128;
-/// Vectors per tile row: `MR x NR` accumulators plus `NR` loads fit in the registers.
+/// Vectors per tile row: `W x NR` accumulators plus `NR` loads fit in the registers.
 const NR: usize = 3;
 
 /// Unscaled `X^T X` entries `C[i][j]` for the rows `i` of the panels in
 /// `rows` and `j >= i` (whole tiles, so some `j < i` near the diagonal too),
 /// into a row-major buffer `ldc = panels * W` wide that holds just those
-/// rows; the caller mirrors the upper triangle. With `moment` given, also `X^T y` (one `axpy` per sample,
-/// in sample order). `x` holds `n = x.len() / d` samples of length `d`.
+/// rows; the caller mirrors the upper triangle. With `moment` given, also
+/// `X^T y` (one `axpy` per sample, in sample order). `x` holds `n = x.len() / d` samples of length `d`.
 pub struct GramJob<'a> {
-    /// The kernels to use ([`isa`] unless testing one against another).
+    /// The kernels to use ([`crate::kernels::isa`] unless testing one against another).
     pub isa: Isa,
     pub x: &'a [f64],
     pub d: usize,
@@ -57,11 +58,6 @@ pub fn supported(isa: Isa) -> bool {
         Isa::Avx2Fma => detected_isa().has_avx2_fma(),
         Isa::Avx512 => detected_isa() == Isa::Avx512,
     }
-}
-
-/// Number of panels for dimension `d` with the kernels in use.
-pub fn panels(d: usize) -> usize {
-    d.div_ceil(panel_width(isa()))
 }
 
 /// Splits the panels into at most `parts` row ranges of about equal work (a
@@ -188,9 +184,6 @@ fn pack_fixed<const W: usize>(
     kc: usize,
     packed: &mut [f64],
 ) -> bool {
-    // As in `error::first_non_finite`: (bits & EXPONENT) + 2^52 has its top
-    // bit set iff the exponent is all ones (NaN or infinity).
-    const EXPONENT: u64 = 0x7FF0_0000_0000_0000;
     let mut flags = 0u64;
     let group_width = NR * W;
     let group_len = kc * group_width;
@@ -200,8 +193,8 @@ fn pack_fixed<const W: usize>(
         let mut q = 0;
         for chunk in &mut chunks {
             let values: &[f64; W] = chunk.try_into().expect("W values");
-            for v in values {
-                flags |= (v.to_bits() & EXPONENT) + (1 << 52);
+            for &v in values {
+                flags |= non_finite_flag(v);
             }
             let dst: &mut [f64; W] = (&mut packed[at(q, k)..at(q, k) + W])
                 .try_into()
@@ -211,15 +204,15 @@ fn pack_fixed<const W: usize>(
         }
         let tail = chunks.remainder();
         if !tail.is_empty() {
-            for v in tail {
-                flags |= (v.to_bits() & EXPONENT) + (1 << 52);
+            for &v in tail {
+                flags |= non_finite_flag(v);
             }
             let dst = &mut packed[at(q, k)..at(q, k) + W];
             dst[..tail.len()].copy_from_slice(tail);
             dst[tail.len()..].fill(0.0);
         }
     }
-    flags >> 63 == 0
+    !any_non_finite(flags)
 }
 
 /// One tile with `nr` vectors per row, dispatched on the instruction set:

@@ -38,7 +38,8 @@ pub struct LeastSquaresFamily {
     use_gram: Vec<bool>,
     /// `!use_gram`, kept so that `evaluate` does not allocate.
     use_data: Vec<bool>,
-    /// `1/2 theta^T (X^T X / n) theta - (X^T y / n)^T theta + ||y||^2 / (2n)`, built on first use.
+    /// `1/2 theta^T (X^T X / n) theta - (X^T y / n)^T theta + ||y||^2 / (2n)`:
+    /// built at construction where a task uses the Gram form, else on first use.
     forms: OnceLock<Vec<QuadraticForm>>,
     /// The upper triangles of the Gram-form tasks' Hessians, row by row
     /// (`d (d + 1) / 2` values; empty for data-form tasks): the iterations
@@ -149,17 +150,14 @@ impl LeastSquaresFamily {
                 .par_iter()
                 .zip(&self.use_gram)
                 .map(|(form, &gram)| match gram {
-                    true => (0..d)
-                        // Column i of the symmetric Hessian from row i on is row i
-                        // of its upper triangle (column-major storage).
-                        .flat_map(|i| {
-                            form.hessian
-                                .column(i)
-                                .iter()
-                                .skip(i)
-                                .copied()
-                                .collect::<Vec<_>>()
-                        })
+                    // Column i of the symmetric Hessian from row i on is row i
+                    // of its upper triangle (column-major storage).
+                    true => form
+                        .hessian
+                        .as_slice()
+                        .chunks_exact(d)
+                        .enumerate()
+                        .flat_map(|(i, column)| column[i..].iter().copied())
                         .collect(),
                     false => Vec::new(),
                 })

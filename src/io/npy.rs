@@ -7,6 +7,7 @@
 use super::atomic::write_atomic_with;
 use super::read_error;
 use crate::error::InputError;
+use crate::family::Samples;
 use crate::memory::{MappedValues, Values};
 use nalgebra::DMatrix;
 use std::fs::File;
@@ -383,7 +384,7 @@ pub fn write_npy_matrix(path: &Path, matrix: &DMatrix<f64>) -> io::Result<()> {
 /// Writes the transpose of `xt` (d x n, one sample per column) as an n x d
 /// array: the column-major storage of `xt` is already that C-order layout,
 /// so nothing is copied.
-pub fn write_npy_transposed(path: &Path, xt: &DMatrix<f64>) -> io::Result<()> {
+pub fn write_npy_transposed(path: &Path, xt: &Samples) -> io::Result<()> {
     write_npy(path, &[xt.ncols(), xt.nrows()], xt.as_slice())
 }
 
@@ -438,7 +439,7 @@ mod tests {
         let dir = TestDir::new("npy-t");
         let xt = DMatrix::from_fn(4, 7, |i, j| (i as f64).sin() + j as f64);
         let (a, b) = (dir.path().join("a.npy"), dir.path().join("b.npy"));
-        write_npy_transposed(&a, &xt).unwrap();
+        write_npy_transposed(&a, &Samples::from_matrix(&xt)).unwrap();
         write_npy_matrix(&b, &xt.transpose()).unwrap();
         assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
         // Larger than one read chunk.

@@ -13,7 +13,7 @@
 //! Every error names the problem file and the JSON field, and where data came
 //! from a file, that file: `p.json: tasks[0].x_path (t0_x.npy): file not found`.
 
-use super::{read_samples, read_vector, write_json_atomic, write_npy, write_npy_vector};
+use super::{read_samples, read_vector, write_json_atomic, write_npy_transposed, write_npy_vector};
 use crate::ball::FeasibleSet;
 use crate::error::{check_positive, InputError};
 use crate::family::{
@@ -573,11 +573,7 @@ pub fn export_data_problem(
     for (i, task) in tasks.iter().enumerate() {
         let x_name = format!("{name}_t{i}_x.npy");
         let y_name = format!("{name}_t{i}_y.npy");
-        write_npy(
-            &dir.join(&x_name),
-            &[task.samples(), task.xt.nrows()],
-            task.xt.as_slice(),
-        )?;
+        write_npy_transposed(&dir.join(&x_name), &task.xt)?;
         write_npy_vector(&dir.join(&y_name), task.y.as_slice())?;
         entries.push(json!({"x_path": x_name, "y_path": y_name}));
     }
