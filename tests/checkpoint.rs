@@ -100,15 +100,20 @@ fn a_resumed_run_starts_where_the_checkpoint_stopped() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `a` resumed from a checkpoint, `b` uninterrupted: the same iterates bit for
+/// bit. The stored best bound is not trusted on resume (issue 11), so `a`'s
+/// bound is the best of its own certificates: a subset of `b`'s, never above.
 fn assert_identical(a: &SolveOutcome, b: &SolveOutcome, what: &str) {
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&a.theta), bits(&b.theta), "{what}: theta");
     assert_eq!(bits(&a.losses), bits(&b.losses), "{what}: losses");
     assert_eq!(bits(&a.weights), bits(&b.weights), "{what}: weights");
-    assert_eq!(
-        a.lower_bound.to_bits(),
-        b.lower_bound.to_bits(),
-        "{what}: bound"
+    assert!(
+        a.lower_bound <= b.lower_bound && a.lower_bound <= a.max_loss,
+        "{what}: resumed bound {} above the uninterrupted {} or F {}",
+        a.lower_bound,
+        b.lower_bound,
+        a.max_loss
     );
     assert_eq!(a.iterations, b.iterations, "{what}: iterations");
     assert_eq!(
@@ -117,11 +122,36 @@ fn assert_identical(a: &SolveOutcome, b: &SolveOutcome, what: &str) {
         "{what}: G"
     );
     // Debug text: NaN entries (uncertified iterations) compare equal there.
-    assert_eq!(
-        format!("{:?}", a.trace),
-        format!("{:?}", b.trace),
-        "{what}: trace"
-    );
+    // The running best bound (and the gap from it) is the one field allowed
+    // to differ: it restarts at the resumed point.
+    let records = |o: &SolveOutcome| {
+        o.trace
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:?}",
+                    (
+                        r.iteration,
+                        r.max_loss,
+                        r.smoothed_loss,
+                        r.lower_bound,
+                        &r.weights,
+                        r.entropy,
+                        r.worst_task,
+                        r.step
+                    )
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(records(a), records(b), "{what}: trace");
+    for (ra, rb) in a.trace.iter().zip(&b.trace) {
+        assert!(
+            !(ra.best_lower_bound > rb.best_lower_bound),
+            "{what}: trace bound at {}",
+            ra.iteration
+        );
+    }
 }
 
 #[test]

@@ -122,6 +122,9 @@ pub fn run_solve(args: &SolveArgs) -> Result<String, Failure> {
         )
         .into());
     }
+    if let Some(path) = &args.checkpoint {
+        check_checkpoint_path(path)?;
+    }
     let load_start = std::time::Instant::now();
     let problem = load_problem(&args.problem)?;
     let seconds_load = load_start.elapsed().as_secs_f64();
@@ -150,6 +153,29 @@ pub fn run_solve(args: &SolveArgs) -> Result<String, Failure> {
             format_table(&outcome, &args.problem.display().to_string(), &problem.kind)
         }
     })
+}
+
+/// A checkpoint must be a regular file (or not exist yet) in a folder that
+/// exists: found out before the solve, not when the first save fails.
+fn check_checkpoint_path(path: &std::path::Path) -> Result<(), crate::error::InputError> {
+    let field = format!("--checkpoint ({})", path.display());
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    if !folder.is_dir() {
+        return Err(crate::error::InputError::new(
+            field,
+            format!("folder {} does not exist", folder.display()),
+        ));
+    }
+    match std::fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => Err(crate::error::InputError::new(
+            field,
+            "exists and is not a regular file (a folder or a device); name a file",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The contract's JSON object (method, iterations, max_loss, lower_bound, gap,
