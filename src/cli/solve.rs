@@ -129,7 +129,16 @@ pub fn run_solve(args: &SolveArgs) -> Result<String, Failure> {
     let problem = load_problem(&args.problem)?;
     let seconds_load = load_start.elapsed().as_secs_f64();
     let options = args.options(problem.family.dim())?;
+    let mut theta0 = options
+        .init
+        .clone()
+        .unwrap_or_else(|| nalgebra::DVector::zeros(problem.family.dim()));
+    if theta0.len() == problem.family.dim() {
+        problem.set.project(&mut theta0);
+        crate::io::check_overflow(&problem, &theta0, options.init.is_some())?;
+    }
     let outcome = solve(problem.family.clone(), problem.set, &options)?;
+    check_finite_outcome(&outcome_json(&outcome), &problem)?;
     Ok(match args.format {
         OutputFormat::Json => {
             let mut value = outcome_json(&outcome);
@@ -153,6 +162,69 @@ pub fn run_solve(args: &SolveArgs) -> Result<String, Failure> {
             format_table(&outcome, &args.problem.display().to_string(), &problem.kind)
         }
     })
+}
+
+/// The last guard before exit status 0: the contract's required numbers
+/// must be finite (an overflow inside the run would print `null`). A bound
+/// may be missing only where the certificate says why. The error names the
+/// field and the task whose loss overflowed, and suggests rescaling.
+fn check_finite_outcome(
+    value: &serde_json::Value,
+    problem: &crate::io::LoadedProblem,
+) -> Result<(), crate::error::InputError> {
+    let finite = |v: &serde_json::Value| v.as_f64().is_some_and(f64::is_finite);
+    let explained = value["certificate"]["note"]
+        .as_str()
+        .is_some_and(|note| !note.trim().is_empty());
+    let mut bad: Option<String> = None;
+    for field in ["max_loss", "gap", "lower_bound"] {
+        let v = &value[field];
+        let missing_bound_explained = field == "lower_bound" && v.is_null() && explained;
+        if bad.is_none() && !finite(v) && !missing_bound_explained {
+            bad = Some(format!("{field} is {}", display_number(v)));
+        }
+    }
+    for field in ["losses", "theta", "weights"] {
+        let items = value[field].as_array().map(Vec::as_slice).unwrap_or(&[]);
+        if bad.is_none() {
+            if let Some(j) = items.iter().position(|v| !finite(v)) {
+                bad = Some(format!("{field}[{j}] is {}", display_number(&items[j])));
+            }
+        }
+    }
+    let Some(what) = bad else { return Ok(()) };
+    let losses = value["losses"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let task = losses
+        .iter()
+        .position(|v| !finite(v))
+        .or_else(|| value["worst_task"].as_u64().map(|t| t as usize))
+        .unwrap_or(0);
+    let field = problem
+        .fields
+        .get(task)
+        .and_then(|f| {
+            f.iter()
+                .filter_map(|(n, s)| s.map(|s| (n, s)))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .map(|(n, _)| n.clone())
+                .or_else(|| f.first().map(|(n, _)| n.clone()))
+        })
+        .unwrap_or_else(|| format!("tasks[{task}]"));
+    Err(crate::error::InputError::new(
+        format!("{}: {field}", problem.path.display()),
+        format!(
+            "the solve overflowed f64 ({what}); rescale the data (divide it by a power of \
+             ten) so that losses and gradients fit in f64"
+        ),
+    ))
+}
+
+/// A JSON number as text; `null` stands for a NaN or infinity.
+fn display_number(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "not finite (NaN or infinity)".into(),
+        other => other.to_string(),
+    }
 }
 
 /// A checkpoint must be a regular file (or not exist yet) in a folder that

@@ -16,7 +16,8 @@ pub use npy::{
     NpyArray,
 };
 pub use problem::{
-    export_data_problem, export_quadratic_problem, load_problem, LoadedProblem, PROBLEM_KINDS,
+    check_overflow, export_data_problem, export_quadratic_problem, load_problem, LoadedProblem,
+    PROBLEM_KINDS,
 };
 
 use crate::error::InputError;

@@ -44,6 +44,10 @@ pub struct LoadedProblem {
     pub kind: String,
     /// The problem file as given.
     pub path: PathBuf,
+    /// Per task, the fields its data came from (`tasks[i].c`, or
+    /// `tasks[i].x_path (t0_x.npy)`), with their largest magnitude where it
+    /// was cheap to know (inline quadratics): for naming overflow.
+    pub fields: Vec<Vec<(String, Option<f64>)>>,
 }
 
 impl fmt::Debug for LoadedProblem {
@@ -69,13 +73,109 @@ pub fn load_problem(path: &Path) -> Result<LoadedProblem, InputError> {
         file,
         dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
     };
-    let (family, set, kind) = loader.load(&root)?;
+    let (family, set, kind, fields) = loader.load(&root)?;
     Ok(LoadedProblem {
         family,
         set,
         kind,
         path: path.to_path_buf(),
+        fields,
     })
+}
+
+const RESCALE: &str = "rescale the data (divide it by a power of ten) so that losses and \
+     gradients fit in f64";
+
+/// Refuses a problem whose losses, gradients (or their squared norms, which
+/// the step rules use) or known constants overflow f64 at the start point
+/// `theta0`: the solvers would return infinities or NaN. The error names the
+/// task's field that is too large, or `--init` where the data are fine at
+/// zero, and suggests rescaling.
+pub fn check_overflow(
+    problem: &LoadedProblem,
+    theta0: &DVector<f64>,
+    init_given: bool,
+) -> Result<(), InputError> {
+    let family = problem.family.as_ref();
+    let file = problem.path.display().to_string();
+    let (m, d) = (family.num_tasks(), family.dim());
+    let at_zero = DVector::zeros(d);
+    let mut losses = vec![0.0; m];
+    let mut gradient = DVector::zeros(d);
+    // The first task whose loss or gradient overflows at theta, and which.
+    let overflow_at = |theta: &DVector<f64>,
+                       losses: &mut Vec<f64>,
+                       gradient: &mut DVector<f64>|
+     -> Option<(usize, &'static str, f64)> {
+        family.losses(theta, losses);
+        for (i, &loss) in losses.iter().enumerate() {
+            if !loss.is_finite() {
+                return Some((i, "loss", loss));
+            }
+            family.task_gradient(i, theta, gradient);
+            let squared = gradient.iter().map(|g| g * g).sum::<f64>();
+            if !squared.is_finite() {
+                return Some((i, "gradient", squared.sqrt()));
+            }
+        }
+        None
+    };
+    let field_of = |i: usize, what: &str| -> String {
+        let fields = problem.fields.get(i).cloned().unwrap_or_default();
+        // Quadratics: the largest field. Data: at theta = 0 a loss depends
+        // on y alone; a gradient, on x where y is fine.
+        let known = fields
+            .iter()
+            .filter_map(|(name, size)| size.map(|s| (name, s)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        match (known, fields.as_slice()) {
+            (Some((name, _)), _) => name.clone(),
+            (None, [x, y]) => {
+                if what == "loss" && problem.kind == "least_squares" {
+                    y.0.clone()
+                } else {
+                    x.0.clone()
+                }
+            }
+            _ => format!("tasks[{i}]"),
+        }
+    };
+    if let Some((i, what, value)) = overflow_at(&at_zero, &mut losses, &mut gradient) {
+        return Err(InputError::new(
+            format!("{file}: {}", field_of(i, what)),
+            format!("task {i}'s {what} at theta = 0 overflows f64 ({value:e}); {RESCALE}"),
+        ));
+    }
+    if init_given {
+        if let Some((i, what, value)) = overflow_at(theta0, &mut losses, &mut gradient) {
+            return Err(InputError::new(
+                "--init",
+                format!(
+                    "task {i}'s {what} overflows f64 ({value:e}) at this start point of {file}; \
+                     rescale --init or the data"
+                ),
+            ));
+        }
+    }
+    for (name, value) in [
+        ("smoothness", family.known_smoothness()),
+        ("strong convexity", family.known_strong_convexity()),
+    ] {
+        if let Some(v) = value.filter(|v| !v.is_finite()) {
+            let field = problem
+                .fields
+                .iter()
+                .flatten()
+                .filter_map(|(n, s)| s.map(|s| (n, s)))
+                .max_by(|a, b| a.1.total_cmp(&b.1))
+                .map_or_else(|| field_of(0, "constant"), |(n, _)| n.clone());
+            return Err(InputError::new(
+                format!("{file}: {field}"),
+                format!("the problem's {name} constant overflows f64 ({v:e}); {RESCALE}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -98,6 +198,15 @@ struct Sources {
     x: String,
     y: String,
 }
+
+/// What [`Loader::load`] returns: the family, its set, its kind and the
+/// fields of each task (see [`LoadedProblem::fields`]).
+type Loaded = (
+    Arc<dyn TaskFamily>,
+    FeasibleSet,
+    String,
+    Vec<Vec<(String, Option<f64>)>>,
+);
 
 struct Loader {
     /// The problem file as given, prefixed to every field.
@@ -229,7 +338,7 @@ impl Loader {
         Ok((rows.len(), cols, data))
     }
 
-    fn load(&self, root: &Value) -> Result<(Arc<dyn TaskFamily>, FeasibleSet, String), InputError> {
+    fn load(&self, root: &Value) -> Result<Loaded, InputError> {
         let mut allowed = vec!["kind", "tasks", "radius", "l2", "gradient_form"];
         allowed.extend(DOCUMENTATION_KEYS);
         let map = root.as_object().ok_or_else(|| {
@@ -311,6 +420,7 @@ impl Loader {
                 ))
             }
         };
+        let fields: Vec<Vec<(String, Option<f64>)>>;
         let family: Arc<dyn TaskFamily> = match kind.as_str() {
             "quadratic" => {
                 let tasks = tasks
@@ -318,12 +428,28 @@ impl Loader {
                     .enumerate()
                     .map(|(i, t)| self.quadratic_task(t, i))
                     .collect::<Result<Vec<_>, _>>()?;
+                let largest = |v: &[f64]| v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+                fields = tasks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        vec![
+                            (format!("tasks[{i}].a"), Some(largest(t.a.as_slice()))),
+                            (format!("tasks[{i}].c"), Some(largest(t.c.as_slice()))),
+                            (format!("tasks[{i}].b"), Some(t.b.abs())),
+                        ]
+                    })
+                    .collect();
                 Arc::new(QuadraticFamily::new(tasks).map_err(|e| self.wrap(e))?)
             }
             _ => {
                 // Least squares reads its data a few times (the Gram form) and
                 // copies what it streams; logistic regression streams it all.
                 let (data, sources) = self.data_tasks(tasks, l2.is_none())?;
+                fields = sources
+                    .iter()
+                    .map(|s| vec![(s.x.clone(), None), (s.y.clone(), None)])
+                    .collect();
                 let relabel = |e: InputError| self.wrap(relabel(e, &sources));
                 match l2 {
                     Some(l2) => Arc::new(LogisticFamily::new(data, l2).map_err(relabel)?),
@@ -331,7 +457,7 @@ impl Loader {
                 }
             }
         };
-        Ok((family, set, kind))
+        Ok((family, set, kind, fields))
     }
 
     /// Prefixes an error from the family constructors with the file name.
