@@ -14,6 +14,7 @@
 //! `mmap_mode`). Data that the passes stream hundreds of times is copied onto
 //! huge pages ([`Values::into_resident`]).
 
+use crate::error::InputError;
 use std::fs::File;
 use std::sync::Arc;
 
@@ -124,6 +125,77 @@ pub fn copy_for_streaming(values: &[f64]) -> Vec<f64> {
     let mut copy = zeroed_for_streaming(values.len());
     copy.copy_from_slice(values);
     copy
+}
+
+/// Bytes of memory this process may still allocate: `MemAvailable` from
+/// `/proc/meminfo` (Linux), else the physical memory, else unknown.
+pub fn available_bytes() -> Option<u64> {
+    if let Ok(text) = std::fs::read_to_string("/proc/meminfo") {
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+                .map(|kib| kib.saturating_mul(1024))
+        };
+        if let Some(bytes) = field("MemAvailable:").or_else(|| field("MemTotal:")) {
+            return Some(bytes);
+        }
+    }
+    physical_bytes()
+}
+
+#[cfg(target_os = "linux")]
+fn physical_bytes() -> Option<u64> {
+    // SAFETY: sysconf only reads system configuration.
+    let (pages, size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    (pages > 0 && size > 0).then(|| (pages as u64).saturating_mul(size as u64))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn physical_bytes() -> Option<u64> {
+    None
+}
+
+/// Gigabytes, for messages.
+pub fn gigabytes(bytes: f64) -> String {
+    format!("{:.1} GB", bytes / 1e9)
+}
+
+/// Checks a request for `bytes` of memory before it is made (the product of
+/// user-given sizes, computed in f64 so that it cannot wrap). `field` is the
+/// option or key that asked for it, `what` says how it is sized. Refused
+/// where it overflows usize or exceeds the memory available now.
+pub fn check_request(field: &str, bytes: f64, what: &str) -> Result<(), InputError> {
+    if !(bytes <= usize::MAX as f64) {
+        return Err(InputError::new(
+            field,
+            format!("asks for {what}: more than 2^64 bytes (the size overflows usize)"),
+        ));
+    }
+    if let Some(available) = available_bytes() {
+        if bytes > available as f64 {
+            return Err(InputError::new(
+                field,
+                format!(
+                    "asks for {what}: needs {} of memory, {} is available",
+                    gigabytes(bytes),
+                    gigabytes(available as f64)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(target_os = "linux")]

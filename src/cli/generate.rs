@@ -106,12 +106,29 @@ impl GenerateArgs {
                 "spread" => "--spread",
                 "outliers" => "--outliers",
                 "outlier_distance" => "--outlier-distance",
+                "samples_per_task" => "--samples",
                 other => other,
             };
             InputError::new(field, e.message.clone())
         })?;
         if self.kind != ProblemKind::Quadratic && self.samples == 0 {
             return Err(InputError::new("--samples", "must be at least 1"));
+        }
+        let samples = (self.kind != ProblemKind::Quadratic).then_some(self.samples);
+        self.spec()
+            .check_memory(samples, ["--tasks", "--dim", "--samples"])?;
+        // --out is a folder: an existing file there cannot become one.
+        if let Some(existing) = self
+            .out
+            .ancestors()
+            .find(|p| !p.as_os_str().is_empty() && p.exists())
+        {
+            if !existing.is_dir() {
+                return Err(InputError::new(
+                    format!("--out ({})", self.out.display()),
+                    format!("{} exists and is not a folder", existing.display()),
+                ));
+            }
         }
         if !(self.noise >= 0.0 && self.noise.is_finite()) {
             return Err(InputError::new(
@@ -144,15 +161,18 @@ pub fn run_generate(args: &GenerateArgs) -> Result<String, Failure> {
     args.check()?;
     let spec = args.spec();
     let write_failed = |e: std::io::Error| Failure {
-        status: 1,
-        message: e.to_string(),
+        status: 2,
+        message: format!("--out ({}): {e}", args.out.display()),
     };
     let path = match args.kind {
         ProblemKind::Quadratic => {
             let family = quadratic_family(&spec)?;
             std::fs::create_dir_all(&args.out).map_err(|e| Failure {
-                status: 1,
-                message: format!("cannot create {}: {e}", args.out.display()),
+                status: 2,
+                message: format!(
+                    "--out ({}): cannot create the folder: {e}",
+                    args.out.display()
+                ),
             })?;
             let path = args.out.join(format!("{}.json", args.name));
             export_quadratic_problem(&path, family.tasks(), args.radius).map_err(write_failed)?;

@@ -43,7 +43,8 @@ pub struct SolveArgs {
     /// Upper bound on ||theta_0 - theta*|| (tunes mu and steps without a radius).
     #[arg(long, allow_negative_numbers = true)]
     pub distance: Option<f64>,
-    /// Samples per task per step (stochastic).
+    /// Samples per task per step (stochastic); capped at the largest task's
+    /// number of samples.
     #[arg(long, default_value_t = 32)]
     pub batch_size: usize,
     /// Moving-average factor of the task losses in (0, 1] (stochastic).
@@ -128,7 +129,16 @@ pub fn run_solve(args: &SolveArgs) -> Result<String, Failure> {
     let load_start = std::time::Instant::now();
     let problem = load_problem(&args.problem)?;
     let seconds_load = load_start.elapsed().as_secs_f64();
-    let options = args.options(problem.family.dim())?;
+    let mut options = args.options(problem.family.dim())?;
+    // Draws are with replacement, but a batch beyond the largest task only
+    // costs memory and time: cap it there (also keeps 10^12 from allocating).
+    if let Some(largest) = problem
+        .family
+        .sample_counts()
+        .and_then(|c| c.into_iter().max())
+    {
+        options.batch_size = options.batch_size.min(largest);
+    }
     let mut theta0 = options
         .init
         .clone()

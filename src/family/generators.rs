@@ -47,6 +47,45 @@ impl Default for SyntheticSpec {
 }
 
 impl SyntheticSpec {
+    /// Checks that building the family fits in memory before anything is
+    /// allocated: `samples` per task for data families (`None`: quadratic).
+    /// `names` are how the caller calls the number of tasks, the dimension and
+    /// the samples (`--tasks`, `family.dim`, ...); the error names the largest.
+    pub fn check_memory(&self, samples: Option<usize>, names: [&str; 3]) -> Result<(), InputError> {
+        let (m, d) = (self.num_tasks as f64, self.dim as f64);
+        // Tasks are built in parallel; each thread holds its work buffers.
+        let threads = self.num_tasks.min(rayon::current_num_threads()).max(1) as f64;
+        let (values, what) = match samples {
+            None => (
+                m * d * d + threads * 3.0 * d * d + 2.0 * m * d,
+                format!(
+                    "{} tasks of {} x {} Hessians",
+                    self.num_tasks, self.dim, self.dim
+                ),
+            ),
+            Some(n) => {
+                let n = n as f64;
+                (
+                    m * n * (d + 1.0) + threads * (3.0 * n * d + 2.0 * d * d) + 2.0 * m * d,
+                    format!(
+                        "{} tasks of {n} samples x {} features",
+                        self.num_tasks, self.dim
+                    ),
+                )
+            }
+        };
+        let sizes = [
+            (names[0], self.num_tasks),
+            (names[1], self.dim),
+            (names[2], samples.unwrap_or(0)),
+        ];
+        let field = sizes
+            .iter()
+            .max_by_key(|(_, size)| *size)
+            .map_or(names[1], |(name, _)| name);
+        crate::memory::check_request(field, values * 8.0, &what)
+    }
+
     /// Checks the parameters before any work starts.
     pub fn check(&self) -> Result<(), InputError> {
         if self.num_tasks == 0 {
@@ -157,8 +196,12 @@ pub fn random_psd(rng: &mut StdRng, d: usize, top: f64, condition: f64) -> DMatr
 }
 
 /// Quadratic tasks with random PSD Hessians (the spec's spectrum) around the spec's centres.
+/// How the generators name the sizes in their errors.
+const SIZE_NAMES: [&str; 3] = ["num_tasks", "dim", "samples_per_task"];
+
 pub fn quadratic_family(spec: &SyntheticSpec) -> Result<QuadraticFamily, InputError> {
     spec.check()?;
+    spec.check_memory(None, SIZE_NAMES)?;
     let eigenvalues = spec.eigenvalues();
     let centres = spec.centres();
     let tasks = centres
@@ -227,6 +270,7 @@ pub fn least_squares_family(
     if samples_per_task == 0 {
         return invalid("samples_per_task", "must be at least 1");
     }
+    spec.check_memory(Some(samples_per_task), SIZE_NAMES)?;
     let centres = spec.centres();
     let tasks = centres
         .into_par_iter()
@@ -253,6 +297,7 @@ pub fn logistic_family(
     if samples_per_task == 0 {
         return invalid("samples_per_task", "must be at least 1");
     }
+    spec.check_memory(Some(samples_per_task), SIZE_NAMES)?;
     let centres = spec.centres();
     let tasks = centres
         .into_par_iter()

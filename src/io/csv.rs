@@ -17,6 +17,9 @@ pub struct CsvTable {
 /// hold the same number of finite numbers. `field` names the file in errors.
 pub fn read_csv(path: &Path, field: &str) -> Result<CsvTable, InputError> {
     let bad = |message: String| InputError::new(field, message);
+    let size = super::regular_file_size(path, field)?;
+    // At most one value per two bytes ("0,"), 8 bytes each.
+    crate::memory::check_request(field, size as f64 * 4.0, "the values of a CSV file")?;
     let file = File::open(path).map_err(|e| read_error(field, &e))?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)

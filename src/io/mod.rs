@@ -58,6 +58,22 @@ pub(crate) fn read_error(field: &str, e: &io::Error) -> InputError {
     InputError::new(field, message)
 }
 
+/// The size of a regular file. Devices, pipes and folders are refused
+/// before they are read: `/dev/zero` would never end.
+pub(crate) fn regular_file_size(path: &Path, field: &str) -> Result<u64, InputError> {
+    let meta = std::fs::metadata(path).map_err(|e| read_error(field, &e))?;
+    if meta.is_dir() {
+        return Err(InputError::new(field, "is a folder, not a file"));
+    }
+    if !meta.is_file() {
+        return Err(InputError::new(
+            field,
+            "is not a regular file (a device, pipe or socket); name a file",
+        ));
+    }
+    Ok(meta.len())
+}
+
 fn format_of(path: &Path, field: &str) -> Result<DataFormat, InputError> {
     DataFormat::of(path).ok_or_else(|| {
         InputError::new(

@@ -70,6 +70,7 @@ pub fn read_npy_values(
     map: bool,
 ) -> Result<(Vec<usize>, Values), InputError> {
     let bad = |message: String| InputError::new(field, message);
+    super::regular_file_size(path, field)?;
     let mut file = File::open(path).map_err(|e| read_error(field, &e))?;
     let file_len = file.metadata().map_err(|e| read_error(field, &e))?.len();
     let not_npy = || bad("is not a .npy file (bad magic bytes or header)".into());
@@ -147,6 +148,12 @@ pub fn read_npy_values(
             return Ok((header.shape, Values::Mapped(Arc::new(mapped))));
         }
     }
+    // A sparse file can hold a shape larger than memory.
+    crate::memory::check_request(
+        field,
+        expected as f64,
+        &format!("an array of shape {}", shape_text(&header.shape)),
+    )?;
     let data = read_values(&mut file, count).map_err(|e| read_error(field, &e))?;
     Ok((header.shape, Values::Owned(data)))
 }

@@ -29,6 +29,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// Problem files hold inline numbers for small problems; parsed JSON takes
+/// several times the text's size, so larger files are refused before reading.
+pub const MAX_PROBLEM_BYTES: u64 = 256 << 20;
+
 /// The problem kinds a file may declare.
 pub const PROBLEM_KINDS: [&str; 3] = ["quadratic", "least_squares", "logistic"];
 
@@ -65,6 +69,18 @@ impl fmt::Debug for LoadedProblem {
 /// Reads and validates a problem file.
 pub fn load_problem(path: &Path) -> Result<LoadedProblem, InputError> {
     let file = path.display().to_string();
+    let size = super::regular_file_size(path, &file)?;
+    if size > MAX_PROBLEM_BYTES {
+        return Err(InputError::new(
+            &file,
+            format!(
+                "is {}, more than the {} a problem file may be; \
+                 keep large data in .npy files (x_path, y_path)",
+                crate::memory::gigabytes(size as f64),
+                crate::memory::gigabytes(MAX_PROBLEM_BYTES as f64)
+            ),
+        ));
+    }
     let text = std::fs::read_to_string(path).map_err(|e| super::read_error(&file, &e))?;
     let root: Value = serde_json::from_str(&text)
         .map_err(|e| InputError::new(&file, format!("is not valid JSON: {e}")))?;
