@@ -38,18 +38,33 @@ pub struct GenerateArgs {
     #[arg(long, value_enum)]
     pub kind: ProblemKind,
     /// M: the number of tasks.
-    #[arg(long = "tasks", short = 'm', default_value_t = 8)]
+    #[arg(
+        long = "tasks",
+        short = 'm',
+        default_value_t = 8,
+        allow_negative_numbers = true
+    )]
     pub tasks: usize,
     /// d: the dimension of theta.
-    #[arg(long = "dim", short = 'd', default_value_t = 10)]
+    #[arg(
+        long = "dim",
+        short = 'd',
+        default_value_t = 10,
+        allow_negative_numbers = true
+    )]
     pub dim: usize,
     /// n_i: samples per task (least_squares, logistic).
-    #[arg(long = "samples", short = 'n', default_value_t = 1000)]
+    #[arg(
+        long = "samples",
+        short = 'n',
+        default_value_t = 1000,
+        allow_negative_numbers = true
+    )]
     pub samples: usize,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub seed: u64,
     /// The last this many tasks are moved away from the others.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub outliers: usize,
     /// How far the outlier tasks' optima are moved.
     #[arg(long, default_value_t = 2.0, allow_negative_numbers = true)]

@@ -33,7 +33,7 @@ pub struct SolveArgs {
     /// T: the number of updates of theta.
     #[arg(long, default_value_t = 200, allow_negative_numbers = true)]
     pub iters: i64,
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub seed: u64,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
@@ -45,19 +45,19 @@ pub struct SolveArgs {
     pub distance: Option<f64>,
     /// Samples per task per step (stochastic); capped at the largest task's
     /// number of samples.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, allow_negative_numbers = true)]
     pub batch_size: usize,
     /// Moving-average factor of the task losses in (0, 1] (stochastic).
     #[arg(long, allow_negative_numbers = true)]
     pub ema: Option<f64>,
     /// Certify every this many iterations (the final point is always certified).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_negative_numbers = true)]
     pub certify_every: u64,
     /// Save the solver's state to FILE every --checkpoint-every iterations; if
     /// FILE exists (same problem and options), resume from it.
     #[arg(long, value_name = "FILE")]
     pub checkpoint: Option<PathBuf>,
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, allow_negative_numbers = true)]
     pub checkpoint_every: u64,
     /// Report L and lambda (constants.smoothness, constants.strong_convexity)
     /// even where the run did not need them; on data problems they cost a Gram

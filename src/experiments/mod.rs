@@ -162,9 +162,18 @@ pub fn load_params(
 ) -> Result<Params, InputError> {
     let (text, source) = match dir.map(|d| d.join(format!("{}.toml", experiment.name()))) {
         Some(path) if path.exists() => (
-            std::fs::read_to_string(&path).map_err(|e| {
-                InputError::new(path.display().to_string(), format!("cannot read: {e}"))
-            })?,
+            {
+                let field = path.display().to_string();
+                // Parameter files are a few lines; a device or a huge file is a mistake.
+                if crate::io::regular_file_size(&path, &field)? > 1 << 20 {
+                    return Err(InputError::new(
+                        field,
+                        "is larger than 1 MiB; not a parameter file",
+                    ));
+                }
+                std::fs::read_to_string(&path)
+                    .map_err(|e| InputError::new(field, format!("cannot read: {e}")))?
+            },
             path.display().to_string(),
         ),
         _ => (
@@ -183,11 +192,68 @@ pub fn load_params(
             }
         }
     }
+    if let Some(key) = first_empty_list(&table, "") {
+        return Err(InputError::new(
+            format!("{source}: {key}"),
+            "is an empty list; give at least one value",
+        ));
+    }
     Ok(Params {
         table,
         source,
         quick,
     })
+}
+
+/// The first key (dotted path) whose value is an empty list: every list of an
+/// experiment (seeds, families, horizons, ...) needs at least one entry.
+fn first_empty_list(table: &toml::Table, prefix: &str) -> Option<String> {
+    table.iter().find_map(|(key, value)| {
+        let path = format!("{prefix}{key}");
+        match value {
+            toml::Value::Array(items) if items.is_empty() => Some(path),
+            toml::Value::Table(inner) => first_empty_list(inner, &format!("{path}.")),
+            _ => None,
+        }
+    })
+}
+
+/// Names the parameter file and its key in an input error raised while
+/// planning or running an experiment (the solvers name their CLI options:
+/// `--mu` is the key `mu`, the generators' `num_tasks` is `family.tasks`).
+fn in_params_file(e: Error, params: &Params, experiment: &str) -> Error {
+    let Error::Input(input) = e else { return e };
+    if input.field.starts_with(&params.source) {
+        return Error::Input(input);
+    }
+    let key = match input
+        .field
+        .trim_start_matches("--")
+        .replace('-', "_")
+        .as_str()
+    {
+        "num_tasks" => "tasks".to_string(),
+        "samples_per_task" => "samples".to_string(),
+        other => other.to_string(),
+    };
+    let path = if params.table.contains_key(&key) {
+        Some(key)
+    } else {
+        params
+            .table
+            .iter()
+            .find_map(|(section, value)| match value {
+                toml::Value::Table(inner) if inner.contains_key(&key) => {
+                    Some(format!("{section}.{key}"))
+                }
+                _ => None,
+            })
+    };
+    let field = match path {
+        Some(path) => format!("{}: {path}", params.source),
+        None => format!("{}: {experiment} ({})", params.source, input.field),
+    };
+    Error::Input(InputError::new(field, input.message))
 }
 
 /// Which cells a shard runs: global index i mod count == index.
@@ -221,6 +287,7 @@ impl std::str::FromStr for Shard {
 
 /// A shard's output: the rows of the cells it ran.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ShardPart {
     pub shard: String,
     pub quick: bool,
@@ -266,7 +333,9 @@ fn plan(options: &ReproduceOptions) -> Result<Vec<Planned>, Error> {
             options.params_dir.as_deref(),
             options.quick,
         )?;
-        let cells = experiment.cells(&params)?;
+        let cells = experiment
+            .cells(&params)
+            .map_err(|e| in_params_file(e.into(), &params, experiment.name()))?;
         planned.push(Planned {
             experiment,
             params,
@@ -309,7 +378,10 @@ fn run_cells(
         .map(|&(e, c)| {
             let p = &planned[e];
             let cell = &p.cells[c];
-            let rows = p.experiment.run_cell(&p.params, cell)?;
+            let rows = p
+                .experiment
+                .run_cell(&p.params, cell)
+                .map_err(|e| in_params_file(e, &p.params, p.experiment.name()))?;
             bar.inc(1);
             bar.set_message(format!("{}:{}", p.experiment.name(), cell.key));
             let result = CellResult {
@@ -411,9 +483,11 @@ pub fn merge(options: &ReproduceOptions, parts: &[PathBuf]) -> Result<Report, Er
         let text = std::fs::read_to_string(path).map_err(|e| {
             InputError::new(path.display().to_string(), format!("cannot read: {e}"))
         })?;
-        let part: ShardPart = serde_json::from_str(&text).map_err(|e| {
-            InputError::new(path.display().to_string(), format!("not a shard part: {e}"))
-        })?;
+        let part: ShardPart = crate::io::strict_json::parse(&text)
+            .and_then(serde_json::from_value)
+            .map_err(|e| {
+                InputError::new(path.display().to_string(), format!("not a shard part: {e}"))
+            })?;
         if part.quick != options.quick {
             return Err(InputError::new(
                 path.display().to_string(),
@@ -423,7 +497,17 @@ pub fn merge(options: &ReproduceOptions, parts: &[PathBuf]) -> Result<Report, Er
         }
         results.extend(part.results);
     }
-    finish_all(&planned, &results, options)
+    // Rows that do not fit this version's experiments came from the parts.
+    finish_all(&planned, &results, options).map_err(|e| match e {
+        Error::Input(input) if input.field == "rows" || input.field == "merge" => {
+            let names: Vec<String> = parts.iter().map(|p| p.display().to_string()).collect();
+            Error::Input(InputError::new(
+                format!("{} ({})", names.join(", "), input.field),
+                input.message,
+            ))
+        }
+        other => other,
+    })
 }
 
 /// The report entry of a figure drawn as `<out>/<name>.{svg,png}` from `<out>/<name>.csv`.
@@ -469,7 +553,7 @@ pub fn rows_of<R: serde::de::DeserializeOwned>(results: &[CellResult]) -> Result
                 .map(|v| serde_json::from_value::<R>(v.clone()))
         })
         .collect::<Result<_, _>>()
-        .map_err(|e| Error::Io(e.to_string()))
+        .map_err(|e| Error::Input(InputError::new("rows", format!("a row does not fit: {e}"))))
 }
 
 /// The table of a convergence figure: per family, every measured point

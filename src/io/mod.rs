@@ -8,6 +8,7 @@ mod atomic;
 mod csv;
 mod npy;
 mod problem;
+pub mod strict_json;
 
 pub use self::csv::{read_csv, CsvTable};
 pub use atomic::{write_atomic, write_atomic_with, write_json_atomic, write_text_atomic};

@@ -82,8 +82,14 @@ pub fn load_problem(path: &Path) -> Result<LoadedProblem, InputError> {
         ));
     }
     let text = std::fs::read_to_string(path).map_err(|e| super::read_error(&file, &e))?;
-    let root: Value = serde_json::from_str(&text)
-        .map_err(|e| InputError::new(&file, format!("is not valid JSON: {e}")))?;
+    let root: Value = super::strict_json::parse(&text).map_err(|e| {
+        let what = if e.to_string().starts_with("duplicate key") {
+            "has a"
+        } else {
+            "is not valid JSON:"
+        };
+        InputError::new(&file, format!("{what} {e}"))
+    })?;
     drop(text);
     let loader = Loader {
         file,
