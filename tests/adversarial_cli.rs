@@ -824,4 +824,37 @@ fn merge_parts_with_wrong_fields_name_the_part() {
         ],
         &["missing.json"],
     );
+    // A real part whose rows lost their fields.
+    let out = dir.join("shard");
+    let ran = run(&[
+        "reproduce",
+        "--quick",
+        "--only",
+        "rate_fixed_mu",
+        "--shard",
+        "0/1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(ran.code, Some(0), "shard: {}", ran.stderr);
+    let part = out.join("parts/part-0-of-1.json");
+    let mut value: Value = serde_json::from_str(&std::fs::read_to_string(&part).unwrap()).unwrap();
+    for result in value["results"].as_array_mut().unwrap() {
+        for row in result["rows"].as_array_mut().unwrap() {
+            *row = serde_json::json!({"unexpected": 1});
+        }
+    }
+    let broken = write(&dir, "broken-part.json", &value.to_string());
+    assert_bad(
+        &[
+            "merge",
+            &broken,
+            "--quick",
+            "--only",
+            "rate_fixed_mu",
+            "--out",
+            dir.join("merged").to_str().unwrap(),
+        ],
+        &["broken-part.json"],
+    );
 }
