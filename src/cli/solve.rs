@@ -203,23 +203,23 @@ fn check_finite_outcome(
         }
     }
     let Some(what) = bad else { return Ok(()) };
+    // Blame the largest field among the tasks whose loss overflowed (all
+    // tasks where none did); without known sizes, the first such task.
     let losses = value["losses"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    let task = losses
+    let mut suspects: Vec<usize> = (0..losses.len()).filter(|&i| !finite(&losses[i])).collect();
+    if suspects.is_empty() {
+        suspects = (0..problem.fields.len()).collect();
+    }
+    let largest = suspects
         .iter()
-        .position(|v| !finite(v))
-        .or_else(|| value["worst_task"].as_u64().map(|t| t as usize))
-        .unwrap_or(0);
-    let field = problem
-        .fields
-        .get(task)
-        .and_then(|f| {
-            f.iter()
-                .filter_map(|(n, s)| s.map(|s| (n, s)))
-                .max_by(|a, b| a.1.total_cmp(&b.1))
-                .map(|(n, _)| n.clone())
-                .or_else(|| f.first().map(|(n, _)| n.clone()))
-        })
-        .unwrap_or_else(|| format!("tasks[{task}]"));
+        .flat_map(|&i| problem.fields.get(i).into_iter().flatten())
+        .filter_map(|(n, s)| s.map(|s| (n, s)))
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(n, _)| n.clone());
+    let first = suspects.first().copied().unwrap_or(0);
+    let field = largest
+        .or_else(|| problem.fields.get(first)?.first().map(|(n, _)| n.clone()))
+        .unwrap_or_else(|| format!("tasks[{first}]"));
     Err(crate::error::InputError::new(
         format!("{}: {field}", problem.path.display()),
         format!(
