@@ -177,7 +177,7 @@ pub fn gigabytes(bytes: f64) -> String {
 /// option or key that asked for it, `what` says how it is sized. Refused
 /// where it overflows usize or exceeds the memory available now.
 pub fn check_request(field: &str, bytes: f64, what: &str) -> Result<(), InputError> {
-    if !(bytes <= usize::MAX as f64) {
+    if bytes.is_nan() || bytes > usize::MAX as f64 {
         return Err(InputError::new(
             field,
             format!("asks for {what}: more than 2^64 bytes (the size overflows usize)"),
