@@ -55,7 +55,7 @@ pub struct Fingerprint {
     /// The starting point, bit for bit (hex), or None for the default.
     pub init: Option<String>,
     /// A digest of the problem itself: its losses and every task's gradient
-    /// at fixed probe points (see [`problem_digest`]).
+    /// at fixed probe points (see `problem_digest`).
     pub problem: String,
 }
 
