@@ -89,6 +89,7 @@ impl Solver<MinimaxProblem, MinimaxState> for Accelerated {
             self.distance,
             self.horizon,
             true,
+            &mut self.tracker,
         );
         self.mu = resolved.mu;
         self.step = resolved.step;

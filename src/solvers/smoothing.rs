@@ -58,6 +58,64 @@ pub(crate) struct Smoothing {
     pub mu: f64,
     pub step: StepRule,
     pub smoothed_smoothness: Option<f64>,
+    /// The continuation schedule, where mu is the default and there is no
+    /// region to tune it over (docs/THEORY.md#default-step-rule).
+    pub schedule: Option<Continuation>,
+}
+
+/// The default temperature without a region to tune over (no radius, no
+/// `--distance`): mu starts at the certified gap at theta_0 over ln M and is
+/// lowered as the certified gap closes. The gap of the minimiser of F_mu is at
+/// most mu ln M (its weights certify it), so a gap well below that means the
+/// smoothing bias, not the optimisation, dominates: then mu drops to the gap
+/// over ln M. The gap is positive at theta_0 unless theta_0 is optimal, so mu
+/// never collapses when the losses tie there.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Continuation {
+    log_tasks: f64,
+}
+
+fn knob(name: &str, default: f64) -> f64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+impl Continuation {
+    fn new(num_tasks: usize) -> Self {
+        Self {
+            log_tasks: (num_tasks as f64).ln(),
+        }
+    }
+
+    /// mu_0 from the certified gap at theta_0 (`lower` may be -inf where no
+    /// bound exists: then the spread of the losses, at least 1% of their size).
+    fn initial(&self, losses: &[f64], lower: f64) -> f64 {
+        let max = losses.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let min = losses.iter().copied().fold(f64::INFINITY, f64::min);
+        let gap = max - lower;
+        let scale = if gap.is_finite() && gap > 0.0 {
+            gap
+        } else {
+            (max - min).max(1e-2 * max.abs())
+        };
+        knob("TR_MU0", 1.0) * scale.max(f64::MIN_POSITIVE) / self.log_tasks
+    }
+
+    /// The lowered temperature once the certified `gap` has closed, else `None`.
+    pub(crate) fn lowered(&self, mu: f64, gap: f64) -> Option<f64> {
+        let trigger = knob("TR_RHO", 0.5) * mu * self.log_tasks;
+        (gap.is_finite() && gap > 0.0 && gap <= trigger)
+            .then(|| knob("TR_KAPPA", 1.0) * gap / self.log_tasks)
+    }
+}
+
+/// Trial steps of backtracking under continuation start from the last accepted
+/// step times this factor, so that the step can grow back after mu drops and
+/// the local curvature falls.
+pub(crate) fn step_growth() -> f64 {
+    knob("TR_GROW", 2.0)
 }
 
 /// Evaluates theta_0 once for a smoothed method: mu is picked from the losses
@@ -74,15 +132,33 @@ pub(crate) fn evaluate_start(
     distance: Option<f64>,
     horizon: u64,
     accelerated: bool,
+    tracker: &mut super::tracker::Tracker,
 ) -> (Smoothing, Evaluation) {
     let mut eval = Evaluation::new(family.num_tasks(), family.dim());
+    let schedule = (mu.is_none()
+        && family.num_tasks() > 1
+        && region_radius(set, theta0, distance).is_none())
+    .then(|| Continuation::new(family.num_tasks()));
     let mut resolved_mu = f64::NAN;
+    if let Some(schedule) = &schedule {
+        // The certified gap at theta_0 with uniform weights sets mu_0.
+        family.evaluate(
+            theta0,
+            &mut |_, w| w.fill(1.0 / w.len() as f64),
+            &mut eval,
+        );
+        tracker.absorb(&eval);
+        let lower = tracker.certify_evaluated(family, theta0, &eval);
+        resolved_mu = schedule.initial(&eval.losses, lower);
+    }
     family.evaluate(
         theta0,
         &mut |losses, weights| {
-            resolved_mu = mu.unwrap_or_else(|| {
-                tuned_temperature(family, set, theta0, losses, distance, horizon, accelerated)
-            });
+            if resolved_mu.is_nan() {
+                resolved_mu = mu.unwrap_or_else(|| {
+                    tuned_temperature(family, set, theta0, losses, distance, horizon, accelerated)
+                });
+            }
             softmax_into(losses, resolved_mu, weights);
         },
         &mut eval,
@@ -92,6 +168,7 @@ pub(crate) fn evaluate_start(
         mu: resolved_mu,
         step,
         smoothed_smoothness,
+        schedule,
     };
     (smoothing, eval)
 }

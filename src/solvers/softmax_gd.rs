@@ -3,11 +3,11 @@
 //! i.e. projected gradient descent on the smoothed maximum F_mu.
 //! Bound: docs/THEORY.md#softmax-gd-with-a-fixed-temperature and #default-step-rule.
 
-use super::smoothing::{evaluate_start, projected_step, StepRule, Temperature};
+use super::smoothing::{evaluate_start, projected_step, step_growth, Continuation, StepRule, Temperature};
 use super::tracker::Tracker;
 use super::{unwrap_problem, MinimaxProblem, MinimaxState};
 use crate::family::Evaluation;
-use crate::numerics::log_sum_exp;
+use crate::numerics::{log_sum_exp, softmax_into};
 use argmin::core::{Error, Problem, Solver, State, TerminationReason, TerminationStatus, KV};
 use nalgebra::DVector;
 
@@ -24,6 +24,7 @@ pub struct SoftmaxGd {
     pub(crate) smoothed_smoothness: Option<f64>,
     pub(crate) smallest_step: f64,
     pub(crate) tracker: Tracker,
+    schedule: Option<Continuation>,
     current: Option<Evaluation>,
     candidate: Option<Evaluation>,
 }
@@ -47,6 +48,7 @@ impl SoftmaxGd {
             smoothed_smoothness: None,
             smallest_step: f64::INFINITY,
             tracker,
+            schedule: None,
             current: None,
             candidate: None,
         }
@@ -88,10 +90,12 @@ impl Solver<MinimaxProblem, MinimaxState> for SoftmaxGd {
             self.distance,
             self.horizon,
             false,
+            &mut self.tracker,
         );
         self.mu = resolved.mu;
         self.step = resolved.step;
         self.smoothed_smoothness = resolved.smoothed_smoothness;
+        self.schedule = resolved.schedule;
         let (cost, kv) = record_start(&mut self.tracker, &eval, self.mu, &theta, family.as_ref());
         self.current = Some(eval);
         self.candidate = Some(Evaluation::new(family.num_tasks(), family.dim()));
@@ -135,6 +139,19 @@ impl Solver<MinimaxProblem, MinimaxState> for SoftmaxGd {
             family.as_ref(),
             eta,
         );
+        if let Some(schedule) = self.schedule {
+            if let StepRule::Backtracking { initial } = self.step {
+                self.step = StepRule::Backtracking {
+                    initial: initial * step_growth(),
+                };
+            }
+            if let Some(mu) = schedule.lowered(self.mu, cost - self.tracker.best_lower_bound) {
+                // The next step's weights and gradient at the new temperature.
+                self.mu = mu;
+                let current = self.current.as_mut().expect("set");
+                family.evaluate(&next, &mut |f, w| softmax_into(f, mu, w), current);
+            }
+        }
         let state = state.param(theta).param(next).cost(cost);
         if failed {
             return Ok((

@@ -139,6 +139,7 @@ impl Solver<MinimaxProblem, MinimaxState> for StochasticSoftmaxGd {
             self.distance,
             self.horizon,
             false,
+            &mut self.tracker,
         );
         self.mu = resolved.mu;
         self.smoothed_smoothness = resolved.smoothed_smoothness;
