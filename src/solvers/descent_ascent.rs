@@ -7,6 +7,7 @@
 
 use super::smoothing::{distance_bound, region_radius};
 use super::tracker::Tracker;
+use crate::ball::FeasibleSet;
 use super::{unwrap_problem, MinimaxProblem, MinimaxState};
 use crate::error::InputError;
 use crate::family::Evaluation;
@@ -24,6 +25,9 @@ pub struct DescentAscent {
     pub(crate) step: f64,
     pub(crate) weight_step: f64,
     pub(crate) tracker: Tracker,
+    /// The ball `||theta|| <= ||theta_0|| + R` the iterates are kept in when R
+    /// was estimated (it holds theta*, so OPT is unchanged).
+    working_set: Option<FeasibleSet>,
     log_weights: Vec<f64>,
     #[serde(with = "super::checkpoint::vector")]
     theta_sum: DVector<f64>,
@@ -52,6 +56,7 @@ impl DescentAscent {
             step: f64::NAN,
             weight_step: f64::NAN,
             tracker,
+            working_set: None,
             log_weights: Vec::new(),
             theta_sum: DVector::zeros(0),
             weight_sum: Vec::new(),
@@ -73,6 +78,17 @@ impl DescentAscent {
     }
 }
 
+/// R >= ||theta_0 - theta*|| from strong convexity: F = max_i f_i is
+/// lambda-strongly convex, so `F(theta_0) - OPT >= lambda/2 ||theta_0 - theta*||^2`,
+/// and `gap >= F(theta_0) - OPT` is a certified gap at theta_0. `None` without
+/// strong convexity or a finite gap. Only the steps and the working ball use
+/// it, never the certificate (taken over the problem's own set), so rounding in
+/// it cannot make a bound wrong; the relative 1e-12 keeps theta* inside anyway.
+fn strong_convexity_distance(gap: f64, lambda: f64) -> Option<f64> {
+    (lambda > 0.0 && gap.is_finite() && gap >= 0.0)
+        .then(|| (2.0 * gap / lambda).sqrt() * (1.0 + 1e-12) + f64::MIN_POSITIVE)
+}
+
 impl Solver<MinimaxProblem, MinimaxState> for DescentAscent {
     fn name(&self) -> &str {
         "descent-ascent"
@@ -86,17 +102,33 @@ impl Solver<MinimaxProblem, MinimaxState> for DescentAscent {
         let (family, set) = unwrap_problem(problem)?;
         let (m, d) = (family.num_tasks(), family.dim());
         let theta = super::start_point(&mut state, family.as_ref(), &set);
+        // The start, with the uniform weights of the first average.
+        let uniform = vec![1.0 / m as f64; m];
+        let mut eval = Evaluation::new(m, d);
+        family.evaluate(&theta, &mut |_, w| w.copy_from_slice(&uniform), &mut eval);
+        self.tracker.absorb(&eval);
+        let lower = self
+            .tracker
+            .certify_weights(family.as_ref(), &theta, &uniform);
         // Tuned steps: eta_x = R / (G sqrt T), eta_q = sqrt(2 ln M) / (B sqrt T).
         let t = self.horizon as f64;
-        let region = region_radius(&set, &theta, self.distance);
-        let r = distance_bound(&set, self.distance);
+        let mut region = region_radius(&set, &theta, self.distance);
+        let mut r = distance_bound(&set, self.distance);
         let needs_region = self.fixed_step.is_none() || self.fixed_weight_step.is_none();
         if needs_region && (region.is_none() || r.is_none()) {
-            return Err(InputError::new(
-                "--step",
-                "descent-ascent needs step sizes: give --step and --weight-step, a radius in the problem, or --distance",
-            )
-            .into());
+            let estimate =
+                strong_convexity_distance(eval.max_loss() - lower, family.strong_convexity())
+                    .ok_or_else(|| {
+                        InputError::new(
+                            "--step",
+                            "descent-ascent needs step sizes: the tasks are not strongly convex, \
+                             so give --step and --weight-step, a radius in the problem, or --distance",
+                        )
+                    })?;
+            let reach = theta.norm() + estimate;
+            self.working_set = Some(FeasibleSet::with_radius(reach));
+            region = Some(reach);
+            r = Some(estimate);
         }
         self.step = match self.fixed_step {
             Some(s) => s,
@@ -115,16 +147,9 @@ impl Solver<MinimaxProblem, MinimaxState> for DescentAscent {
         self.log_weights = vec![0.0; m];
         self.theta_sum = DVector::zeros(d);
         self.weight_sum = vec![0.0; m];
-        self.averaged_weights = vec![1.0 / m as f64; m];
+        self.averaged_weights = uniform.clone();
         self.averaged_losses = vec![0.0; m];
         self.averages = 0;
-        let mut eval = Evaluation::new(m, d);
-        let uniform = self.averaged_weights.clone();
-        family.evaluate(&theta, &mut |_, w| w.copy_from_slice(&uniform), &mut eval);
-        self.tracker.absorb(&eval);
-        let lower = self
-            .tracker
-            .certify_weights(family.as_ref(), &theta, &uniform);
         let cost = eval.max_loss();
         let kv = self
             .tracker
@@ -158,7 +183,7 @@ impl Solver<MinimaxProblem, MinimaxState> for DescentAscent {
         self.averages += 1;
         // Simultaneous updates: theta descends, log q ascends on f(theta_t).
         current.axpy(-self.step, &eval.gradient, 1.0);
-        set.project(&mut current);
+        self.working_set.unwrap_or(set).project(&mut current);
         for (l, &f) in self.log_weights.iter_mut().zip(&eval.losses) {
             *l += self.weight_step * f;
         }

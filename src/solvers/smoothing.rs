@@ -73,19 +73,25 @@ pub(crate) struct Smoothing {
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Continuation {
     log_tasks: f64,
+    /// The factor mu is multiplied by when lowered.
+    shrink: f64,
 }
 
-fn knob(name: &str, default: f64) -> f64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+/// Lower mu once the optimisation part of the gap is at most this share of
+/// the smoothing part.
+const OPTIMISATION_SHARE: f64 = 0.5;
+
+/// Softmax-gd lowers mu by this factor: plain gradient steps need longer to
+/// settle after each drop than accelerated ones
+/// ([`ACCELERATED_SHRINK`]); measured on `generate`'s problems, README.
+pub(crate) const GRADIENT_SHRINK: f64 = 0.8;
+pub(crate) const ACCELERATED_SHRINK: f64 = 0.5;
 
 impl Continuation {
-    fn new(num_tasks: usize) -> Self {
+    fn new(num_tasks: usize, shrink: f64) -> Self {
         Self {
             log_tasks: (num_tasks as f64).ln(),
+            shrink,
         }
     }
 
@@ -100,23 +106,29 @@ impl Continuation {
         } else {
             (max - min).max(1e-2 * max.abs())
         };
-        knob("TR_MU0", 1.0) * scale.max(f64::MIN_POSITIVE) / self.log_tasks
+        scale.max(f64::MIN_POSITIVE) / self.log_tasks
     }
 
-    /// The lowered temperature once the certified `gap` has closed, else `None`.
-    pub(crate) fn lowered(&self, mu: f64, gap: f64) -> Option<f64> {
-        let trigger = knob("TR_RHO", 0.5) * mu * self.log_tasks;
-        (gap.is_finite() && gap > 0.0 && gap <= trigger)
-            .then(|| knob("TR_KAPPA", 1.0) * gap / self.log_tasks)
+    /// The lowered temperature, or `None` while the optimisation error still
+    /// dominates. At theta with softmax weights p (in `at`) and a certified
+    /// `lower` bound D(p) <= OPT, the certified gap splits into the smoothing
+    /// part `F(theta) - Phi_p(theta)` and the optimisation part
+    /// `Phi_p(theta) - D(p)` (zero at the minimiser of F_mu, where
+    /// `grad Phi_p = grad F_mu = 0`). Once the second is at most the first,
+    /// running on at this mu cannot close the gap much further: mu is lowered.
+    pub(crate) fn lowered(&self, mu: f64, at: &Evaluation, lower: f64) -> Option<f64> {
+        let weighted = at.weighted_loss();
+        let smoothing = at.max_loss() - weighted;
+        let optimisation = weighted - lower;
+        (optimisation.is_finite() && optimisation <= OPTIMISATION_SHARE * smoothing)
+            .then_some(mu * self.shrink)
     }
 }
 
 /// Trial steps of backtracking under continuation start from the last accepted
-/// step times this factor, so that the step can grow back after mu drops and
-/// the local curvature falls.
-pub(crate) fn step_growth() -> f64 {
-    knob("TR_GROW", 2.0)
-}
+/// step times this factor, so that the step follows the local curvature of
+/// F_mu (far below its worst case `L + G^2/mu` in most directions).
+pub(crate) const STEP_GROWTH: f64 = 2.0;
 
 /// Evaluates theta_0 once for a smoothed method: mu is picked from the losses
 /// inside the pass (they are all the tuning needs), the softmax weights at that
@@ -138,7 +150,14 @@ pub(crate) fn evaluate_start(
     let schedule = (mu.is_none()
         && family.num_tasks() > 1
         && region_radius(set, theta0, distance).is_none())
-    .then(|| Continuation::new(family.num_tasks()));
+    .then(|| {
+        let shrink = if accelerated {
+            ACCELERATED_SHRINK
+        } else {
+            GRADIENT_SHRINK
+        };
+        Continuation::new(family.num_tasks(), shrink)
+    });
     let mut resolved_mu = f64::NAN;
     if let Some(schedule) = &schedule {
         // The certified gap at theta_0 with uniform weights sets mu_0.

@@ -3,7 +3,7 @@
 //! i.e. projected gradient descent on the smoothed maximum F_mu.
 //! Bound: docs/THEORY.md#softmax-gd-with-a-fixed-temperature and #default-step-rule.
 
-use super::smoothing::{evaluate_start, projected_step, step_growth, Continuation, StepRule, Temperature};
+use super::smoothing::{evaluate_start, projected_step, STEP_GROWTH, Continuation, StepRule, Temperature};
 use super::tracker::Tracker;
 use super::{unwrap_problem, MinimaxProblem, MinimaxState};
 use crate::family::Evaluation;
@@ -130,7 +130,7 @@ impl Solver<MinimaxProblem, MinimaxState> for SoftmaxGd {
         let cost = current.max_loss();
         self.current = Some(current);
         self.candidate = Some(candidate);
-        let kv = record_smoothed(
+        let (kv, lower) = record_smoothed(
             &mut self.tracker,
             self.current.as_ref().expect("set"),
             mu,
@@ -142,10 +142,11 @@ impl Solver<MinimaxProblem, MinimaxState> for SoftmaxGd {
         if let Some(schedule) = self.schedule {
             if let StepRule::Backtracking { initial } = self.step {
                 self.step = StepRule::Backtracking {
-                    initial: initial * step_growth(),
+                    initial: initial * STEP_GROWTH,
                 };
             }
-            if let Some(mu) = schedule.lowered(self.mu, cost - self.tracker.best_lower_bound) {
+            let current = self.current.as_ref().expect("set");
+            if let Some(mu) = schedule.lowered(self.mu, current, lower) {
                 // The next step's weights and gradient at the new temperature.
                 self.mu = mu;
                 let current = self.current.as_mut().expect("set");
@@ -177,12 +178,13 @@ pub(crate) fn record_start(
     family: &dyn crate::family::TaskFamily,
 ) -> (f64, Option<KV>) {
     tracker.absorb(eval);
-    let kv = record_smoothed(tracker, eval, mu, 0, theta, family, f64::NAN);
+    let (kv, _) = record_smoothed(tracker, eval, mu, 0, theta, family, f64::NAN);
     (eval.max_loss(), kv)
 }
 
 /// Certifies (when due) and records an iterate of a smoothed method whose
-/// evaluation carries the softmax weights at that iterate.
+/// evaluation carries the softmax weights at that iterate; returns the record
+/// and the certified bound (NaN where not due).
 pub(crate) fn record_smoothed(
     tracker: &mut Tracker,
     eval: &Evaluation,
@@ -191,19 +193,20 @@ pub(crate) fn record_smoothed(
     theta: &DVector<f64>,
     family: &dyn crate::family::TaskFamily,
     step: f64,
-) -> Option<KV> {
+) -> (Option<KV>, f64) {
     let lower = if tracker.due(iteration) {
         tracker.certify_evaluated(family, theta, eval)
     } else {
         f64::NAN
     };
     let smoothed = log_sum_exp(&eval.losses, mu);
-    tracker.record(
+    let kv = tracker.record(
         iteration,
         &eval.losses,
         &eval.weights,
         lower,
         Some(smoothed),
         step,
-    )
+    );
+    (kv, lower)
 }

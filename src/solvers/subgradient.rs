@@ -1,24 +1,28 @@
 //! Projected subgradient method on F = max_i f_i: the step follows the
 //! gradient of a worst task. Returns the best iterate (argmin's state tracks
 //! it). The certificate uses the running average of the one-hot weights of the
-//! active tasks. Bound: docs/THEORY.md#subgradient-method.
+//! active tasks. Bound: docs/THEORY.md#subgradient-method. Without a step and
+//! without a region to tune one over, the step is Polyak's with the certified
+//! lower bound in place of OPT.
 
 use super::smoothing::{distance_bound, region_radius};
 use super::tracker::Tracker;
 use super::{unwrap_problem, MinimaxProblem, MinimaxState};
-use crate::error::InputError;
 use crate::family::Evaluation;
 use crate::numerics::max_with_index;
 use argmin::core::{Error, Problem, Solver, State, KV};
 use nalgebra::DVector;
 
-/// Constant-step subgradient descent (tuned step R / (G sqrt T)).
+/// Constant-step subgradient descent (tuned step R / (G sqrt T)), or Polyak
+/// steps `(F(theta_t) - D_t) / ||g_t||^2` with D_t the best certified lower bound.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Subgradient {
     fixed_step: Option<f64>,
     distance: Option<f64>,
     horizon: u64,
     pub(crate) step: f64,
+    /// Polyak steps from the certified lower bound (no step, no region).
+    polyak: bool,
     pub(crate) tracker: Tracker,
     active_counts: Vec<f64>,
     averaged_weights: Vec<f64>,
@@ -39,6 +43,7 @@ impl Subgradient {
             distance,
             horizon,
             step: f64::NAN,
+            polyak: false,
             tracker,
             active_counts: Vec::new(),
             averaged_weights: Vec::new(),
@@ -83,6 +88,17 @@ impl Subgradient {
     }
 }
 
+/// Polyak's step `(F(theta) - OPT) / ||g||^2` with the certified gap in place
+/// of `F(theta) - OPT`: never shorter than Polyak's own. Zero where `g = 0` (a
+/// worst task is at its minimum there, so theta is optimal) or the gap is 0.
+fn polyak_step(gap: f64, gradient_norm_squared: f64) -> f64 {
+    if gap > 0.0 && gradient_norm_squared > 0.0 {
+        gap / gradient_norm_squared
+    } else {
+        0.0
+    }
+}
+
 impl Solver<MinimaxProblem, MinimaxState> for Subgradient {
     fn name(&self) -> &str {
         "subgradient"
@@ -98,20 +114,19 @@ impl Solver<MinimaxProblem, MinimaxState> for Subgradient {
         let theta = super::start_point(&mut state, family.as_ref(), &set);
         self.step = match self.fixed_step {
             Some(s) => s,
-            None => {
-                let (Some(region), Some(r)) = (
-                    region_radius(&set, &theta, self.distance),
-                    distance_bound(&set, self.distance),
-                ) else {
-                    return Err(InputError::new(
-                        "--step",
-                        "subgradient needs a step size: give --step, a radius in the problem, or --distance",
-                    )
-                    .into());
-                };
-                let g = family.gradient_bound_on_ball(region);
-                r / (g.max(f64::MIN_POSITIVE) * (self.horizon as f64).sqrt())
-            }
+            None => match (
+                region_radius(&set, &theta, self.distance),
+                distance_bound(&set, self.distance),
+            ) {
+                (Some(region), Some(r)) => {
+                    let g = family.gradient_bound_on_ball(region);
+                    r / (g.max(f64::MIN_POSITIVE) * (self.horizon as f64).sqrt())
+                }
+                _ => {
+                    self.polyak = true;
+                    f64::NAN
+                }
+            },
         };
         let mut eval = Evaluation::new(m, d);
         family.evaluate(&theta, &mut one_hot_at_max, &mut eval);
@@ -133,6 +148,16 @@ impl Solver<MinimaxProblem, MinimaxState> for Subgradient {
         let theta = super::take_theta(&mut state)?;
         let mut next = state.take_prev_param().unwrap_or_else(|| theta.clone());
         let mut eval = self.eval.take().expect("initialised");
+        if self.polyak {
+            let gap = eval.max_loss() - self.tracker.best_lower_bound;
+            self.step = if gap.is_finite() {
+                polyak_step(gap, eval.gradient.norm_squared())
+            } else {
+                // No certified bound (e.g. no strong convexity): 1 / (L sqrt(t + 1)).
+                let t = state.get_iter() as f64;
+                1.0 / (family.smoothness().max(f64::MIN_POSITIVE) * (t + 1.0).sqrt())
+            };
+        }
         next.copy_from(&theta);
         next.axpy(-self.step, &eval.gradient, 1.0);
         set.project(&mut next);
