@@ -10,10 +10,8 @@ const SEEDS: [u64; 4] = [0, 1, 2, 3];
 const KINDS: [&str; 3] = ["quadratic", "least_squares", "logistic"];
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "taskrobust-defaults-{}-{name}",
-        std::process::id()
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("taskrobust-defaults-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -158,9 +156,11 @@ fn default_temperature_follows_the_horizon_only_where_documented() {
     // Without a region the temperature follows the certified gap, so a longer
     // run ends at a lower mu (the help text says so); with --mu it is fixed.
     let problem = generated("quadratic", 0);
-    let mu = |iters: &str| solve(&problem, "softmax-gd", &["--iters", iters])["mu"]
-        .as_f64()
-        .unwrap();
+    let mu = |iters: &str| {
+        solve(&problem, "softmax-gd", &["--iters", iters])["mu"]
+            .as_f64()
+            .unwrap()
+    };
     assert!(mu("400") < mu("50"));
     let fixed = solve(&problem, "softmax-gd", &["--mu", "0.1", "--iters", "400"]);
     assert_eq!(fixed["mu"].as_f64().unwrap(), 0.1);

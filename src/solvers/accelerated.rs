@@ -1,7 +1,9 @@
 //! Accelerated (Nesterov / FISTA) projected gradient on the smoothed maximum F_mu
 //! (Beck & Teboulle 2009). Bound: docs/THEORY.md#accelerated-softmax-gd.
 
-use super::smoothing::{evaluate_start, projected_step, STEP_GROWTH, Continuation, StepRule, Temperature};
+use super::smoothing::{
+    evaluate_start, projected_step, Continuation, StepRule, Temperature, STEP_GROWTH,
+};
 use super::softmax_gd::{record_smoothed, record_start};
 use super::tracker::Tracker;
 use super::{unwrap_problem, MinimaxProblem, MinimaxState};

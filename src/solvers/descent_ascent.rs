@@ -7,8 +7,8 @@
 
 use super::smoothing::{distance_bound, region_radius};
 use super::tracker::Tracker;
-use crate::ball::FeasibleSet;
 use super::{unwrap_problem, MinimaxProblem, MinimaxState};
+use crate::ball::FeasibleSet;
 use crate::error::InputError;
 use crate::family::Evaluation;
 use crate::numerics::softmax_into;

@@ -147,25 +147,20 @@ pub(crate) fn evaluate_start(
     tracker: &mut super::tracker::Tracker,
 ) -> (Smoothing, Evaluation) {
     let mut eval = Evaluation::new(family.num_tasks(), family.dim());
-    let schedule = (mu.is_none()
-        && family.num_tasks() > 1
-        && region_radius(set, theta0, distance).is_none())
-    .then(|| {
-        let shrink = if accelerated {
-            ACCELERATED_SHRINK
-        } else {
-            GRADIENT_SHRINK
-        };
-        Continuation::new(family.num_tasks(), shrink)
-    });
+    let schedule =
+        (mu.is_none() && family.num_tasks() > 1 && region_radius(set, theta0, distance).is_none())
+            .then(|| {
+                let shrink = if accelerated {
+                    ACCELERATED_SHRINK
+                } else {
+                    GRADIENT_SHRINK
+                };
+                Continuation::new(family.num_tasks(), shrink)
+            });
     let mut resolved_mu = f64::NAN;
     if let Some(schedule) = &schedule {
         // The certified gap at theta_0 with uniform weights sets mu_0.
-        family.evaluate(
-            theta0,
-            &mut |_, w| w.fill(1.0 / w.len() as f64),
-            &mut eval,
-        );
+        family.evaluate(theta0, &mut |_, w| w.fill(1.0 / w.len() as f64), &mut eval);
         tracker.absorb(&eval);
         let lower = tracker.certify_evaluated(family, theta0, &eval);
         resolved_mu = schedule.initial(&eval.losses, lower);

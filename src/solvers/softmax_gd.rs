@@ -3,7 +3,9 @@
 //! i.e. projected gradient descent on the smoothed maximum F_mu.
 //! Bound: docs/THEORY.md#softmax-gd-with-a-fixed-temperature and #default-step-rule.
 
-use super::smoothing::{evaluate_start, projected_step, STEP_GROWTH, Continuation, StepRule, Temperature};
+use super::smoothing::{
+    evaluate_start, projected_step, Continuation, StepRule, Temperature, STEP_GROWTH,
+};
 use super::tracker::Tracker;
 use super::{unwrap_problem, MinimaxProblem, MinimaxState};
 use crate::family::Evaluation;
