@@ -30,9 +30,10 @@ fn taskrobust(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// A problem from `generate` with its defaults except kind and seed.
-fn generated(kind: &str, seed: u64) -> String {
-    let dir = scratch(&format!("{kind}-{seed}"));
+/// A problem from `generate` with its defaults except kind and seed, in a
+/// folder of its own for each test (`test`; the tests run in parallel).
+fn generated(test: &str, kind: &str, seed: u64) -> String {
+    let dir = scratch(&format!("{test}-{kind}-{seed}"));
     taskrobust(&[
         "generate",
         "--kind",
@@ -70,7 +71,7 @@ fn theta_norm(out: &Value) -> f64 {
 fn default_softmax_gd_is_no_worse_than_average_and_within_3x_of_accelerated() {
     for kind in KINDS {
         for seed in SEEDS {
-            let problem = generated(kind, seed);
+            let problem = generated("targets", kind, seed);
             let softmax = solve(&problem, "softmax-gd", &[]);
             let average = solve(&problem, "average", &[]);
             let accelerated = solve(&problem, "accelerated", &[]);
@@ -94,7 +95,7 @@ fn default_smoothed_methods_leave_theta_zero_on_logistic() {
     // Every loss is ln 2 at theta = 0: a temperature taken from their spread
     // collapses and the iterates never move.
     for seed in SEEDS {
-        let problem = generated("logistic", seed);
+        let problem = generated("logistic", "logistic", seed);
         for method in ["softmax-gd", "accelerated", "stochastic"] {
             let out = solve(&problem, method, &[]);
             let worst = out["max_loss"].as_f64().unwrap();
@@ -119,7 +120,7 @@ fn every_iterative_method_runs_with_its_defaults() {
     // over a certified bound D (accelerated's), the others stay finite.
     for kind in KINDS {
         for seed in SEEDS {
-            let problem = generated(kind, seed);
+            let problem = generated("progress", kind, seed);
             let lower = solve(&problem, "accelerated", &[])["lower_bound"]
                 .as_f64()
                 .unwrap();
@@ -155,7 +156,7 @@ fn every_iterative_method_runs_with_its_defaults() {
 fn default_temperature_follows_the_horizon_only_where_documented() {
     // Without a region the temperature follows the certified gap, so a longer
     // run ends at a lower mu (the help text says so); with --mu it is fixed.
-    let problem = generated("quadratic", 0);
+    let problem = generated("horizon", "quadratic", 0);
     let mu = |iters: &str| {
         solve(&problem, "softmax-gd", &["--iters", iters])["mu"]
             .as_f64()

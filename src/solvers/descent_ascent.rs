@@ -28,6 +28,8 @@ pub struct DescentAscent {
     /// The ball `||theta|| <= ||theta_0|| + R` the iterates are kept in when R
     /// was estimated (it holds theta*, so OPT is unchanged).
     working_set: Option<FeasibleSet>,
+    /// Where R was estimated: lambda and the current R, for restarts.
+    restart: Option<(f64, f64)>,
     log_weights: Vec<f64>,
     #[serde(with = "super::checkpoint::vector")]
     theta_sum: DVector<f64>,
@@ -57,6 +59,7 @@ impl DescentAscent {
             weight_step: f64::NAN,
             tracker,
             working_set: None,
+            restart: None,
             log_weights: Vec::new(),
             theta_sum: DVector::zeros(0),
             weight_sum: Vec::new(),
@@ -87,6 +90,34 @@ impl DescentAscent {
 fn strong_convexity_distance(gap: f64, lambda: f64) -> Option<f64> {
     (lambda > 0.0 && gap.is_finite() && gap >= 0.0)
         .then(|| (2.0 * gap / lambda).sqrt() * (1.0 + 1e-12) + f64::MIN_POSITIVE)
+}
+
+impl DescentAscent {
+    /// The tuned steps for distance `r`, the region's radius and `horizon`
+    /// iterations, where not given.
+    fn tune(
+        &mut self,
+        family: &dyn crate::family::TaskFamily,
+        region: Option<f64>,
+        r: Option<f64>,
+        horizon: f64,
+    ) {
+        let m = family.num_tasks() as f64;
+        self.step = match self.fixed_step {
+            Some(s) => s,
+            None => {
+                let g = family.gradient_bound_on_ball(region.unwrap_or(0.0));
+                r.unwrap_or(0.0) / (g.max(f64::MIN_POSITIVE) * horizon.sqrt())
+            }
+        };
+        self.weight_step = match self.fixed_weight_step {
+            Some(s) => s,
+            None => {
+                let b = family.loss_bound_on_ball(region.unwrap_or(0.0));
+                (2.0 * m.ln()).sqrt() / (b.max(f64::MIN_POSITIVE) * horizon.sqrt())
+            }
+        };
+    }
 }
 
 impl Solver<MinimaxProblem, MinimaxState> for DescentAscent {
@@ -127,23 +158,11 @@ impl Solver<MinimaxProblem, MinimaxState> for DescentAscent {
                     })?;
             let reach = theta.norm() + estimate;
             self.working_set = Some(FeasibleSet::with_radius(reach));
+            self.restart = Some((family.strong_convexity(), estimate));
             region = Some(reach);
             r = Some(estimate);
         }
-        self.step = match self.fixed_step {
-            Some(s) => s,
-            None => {
-                let g = family.gradient_bound_on_ball(region.unwrap_or(0.0));
-                r.unwrap_or(0.0) / (g.max(f64::MIN_POSITIVE) * t.sqrt())
-            }
-        };
-        self.weight_step = match self.fixed_weight_step {
-            Some(s) => s,
-            None => {
-                let b = family.loss_bound_on_ball(region.unwrap_or(0.0));
-                (2.0 * (m as f64).ln()).sqrt() / (b.max(f64::MIN_POSITIVE) * t.sqrt())
-            }
-        };
+        self.tune(family.as_ref(), region, r, t);
         self.log_weights = vec![0.0; m];
         self.theta_sum = DVector::zeros(d);
         self.weight_sum = vec![0.0; m];
@@ -227,6 +246,25 @@ impl Solver<MinimaxProblem, MinimaxState> for DescentAscent {
             None,
             self.step,
         );
+        // With an estimated R: once the certified gap at theta_bar halves the
+        // strong-convexity bound on ||theta_bar - theta*||, restart from
+        // theta_bar with that bound, tuned for the iterations left.
+        if let Some((lambda, radius)) = self.restart {
+            let gap = cost - self.tracker.best_lower_bound;
+            if let Some(closer) = strong_convexity_distance(gap, lambda) {
+                if closer <= 0.5 * radius && iteration < self.horizon {
+                    let reach = averaged.norm() + closer;
+                    self.working_set = Some(FeasibleSet::with_radius(reach));
+                    self.restart = Some((lambda, closer));
+                    let left = (self.horizon - iteration) as f64;
+                    self.tune(family.as_ref(), Some(reach), Some(closer), left);
+                    current.copy_from(&averaged);
+                    self.theta_sum.fill(0.0);
+                    self.weight_sum.fill(0.0);
+                    self.averages = 0;
+                }
+            }
+        }
         self.current = Some(current);
         self.eval = Some(eval);
         Ok((state.param(averaged).cost(cost), kv))
