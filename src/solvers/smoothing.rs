@@ -13,7 +13,8 @@ pub enum Temperature {
     Fixed(f64),
     /// mu = G R / sqrt(2 T ln M) (softmax-gd) or sqrt(2) G R / ((T+1) sqrt(ln M))
     /// (accelerated), with R from the set or the given distance and G bounding
-    /// the task gradients on the region the iterates can reach.
+    /// the task gradients on the region the iterates can reach; without such a
+    /// region, the gap-driven continuation (docs/THEORY.md#default-step-rule).
     TunedForHorizon,
 }
 
