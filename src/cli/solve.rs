@@ -21,13 +21,18 @@ pub struct SolveArgs {
     /// softmax-gd, accelerated, stochastic, descent-ascent, subgradient, average or exact.
     #[arg(long, default_value = "softmax-gd")]
     pub method: String,
-    /// Temperature mu (default: tuned for the horizon, see docs/THEORY.md).
+    /// Temperature mu. Default: with a radius or --distance, tuned for the
+    /// horizon --iters; without, it starts at the certified gap at theta_0
+    /// over ln M and is lowered as the gap closes (docs/THEORY.md#default-step-rule).
     #[arg(long, allow_negative_numbers = true)]
     pub mu: Option<f64>,
-    /// Step size (default: the method's rule, see docs/THEORY.md).
+    /// Step size. Default: 1/L_mu on a ball, else backtracking (softmax-gd,
+    /// accelerated); R / (G sqrt T) with a radius or --distance, else Polyak
+    /// steps from the certified bound (subgradient) or R from strong convexity
+    /// (descent-ascent); 1/L (average).
     #[arg(long, allow_negative_numbers = true)]
     pub step: Option<f64>,
-    /// Step on the task weights (descent-ascent).
+    /// Step on the task weights (descent-ascent). Default: sqrt(2 ln M) / (B sqrt T).
     #[arg(long, allow_negative_numbers = true)]
     pub weight_step: Option<f64>,
     /// T: the number of updates of theta.
@@ -40,7 +45,8 @@ pub struct SolveArgs {
     /// Starting point (.npy or .csv vector of length d).
     #[arg(long)]
     pub init: Option<PathBuf>,
-    /// Upper bound on ||theta_0 - theta*|| (tunes mu and steps without a radius).
+    /// Upper bound on ||theta_0 - theta*||: tunes mu and steps for the horizon
+    /// where the problem has no radius (instead of the gap-driven defaults).
     #[arg(long, allow_negative_numbers = true)]
     pub distance: Option<f64>,
     /// Samples per task per step (stochastic); capped at the largest task's

@@ -1,12 +1,14 @@
 //! Accelerated (Nesterov / FISTA) projected gradient on the smoothed maximum F_mu
 //! (Beck & Teboulle 2009). Bound: docs/THEORY.md#accelerated-softmax-gd.
 
-use super::smoothing::{evaluate_start, projected_step, StepRule, Temperature};
+use super::smoothing::{
+    evaluate_start, projected_step, Continuation, StepRule, Temperature, STEP_GROWTH,
+};
 use super::softmax_gd::{record_smoothed, record_start};
 use super::tracker::Tracker;
 use super::{unwrap_problem, MinimaxProblem, MinimaxState};
 use crate::family::Evaluation;
-use crate::numerics::softmax_into;
+use crate::numerics::{log_sum_exp, softmax_into};
 use argmin::core::{Error, Problem, Solver, State, TerminationReason, KV};
 use nalgebra::DVector;
 
@@ -23,6 +25,9 @@ pub struct Accelerated {
     pub(crate) smoothed_smoothness: Option<f64>,
     pub(crate) smallest_step: f64,
     pub(crate) tracker: Tracker,
+    schedule: Option<Continuation>,
+    /// F_mu at the last iterate (restart test under continuation).
+    smoothed: f64,
     momentum: f64,
     #[serde(with = "super::checkpoint::option_vector")]
     extrapolated: Option<DVector<f64>>,
@@ -48,6 +53,8 @@ impl Accelerated {
             smoothed_smoothness: None,
             smallest_step: f64::INFINITY,
             tracker,
+            schedule: None,
+            smoothed: f64::INFINITY,
             momentum: 1.0,
             extrapolated: None,
             at_theta: None,
@@ -89,10 +96,12 @@ impl Solver<MinimaxProblem, MinimaxState> for Accelerated {
             self.distance,
             self.horizon,
             true,
+            &mut self.tracker,
         );
         self.mu = resolved.mu;
         self.step = resolved.step;
         self.smoothed_smoothness = resolved.smoothed_smoothness;
+        self.schedule = resolved.schedule;
         let (cost, kv) = record_start(&mut self.tracker, &eval, self.mu, &theta, family.as_ref());
         self.at_extrapolated = Some(eval.clone());
         self.at_theta = Some(eval);
@@ -127,15 +136,8 @@ impl Solver<MinimaxProblem, MinimaxState> for Accelerated {
         );
         self.smallest_step = self.smallest_step.min(eta);
         self.tracker.absorb(&at_next);
-        // Momentum update, in place on y.
-        let t_next = 0.5 * (1.0 + (1.0 + 4.0 * self.momentum * self.momentum).sqrt());
-        let beta = (self.momentum - 1.0) / t_next;
-        self.momentum = t_next;
-        y.copy_from(&next);
-        y.axpy(-beta, &theta, 1.0 + beta);
-        self.extrapolated = Some(y);
         let cost = at_next.max_loss();
-        let kv = record_smoothed(
+        let (kv, lower) = record_smoothed(
             &mut self.tracker,
             &at_next,
             mu,
@@ -144,6 +146,39 @@ impl Solver<MinimaxProblem, MinimaxState> for Accelerated {
             family.as_ref(),
             eta,
         );
+        // Under continuation: restart the momentum where F_mu went up
+        // (O'Donoghue & Candes 2015) and whenever mu is lowered (a new F_mu);
+        // a restart lets the step grow back.
+        let mut restart = false;
+        if let Some(schedule) = self.schedule {
+            let smoothed = log_sum_exp(&at_next.losses, mu);
+            restart = smoothed > self.smoothed;
+            self.smoothed = smoothed;
+            if let Some(lowered) = schedule.lowered(mu, &at_next, lower) {
+                self.mu = lowered;
+                self.smoothed = f64::INFINITY;
+                restart = true;
+            }
+            if restart {
+                if let StepRule::Backtracking { initial } = self.step {
+                    self.step = StepRule::Backtracking {
+                        initial: initial * STEP_GROWTH,
+                    };
+                }
+            }
+        }
+        if restart {
+            self.momentum = 1.0;
+            y.copy_from(&next);
+        } else {
+            // Momentum update, in place on y.
+            let t_next = 0.5 * (1.0 + (1.0 + 4.0 * self.momentum * self.momentum).sqrt());
+            let beta = (self.momentum - 1.0) / t_next;
+            self.momentum = t_next;
+            y.copy_from(&next);
+            y.axpy(-beta, &theta, 1.0 + beta);
+        }
+        self.extrapolated = Some(y);
         self.at_theta = Some(at_next);
         let state = state.param(theta).param(next).cost(cost);
         if failed {

@@ -8,6 +8,7 @@
 use super::smoothing::{distance_bound, region_radius};
 use super::tracker::Tracker;
 use super::{unwrap_problem, MinimaxProblem, MinimaxState};
+use crate::ball::FeasibleSet;
 use crate::error::InputError;
 use crate::family::Evaluation;
 use crate::numerics::softmax_into;
@@ -24,6 +25,11 @@ pub struct DescentAscent {
     pub(crate) step: f64,
     pub(crate) weight_step: f64,
     pub(crate) tracker: Tracker,
+    /// The ball `||theta|| <= ||theta_0|| + R` the iterates are kept in when R
+    /// was estimated (it holds theta*, so OPT is unchanged).
+    working_set: Option<FeasibleSet>,
+    /// Where R was estimated: lambda and the current R, for restarts.
+    restart: Option<(f64, f64)>,
     log_weights: Vec<f64>,
     #[serde(with = "super::checkpoint::vector")]
     theta_sum: DVector<f64>,
@@ -52,6 +58,8 @@ impl DescentAscent {
             step: f64::NAN,
             weight_step: f64::NAN,
             tracker,
+            working_set: None,
+            restart: None,
             log_weights: Vec::new(),
             theta_sum: DVector::zeros(0),
             weight_sum: Vec::new(),
@@ -73,6 +81,45 @@ impl DescentAscent {
     }
 }
 
+/// R >= ||theta_0 - theta*|| from strong convexity: F = max_i f_i is
+/// lambda-strongly convex, so `F(theta_0) - OPT >= lambda/2 ||theta_0 - theta*||^2`,
+/// and `gap >= F(theta_0) - OPT` is a certified gap at theta_0. `None` without
+/// strong convexity or a finite gap. Only the steps and the working ball use
+/// it, never the certificate (taken over the problem's own set), so rounding in
+/// it cannot make a bound wrong; the relative 1e-12 keeps theta* inside anyway.
+fn strong_convexity_distance(gap: f64, lambda: f64) -> Option<f64> {
+    (lambda > 0.0 && gap.is_finite() && gap >= 0.0)
+        .then(|| (2.0 * gap / lambda).sqrt() * (1.0 + 1e-12) + f64::MIN_POSITIVE)
+}
+
+impl DescentAscent {
+    /// The tuned steps for distance `r`, the region's radius and `horizon`
+    /// iterations, where not given.
+    fn tune(
+        &mut self,
+        family: &dyn crate::family::TaskFamily,
+        region: Option<f64>,
+        r: Option<f64>,
+        horizon: f64,
+    ) {
+        let m = family.num_tasks() as f64;
+        self.step = match self.fixed_step {
+            Some(s) => s,
+            None => {
+                let g = family.gradient_bound_on_ball(region.unwrap_or(0.0));
+                r.unwrap_or(0.0) / (g.max(f64::MIN_POSITIVE) * horizon.sqrt())
+            }
+        };
+        self.weight_step = match self.fixed_weight_step {
+            Some(s) => s,
+            None => {
+                let b = family.loss_bound_on_ball(region.unwrap_or(0.0));
+                (2.0 * m.ln()).sqrt() / (b.max(f64::MIN_POSITIVE) * horizon.sqrt())
+            }
+        };
+    }
+}
+
 impl Solver<MinimaxProblem, MinimaxState> for DescentAscent {
     fn name(&self) -> &str {
         "descent-ascent"
@@ -86,45 +133,42 @@ impl Solver<MinimaxProblem, MinimaxState> for DescentAscent {
         let (family, set) = unwrap_problem(problem)?;
         let (m, d) = (family.num_tasks(), family.dim());
         let theta = super::start_point(&mut state, family.as_ref(), &set);
-        // Tuned steps: eta_x = R / (G sqrt T), eta_q = sqrt(2 ln M) / (B sqrt T).
-        let t = self.horizon as f64;
-        let region = region_radius(&set, &theta, self.distance);
-        let r = distance_bound(&set, self.distance);
-        let needs_region = self.fixed_step.is_none() || self.fixed_weight_step.is_none();
-        if needs_region && (region.is_none() || r.is_none()) {
-            return Err(InputError::new(
-                "--step",
-                "descent-ascent needs step sizes: give --step and --weight-step, a radius in the problem, or --distance",
-            )
-            .into());
-        }
-        self.step = match self.fixed_step {
-            Some(s) => s,
-            None => {
-                let g = family.gradient_bound_on_ball(region.unwrap_or(0.0));
-                r.unwrap_or(0.0) / (g.max(f64::MIN_POSITIVE) * t.sqrt())
-            }
-        };
-        self.weight_step = match self.fixed_weight_step {
-            Some(s) => s,
-            None => {
-                let b = family.loss_bound_on_ball(region.unwrap_or(0.0));
-                (2.0 * (m as f64).ln()).sqrt() / (b.max(f64::MIN_POSITIVE) * t.sqrt())
-            }
-        };
-        self.log_weights = vec![0.0; m];
-        self.theta_sum = DVector::zeros(d);
-        self.weight_sum = vec![0.0; m];
-        self.averaged_weights = vec![1.0 / m as f64; m];
-        self.averaged_losses = vec![0.0; m];
-        self.averages = 0;
+        // The start, with the uniform weights of the first average.
+        let uniform = vec![1.0 / m as f64; m];
         let mut eval = Evaluation::new(m, d);
-        let uniform = self.averaged_weights.clone();
         family.evaluate(&theta, &mut |_, w| w.copy_from_slice(&uniform), &mut eval);
         self.tracker.absorb(&eval);
         let lower = self
             .tracker
             .certify_weights(family.as_ref(), &theta, &uniform);
+        // Tuned steps: eta_x = R / (G sqrt T), eta_q = sqrt(2 ln M) / (B sqrt T).
+        let t = self.horizon as f64;
+        let mut region = region_radius(&set, &theta, self.distance);
+        let mut r = distance_bound(&set, self.distance);
+        let needs_region = self.fixed_step.is_none() || self.fixed_weight_step.is_none();
+        if needs_region && (region.is_none() || r.is_none()) {
+            let estimate =
+                strong_convexity_distance(eval.max_loss() - lower, family.strong_convexity())
+                    .ok_or_else(|| {
+                        InputError::new(
+                            "--step",
+                            "descent-ascent needs step sizes: the tasks are not strongly convex, \
+                             so give --step and --weight-step, a radius in the problem, or --distance",
+                        )
+                    })?;
+            let reach = theta.norm() + estimate;
+            self.working_set = Some(FeasibleSet::with_radius(reach));
+            self.restart = Some((family.strong_convexity(), estimate));
+            region = Some(reach);
+            r = Some(estimate);
+        }
+        self.tune(family.as_ref(), region, r, t);
+        self.log_weights = vec![0.0; m];
+        self.theta_sum = DVector::zeros(d);
+        self.weight_sum = vec![0.0; m];
+        self.averaged_weights = uniform.clone();
+        self.averaged_losses = vec![0.0; m];
+        self.averages = 0;
         let cost = eval.max_loss();
         let kv = self
             .tracker
@@ -158,7 +202,7 @@ impl Solver<MinimaxProblem, MinimaxState> for DescentAscent {
         self.averages += 1;
         // Simultaneous updates: theta descends, log q ascends on f(theta_t).
         current.axpy(-self.step, &eval.gradient, 1.0);
-        set.project(&mut current);
+        self.working_set.unwrap_or(set).project(&mut current);
         for (l, &f) in self.log_weights.iter_mut().zip(&eval.losses) {
             *l += self.weight_step * f;
         }
@@ -202,6 +246,25 @@ impl Solver<MinimaxProblem, MinimaxState> for DescentAscent {
             None,
             self.step,
         );
+        // With an estimated R: once the certified gap at theta_bar halves the
+        // strong-convexity bound on ||theta_bar - theta*||, restart from
+        // theta_bar with that bound, tuned for the iterations left.
+        if let Some((lambda, radius)) = self.restart {
+            let gap = cost - self.tracker.best_lower_bound;
+            if let Some(closer) = strong_convexity_distance(gap, lambda) {
+                if closer <= 0.5 * radius && iteration < self.horizon {
+                    let reach = averaged.norm() + closer;
+                    self.working_set = Some(FeasibleSet::with_radius(reach));
+                    self.restart = Some((lambda, closer));
+                    let left = (self.horizon - iteration) as f64;
+                    self.tune(family.as_ref(), Some(reach), Some(closer), left);
+                    current.copy_from(&averaged);
+                    self.theta_sum.fill(0.0);
+                    self.weight_sum.fill(0.0);
+                    self.averages = 0;
+                }
+            }
+        }
         self.current = Some(current);
         self.eval = Some(eval);
         Ok((state.param(averaged).cost(cost), kv))

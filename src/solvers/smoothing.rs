@@ -13,7 +13,8 @@ pub enum Temperature {
     Fixed(f64),
     /// mu = G R / sqrt(2 T ln M) (softmax-gd) or sqrt(2) G R / ((T+1) sqrt(ln M))
     /// (accelerated), with R from the set or the given distance and G bounding
-    /// the task gradients on the region the iterates can reach.
+    /// the task gradients on the region the iterates can reach; without such a
+    /// region, the gap-driven continuation (docs/THEORY.md#default-step-rule).
     TunedForHorizon,
 }
 
@@ -58,7 +59,77 @@ pub(crate) struct Smoothing {
     pub mu: f64,
     pub step: StepRule,
     pub smoothed_smoothness: Option<f64>,
+    /// The continuation schedule, where mu is the default and there is no
+    /// region to tune it over (docs/THEORY.md#default-step-rule).
+    pub schedule: Option<Continuation>,
 }
+
+/// The default temperature without a region to tune over (no radius, no
+/// `--distance`): mu starts at the certified gap at theta_0 over ln M and is
+/// lowered as the certified gap closes. The gap of the minimiser of F_mu is at
+/// most mu ln M (its weights certify it), so a gap well below that means the
+/// smoothing bias, not the optimisation, dominates: then mu drops to the gap
+/// over ln M. The gap is positive at theta_0 unless theta_0 is optimal, so mu
+/// never collapses when the losses tie there.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Continuation {
+    log_tasks: f64,
+    /// The factor mu is multiplied by when lowered.
+    shrink: f64,
+}
+
+/// Lower mu once the optimisation part of the gap is at most this share of
+/// the smoothing part.
+const OPTIMISATION_SHARE: f64 = 0.5;
+
+/// Softmax-gd lowers mu by this factor: plain gradient steps need longer to
+/// settle after each drop than accelerated ones
+/// ([`ACCELERATED_SHRINK`]); measured on `generate`'s problems, README.
+pub(crate) const GRADIENT_SHRINK: f64 = 0.8;
+pub(crate) const ACCELERATED_SHRINK: f64 = 0.5;
+
+impl Continuation {
+    fn new(num_tasks: usize, shrink: f64) -> Self {
+        Self {
+            log_tasks: (num_tasks as f64).ln(),
+            shrink,
+        }
+    }
+
+    /// mu_0 from the certified gap at theta_0 (`lower` may be -inf where no
+    /// bound exists: then the spread of the losses, at least 1% of their size).
+    fn initial(&self, losses: &[f64], lower: f64) -> f64 {
+        let max = losses.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let min = losses.iter().copied().fold(f64::INFINITY, f64::min);
+        let gap = max - lower;
+        let scale = if gap.is_finite() && gap > 0.0 {
+            gap
+        } else {
+            (max - min).max(1e-2 * max.abs())
+        };
+        scale.max(f64::MIN_POSITIVE) / self.log_tasks
+    }
+
+    /// The lowered temperature, or `None` while the optimisation error still
+    /// dominates. At theta with softmax weights p (in `at`) and a certified
+    /// `lower` bound D(p) <= OPT, the certified gap splits into the smoothing
+    /// part `F(theta) - Phi_p(theta)` and the optimisation part
+    /// `Phi_p(theta) - D(p)` (zero at the minimiser of F_mu, where
+    /// `grad Phi_p = grad F_mu = 0`). Once the second is at most the first,
+    /// running on at this mu cannot close the gap much further: mu is lowered.
+    pub(crate) fn lowered(&self, mu: f64, at: &Evaluation, lower: f64) -> Option<f64> {
+        let weighted = at.weighted_loss();
+        let smoothing = at.max_loss() - weighted;
+        let optimisation = weighted - lower;
+        (optimisation.is_finite() && optimisation <= OPTIMISATION_SHARE * smoothing)
+            .then_some(mu * self.shrink)
+    }
+}
+
+/// Trial steps of backtracking under continuation start from the last accepted
+/// step times this factor, so that the step follows the local curvature of
+/// F_mu (far below its worst case `L + G^2/mu` in most directions).
+pub(crate) const STEP_GROWTH: f64 = 2.0;
 
 /// Evaluates theta_0 once for a smoothed method: mu is picked from the losses
 /// inside the pass (they are all the tuning needs), the softmax weights at that
@@ -74,15 +145,35 @@ pub(crate) fn evaluate_start(
     distance: Option<f64>,
     horizon: u64,
     accelerated: bool,
+    tracker: &mut super::tracker::Tracker,
 ) -> (Smoothing, Evaluation) {
     let mut eval = Evaluation::new(family.num_tasks(), family.dim());
+    let schedule =
+        (mu.is_none() && family.num_tasks() > 1 && region_radius(set, theta0, distance).is_none())
+            .then(|| {
+                let shrink = if accelerated {
+                    ACCELERATED_SHRINK
+                } else {
+                    GRADIENT_SHRINK
+                };
+                Continuation::new(family.num_tasks(), shrink)
+            });
     let mut resolved_mu = f64::NAN;
+    if let Some(schedule) = &schedule {
+        // The certified gap at theta_0 with uniform weights sets mu_0.
+        family.evaluate(theta0, &mut |_, w| w.fill(1.0 / w.len() as f64), &mut eval);
+        tracker.absorb(&eval);
+        let lower = tracker.certify_evaluated(family, theta0, &eval);
+        resolved_mu = schedule.initial(&eval.losses, lower);
+    }
     family.evaluate(
         theta0,
         &mut |losses, weights| {
-            resolved_mu = mu.unwrap_or_else(|| {
-                tuned_temperature(family, set, theta0, losses, distance, horizon, accelerated)
-            });
+            if resolved_mu.is_nan() {
+                resolved_mu = mu.unwrap_or_else(|| {
+                    tuned_temperature(family, set, theta0, losses, distance, horizon, accelerated)
+                });
+            }
             softmax_into(losses, resolved_mu, weights);
         },
         &mut eval,
@@ -92,6 +183,7 @@ pub(crate) fn evaluate_start(
         mu: resolved_mu,
         step,
         smoothed_smoothness,
+        schedule,
     };
     (smoothing, eval)
 }

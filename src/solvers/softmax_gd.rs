@@ -3,11 +3,13 @@
 //! i.e. projected gradient descent on the smoothed maximum F_mu.
 //! Bound: docs/THEORY.md#softmax-gd-with-a-fixed-temperature and #default-step-rule.
 
-use super::smoothing::{evaluate_start, projected_step, StepRule, Temperature};
+use super::smoothing::{
+    evaluate_start, projected_step, Continuation, StepRule, Temperature, STEP_GROWTH,
+};
 use super::tracker::Tracker;
 use super::{unwrap_problem, MinimaxProblem, MinimaxState};
 use crate::family::Evaluation;
-use crate::numerics::log_sum_exp;
+use crate::numerics::{log_sum_exp, softmax_into};
 use argmin::core::{Error, Problem, Solver, State, TerminationReason, TerminationStatus, KV};
 use nalgebra::DVector;
 
@@ -24,6 +26,7 @@ pub struct SoftmaxGd {
     pub(crate) smoothed_smoothness: Option<f64>,
     pub(crate) smallest_step: f64,
     pub(crate) tracker: Tracker,
+    schedule: Option<Continuation>,
     current: Option<Evaluation>,
     candidate: Option<Evaluation>,
 }
@@ -47,6 +50,7 @@ impl SoftmaxGd {
             smoothed_smoothness: None,
             smallest_step: f64::INFINITY,
             tracker,
+            schedule: None,
             current: None,
             candidate: None,
         }
@@ -88,10 +92,12 @@ impl Solver<MinimaxProblem, MinimaxState> for SoftmaxGd {
             self.distance,
             self.horizon,
             false,
+            &mut self.tracker,
         );
         self.mu = resolved.mu;
         self.step = resolved.step;
         self.smoothed_smoothness = resolved.smoothed_smoothness;
+        self.schedule = resolved.schedule;
         let (cost, kv) = record_start(&mut self.tracker, &eval, self.mu, &theta, family.as_ref());
         self.current = Some(eval);
         self.candidate = Some(Evaluation::new(family.num_tasks(), family.dim()));
@@ -126,7 +132,7 @@ impl Solver<MinimaxProblem, MinimaxState> for SoftmaxGd {
         let cost = current.max_loss();
         self.current = Some(current);
         self.candidate = Some(candidate);
-        let kv = record_smoothed(
+        let (kv, lower) = record_smoothed(
             &mut self.tracker,
             self.current.as_ref().expect("set"),
             mu,
@@ -135,6 +141,20 @@ impl Solver<MinimaxProblem, MinimaxState> for SoftmaxGd {
             family.as_ref(),
             eta,
         );
+        if let Some(schedule) = self.schedule {
+            if let StepRule::Backtracking { initial } = self.step {
+                self.step = StepRule::Backtracking {
+                    initial: initial * STEP_GROWTH,
+                };
+            }
+            let current = self.current.as_ref().expect("set");
+            if let Some(mu) = schedule.lowered(self.mu, current, lower) {
+                // The next step's weights and gradient at the new temperature.
+                self.mu = mu;
+                let current = self.current.as_mut().expect("set");
+                family.evaluate(&next, &mut |f, w| softmax_into(f, mu, w), current);
+            }
+        }
         let state = state.param(theta).param(next).cost(cost);
         if failed {
             return Ok((
@@ -160,12 +180,13 @@ pub(crate) fn record_start(
     family: &dyn crate::family::TaskFamily,
 ) -> (f64, Option<KV>) {
     tracker.absorb(eval);
-    let kv = record_smoothed(tracker, eval, mu, 0, theta, family, f64::NAN);
+    let (kv, _) = record_smoothed(tracker, eval, mu, 0, theta, family, f64::NAN);
     (eval.max_loss(), kv)
 }
 
 /// Certifies (when due) and records an iterate of a smoothed method whose
-/// evaluation carries the softmax weights at that iterate.
+/// evaluation carries the softmax weights at that iterate; returns the record
+/// and the certified bound (NaN where not due).
 pub(crate) fn record_smoothed(
     tracker: &mut Tracker,
     eval: &Evaluation,
@@ -174,19 +195,20 @@ pub(crate) fn record_smoothed(
     theta: &DVector<f64>,
     family: &dyn crate::family::TaskFamily,
     step: f64,
-) -> Option<KV> {
+) -> (Option<KV>, f64) {
     let lower = if tracker.due(iteration) {
         tracker.certify_evaluated(family, theta, eval)
     } else {
         f64::NAN
     };
     let smoothed = log_sum_exp(&eval.losses, mu);
-    tracker.record(
+    let kv = tracker.record(
         iteration,
         &eval.losses,
         &eval.weights,
         lower,
         Some(smoothed),
         step,
-    )
+    );
+    (kv, lower)
 }

@@ -3,7 +3,7 @@
 //! paper's deep-learning use relies on) or of an exponential moving average of
 //! them (as Group DRO does), and takes a step on the minibatch gradient.
 
-use super::smoothing::{evaluate_start, StepRule};
+use super::smoothing::{evaluate_start, Continuation, StepRule};
 use super::softmax_gd::{record_smoothed, record_start};
 use super::tracker::Tracker;
 use super::{unwrap_problem, MinimaxProblem, MinimaxState};
@@ -35,6 +35,7 @@ pub struct StochasticSoftmaxGd {
     pub(crate) step: f64,
     pub(crate) smoothed_smoothness: Option<f64>,
     pub(crate) tracker: Tracker,
+    schedule: Option<Continuation>,
     rows: Vec<Vec<usize>>,
     averaged_losses: Vec<f64>,
     minibatch: Option<Evaluation>,
@@ -68,6 +69,7 @@ impl StochasticSoftmaxGd {
             step: f64::NAN,
             smoothed_smoothness: None,
             tracker,
+            schedule: None,
             rows: Vec::new(),
             averaged_losses: Vec::new(),
             minibatch: None,
@@ -139,9 +141,11 @@ impl Solver<MinimaxProblem, MinimaxState> for StochasticSoftmaxGd {
             self.distance,
             self.horizon,
             false,
+            &mut self.tracker,
         );
         self.mu = resolved.mu;
         self.smoothed_smoothness = resolved.smoothed_smoothness;
+        self.schedule = resolved.schedule;
         // Backtracking needs exact losses; a stochastic method uses the initial guess as a fixed step.
         self.step = match resolved.step {
             StepRule::Fixed(s) => s,
@@ -198,7 +202,7 @@ impl Solver<MinimaxProblem, MinimaxState> for StochasticSoftmaxGd {
         let kv = if self.tracker.due(iteration) {
             family.evaluate(&next, &mut |f, w| softmax_into(f, mu, w), &mut full);
             self.tracker.absorb(&full);
-            record_smoothed(
+            let (kv, lower) = record_smoothed(
                 &mut self.tracker,
                 &full,
                 mu,
@@ -206,7 +210,14 @@ impl Solver<MinimaxProblem, MinimaxState> for StochasticSoftmaxGd {
                 &next,
                 family.as_ref(),
                 self.step,
-            )
+            );
+            // Continuation on the exact (full-pass) certificate; the fixed
+            // step scales with mu, as 1 / L_mu does where G^2 / mu dominates.
+            if let Some(lowered) = self.schedule.and_then(|c| c.lowered(mu, &full, lower)) {
+                self.step *= lowered / mu;
+                self.mu = lowered;
+            }
+            kv
         } else {
             family.losses(&next, &mut full.losses);
             softmax_into(&full.losses, mu, &mut full.weights);
