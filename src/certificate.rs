@@ -613,6 +613,66 @@ pub fn strongly_convex_bound(
     )
 }
 
+/// Certified lower bound on OPT from an evaluation at `theta` of data tasks
+/// (losses, weights, weighted gradient, per-task gradient norms as
+/// [`crate::family::TaskFamily::evaluate`] leaves them), given per-task bounds
+/// on the rounding of each loss and each task gradient, and a curvature
+/// `lambda` that every task is known to have exactly (e.g. the l2 penalty):
+/// the local model bound around `theta` ([`local_model_bound`]).
+pub fn evaluation_bound(
+    theta: &DVector<f64>,
+    at: &crate::family::Evaluation,
+    loss_error: impl Fn(usize) -> f64,
+    gradient_error: impl Fn(usize) -> f64,
+    lambda: f64,
+    set: &Ball,
+) -> Certificate {
+    let m = at.losses.len();
+    let (mut weight_sum, mut value, mut size) = (0.0, 0.0, 0.0);
+    let (mut value_err, mut g_err, mut g_size) = (0.0, 0.0, 0.0);
+    for i in 0..m {
+        let p = at.weights[i];
+        if p == 0.0 {
+            continue;
+        }
+        if !(p > 0.0) {
+            return Certificate::none("the certificate weights are not a nonnegative nonzero vector");
+        }
+        weight_sum += p;
+        value += p * at.losses[i];
+        size += p * at.losses[i].abs();
+        value_err += p * loss_error(i);
+        g_err += p * gradient_error(i);
+        g_size += p * at.task_gradient_norms[i];
+    }
+    if !(weight_sum > 0.0) {
+        return Certificate::none("the certificate weights are not a nonnegative nonzero vector");
+    }
+    let slack = 1.0 + gamma(m);
+    let value_err = round_up((value_err + gamma(m + 1) * size) * slack);
+    // The weighted gradient: axpys of the task gradients, gamma_{M+1} of their sizes.
+    let g_err = round_up((g_err + gamma(m + 2) * g_size) * slack);
+    let curvature = round_down(lambda * weight_sum * (1.0 - gamma(m))).max(0.0);
+    let (g, t) = (at.gradient.as_slice(), theta.as_slice());
+    let bound = local_model_bound(value - value_err, g, g_err, curvature, t, set);
+    if bound == f64::NEG_INFINITY {
+        return Certificate::none(
+            "no certified curvature and no radius: the linearization bound needs a ball",
+        );
+    }
+    let estimate = local_model_bound(value, g, 0.0, curvature, t, set);
+    Certificate {
+        bound: per_unit_weight(bound, weight_sum, m),
+        kind: if curvature > 0.0 {
+            "strong-convexity"
+        } else {
+            "linearization"
+        },
+        error_bound: round_up(((estimate - bound) / weight_sum).max(0.0)),
+        note: "",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 //! the certified lower bound, the trace and the key/value pairs for observers.
 
 use crate::ball::FeasibleSet;
+use crate::certificate::Certificate;
 use crate::family::{Evaluation, TaskFamily};
 use crate::numerics::{entropy, max_with_index};
 use argmin::core::KV;
@@ -38,6 +39,10 @@ pub struct Tracker {
     record_trace: bool,
     emit_kv: bool,
     pub best_lower_bound: f64,
+    /// The best certificate computed in this process (never read back from a
+    /// checkpoint: a stored bound is not trusted, only recomputed ones are).
+    #[serde(skip)]
+    pub best_certificate: Option<Certificate>,
     pub gradient_bound: f64,
     pub loss_bound: f64,
     pub trace: Vec<IterationRecord>,
@@ -54,6 +59,7 @@ impl Tracker {
             record_trace,
             emit_kv: true,
             best_lower_bound: f64::NEG_INFINITY,
+            best_certificate: None,
             gradient_bound: 0.0,
             loss_bound: 0.0,
             trace: Vec::new(),
@@ -92,10 +98,15 @@ impl Tracker {
         theta: &DVector<f64>,
         at: &Evaluation,
     ) -> f64 {
-        let bound = family.certified_lower_bound(theta, at, &self.set);
+        let certificate = family.certify(theta, at, &self.set);
+        let bound = certificate.bound;
         if bound > self.best_lower_bound {
             self.best_lower_bound = bound;
         }
+        self.best_certificate = Some(match self.best_certificate {
+            Some(best) => best.better(certificate),
+            None => certificate,
+        });
         bound
     }
 
