@@ -325,6 +325,70 @@ pub fn solve_least_squares_epigraph(
     })
 }
 
+/// Most samples in all for which wide tasks are solved in the span of the
+/// samples (a thin QR of the d x N sample matrix, N x N after it).
+const REDUCED_SAMPLES: usize = 2048;
+
+/// Wide data (fewer samples N than features d): some minimax optimum lies in
+/// the span of the samples (the component orthogonal to it changes no margin
+/// and only adds norm), so with the thin QR `[x_1 .. x_N] = Q R`, `theta = Q
+/// beta` and `x_j . theta = r_j . beta`, `||theta|| = ||beta||`. Returns the
+/// reduced tasks (samples `r_j` in R^N) and Q; `None` where not worth it.
+fn reduce_to_sample_span(
+    data: &DataTasks,
+    labels_pm1: bool,
+) -> Option<(DataTasks, nalgebra::DMatrix<f64>)> {
+    let d = data.dim();
+    let total: usize = data.tasks().iter().map(|t| t.samples()).sum();
+    if total >= d || total > REDUCED_SAMPLES {
+        return None;
+    }
+    let mut samples = nalgebra::DMatrix::zeros(d, total);
+    let mut k = 0;
+    for task in data.tasks() {
+        for j in 0..task.samples() {
+            samples.column_mut(k).copy_from_slice(task.sample(j));
+            k += 1;
+        }
+    }
+    let qr = samples.qr();
+    let (q, r) = (qr.q(), qr.r());
+    let mut start = 0;
+    let tasks = data
+        .tasks()
+        .iter()
+        .map(|task| {
+            let n = task.samples();
+            let columns = r.columns(start, n).into_owned();
+            start += n;
+            crate::family::TaskData::from_columns(&columns, task.y.clone())
+        })
+        .collect();
+    let reduced = DataTasks::new(tasks, labels_pm1).ok()?;
+    Some((reduced, q))
+}
+
+/// [`solve_least_squares_epigraph`] and [`solve_logistic_epigraph`] in the
+/// span of the samples where the data are wide (see [`reduce_to_sample_span`]).
+fn solve_in_sample_span(
+    data: &DataTasks,
+    logistic_l2: Option<f64>,
+    set: &FeasibleSet,
+) -> Result<EpigraphSolution, crate::error::Error> {
+    let solve = |data: &DataTasks| match logistic_l2 {
+        Some(l2) => solve_logistic_epigraph(data, l2, set),
+        None => solve_least_squares_epigraph(data, set),
+    };
+    match reduce_to_sample_span(data, logistic_l2.is_some()) {
+        Some((reduced, q)) => {
+            let mut solution = solve(&reduced)?;
+            solution.theta = q * &solution.theta;
+            Ok(solution)
+        }
+        None => solve(data),
+    }
+}
+
 /// The epigraph problem for l2-regularised logistic tasks, with exponential cones:
 /// `u_k >= ln(1 + exp(-y_k x_k^T theta))` iff `a_k + b_k <= 1`, `a_k >= exp(-u_k)`,
 /// `b_k >= exp(-y_k x_k^T theta - u_k)`; `s >= ||theta||^2 / 2` by a rotated cone;
@@ -445,9 +509,9 @@ impl Solver<MinimaxProblem, MinimaxState> for Exact {
             family.quadratic_forms().is_none() || data.data_len() <= SAMPLE_FORM_ENTRIES
         });
         let solution = match (sample_form, family.quadratic_forms(), family.logistic_parts()) {
-            (Some(data), _, _) => solve_least_squares_epigraph(data, &set),
+            (Some(data), _, _) => solve_in_sample_span(data, None, &set),
             (None, Some(forms), _) => solve_epigraph(forms, &set),
-            (None, None, Some((data, l2))) => solve_logistic_epigraph(data, l2, &set),
+            (None, None, Some((data, l2))) => solve_in_sample_span(data, Some(l2), &set),
             _ => {
                 return Err(InputError::new(
                     "--method",
