@@ -88,9 +88,22 @@ pub fn round_down(x: f64) -> f64 {
     x - x.abs() * 2f64.powi(-50) - 64.0 * UNDERFLOW_UNIT
 }
 
-/// Upper bound on the Euclidean norm of a vector computed as `sqrt(x . x)`.
+/// Upper bound on the Euclidean norm, computed on the vector scaled by a
+/// power of two (exact) so that its squares neither underflow nor overflow.
 pub fn norm_up(x: &[f64]) -> f64 {
-    round_up(dot(x, x).sqrt() * (1.0 + gamma(x.len())) + 4.0 * UNDERFLOW_UNIT)
+    let largest = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    if largest == 0.0 {
+        return 0.0;
+    }
+    if !largest.is_finite() {
+        return f64::INFINITY;
+    }
+    // 2^-e with 2^e near the largest entry: exact scaling both ways.
+    let exponent = largest.log2().floor().clamp(-1000.0, 1000.0) as i32;
+    let down = 2f64.powi(-exponent);
+    let sum: f64 = x.iter().map(|v| (v * down) * (v * down)).sum();
+    let scaled = (sum * (1.0 + gamma(x.len())) + (x.len() as f64) * 1e-300).sqrt();
+    round_up(scaled * (1.0 + 2.0 * UNIT_ROUNDOFF) * 2f64.powi(exponent))
 }
 
 /// A certified lower bound on `min_{theta' in set} M(theta')` for the local model
@@ -115,8 +128,9 @@ pub fn local_model_bound(
     let mut best = f64::NEG_INFINITY;
     // Strong convexity, whatever the set: >= value - (||g|| + g_err)^2 / (2 lambda).
     if lambda > 0.0 {
+        // Products in this order: a square of a tiny norm would underflow.
         let reach = g_norm + g_err;
-        best = round_down(value - reach * reach / (2.0 * lambda) * (1.0 + 8.0 * u));
+        best = round_down(value - (reach / lambda) * reach * 0.5 * (1.0 + 8.0 * u));
     }
     // The set's enclosing ball (the Fantope lies in the ball of radius sqrt k).
     let radius = match *set {
@@ -134,18 +148,25 @@ pub fn local_model_bound(
     if lambda > 0.0 {
         // Completing the square: lambda/2 dist(m, ball)^2 - ||g||^2 / (2 lambda),
         // m = at - g / lambda; ||m_hat - m|| <= u (1 + u) ||g|| / lambda + u ||m||.
-        let mut m2 = 0.0;
-        for (a, gk) in at.iter().zip(g) {
-            let m = a - gk / lambda;
-            m2 += m * m;
-        }
-        let m_hat = m2.sqrt() * (1.0 - gamma(d));
-        let m_lo = (m_hat - u * (1.0 + u) * g_norm / lambda) / (1.0 + u);
+        // ||m_hat|| from below, scaled by a power of two as in norm_up.
+        let m_at = |k: usize| at[k] - g[k] / lambda;
+        let largest = (0..d).fold(0.0f64, |acc, k| acc.max(m_at(k).abs()));
+        let m_hat = if largest > 0.0 && largest.is_finite() {
+            let exponent = largest.log2().floor().clamp(-1000.0, 1000.0) as i32;
+            let down = 2f64.powi(-exponent);
+            let sum: f64 = (0..d).map(|k| (m_at(k) * down) * (m_at(k) * down)).sum();
+            (sum * (1.0 - gamma(d))).sqrt() * (1.0 - 2.0 * u) * 2f64.powi(exponent)
+        } else {
+            0.0
+        };
+        let m_lo = (m_hat - u * (1.0 + u) * (g_norm / lambda)) / (1.0 + u);
         let dist = ((m_lo - radius) * (1.0 - 2.0 * u)).max(0.0);
-        let square = value - g_norm * g_norm / (2.0 * lambda) * (1.0 + 8.0 * u)
-            + 0.5 * lambda * dist * dist * (1.0 - 8.0 * u)
+        let square = value - (g_norm / lambda) * g_norm * 0.5 * (1.0 + 8.0 * u)
+            + (lambda * dist) * dist * 0.5 * (1.0 - 8.0 * u)
             - far;
-        best = best.max(round_down(square));
+        if square.is_finite() {
+            best = best.max(round_down(square));
+        }
     }
     best
 }
@@ -265,7 +286,12 @@ struct DualWork {
 }
 
 impl DualWork {
-    fn combine(&mut self, forms: &[QuadraticForm], bounds: &[FormBounds], weights: &[f64]) -> Totals {
+    fn combine(
+        &mut self,
+        forms: &[QuadraticForm],
+        bounds: &[FormBounds],
+        weights: &[f64],
+    ) -> Totals {
         let d = forms[0].dim();
         if self.d != d {
             *self = Self {
@@ -320,8 +346,9 @@ impl DualWork {
         totals.hessian_norm = round_up(totals.hessian_norm * sum_slack);
         totals.linear_norm = round_up(totals.linear_norm * sum_slack);
         totals.constant_abs = round_up(totals.constant_abs * sum_slack);
-        totals.hessian_error =
-            round_up(totals.hessian_error * sum_slack + combine * totals.hessian_norm + tiny * d as f64);
+        totals.hessian_error = round_up(
+            totals.hessian_error * sum_slack + combine * totals.hessian_norm + tiny * d as f64,
+        );
         totals.linear_error =
             round_up(totals.linear_error * sum_slack + combine * totals.linear_norm + tiny);
         totals.constant_error =
@@ -399,9 +426,15 @@ impl DualWork {
     fn certify(&mut self, totals: &Totals, set: &Ball) -> Certificate {
         let d = self.d;
         if !(totals.weight_sum > 0.0) {
-            return Certificate::none("the certificate weights are not a nonnegative nonzero vector");
+            return Certificate::none(
+                "the certificate weights are not a nonnegative nonzero vector",
+            );
         }
-        let finite = self.hessian.iter().chain(&self.linear).all(|v| v.is_finite())
+        let finite = self
+            .hessian
+            .iter()
+            .chain(&self.linear)
+            .all(|v| v.is_finite())
             && self.constant.is_finite()
             && totals.hessian_error.is_finite();
         if !finite {
@@ -517,7 +550,11 @@ impl DualWork {
         let estimate = model(value, 0.0);
         Certificate {
             bound,
-            kind: if curvature > 0.0 { "dual" } else { "linearization" },
+            kind: if curvature > 0.0 {
+                "dual"
+            } else {
+                "linearization"
+            },
             error_bound: round_up((estimate - bound).max(0.0)),
             note: if curvature > 0.0 {
                 ""
@@ -576,13 +613,9 @@ fn lagrangian_point(hessian: &DMatrix<f64>, linear: &DVector<f64>, r: f64) -> Op
     }
     let coordinates = DVector::from_iterator(
         a.len(),
-        a.iter().zip(&eigenvalues).map(|(aj, lj)| {
-            if *aj == 0.0 {
-                0.0
-            } else {
-                -aj / (lj + hi)
-            }
-        }),
+        a.iter()
+            .zip(&eigenvalues)
+            .map(|(aj, lj)| if *aj == 0.0 { 0.0 } else { -aj / (lj + hi) }),
     );
     let mut point = &eigen.eigenvectors * coordinates;
     // Onto the ball where rounding left it just outside.
@@ -636,7 +669,9 @@ pub fn evaluation_bound(
             continue;
         }
         if !(p > 0.0) {
-            return Certificate::none("the certificate weights are not a nonnegative nonzero vector");
+            return Certificate::none(
+                "the certificate weights are not a nonnegative nonzero vector",
+            );
         }
         weight_sum += p;
         value += p * at.losses[i];

@@ -124,7 +124,10 @@ fn exact_vec(v: &[f64]) -> Vec<Q> {
 
 /// `||theta||^2 <= r^2` exactly.
 fn inside(theta: &[f64], r: f64) -> bool {
-    let n2: Q = theta.iter().map(|&t| q(t) * q(t)).fold(zero(), |a, b| a + b);
+    let n2: Q = theta
+        .iter()
+        .map(|&t| q(t) * q(t))
+        .fold(zero(), |a, b| a + b);
     n2 <= q(r) * q(r)
 }
 
@@ -222,7 +225,10 @@ struct Design {
     scale: i32,
 }
 
-fn design(n: std::ops::RangeInclusive<usize>, d: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Design> {
+fn design(
+    n: std::ops::RangeInclusive<usize>,
+    d: std::ops::RangeInclusive<usize>,
+) -> impl Strategy<Value = Design> {
     (n, d)
         .prop_flat_map(|(n, d)| {
             (

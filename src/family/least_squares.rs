@@ -7,9 +7,9 @@ use crate::ball::Ball;
 use crate::certificate::{
     evaluation_bound, norm_up, sound_quadratic_bound, Certificate, FormBounds, QuadraticForm,
 };
-use crate::numerics::{gamma, round_up, UNDERFLOW_UNIT, UNIT_ROUNDOFF};
 use crate::error::InputError;
 use crate::kernels::symmetric_matvec_packed;
+use crate::numerics::{gamma, round_up, UNDERFLOW_UNIT, UNIT_ROUNDOFF};
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
 use std::sync::{Mutex, OnceLock};
@@ -168,7 +168,8 @@ impl LeastSquaresFamily {
         let d = self.data.dim();
         let residual_err = round_up(
             gamma(d + 1)
-                * (2.0 * (theta_norm * theta_norm * norms.frobenius2 + norms.y_norm * norms.y_norm))
+                * (2.0
+                    * (theta_norm * theta_norm * norms.frobenius2 + norms.y_norm * norms.y_norm))
                     .sqrt()
                 + ((n * (d + 2)) as f64).sqrt() * 4.0 * UNDERFLOW_UNIT,
         );

@@ -6,9 +6,9 @@ use super::{
 };
 use crate::ball::Ball;
 use crate::certificate::{evaluation_bound, norm_up, Certificate};
-use crate::numerics::{gamma, round_up, UNDERFLOW_UNIT, UNIT_ROUNDOFF};
 use crate::error::{check_positive, InputError};
 use crate::kernels::{softplus, softplus_and_sigmoid};
+use crate::numerics::{gamma, round_up, UNDERFLOW_UNIT, UNIT_ROUNDOFF};
 use nalgebra::{DMatrix, DVector};
 use std::sync::{Mutex, OnceLock};
 

@@ -3,8 +3,8 @@
 use super::{combine_task_gradients, Evaluation, TaskFamily, Weigh};
 use crate::ball::Ball;
 use crate::certificate::{norm_up, sound_quadratic_bound, Certificate, FormBounds, QuadraticForm};
-use crate::numerics::{gamma, round_up, UNDERFLOW_UNIT, UNIT_ROUNDOFF};
 use crate::error::{check_finite, invalid, InputError};
+use crate::numerics::{gamma, round_up, UNDERFLOW_UNIT, UNIT_ROUNDOFF};
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
 use std::sync::Mutex;
@@ -269,9 +269,17 @@ impl TaskFamily for QuadraticFamily {
     fn certify(&self, _theta: &DVector<f64>, at: &Evaluation, ball: &Ball) -> Certificate {
         // OPT >= max_i min_theta f_i = max_i b_i for PSD A_i (the convexity the
         // input contract requires): exact, no rounding.
-        let floor = self.tasks.iter().map(|t| t.b).fold(f64::NEG_INFINITY, f64::max);
-        Certificate::trivial(floor, "")
-            .better(sound_quadratic_bound(&self.forms, &self.form_bounds, &at.weights, ball))
+        let floor = self
+            .tasks
+            .iter()
+            .map(|t| t.b)
+            .fold(f64::NEG_INFINITY, f64::max);
+        Certificate::trivial(floor, "").better(sound_quadratic_bound(
+            &self.forms,
+            &self.form_bounds,
+            &at.weights,
+            ball,
+        ))
     }
 
     fn loss_error_bound(&self, theta: &DVector<f64>, _losses: &[f64]) -> f64 {

@@ -508,7 +508,11 @@ impl Solver<MinimaxProblem, MinimaxState> for Exact {
         let sample_form = family.least_squares_data().filter(|data| {
             family.quadratic_forms().is_none() || data.data_len() <= SAMPLE_FORM_ENTRIES
         });
-        let solution = match (sample_form, family.quadratic_forms(), family.logistic_parts()) {
+        let solution = match (
+            sample_form,
+            family.quadratic_forms(),
+            family.logistic_parts(),
+        ) {
             (Some(data), _, _) => solve_in_sample_span(data, None, &set),
             (None, Some(forms), _) => solve_epigraph(forms, &set),
             (None, None, Some((data, l2))) => solve_in_sample_span(data, Some(l2), &set),
@@ -529,9 +533,10 @@ impl Solver<MinimaxProblem, MinimaxState> for Exact {
             Err(other) => {
                 let m = family.num_tasks();
                 EpigraphSolution {
-                    theta: state.get_param().cloned().unwrap_or_else(|| {
-                        DVector::zeros(family.dim())
-                    }),
+                    theta: state
+                        .get_param()
+                        .cloned()
+                        .unwrap_or_else(|| DVector::zeros(family.dim())),
                     weights: vec![1.0 / m as f64; m],
                     objective: f64::NAN,
                     status: format!("Failed ({other})"),

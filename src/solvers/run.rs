@@ -9,9 +9,9 @@ use super::{
 use super::{FileCheckpoint, Fingerprint, Resume};
 use crate::ball::FeasibleSet;
 use crate::certificate::Certificate;
-use crate::numerics::round_up;
 use crate::error::Error;
 use crate::family::{Evaluation, TaskFamily};
+use crate::numerics::round_up;
 use crate::numerics::{entropy, max_with_index, softmax_into};
 use argmin::core::{Executor, Solver, State};
 use nalgebra::DVector;
