@@ -71,7 +71,7 @@ impl Certificate {
 /// weights' sum `s_hat`: OPT >= D(p) / s whatever the exact sum s is, which
 /// lies within `gamma_M s_hat` of `s_hat`.
 fn per_unit_weight(bound: f64, weight_sum: f64, tasks: usize) -> f64 {
-    if !(weight_sum > 0.0) || bound.is_nan() {
+    if weight_sum.is_nan() || weight_sum <= 0.0 || bound.is_nan() {
         return f64::NEG_INFINITY;
     }
     let slack = gamma(tasks);
@@ -314,7 +314,7 @@ impl DualWork {
                 continue;
             }
             // Negative or NaN weights certify nothing.
-            if !(p > 0.0) {
+            if p.is_nan() || p < 0.0 {
                 totals.weight_sum = f64::NAN;
                 continue;
             }
@@ -425,7 +425,7 @@ impl DualWork {
 
     fn certify(&mut self, totals: &Totals, set: &Ball) -> Certificate {
         let d = self.d;
-        if !(totals.weight_sum > 0.0) {
+        if totals.weight_sum.is_nan() || totals.weight_sum <= 0.0 {
             return Certificate::none(
                 "the certificate weights are not a nonnegative nonzero vector",
             );
@@ -588,11 +588,15 @@ fn lagrangian_point(hessian: &DMatrix<f64>, linear: &DVector<f64>, r: f64) -> Op
     };
     let r2 = r * r;
     let mut hi = 0.0;
-    if !(norm2_at(0.0) <= r2) {
+    let outside = |nu: f64| {
+        let n2 = norm2_at(nu);
+        n2.is_nan() || n2 > r2
+    };
+    if outside(0.0) {
         let mut lo = 0.0;
         hi = (a.norm() / r).max(f64::MIN_POSITIVE);
         let mut guard = 0;
-        while !(norm2_at(hi) <= r2) {
+        while outside(hi) {
             hi *= 2.0;
             guard += 1;
             if guard > 2100 {
@@ -668,7 +672,7 @@ pub fn evaluation_bound(
         if p == 0.0 {
             continue;
         }
-        if !(p > 0.0) {
+        if p.is_nan() || p < 0.0 {
             return Certificate::none(
                 "the certificate weights are not a nonnegative nonzero vector",
             );
@@ -680,7 +684,7 @@ pub fn evaluation_bound(
         g_err += p * gradient_error(i);
         g_size += p * at.task_gradient_norms[i];
     }
-    if !(weight_sum > 0.0) {
+    if weight_sum.is_nan() || weight_sum <= 0.0 {
         return Certificate::none("the certificate weights are not a nonnegative nonzero vector");
     }
     let slack = 1.0 + gamma(m);

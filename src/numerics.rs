@@ -105,7 +105,7 @@ pub const UNIT_ROUNDOFF: f64 = f64::EPSILON / 2.0;
 
 /// The smallest positive subnormal, `2^-1074`: the absolute error one
 /// rounding can add below the normal range (gradual underflow).
-pub const UNDERFLOW_UNIT: f64 = 4.9406564584124654e-324;
+pub const UNDERFLOW_UNIT: f64 = f64::from_bits(1);
 
 /// Higham's `gamma_n = n u / (1 - n u)`, for `n + 2` operations (the two
 /// extra cover forming the bound itself), and `inf` where `n u >= 1/2`.

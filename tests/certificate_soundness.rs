@@ -11,6 +11,8 @@
 //! be <= D(p) / sum(p) <= OPT, exactly. The case count follows
 //! PROPTEST_CASES (default 400 per property: a few seconds).
 
+#![allow(clippy::needless_range_loop)] // exact elimination reads clearest with indices
+
 use nalgebra::{DMatrix, DVector};
 use num_bigint::BigInt;
 use num_rational::BigRational;
