@@ -166,11 +166,15 @@ impl LeastSquaresFamily {
         let norms = &self.norms()[task];
         let n = self.data.tasks()[task].samples();
         let d = self.data.dim();
+        // sqrt(2 (a^2 + b^2)) <= sqrt2 (a + b); no X term at theta = 0 (exact
+        // residual -y), so that huge data still give a finite bound there.
+        let x_term = if theta_norm == 0.0 {
+            0.0
+        } else {
+            theta_norm * norms.frobenius2.sqrt()
+        };
         let residual_err = round_up(
-            gamma(d + 1)
-                * (2.0
-                    * (theta_norm * theta_norm * norms.frobenius2 + norms.y_norm * norms.y_norm))
-                    .sqrt()
+            gamma(d + 1) * std::f64::consts::SQRT_2 * (x_term + norms.y_norm)
                 + ((n * (d + 2)) as f64).sqrt() * 4.0 * UNDERFLOW_UNIT,
         );
         let residual_norm = round_up((2.0 * n as f64 * loss.abs() * (1.0 + gamma(n + 3))).sqrt());

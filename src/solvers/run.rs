@@ -300,7 +300,7 @@ fn finish<S: Certifying>(
     // Any valid bound certifies OPT; keep the best certified during this run
     // as well (recomputed ones only: a bound read from a checkpoint is not kept).
     let mut certificate = certify_returned_point_fully(family, set, &theta, &weights, max_loss);
-    if let Some(best) = tracker.best_certificate {
+    if let Some(best) = tracker.best_certificate(family) {
         certificate = certificate.better(best);
     }
     // The gap covers F(theta)'s own rounding too: F <= max_loss + loss_error.
