@@ -100,6 +100,35 @@ pub fn project_onto_simplex(weights: &mut [f64]) {
     }
 }
 
+/// The unit roundoff of f64, `u = 2^-53`.
+pub const UNIT_ROUNDOFF: f64 = f64::EPSILON / 2.0;
+
+/// The smallest positive subnormal, `2^-1074`: the absolute error one
+/// rounding can add below the normal range (gradual underflow).
+pub const UNDERFLOW_UNIT: f64 = f64::from_bits(1);
+
+/// Higham's `gamma_n = n u / (1 - n u)`, for `n + 2` operations (the two
+/// extra cover forming the bound itself), and `inf` where `n u >= 1/2`.
+/// `|fl(sum of n terms) - sum| <= gamma_{n-1} sum |terms|` in any order, with
+/// or without fused multiply-adds (Higham, Accuracy and Stability, ch. 3).
+pub fn gamma(n: usize) -> f64 {
+    let nu = (n as f64 + 2.0) * UNIT_ROUNDOFF;
+    if nu >= 0.5 {
+        return f64::INFINITY;
+    }
+    nu / (1.0 - nu) * (1.0 + 4.0 * UNIT_ROUNDOFF)
+}
+
+/// A nonnegative error bound rounded up past the few roundings made while
+/// computing it (a relative `2^-40` and an absolute `2^-1068`), so that the
+/// bound stays a bound in floating point. NaN becomes `inf`.
+pub fn round_up(bound: f64) -> f64 {
+    if bound.is_nan() {
+        return f64::INFINITY;
+    }
+    bound.abs() * (1.0 + 2f64.powi(-40)) + 64.0 * UNDERFLOW_UNIT
+}
+
 /// Compensated (Neumaier) summation: used where many terms of different size
 /// are added, e.g. averaged iterates over thousands of steps.
 #[derive(Debug, Clone, Copy, Default)]

@@ -155,6 +155,9 @@ pub fn run_solve(args: &SolveArgs) -> Result<String, Failure> {
     }
     let outcome = solve(problem.family.clone(), problem.set, &options)?;
     check_finite_outcome(&outcome_json(&outcome), &problem)?;
+    if let Some(warning) = tolerance_warning(&outcome) {
+        eprintln!("{warning}");
+    }
     Ok(match args.format {
         OutputFormat::Json => {
             let mut value = outcome_json(&outcome);
@@ -285,6 +288,25 @@ pub fn outcome_json(outcome: &SolveOutcome) -> serde_json::Value {
         "entropy": outcome.entropy,
         "termination": outcome.termination,
         "constants": outcome.constants,
+        "certificate": {
+            "kind": outcome.certificate.kind,
+            "error_bound": outcome.certificate.error_bound,
+            "note": outcome.certificate.note,
+        },
+        "solver_status": outcome.solver_status,
+        "reached_tolerance": outcome.reached_tolerance,
+    })
+}
+
+/// The warning `exact` prints when it stopped short of its stated tolerance.
+pub fn tolerance_warning(outcome: &SolveOutcome) -> Option<String> {
+    let status = outcome.solver_status.as_deref()?;
+    (!outcome.reached_tolerance).then(|| {
+        format!(
+            "warning: exact did not reach its tolerance (solver status {status}, certified gap {:.3e}); \
+             the point is certified as reported, not as optimal",
+            outcome.gap
+        )
     })
 }
 
@@ -320,6 +342,29 @@ pub fn format_table(outcome: &SolveOutcome, problem: &str, kind: &str) -> String
         "lower bound   D(p)     = {:.10e}  (certified: OPT >= D(p))",
         outcome.lower_bound
     );
+    let certificate = &outcome.certificate;
+    let _ = writeln!(
+        s,
+        "certificate   {} (rounding allowance {:.1e}){}",
+        certificate.kind,
+        certificate.error_bound,
+        if certificate.note.is_empty() {
+            String::new()
+        } else {
+            format!("; {}", certificate.note)
+        }
+    );
+    if let Some(status) = &outcome.solver_status {
+        let _ = writeln!(
+            s,
+            "solver        {status}{}",
+            if outcome.reached_tolerance {
+                ""
+            } else {
+                "  (WARNING: stopped short of its tolerance)"
+            }
+        );
+    }
     let relative = outcome.gap / outcome.max_loss.abs().max(f64::MIN_POSITIVE);
     let _ = writeln!(
         s,

@@ -199,6 +199,21 @@ fn check_samples_finite(i: usize, task: &TaskData, dim: usize) -> Result<(), Inp
 /// `(X^T X / n, X^T y / n)` of one task.
 pub type GramAndMoment = (DMatrix<f64>, DVector<f64>);
 
+/// Sizes of one task's data, as upper bounds (rounding included): the
+/// certificates' a posteriori error bounds are written in these.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SampleNorms {
+    /// `||X||_F^2`.
+    pub frobenius2: f64,
+    /// `||y||`.
+    pub y_norm: f64,
+    /// `max_j ||x_j||`.
+    pub largest_sample: f64,
+    /// `||X^T y / n||` and `||y||^2 / (2 n)` (least squares: `||l||`, `c`).
+    pub moment_norm: f64,
+    pub half_mean_square: f64,
+}
+
 /// M tasks of data with preallocated scratch for the fused pass.
 #[derive(Debug)]
 pub struct DataTasks {
@@ -546,12 +561,68 @@ impl DataTasks {
             .collect()
     }
 
+    /// [`SampleNorms`] per task: one pass over the samples.
+    pub fn sample_norms(&self) -> Vec<SampleNorms> {
+        use crate::numerics::{gamma, round_up};
+        let d = self.dim;
+        self.tasks
+            .par_iter()
+            .map(|data| {
+                let n = data.samples();
+                let (mut frobenius2, mut largest) = (0.0, 0.0f64);
+                let mut moment = vec![0.0; d];
+                for (x, &y) in data.xt.as_slice().chunks_exact(d).zip(data.y.iter()) {
+                    let square = dot(x, x);
+                    frobenius2 += square;
+                    largest = largest.max(square);
+                    axpy(y, x, &mut moment);
+                }
+                let y2 = data.y.norm_squared();
+                let slack = 1.0 + gamma(n + d);
+                let tiny = ((n + 1) * (d + 1)) as f64 * crate::numerics::UNDERFLOW_UNIT;
+                let frobenius2 = round_up(frobenius2 * slack + tiny);
+                let y_norm = round_up((y2 * slack + tiny).sqrt());
+                // |fl(X^T y) - X^T y| <= gamma_n |X|^T |y|, of norm <= gamma_n ||X||_F ||y||.
+                let moment_norm = round_up(
+                    (dot(&moment, &moment).sqrt() * slack
+                        + gamma(n) * frobenius2.sqrt() * y_norm
+                        + tiny)
+                        / n as f64,
+                );
+                SampleNorms {
+                    frobenius2,
+                    y_norm,
+                    largest_sample: round_up((largest * slack + tiny).sqrt()),
+                    moment_norm,
+                    half_mean_square: round_up(y_norm * y_norm / (2.0 * n as f64)),
+                }
+            })
+            .collect()
+    }
+
+    /// Largest eigenvalue of `X_i^T X_i / n_i` from the `n_i x n_i` matrix
+    /// `X_i X_i^T / n_i` (the same nonzero spectrum): for tasks with fewer
+    /// samples than features, whose Gram matrix would be d x d.
+    pub fn kernel_top_eigenvalue(&self, task: usize) -> f64 {
+        let data = &self.tasks[task];
+        let n = data.samples();
+        let view = data.xt.view();
+        let kernel = view.tr_mul(&view) / n as f64;
+        kernel.symmetric_eigenvalues().max().max(0.0)
+    }
+
     /// Largest eigenvalue of `X_i^T X_i / n_i` and the largest sample norm, per task.
     pub fn spectral_constants(&self) -> Vec<(f64, f64)> {
-        let tops: Vec<f64> = self
-            .grams()
+        // Through whichever of X^T X (d x d) and X X^T (n x n) is smaller.
+        let tops: Vec<f64> = (0..self.tasks.len())
             .into_par_iter()
-            .map(|g| g.symmetric_eigenvalues().max().max(0.0))
+            .map(|i| {
+                if self.tasks[i].samples() < self.dim {
+                    self.kernel_top_eigenvalue(i)
+                } else {
+                    self.gram(i).symmetric_eigenvalues().max().max(0.0)
+                }
+            })
             .collect();
         tops.into_iter().zip(self.largest_sample_norms()).collect()
     }

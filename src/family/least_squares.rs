@@ -1,10 +1,15 @@
 //! Least-squares tasks `f_i(theta) = ||X_i theta - y_i||^2 / (2 n_i)`.
 
-use super::{combine_task_gradients, DataTasks, Evaluation, TaskData, TaskFamily, Weigh};
+use super::{
+    combine_task_gradients, DataTasks, Evaluation, SampleNorms, TaskData, TaskFamily, Weigh,
+};
 use crate::ball::Ball;
-use crate::certificate::{quadratic_dual_bound, QuadraticForm};
+use crate::certificate::{
+    evaluation_bound, norm_up, sound_quadratic_bound, Certificate, FormBounds, QuadraticForm,
+};
 use crate::error::InputError;
 use crate::kernels::symmetric_matvec_packed;
+use crate::numerics::{gamma, round_up, UNDERFLOW_UNIT, UNIT_ROUNDOFF};
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
 use std::sync::{Mutex, OnceLock};
@@ -41,6 +46,12 @@ pub struct LeastSquaresFamily {
     /// `1/2 theta^T (X^T X / n) theta - (X^T y / n)^T theta + ||y||^2 / (2n)`:
     /// built at construction where a task uses the Gram form, else on first use.
     forms: OnceLock<Vec<QuadraticForm>>,
+    /// How far each form may be from its task (the Gram matrix's rounding).
+    form_bounds: OnceLock<Vec<FormBounds>>,
+    /// Some task has fewer samples than features: no d x d matrix is ever
+    /// built; constants and certificates work on the samples (n_i x n_i).
+    wide: bool,
+    norms: OnceLock<Vec<SampleNorms>>,
     /// The upper triangles of the Gram-form tasks' Hessians, row by row
     /// (`d (d + 1) / 2` values; empty for data-form tasks): the iterations
     /// read half the bytes of the full matrices.
@@ -53,9 +64,12 @@ pub struct LeastSquaresFamily {
 impl LeastSquaresFamily {
     pub fn new(tasks: Vec<TaskData>, form: GradientForm) -> Result<Self, InputError> {
         let d = tasks.first().map_or(0, |t| t.xt.nrows());
+        let wide = tasks.iter().any(|t| t.samples() < d);
+        // Wide tasks never use the Gram form: it reads more than the data.
         let use_gram: Vec<bool> = tasks
             .iter()
             .map(|t| match form {
+                _ if wide => false,
                 GradientForm::Auto => 2 * d <= t.samples(),
                 GradientForm::Data => false,
                 GradientForm::Gram => true,
@@ -84,6 +98,9 @@ impl LeastSquaresFamily {
             use_gram,
             use_data,
             forms: OnceLock::new(),
+            form_bounds: OnceLock::new(),
+            wide,
+            norms: OnceLock::new(),
             packed_hessians: OnceLock::new(),
             spectrum: OnceLock::new(),
             task_gradients: Mutex::new(DMatrix::zeros(d, m)),
@@ -93,6 +110,86 @@ impl LeastSquaresFamily {
             family.forms.set(forms).expect("forms are built once");
         }
         Ok(family)
+    }
+
+    /// Whether some task has fewer samples than features (see the field).
+    pub fn is_wide(&self) -> bool {
+        self.wide
+    }
+
+    fn norms(&self) -> &[SampleNorms] {
+        self.norms.get_or_init(|| self.data.sample_norms())
+    }
+
+    /// The Gram forms' distance to the tasks: `|fl(X^T X) - X^T X| <= gamma_n
+    /// |X|^T |X|` entrywise, of Frobenius norm <= gamma_n ||X||_F^2; likewise
+    /// the moment and `||y||^2`; plus one rounding for each division by n.
+    fn form_bounds(&self) -> &[FormBounds] {
+        self.form_bounds.get_or_init(|| {
+            let d = self.data.dim();
+            let u = UNIT_ROUNDOFF;
+            self.forms()
+                .iter()
+                .zip(self.norms())
+                .zip(self.data.tasks())
+                .map(|((form, norms), task)| {
+                    let n = task.samples();
+                    let nf = n as f64;
+                    let exact = FormBounds::exact(form);
+                    let tiny = (4 * (n + 1) * (d + 1)) as f64 * UNDERFLOW_UNIT;
+                    let x_norm = norms.frobenius2.sqrt() * (1.0 + u);
+                    FormBounds {
+                        hessian_error: round_up(
+                            (gamma(n) * norms.frobenius2 + tiny * d as f64) / nf
+                                + u * exact.hessian_norm
+                                + tiny,
+                        ),
+                        linear_error: round_up(
+                            (gamma(n) * x_norm * norms.y_norm + tiny) / nf
+                                + u * exact.linear_norm
+                                + tiny,
+                        ),
+                        constant_error: round_up(
+                            gamma(n + 3) * norms.y_norm * norms.y_norm / (2.0 * nf) + tiny,
+                        ),
+                        ..exact
+                    }
+                })
+                .collect()
+        })
+    }
+
+    /// Bounds on the rounding of the residual `x_j . theta - y_j` over a task,
+    /// `||r_hat - r|| <= gamma_{d+1} sqrt(2 (||theta||^2 ||X||_F^2 + ||y||^2))`,
+    /// and on `||r_hat||` from the computed loss `||r_hat||^2 / (2n)`.
+    fn residual_errors(&self, task: usize, theta_norm: f64, loss: f64) -> (f64, f64) {
+        let norms = &self.norms()[task];
+        let n = self.data.tasks()[task].samples();
+        let d = self.data.dim();
+        // sqrt(2 (a^2 + b^2)) <= sqrt2 (a + b); no X term at theta = 0 (exact
+        // residual -y), so that huge data still give a finite bound there.
+        let x_term = if theta_norm == 0.0 {
+            0.0
+        } else {
+            theta_norm * norms.frobenius2.sqrt()
+        };
+        let residual_err = round_up(
+            gamma(d + 1) * std::f64::consts::SQRT_2 * (x_term + norms.y_norm)
+                + ((n * (d + 2)) as f64).sqrt() * 4.0 * UNDERFLOW_UNIT,
+        );
+        let residual_norm = round_up((2.0 * n as f64 * loss.abs() * (1.0 + gamma(n + 3))).sqrt());
+        (residual_err, residual_norm)
+    }
+
+    /// Bound on `|f_i(theta) - loss|` for a loss computed on the samples.
+    fn data_loss_error(&self, task: usize, theta_norm: f64, loss: f64) -> f64 {
+        let n = self.data.tasks()[task].samples();
+        let (err, norm) = self.residual_errors(task, theta_norm, loss);
+        round_up(
+            (norm * err + 0.5 * err * err) / n as f64 * (1.0 + 4.0 * UNIT_ROUNDOFF)
+                + gamma(n + 3) * loss.abs()
+                + (4 * n + 4) as f64 * UNDERFLOW_UNIT,
+        )
     }
 
     pub fn data(&self) -> &DataTasks {
@@ -133,6 +230,23 @@ impl LeastSquaresFamily {
     /// eigenvalue computation per task (in parallel).
     fn spectrum(&self) -> &[(f64, f64)] {
         self.spectrum.get_or_init(|| {
+            if self.wide {
+                // X^T X / n has the nonzero spectrum of X X^T / n, and
+                // smallest eigenvalue 0 where n < d.
+                let d = self.data.dim();
+                return (0..self.data.num_tasks())
+                    .into_par_iter()
+                    .map(|i| {
+                        let top = self.data.kernel_top_eigenvalue(i);
+                        if self.data.tasks()[i].samples() < d {
+                            (0.0, top)
+                        } else {
+                            let eigenvalues = self.data.gram(i).symmetric_eigenvalues();
+                            (eigenvalues.min().max(0.0), top)
+                        }
+                    })
+                    .collect();
+            }
             self.forms()
                 .par_iter()
                 .map(|f| {
@@ -259,31 +373,70 @@ impl TaskFamily for LeastSquaresFamily {
 
     fn gradient_bound_on_ball(&self, radius: f64) -> f64 {
         // ||Q theta + l|| <= ||Q|| r + ||l||
-        self.forms()
+        self.norms()
             .iter()
             .zip(self.spectrum())
-            .map(|(f, s)| s.1 * radius + f.linear.norm())
+            .map(|(norms, s)| s.1 * radius + norms.moment_norm)
             .fold(0.0, f64::max)
     }
 
     fn loss_bound_on_ball(&self, radius: f64) -> f64 {
         // ||X theta - y|| / sqrt(n) <= sqrt(||Q||) r + ||y|| / sqrt(n)
-        self.forms()
+        self.norms()
             .iter()
             .zip(self.spectrum())
-            .map(|(f, s)| {
-                let reach = s.1.sqrt() * radius + (2.0 * f.constant).sqrt();
+            .map(|(norms, s)| {
+                let reach = s.1.sqrt() * radius + (2.0 * norms.half_mean_square).sqrt();
                 0.5 * reach * reach
             })
             .fold(0.0, f64::max)
     }
 
-    fn certified_lower_bound(&self, _theta: &DVector<f64>, at: &Evaluation, ball: &Ball) -> f64 {
-        quadratic_dual_bound(self.forms(), &at.weights, ball)
+    fn certified_lower_bound(&self, theta: &DVector<f64>, at: &Evaluation, ball: &Ball) -> f64 {
+        self.certify(theta, at, ball).bound
+    }
+
+    fn certify(&self, theta: &DVector<f64>, at: &Evaluation, ball: &Ball) -> Certificate {
+        // Every loss is a mean of squares: OPT >= 0 holds exactly.
+        let floor = Certificate::trivial(0.0, "");
+        if !self.wide {
+            let dual = sound_quadratic_bound(self.forms(), self.form_bounds(), &at.weights, ball);
+            return floor.better(dual);
+        }
+        // Wide tasks: the local model on the samples, around theta.
+        let t = norm_up(theta.as_slice());
+        let model = evaluation_bound(
+            theta,
+            at,
+            |i| self.data_loss_error(i, t, at.losses[i]),
+            |i| {
+                let (err, norm) = self.residual_errors(i, t, at.losses[i]);
+                let n = self.data.tasks()[i].samples();
+                let x_norm = self.norms()[i].frobenius2.sqrt();
+                round_up(
+                    (x_norm * err + gamma(n + 2) * x_norm * norm) / n as f64
+                        + 2.0 * UNIT_ROUNDOFF * at.task_gradient_norms[i],
+                )
+            },
+            0.0,
+            ball,
+        );
+        floor.better(model)
+    }
+
+    fn loss_error_bound(&self, theta: &DVector<f64>, losses: &[f64]) -> f64 {
+        let t = norm_up(theta.as_slice());
+        (0..losses.len())
+            .map(|i| self.data_loss_error(i, t, losses[i]))
+            .fold(0.0, f64::max)
     }
 
     fn quadratic_forms(&self) -> Option<&[QuadraticForm]> {
-        Some(self.forms())
+        (!self.wide).then(|| self.forms())
+    }
+
+    fn least_squares_data(&self) -> Option<&DataTasks> {
+        Some(&self.data)
     }
 
     fn sample_counts(&self) -> Option<Vec<usize>> {

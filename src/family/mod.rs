@@ -13,13 +13,13 @@ mod least_squares;
 mod logistic;
 mod quadratic;
 
-pub use data::{DataTasks, Samples, TaskData};
+pub use data::{DataTasks, SampleNorms, Samples, TaskData};
 pub use least_squares::{GradientForm, LeastSquaresFamily};
 pub use logistic::LogisticFamily;
 pub use quadratic::{QuadraticFamily, QuadraticTask};
 
 use crate::ball::Ball;
-use crate::certificate::QuadraticForm;
+use crate::certificate::{Certificate, QuadraticForm};
 use nalgebra::DVector;
 
 /// Work buffers for one evaluation, owned by the caller so the iteration loop
@@ -122,6 +122,25 @@ pub trait TaskFamily: Send + Sync {
     /// duals ignore `theta` and `at.gradient`.
     fn certified_lower_bound(&self, theta: &DVector<f64>, at: &Evaluation, ball: &Ball) -> f64;
 
+    /// [`TaskFamily::certified_lower_bound`] with how it was obtained: the
+    /// bound (on OPT, true in floating point), its kind, its rounding
+    /// allowance and a note where it is loose or missing.
+    fn certify(&self, theta: &DVector<f64>, at: &Evaluation, ball: &Ball) -> Certificate {
+        let bound = self.certified_lower_bound(theta, at, ball);
+        Certificate {
+            bound,
+            kind: if bound.is_finite() { "dual" } else { "none" },
+            error_bound: 0.0,
+            note: "",
+        }
+    }
+
+    /// An upper bound on `max_i |f_i(theta) - losses[i]|` for `losses` as
+    /// [`TaskFamily::losses`] computes them at theta (the rounding of F(theta)).
+    fn loss_error_bound(&self, _theta: &DVector<f64>, _losses: &[f64]) -> f64 {
+        0.0
+    }
+
     /// The tasks as quadratic forms, where they are quadratic (for `exact`).
     fn quadratic_forms(&self) -> Option<&[QuadraticForm]> {
         None
@@ -130,6 +149,12 @@ pub trait TaskFamily: Send + Sync {
     /// The data and l2 penalty, where the tasks are l2-regularised logistic
     /// regressions (for the exponential-cone `exact` solve).
     fn logistic_parts(&self) -> Option<(&DataTasks, f64)> {
+        None
+    }
+
+    /// The data, where the tasks are least squares on data without stored
+    /// quadratic forms (wide tasks: the `exact` solve on the samples).
+    fn least_squares_data(&self) -> Option<&DataTasks> {
         None
     }
 

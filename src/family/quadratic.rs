@@ -2,8 +2,9 @@
 
 use super::{combine_task_gradients, Evaluation, TaskFamily, Weigh};
 use crate::ball::Ball;
-use crate::certificate::{quadratic_dual_bound, QuadraticForm};
+use crate::certificate::{norm_up, sound_quadratic_bound, Certificate, FormBounds, QuadraticForm};
 use crate::error::{check_finite, invalid, InputError};
+use crate::numerics::{gamma, round_up, UNDERFLOW_UNIT, UNIT_ROUNDOFF};
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
 use std::sync::Mutex;
@@ -28,6 +29,10 @@ struct Spectrum {
 pub struct QuadraticFamily {
     tasks: Vec<QuadraticTask>,
     forms: Vec<QuadraticForm>,
+    /// How far each stored form may be from its task (rounding of A c, c^T A c).
+    form_bounds: Vec<FormBounds>,
+    /// `||A_i||_F` (upper bound), for the rounding of the losses.
+    a_norms: Vec<f64>,
     spectra: Vec<Spectrum>,
     task_gradients: Mutex<DMatrix<f64>>,
 }
@@ -100,10 +105,18 @@ impl QuadraticFamily {
                 }
             })
             .collect();
+        let form_bounds = tasks
+            .iter()
+            .zip(&forms)
+            .map(|(t, f): (&QuadraticTask, &QuadraticForm)| quadratic_form_bounds(t, f))
+            .collect();
+        let a_norms = tasks.iter().map(|t| norm_up(t.a.as_slice())).collect();
         let m = tasks.len();
         Ok(Self {
             tasks,
             forms,
+            form_bounds,
+            a_norms,
             spectra,
             task_gradients: Mutex::new(DMatrix::zeros(d, m)),
         })
@@ -137,6 +150,32 @@ impl QuadraticFamily {
     fn parallel_worth_it(&self) -> bool {
         let d = self.dim();
         self.num_tasks() * d * d >= 1 << 16
+    }
+}
+
+/// Bounds for the form `(A_sym, -A_sym c, 1/2 c^T A_sym c + b)` as computed in
+/// [`QuadraticFamily::new`], against the task with `A_sym = (A + A^T) / 2` exactly.
+fn quadratic_form_bounds(task: &QuadraticTask, form: &QuadraticForm) -> FormBounds {
+    let d = task.c.len();
+    let u = UNIT_ROUNDOFF;
+    let tiny = (4 * d * d + 4) as f64 * UNDERFLOW_UNIT;
+    let exact = FormBounds::exact(form);
+    let c_norm = norm_up(task.c.as_slice());
+    // (a + a^T) * 0.5: one rounding per entry.
+    let hessian_error = round_up(u * exact.hessian_norm * (1.0 + u) + tiny);
+    // A_sym c - fl(H c) = (A_sym - H) c + (H c - fl(H c)).
+    let linear_error =
+        round_up(hessian_error * c_norm + gamma(d) * exact.hessian_norm * c_norm + tiny);
+    let constant_error = round_up(
+        0.5 * c_norm * linear_error
+            + gamma(d + 3) * (0.5 * c_norm * exact.linear_norm + task.b.abs())
+            + tiny,
+    );
+    FormBounds {
+        hessian_error,
+        linear_error,
+        constant_error,
+        ..exact
     }
 }
 
@@ -223,8 +262,40 @@ impl TaskFamily for QuadraticFamily {
             .fold(0.0, f64::max)
     }
 
-    fn certified_lower_bound(&self, _theta: &DVector<f64>, at: &Evaluation, ball: &Ball) -> f64 {
-        quadratic_dual_bound(&self.forms, &at.weights, ball)
+    fn certified_lower_bound(&self, theta: &DVector<f64>, at: &Evaluation, ball: &Ball) -> f64 {
+        self.certify(theta, at, ball).bound
+    }
+
+    fn certify(&self, _theta: &DVector<f64>, at: &Evaluation, ball: &Ball) -> Certificate {
+        // OPT >= max_i min_theta f_i = max_i b_i for PSD A_i (the convexity the
+        // input contract requires): exact, no rounding.
+        let floor = self
+            .tasks
+            .iter()
+            .map(|t| t.b)
+            .fold(f64::NEG_INFINITY, f64::max);
+        Certificate::trivial(floor, "").better(sound_quadratic_bound(
+            &self.forms,
+            &self.form_bounds,
+            &at.weights,
+            ball,
+        ))
+    }
+
+    fn loss_error_bound(&self, theta: &DVector<f64>, _losses: &[f64]) -> f64 {
+        // 1/2 delta^T A delta + b with delta = theta - c: gamma_{d+6} of the terms' size.
+        let d = theta.len();
+        self.tasks
+            .iter()
+            .zip(&self.a_norms)
+            .map(|(t, a_norm)| {
+                let delta = norm_up((theta - &t.c).as_slice()) * (1.0 + UNIT_ROUNDOFF);
+                round_up(
+                    gamma(d + 6) * (0.51 * a_norm * delta * delta + t.b.abs())
+                        + (4 * d + 4) as f64 * UNDERFLOW_UNIT,
+                )
+            })
+            .fold(0.0, f64::max)
     }
 
     fn quadratic_forms(&self) -> Option<&[QuadraticForm]> {

@@ -273,6 +273,122 @@ fn clarabel_solve(
     Ok(solver.solution)
 }
 
+/// Largest number of data entries for which `exact` states least squares on
+/// the samples (better conditioned than the Gram factorisation, and the only
+/// form for wide tasks); above it, through the quadratic forms.
+const SAMPLE_FORM_ENTRIES: usize = 4_000_000;
+
+/// The epigraph problem for least-squares tasks on their samples:
+/// `||u_i||^2 <= 2 t` with `u_i = (X_i theta - y_i) / sqrt(n_i)`, the cone
+/// `(t + 1, t - 1, sqrt2 u_i)`. Needs no d x d matrix. Variables: (theta, t).
+pub fn solve_least_squares_epigraph(
+    data: &DataTasks,
+    set: &FeasibleSet,
+) -> Result<EpigraphSolution, crate::error::Error> {
+    let d = data.dim();
+    let n_vars = d + 1;
+    let mut rows = Rows::default();
+    let mut cones = Vec::new();
+    let mut cone_starts = Vec::with_capacity(data.num_tasks());
+    for task in data.tasks() {
+        let n = task.samples();
+        let scale = std::f64::consts::SQRT_2 / (n as f64).sqrt();
+        cone_starts.push(rows.b.len());
+        rows.push(&[(d, -1.0)], 1.0);
+        rows.push(&[(d, -1.0)], -1.0);
+        for j in 0..n {
+            let entries: Vec<(usize, f64)> = task
+                .sample(j)
+                .iter()
+                .enumerate()
+                .map(|(c, &x)| (c, -scale * x))
+                .collect();
+            rows.push(&entries, -scale * task.y[j]);
+        }
+        cones.push(SupportedConeT::SecondOrderConeT(2 + n));
+    }
+    push_set_rows(&mut rows, &mut cones, set, d)?;
+    let mut q = vec![0.0; n_vars];
+    q[d] = 1.0;
+    let solution = clarabel_solve(n_vars, &q, rows, &cones)?;
+    let mut weights: Vec<f64> = cone_starts
+        .iter()
+        .map(|&start| solution.z[start] + solution.z[start + 1])
+        .collect();
+    project_onto_simplex(&mut weights);
+    Ok(EpigraphSolution {
+        theta: DVector::from_column_slice(&solution.x[..d]),
+        weights,
+        objective: solution.obj_val,
+        status: format!("{:?}", solution.status),
+        iterations: solution.iterations,
+    })
+}
+
+/// Most samples in all for which wide tasks are solved in the span of the
+/// samples (a thin QR of the d x N sample matrix, N x N after it).
+const REDUCED_SAMPLES: usize = 2048;
+
+/// Wide data (fewer samples N than features d): some minimax optimum lies in
+/// the span of the samples (the component orthogonal to it changes no margin
+/// and only adds norm), so with the thin QR `[x_1 .. x_N] = Q R`, `theta = Q
+/// beta` and `x_j . theta = r_j . beta`, `||theta|| = ||beta||`. Returns the
+/// reduced tasks (samples `r_j` in R^N) and Q; `None` where not worth it.
+fn reduce_to_sample_span(
+    data: &DataTasks,
+    labels_pm1: bool,
+) -> Option<(DataTasks, nalgebra::DMatrix<f64>)> {
+    let d = data.dim();
+    let total: usize = data.tasks().iter().map(|t| t.samples()).sum();
+    if total >= d || total > REDUCED_SAMPLES {
+        return None;
+    }
+    let mut samples = nalgebra::DMatrix::zeros(d, total);
+    let mut k = 0;
+    for task in data.tasks() {
+        for j in 0..task.samples() {
+            samples.column_mut(k).copy_from_slice(task.sample(j));
+            k += 1;
+        }
+    }
+    let qr = samples.qr();
+    let (q, r) = (qr.q(), qr.r());
+    let mut start = 0;
+    let tasks = data
+        .tasks()
+        .iter()
+        .map(|task| {
+            let n = task.samples();
+            let columns = r.columns(start, n).into_owned();
+            start += n;
+            crate::family::TaskData::from_columns(&columns, task.y.clone())
+        })
+        .collect();
+    let reduced = DataTasks::new(tasks, labels_pm1).ok()?;
+    Some((reduced, q))
+}
+
+/// [`solve_least_squares_epigraph`] and [`solve_logistic_epigraph`] in the
+/// span of the samples where the data are wide (see [`reduce_to_sample_span`]).
+fn solve_in_sample_span(
+    data: &DataTasks,
+    logistic_l2: Option<f64>,
+    set: &FeasibleSet,
+) -> Result<EpigraphSolution, crate::error::Error> {
+    let solve = |data: &DataTasks| match logistic_l2 {
+        Some(l2) => solve_logistic_epigraph(data, l2, set),
+        None => solve_least_squares_epigraph(data, set),
+    };
+    match reduce_to_sample_span(data, logistic_l2.is_some()) {
+        Some((reduced, q)) => {
+            let mut solution = solve(&reduced)?;
+            solution.theta = q * &solution.theta;
+            Ok(solution)
+        }
+        None => solve(data),
+    }
+}
+
 /// The epigraph problem for l2-regularised logistic tasks, with exponential cones:
 /// `u_k >= ln(1 + exp(-y_k x_k^T theta))` iff `a_k + b_k <= 1`, `a_k >= exp(-u_k)`,
 /// `b_k >= exp(-y_k x_k^T theta - u_k)`; `s >= ||theta||^2 / 2` by a rotated cone;
@@ -389,9 +505,17 @@ impl Solver<MinimaxProblem, MinimaxState> for Exact {
         state: MinimaxState,
     ) -> Result<(MinimaxState, Option<KV>), Error> {
         let (family, set) = unwrap_problem(problem)?;
-        let solution = match (family.quadratic_forms(), family.logistic_parts()) {
-            (Some(forms), _) => solve_epigraph(forms, &set),
-            (None, Some((data, l2))) => solve_logistic_epigraph(data, l2, &set),
+        let sample_form = family.least_squares_data().filter(|data| {
+            family.quadratic_forms().is_none() || data.data_len() <= SAMPLE_FORM_ENTRIES
+        });
+        let solution = match (
+            sample_form,
+            family.quadratic_forms(),
+            family.logistic_parts(),
+        ) {
+            (Some(data), _, _) => solve_in_sample_span(data, None, &set),
+            (None, Some(forms), _) => solve_epigraph(forms, &set),
+            (None, None, Some((data, l2))) => solve_in_sample_span(data, Some(l2), &set),
             _ => {
                 return Err(InputError::new(
                     "--method",
@@ -400,10 +524,32 @@ impl Solver<MinimaxProblem, MinimaxState> for Exact {
                 .into());
             }
         };
-        let solution = solution.map_err(|e| match e {
-            crate::error::Error::Input(i) => Error::from(i),
-            other => argmin::argmin_error!(PotentialBug, other.to_string()),
-        })?;
+        // A solver failure (overflow, numerical trouble) is reported, not
+        // fatal: the start point and uniform weights are certified instead,
+        // and the status says what happened.
+        let solution = match solution {
+            Ok(solution) => solution,
+            Err(crate::error::Error::Input(i)) => return Err(Error::from(i)),
+            Err(other) => {
+                let m = family.num_tasks();
+                EpigraphSolution {
+                    theta: state
+                        .get_param()
+                        .cloned()
+                        .unwrap_or_else(|| DVector::zeros(family.dim())),
+                    weights: vec![1.0 / m as f64; m],
+                    objective: f64::NAN,
+                    status: format!("Failed ({other})"),
+                    iterations: 0,
+                }
+            }
+        };
+        if !solution.theta.iter().all(|v| v.is_finite()) {
+            return Err(argmin::argmin_error!(
+                PotentialBug,
+                "clarabel returned a non-finite point"
+            ));
+        }
         let mut theta = solution.theta;
         set.project(&mut theta);
         let mut losses = vec![0.0; family.num_tasks()];

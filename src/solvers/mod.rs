@@ -252,6 +252,7 @@ impl SolveOptions {
         if self.method == Method::Exact
             && family.quadratic_forms().is_none()
             && family.logistic_parts().is_none()
+            && family.least_squares_data().is_none()
         {
             return invalid(
                 "--method",
@@ -296,8 +297,14 @@ pub struct SolveOutcome {
     pub max_loss: f64,
     /// A certified lower bound on OPT.
     pub lower_bound: f64,
-    /// max_loss - lower_bound (>= F(theta) - OPT).
+    /// max_loss + its rounding bound - lower_bound (>= F(theta) - OPT).
     pub gap: f64,
+    /// How lower_bound was certified (kind, rounding allowance, note).
+    pub certificate: crate::certificate::Certificate,
+    /// The external solver's status where one was used (`exact`), and
+    /// whether it reached its stated tolerance.
+    pub solver_status: Option<String>,
+    pub reached_tolerance: bool,
     pub seconds: f64,
     pub mu: Option<f64>,
     pub step: Option<f64>,

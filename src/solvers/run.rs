@@ -8,9 +8,10 @@ use super::{
 };
 use super::{FileCheckpoint, Fingerprint, Resume};
 use crate::ball::FeasibleSet;
-use crate::certificate::strongly_convex_bound;
+use crate::certificate::Certificate;
 use crate::error::Error;
 use crate::family::{Evaluation, TaskFamily};
+use crate::numerics::round_up;
 use crate::numerics::{entropy, max_with_index, softmax_into};
 use argmin::core::{Executor, Solver, State};
 use nalgebra::DVector;
@@ -32,6 +33,10 @@ pub trait Certifying {
         None
     }
     fn smallest_step(&self) -> Option<f64> {
+        None
+    }
+    /// The external solver's status, where one was used (`exact`).
+    fn solver_status(&self) -> Option<String> {
         None
     }
 }
@@ -137,6 +142,9 @@ impl Certifying for Exact {
     fn certificate_weights(&self, _losses: &[f64]) -> Vec<f64> {
         self.weights.clone()
     }
+    fn solver_status(&self) -> Option<String> {
+        Some(self.status.clone())
+    }
 }
 
 /// Gradient steps on `Phi_p` used to tighten the strong-convexity certificate
@@ -148,17 +156,21 @@ const REFINEMENT_STEPS: usize = 25;
 /// (docs/THEORY.md#certificates).
 const REFINEMENT_SHARE_OF_GAP: f64 = 0.01;
 
+/// The certified relative gap `exact` promises (README, "exact").
+pub const EXACT_TOLERANCE: f64 = 1e-6;
+
 /// The best certified lower bound for weights `p` near `theta`. Closed-form
-/// duals are exact; otherwise the strong-convexity bound is tightened by up to
-/// [`REFINEMENT_STEPS`] gradient steps on `Phi_p` (every step's bound is valid,
-/// the best is kept) -- the tightest this crate can certify (references).
+/// duals are computed once; otherwise the local model bound is tightened by up
+/// to [`REFINEMENT_STEPS`] gradient steps on `Phi_p` (every step's bound is
+/// certified in floating point, the best is kept) -- the tightest this crate
+/// can certify (references).
 pub fn certify_point(
     family: &dyn TaskFamily,
     set: &FeasibleSet,
     theta: &DVector<f64>,
     p: &[f64],
 ) -> f64 {
-    refined_lower_bound(family, set, theta, p, None)
+    refined_certificate(family, set, theta, p, None).bound
 }
 
 /// [`certify_point`] for the point a solver returns with `max_loss = F(theta)`:
@@ -172,19 +184,30 @@ pub fn certify_returned_point(
     p: &[f64],
     max_loss: f64,
 ) -> f64 {
-    refined_lower_bound(family, set, theta, p, Some(max_loss))
+    refined_certificate(family, set, theta, p, Some(max_loss)).bound
 }
 
-fn refined_lower_bound(
+/// [`certify_returned_point`] with the certificate's kind, allowance and note.
+pub fn certify_returned_point_fully(
+    family: &dyn TaskFamily,
+    set: &FeasibleSet,
+    theta: &DVector<f64>,
+    p: &[f64],
+    max_loss: f64,
+) -> Certificate {
+    refined_certificate(family, set, theta, p, Some(max_loss))
+}
+
+fn refined_certificate(
     family: &dyn TaskFamily,
     set: &FeasibleSet,
     theta: &DVector<f64>,
     p: &[f64],
     max_loss: Option<f64>,
-) -> f64 {
+) -> Certificate {
     let mut eval = Evaluation::new(family.num_tasks(), family.dim());
     family.evaluate(theta, &mut |_, w| w.copy_from_slice(p), &mut eval);
-    let mut best = family.certified_lower_bound(theta, &eval, set);
+    let mut best = family.certify(theta, &eval, set);
     if family.quadratic_forms().is_some() {
         return best;
     }
@@ -200,20 +223,14 @@ fn refined_lower_bound(
         if slack <= 1e-15 * eval.weighted_loss().abs().max(1e-300) {
             break;
         }
-        if max_loss.is_some_and(|f| slack <= REFINEMENT_SHARE_OF_GAP * (f - best)) {
+        if max_loss.is_some_and(|f| slack <= REFINEMENT_SHARE_OF_GAP * (f - best.bound)) {
             break;
         }
         let step = *step.get_or_insert_with(|| 1.0 / family.smoothness().max(lambda));
         point.axpy(-step, &eval.gradient, 1.0);
         set.project(&mut point);
         family.evaluate(&point, &mut |_, w| w.copy_from_slice(p), &mut eval);
-        best = best.max(strongly_convex_bound(
-            eval.weighted_loss(),
-            &eval.gradient,
-            &point,
-            lambda,
-            set,
-        ));
+        best = best.better(family.certify(&point, &eval, set));
     }
     best
 }
@@ -280,9 +297,29 @@ fn finish<S: Certifying>(
     let weights = solver.certificate_weights(&losses);
     let tracker = solver.tracker();
     let (worst_task, max_loss) = max_with_index(&losses).unwrap_or((0, f64::NAN));
-    // Any valid bound certifies OPT; keep the best seen during the run as well.
-    let lower_bound = certify_returned_point(family, set, &theta, &weights, max_loss)
-        .max(tracker.best_lower_bound);
+    // Any valid bound certifies OPT; keep the best certified during this run
+    // as well (recomputed ones only: a bound read from a checkpoint is not kept).
+    let mut certificate = certify_returned_point_fully(family, set, &theta, &weights, max_loss);
+    if let Some(best) = tracker.best_certificate(family) {
+        certificate = certificate.better(best);
+    }
+    // The gap covers F(theta)'s own rounding too: F <= max_loss + loss_error.
+    let loss_error = family.loss_error_bound(&theta, &losses);
+    let lower_bound = certificate.bound;
+    let gap = if lower_bound.is_finite() {
+        round_up(max_loss + loss_error - lower_bound)
+    } else {
+        f64::NAN
+    };
+    certificate.error_bound = round_up(certificate.error_bound + loss_error);
+    let solver_status = solver.solver_status();
+    // exact's stated tolerance: Clarabel's status, and a certified gap within
+    // 1e-6 relative (what its 1e-10 tolerances should give where the
+    // certificate is tight).
+    let reached_tolerance = match &solver_status {
+        Some(status) => status == "Solved" && gap <= EXACT_TOLERANCE * max_loss.abs().max(1.0),
+        None => true,
+    };
     let (mu, step) = solver.mu_and_step();
     SolveOutcome {
         method: options.method,
@@ -293,7 +330,10 @@ fn finish<S: Certifying>(
         weights,
         max_loss,
         lower_bound,
-        gap: max_loss - lower_bound,
+        gap,
+        certificate,
+        solver_status,
+        reached_tolerance,
         seconds: start.elapsed().as_secs_f64(),
         mu,
         step,

@@ -2,6 +2,7 @@
 //! the certified lower bound, the trace and the key/value pairs for observers.
 
 use crate::ball::FeasibleSet;
+use crate::certificate::Certificate;
 use crate::family::{Evaluation, TaskFamily};
 use crate::numerics::{entropy, max_with_index};
 use argmin::core::KV;
@@ -38,6 +39,17 @@ pub struct Tracker {
     record_trace: bool,
     emit_kv: bool,
     pub best_lower_bound: f64,
+    /// The best certificate computed in this process (never read back from a
+    /// checkpoint: a stored bound is not trusted, only recomputed ones are).
+    #[serde(skip)]
+    pub best_certificate: Option<Certificate>,
+    /// The weights and point of the best certificate: a resumed run
+    /// recomputes that certificate from them (any weights give a valid bound,
+    /// so a tampered file cannot produce a wrong one).
+    #[serde(default)]
+    pub best_weights: Vec<f64>,
+    #[serde(default)]
+    pub best_point: Vec<f64>,
     pub gradient_bound: f64,
     pub loss_bound: f64,
     pub trace: Vec<IterationRecord>,
@@ -54,6 +66,9 @@ impl Tracker {
             record_trace,
             emit_kv: true,
             best_lower_bound: f64::NEG_INFINITY,
+            best_certificate: None,
+            best_weights: Vec::new(),
+            best_point: Vec::new(),
             gradient_bound: 0.0,
             loss_bound: 0.0,
             trace: Vec::new(),
@@ -92,10 +107,29 @@ impl Tracker {
         theta: &DVector<f64>,
         at: &Evaluation,
     ) -> f64 {
-        let bound = family.certified_lower_bound(theta, at, &self.set);
+        if self.best_certificate.is_none() && !self.best_weights.is_empty() {
+            // Resumed: recompute the stored best before comparing with it.
+            self.best_certificate = self.best_certificate(family);
+        }
+        let certificate = family.certify(theta, at, &self.set);
+        let bound = certificate.bound;
         if bound > self.best_lower_bound {
             self.best_lower_bound = bound;
         }
+        let improved = self
+            .best_certificate
+            .is_none_or(|best| certificate.bound > best.bound);
+        if improved {
+            // Copies into buffers sized once (no allocation per iteration).
+            self.best_weights.resize(at.weights.len(), 0.0);
+            self.best_weights.copy_from_slice(&at.weights);
+            self.best_point.resize(theta.len(), 0.0);
+            self.best_point.copy_from_slice(theta.as_slice());
+        }
+        self.best_certificate = Some(match self.best_certificate {
+            Some(best) => best.better(certificate),
+            None => certificate,
+        });
         bound
     }
 
@@ -120,6 +154,34 @@ impl Tracker {
         let bound = self.certify_evaluated(family, theta, &scratch);
         self.scratch = Some(scratch);
         bound
+    }
+
+    /// The best certificate of the run: as computed in this process, or
+    /// recomputed from the stored weights and point after a resume (a stored
+    /// bound itself is never trusted).
+    pub fn best_certificate(&self, family: &dyn TaskFamily) -> Option<Certificate> {
+        if let Some(best) = self.best_certificate {
+            return Some(best);
+        }
+        let (m, d) = (family.num_tasks(), family.dim());
+        if self.best_weights.len() != m || self.best_point.len() != d {
+            return None;
+        }
+        if !self.best_point.iter().all(|v| v.is_finite()) {
+            return None;
+        }
+        let point = DVector::from_column_slice(&self.best_point);
+        let mut eval = Evaluation::new(m, d);
+        if family.quadratic_forms().is_some() {
+            eval.weights.copy_from_slice(&self.best_weights);
+        } else {
+            family.evaluate(
+                &point,
+                &mut |_, w| w.copy_from_slice(&self.best_weights),
+                &mut eval,
+            );
+        }
+        Some(family.certify(&point, &eval, &self.set))
     }
 
     fn absorb_norms_only(&mut self, eval: &Evaluation) {
