@@ -68,17 +68,25 @@ struct Row {
     seed: u64,
     variant: Variant,
     t: u64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     mu: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     step: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     l_mu: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     measured: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     bound: f64,
     /// The measured quantity at T = 0.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     initial: f64,
     /// The reference's certified gap (what the measurement may overstate by).
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     reference_gap: f64,
     /// T from which the bound's own rate applies (see `fixed_window_start`,
     /// `tuned_window_start`); unused for `Fixed`.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     rate_window_start: f64,
 }
 

@@ -45,20 +45,32 @@ struct Row {
     seed: u64,
     t: u64,
     /// F(theta_bar) - D(q_bar) (certified lower bound on D).
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     gap: f64,
     /// (G_ball R_ball + B_ball sqrt(2 ln M)) / sqrt(T): what the steps were tuned for.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     bound_tuned: f64,
     /// The bound at the steps taken, with G and B measured on the iterates and R = r.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     bound_steps: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     g_ball: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     b_ball: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     r_ball: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     g_measured: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     b_measured: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     r_comparator: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     eta_x: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     eta_q: f64,
     /// F(theta_0) - D(q_0): the gap before any step.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     initial_gap: f64,
 }
 

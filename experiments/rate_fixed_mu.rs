@@ -39,14 +39,22 @@ struct Row {
     family: String,
     seed: u64,
     t: u64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     suboptimality: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     bound: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     smoothed_error: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     smoothed_bound: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     floor: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     reference_gap: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     smoothed_reference_gap: f64,
     /// T from which the 1/T bound is below the initial error (where its rate applies).
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     rate_window_start: f64,
 }
 

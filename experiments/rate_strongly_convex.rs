@@ -45,14 +45,21 @@ struct Row {
     seed: u64,
     t: u64,
     /// F_mu(theta_T) - (certified lower bound on min F_mu).
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     smoothed_error: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     bound: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     lambda: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     l_mu: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     step: f64,
     /// rho = 1 - lambda/L_mu.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     factor: f64,
     /// eps_ref: the smoothed reference's certified gap.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     reference_gap: f64,
 }
 
@@ -196,6 +203,7 @@ fn contraction(rows: &[&Row]) -> Verdict {
             measured: Value::Null,
             theory: json!(factor),
             detail: format!("not evaluated: {e}"),
+            slack: None,
         },
     }
 }

@@ -44,18 +44,28 @@ struct Row {
     seed: u64,
     t: u64,
     /// min_{t <= T} F(theta_t) - OPT_lower.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     suboptimality: f64,
     /// G_ball R_ball / sqrt(T) + the reference's certified gap.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     bound_tuned: f64,
     /// (1/T) sum_{t<T} F(theta_t) - OPT_lower: the path average the proof bounds.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     path_average: f64,
     /// (F(u) - OPT_lower) + ||theta_0 - u||^2 / (2 eta T) + eta G_measured^2 / 2, u the reference point.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     bound_comparator: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     g_ball: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     r_ball: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     g_measured: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     r_reference: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     step: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     reference_gap: f64,
 }
 

@@ -43,16 +43,24 @@ struct Row {
     seed: u64,
     /// The horizon: this run made exactly t steps, with mu tuned for t.
     t: u64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     mu: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     step: f64,
     /// L + G^2/mu, with G over the ball.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     l_mu: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     suboptimality: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     bound: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     initial_error: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     reference_gap: f64,
     /// T from which the bound's T^{-1/2} rate applies: its G R sqrt(2 ln M/T)
     /// term dominates L R^2/(2T), and the bound is below the initial error.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     rate_window_start: f64,
 }
 

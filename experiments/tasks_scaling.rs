@@ -60,15 +60,23 @@ struct Row {
     seed: u64,
     m: usize,
     t: u64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     mu: f64,
     /// F(theta_T) - OPT_lower at the fixed horizon.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     suboptimality: f64,
     /// L R^2/(2T) + G R sqrt(2 ln M / T) + the reference's certified gap.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     bound: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     smoothness: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     g_ball: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     r_ball: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     reference_gap: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     target: f64,
     /// Smallest scan horizon reaching the target (None: not within scan_max).
     iterations_to_target: Option<u64>,

@@ -3,7 +3,7 @@
 //! both written atomically. Also the atomic-write helper the figures use.
 //!
 //! report.json: `{"checks": [{"name", "passed", "measured", "theory",
-//! "detail"}, ...], "all_passed", "crate_version", "git_revision", "seeds",
+//! "detail", "slack"?}, ...], "all_passed", "crate_version", "git_revision", "seeds",
 //! "parameters", "figures", "elapsed_seconds"}`.
 
 use crate::theory::checks::Check;
@@ -158,14 +158,18 @@ impl Report {
             "\nThe bounds are the standard bounds for the algorithms as the seed paper describes them \
              (docs/THEORY.md); the paper's exact statements were not available.\n",
         );
-        md.push_str("\n## Checks\n\n| check | verdict | measured | theory | detail |\n|---|---|---|---|---|\n");
+        md.push_str(
+            "\n## Checks\n\nSlack is bound / measured at the largest x of a bound check (1 = tight; \
+             `-` for checks that are not bounds).\n\n| check | verdict | measured | theory | slack | detail |\n|---|---|---|---|---|---|\n",
+        );
         for c in &self.checks {
             md.push_str(&format!(
-                "| {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} |\n",
                 cell(&c.name),
                 if c.passed { "pass" } else { "**FAIL**" },
                 cell(&compact(&c.measured)),
                 cell(&compact(&c.theory)),
+                slack_cell(c.slack),
                 cell(&c.detail)
             ));
         }
@@ -210,6 +214,16 @@ impl Report {
         serde_json::from_str(&text).map_err(std::io::Error::other)
     }
 }
+
+/// The slack column of REPORT.md.
+fn slack_cell(slack: Option<f64>) -> String {
+    match slack {
+        None => "-".into(),
+        Some(s) if s.is_finite() => format!("{}x", crate::theory::checks::sig(s)),
+        Some(_) => "undefined".into(),
+    }
+}
+
 
 /// Escapes a Markdown table cell.
 fn cell(s: &str) -> String {
@@ -344,3 +358,4 @@ mod tests {
         assert_eq!(compact(&Value::Null), "–");
     }
 }
+

@@ -25,6 +25,32 @@ pub struct Check {
     pub theory: Value,
     /// One human-readable sentence: where, how, and by what margin.
     pub detail: String,
+    /// Bound checks: `bound / measured` at the largest recorded x (how
+    /// informative the bound is; 1 is tight). Absent for other checks; null
+    /// where the ratio is not finite (a zero measurement).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "finite_or_null"
+    )]
+    pub slack: Option<f64>,
+}
+
+/// `Option<f64>` as a JSON number, with non-finite values written as null
+/// (JSON has neither) and read back as NaN.
+mod finite_or_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(x) if x.is_finite() => s.serialize_f64(*x),
+            _ => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        Ok(Some(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN)))
+    }
 }
 
 impl Check {
@@ -41,6 +67,7 @@ impl Check {
             measured: measured.into(),
             theory: theory.into(),
             detail: detail.into(),
+            slack: None,
         }
     }
 }
@@ -52,6 +79,8 @@ pub struct Verdict {
     pub measured: Value,
     pub theory: Value,
     pub detail: String,
+    /// See [`Check::slack`].
+    pub slack: Option<f64>,
 }
 
 impl Verdict {
@@ -62,6 +91,7 @@ impl Verdict {
             measured: self.measured,
             theory: self.theory,
             detail: self.detail,
+            slack: self.slack,
         }
     }
 
@@ -72,6 +102,7 @@ impl Verdict {
             measured: Value::Null,
             theory: Value::Null,
             detail: format!("not evaluated: {}", reason.into()),
+            slack: None,
         }
     }
 }
@@ -79,6 +110,17 @@ impl Verdict {
 /// Finite JSON number, or null (JSON has no NaN or infinity).
 fn num(v: f64) -> Value {
     serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
+}
+
+/// Three significant digits, plain or in e-notation for very large or small values.
+pub fn sig(v: f64) -> String {
+    if v.is_finite() && v != 0.0 && !(1e-3..1e4).contains(&v.abs()) {
+        format!("{v:.2e}")
+    } else if v.is_finite() && v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
 }
 
 /// `measured / bound`, the margin of one comparison (`+inf` when a
@@ -115,14 +157,59 @@ pub fn worst_ratio(measured: &[f64], bound: &[f64]) -> Option<(usize, f64)> {
     worst
 }
 
+/// `bound / measured` at the largest x (the median over the points there, for
+/// example over seeds): how informative a bound is (1 = tight). `None` when
+/// no point has a positive measurement and a finite positive bound there.
+pub fn slack_at_largest(x: &[f64], measured: &[f64], bound: &[f64]) -> Option<f64> {
+    let largest = x
+        .iter()
+        .copied()
+        .filter(|v| !v.is_nan())
+        .fold(f64::NEG_INFINITY, f64::max);
+    let mut ratios: Vec<f64> = x
+        .iter()
+        .zip(measured.iter().zip(bound))
+        .filter(|(&xi, _)| xi == largest)
+        .map(|(_, (&m, &b))| b / m)
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .collect();
+    if ratios.is_empty() {
+        return None;
+    }
+    ratios.sort_by(f64::total_cmp);
+    let n = ratios.len();
+    Some(if n % 2 == 1 {
+        ratios[n / 2]
+    } else {
+        0.5 * (ratios[n / 2 - 1] + ratios[n / 2])
+    })
+}
+
 /// The measured value is <= the bound at every recorded point `x` (for
-/// example every recorded T), with no slack.
+/// example every recorded T), with no slack, where the measured value is a
+/// certified gap or suboptimality (so it cannot be negative).
 ///
-/// `measured` reports the measured value at the worst point (largest ratio
-/// `measured/bound`), `theory` the bound there; `detail` says where, the worst
-/// ratio and how many points violate the bound. Fails on empty input, length
-/// mismatch or any NaN.
+/// Fails, saying why, on empty input or a length mismatch; on any bound that
+/// is not finite (a comparison with `+inf` cannot fail, so it is never a
+/// pass); on any measured value that is NaN or infinite; on any negative
+/// measured value (a negative certified gap means the lower bound exceeds a
+/// feasible value: the certificate or the reference is invalid); and on any
+/// point above its bound. `measured` reports the measured value at the worst
+/// point (largest ratio `measured/bound`), `theory` the bound there, `slack`
+/// the bound/measured at the largest x ([`slack_at_largest`]); `detail` says
+/// where, the worst ratio, the slack and how many points violate the bound.
 pub fn bound_holds(x: &[f64], measured: &[f64], bound: &[f64]) -> Verdict {
+    compare(x, measured, bound, true)
+}
+
+/// [`bound_holds`] for a signed comparison `measured <= bound` (for example a
+/// loss against another method's loss plus a gap), where a negative measured
+/// value is legitimate. Non-finite values still fail.
+pub fn at_most(x: &[f64], measured: &[f64], bound: &[f64]) -> Verdict {
+    compare(x, measured, bound, false)
+}
+
+fn compare(x: &[f64], measured: &[f64], bound: &[f64], nonnegative: bool) -> Verdict {
     if measured.is_empty() || measured.len() != bound.len() || x.len() != measured.len() {
         return Verdict::not_evaluated(format!(
             "need equal, non-empty lengths (x {}, measured {}, bound {})",
@@ -131,31 +218,100 @@ pub fn bound_holds(x: &[f64], measured: &[f64], bound: &[f64]) -> Verdict {
             bound.len()
         ));
     }
-    let violations = measured
-        .iter()
-        .zip(bound)
-        .filter(|&(&m, &b)| !within(m, b))
-        .count();
+    let slack = slack_at_largest(x, measured, bound);
+    let failed = |what: String, i: usize| Verdict {
+        passed: false,
+        measured: num(measured[i]),
+        theory: num(bound[i]),
+        detail: what,
+        slack,
+    };
+    let count = |bad: &dyn Fn(f64, f64) -> bool| {
+        let idx: Vec<usize> = (0..measured.len())
+            .filter(|&i| bad(measured[i], bound[i]))
+            .collect();
+        idx
+    };
+    let non_finite_bound = count(&|_, b| !b.is_finite());
+    if let Some(&i) = non_finite_bound.first() {
+        return failed(
+            format!(
+                "bound is {} at {} of {} points (first at x = {}): a comparison with a non-finite bound cannot fail, so it does not pass",
+                bound[i],
+                non_finite_bound.len(),
+                measured.len(),
+                x[i]
+            ),
+            i,
+        );
+    }
+    let non_finite = count(&|m, _| !m.is_finite());
+    if let Some(&i) = non_finite.first() {
+        return failed(
+            format!(
+                "measured value is {} at {} of {} points (first at x = {}): the run diverged or could not be evaluated",
+                measured[i],
+                non_finite.len(),
+                measured.len(),
+                x[i]
+            ),
+            i,
+        );
+    }
+    if nonnegative {
+        let negative = count(&|m, _| m < 0.0);
+        if let Some(&i) = negative
+            .iter()
+            .min_by(|&&a, &&b| measured[a].total_cmp(&measured[b]))
+        {
+            return failed(
+                format!(
+                    "certified gap or suboptimality is negative at {} of {} points (most negative {:.4e} at x = {}): a lower bound exceeds a feasible value, so a certificate, a reference or a feasibility claim is wrong",
+                    negative.len(),
+                    measured.len(),
+                    measured[i],
+                    x[i]
+                ),
+                i,
+            );
+        }
+    }
+    let violations = count(&|m, b| !within(m, b)).len();
     let Some((i, r)) = worst_ratio(measured, bound) else {
         return Verdict::not_evaluated("no points");
     };
     let passed = violations == 0;
-    let detail =
-        format!(
-        "{} at {} of {} recorded points; worst measured/bound = {:.4} at x = {} ({:.4e} vs {:.4e})",
+    let smallest_slack = measured
+        .iter()
+        .zip(bound)
+        .map(|(&m, &b)| b / m)
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    let slack_text = match slack {
+        Some(s) => format!(
+            "; slack bound/measured {} at the largest x, smallest {}",
+            sig(s),
+            sig(smallest_slack)
+        ),
+        None => "; slack not defined (no positive measurement at the largest x)".to_string(),
+    };
+    let detail = format!(
+        "{} at {} of {} recorded points; worst measured/bound = {:.4} at x = {} ({:.4e} vs {:.4e}){}",
         if passed { "measured <= bound" } else { "measured > bound" },
         if passed { measured.len() } else { violations },
         measured.len(),
         r,
         x[i],
         measured[i],
-        bound[i]
+        bound[i],
+        slack_text
     );
     Verdict {
         passed,
         measured: num(measured[i]),
         theory: num(bound[i]),
         detail,
+        slack,
     }
 }
 
@@ -198,6 +354,7 @@ pub fn slope_no_shallower(fit: &PowerLawFit, theory_slope: f64) -> Verdict {
         measured: slope_value(&fit.line, fit.x_min, fit.x_max),
         theory: num(theory_slope),
         detail,
+        slack: None,
     }
 }
 
@@ -210,28 +367,45 @@ pub fn rate_no_shallower(x: &[f64], y: &[f64], window: Window, theory_slope: f64
     }
 }
 
-/// The fitted rate equals the theory's, within its confidence interval:
-/// passes iff `slope_lo <= theory_slope <= slope_hi`. For predictions (not
-/// bounds), where a rate that is too fast is as wrong as one too slow.
+/// Widest 95% interval of a fitted exponent that still has power: narrower
+/// than the distance between neighbouring rates (-1/2, -1, -2), so a rate the
+/// theory does not predict is excluded.
+pub const MAX_SLOPE_CI_WIDTH: f64 = 0.5;
+
+/// The fitted rate equals the theory's, with power: passes iff
+/// `slope_lo <= theory_slope <= slope_hi` and the interval is narrower than
+/// [`MAX_SLOPE_CI_WIDTH`]. For predictions (not bounds), where a rate that is
+/// too fast is as wrong as one too slow; an interval too wide to exclude the
+/// neighbouring rates fails (it shows nothing).
 pub fn slope_matches(fit: &PowerLawFit, theory_slope: f64) -> Verdict {
     let line = &fit.line;
-    let passed = line.slope_lo <= theory_slope && theory_slope <= line.slope_hi;
+    let contains = line.slope_lo <= theory_slope && theory_slope <= line.slope_hi;
+    let width = line.slope_hi - line.slope_lo;
+    let narrow = width < MAX_SLOPE_CI_WIDTH;
+    let passed = contains && narrow;
     let detail = format!(
-        "log-log rate: fitted slope {:.4} (95% CI [{:.4}, {:.4}], {} points, x in [{}, {}]) {} theory {:.4}",
+        "log-log rate: fitted slope {:.4} (95% CI [{:.4}, {:.4}], width {:.3}, {} points, x in [{}, {}]) {} theory {:.4}{}",
         line.slope,
         line.slope_lo,
         line.slope_hi,
+        width,
         line.n,
         fit.x_min,
         fit.x_max,
-        if passed { "contains" } else { "excludes" },
-        theory_slope
+        if contains { "contains" } else { "excludes" },
+        theory_slope,
+        if narrow {
+            String::new()
+        } else {
+            format!("; the interval is not narrower than {MAX_SLOPE_CI_WIDTH}, so it cannot exclude the neighbouring rates")
+        }
     );
     Verdict {
         passed,
         measured: slope_value(line, fit.x_min, fit.x_max),
         theory: num(theory_slope),
         detail,
+        slack: None,
     }
 }
 
@@ -311,6 +485,7 @@ pub fn contraction_no_slower(fit: &LinearRateFit, theory_factor: f64) -> Verdict
         }),
         theory: num(theory_factor),
         detail,
+        slack: None,
     }
 }
 
@@ -370,6 +545,7 @@ pub fn growth_no_faster(m: &[usize], y: &[f64], growth: Growth) -> Verdict {
         }),
         theory: num(1.0),
         detail,
+        slack: None,
     }
 }
 
