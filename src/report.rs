@@ -224,7 +224,6 @@ fn slack_cell(slack: Option<f64>) -> String {
     }
 }
 
-
 /// Escapes a Markdown table cell.
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
@@ -358,4 +357,3 @@ mod tests {
         assert_eq!(compact(&Value::Null), "–");
     }
 }
-

@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 
 #[path = "../../experiments/average_vs_minimax.rs"]
 mod average_vs_minimax;
+#[path = "../../experiments/certificate_validity.rs"]
+mod certificate_validity;
 #[path = "../../experiments/rate_accelerated.rs"]
 mod rate_accelerated;
 #[path = "../../experiments/rate_descent_ascent.rs"]
@@ -154,6 +156,7 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(stochastic_bias::StochasticBias),
         Box::new(weights_trajectory::WeightsTrajectory),
         Box::new(average_vs_minimax::AverageVsMinimax),
+        Box::new(certificate_validity::CertificateValidity),
         Box::new(transfer::Transfer),
     ]
 }
@@ -320,7 +323,10 @@ fn run_cells(
             let (rows, error) = match ran {
                 Ok(Ok(rows)) => (rows, None),
                 Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
-                Err(panic) => (Vec::new(), Some(format!("panicked: {}", panic_message(&panic)))),
+                Err(panic) => (
+                    Vec::new(),
+                    Some(format!("panicked: {}", panic_message(&panic))),
+                ),
             };
             bar.inc(1);
             bar.set_message(format!("{}:{}", p.experiment.name(), cell.key));
@@ -395,7 +401,9 @@ fn finish_all(
                 false,
                 Value::Null,
                 Value::Null,
-                format!("finishing the experiment failed, so its checks could not be evaluated: {e}"),
+                format!(
+                    "finishing the experiment failed, so its checks could not be evaluated: {e}"
+                ),
             )],
             figures: Vec::new(),
         });
