@@ -14,9 +14,8 @@ use crate::experiments::{
     Params,
 };
 use crate::solvers::{solve, Method, SolveOptions};
-use crate::theory::bounds::{smoothing_bias, softmax_gd_fixed_mu};
-use crate::theory::checks::{bound_holds, rate_no_shallower, Check};
-use crate::theory::rate_fit::Window;
+use crate::theory::bounds::{smoothing_bias, softmax_gd_fixed_mu_tight};
+use crate::theory::checks::{bound_holds, Check};
 use crate::FeasibleSet;
 use nalgebra::DVector;
 use serde::{Deserialize, Serialize};
@@ -113,9 +112,9 @@ impl Experiment for RateFixedMu {
                     seed,
                     t,
                     suboptimality: record.max_loss - reference.opt_lower,
-                    bound: softmax_gd_fixed_mu(t, p.mu, m, l_mu, r_mu),
+                    bound: softmax_gd_fixed_mu_tight(t, p.mu, m, l_mu, r_mu),
                     smoothed_error: record.smoothed_loss.unwrap_or(f64::NAN) - smoothed.min_lower,
-                    smoothed_bound: softmax_gd_fixed_mu(t, p.mu, m, l_mu, r_mu)
+                    smoothed_bound: softmax_gd_fixed_mu_tight(t, p.mu, m, l_mu, r_mu)
                         - smoothing_bias(p.mu, m),
                     floor: smoothing_bias(p.mu, m),
                     reference_gap: reference.certified_gap,
@@ -171,32 +170,17 @@ fn verdicts(p: &P, rows: &[Row]) -> Vec<Check> {
         let measured: Vec<f64> = mine.iter().map(|r| r.suboptimality).collect();
         let bound: Vec<f64> = mine.iter().map(|r| r.bound).collect();
         checks.push(bound_holds(&x, &measured, &bound).named(format!(
-            "a/{family}: softmax-gd fixed mu, F(theta_T) - OPT <= mu ln M + L_mu R_mu^2/(2T)"
+            "a/{family}: softmax-gd fixed mu, F(theta_T) - OPT <= mu ln M + L_mu R_mu^2/(4T+2) (Drori-Teboulle)"
         )));
         let smoothed: Vec<f64> = mine.iter().map(|r| r.smoothed_error).collect();
         let smoothed_bound: Vec<f64> = mine.iter().map(|r| r.smoothed_bound).collect();
         checks.push(bound_holds(&x, &smoothed, &smoothed_bound).named(format!(
-            "a/{family}: softmax-gd fixed mu, F_mu(theta_T) - min F_mu <= L_mu R_mu^2/(2T)"
+            "a/{family}: softmax-gd fixed mu, F_mu(theta_T) - min F_mu <= L_mu R_mu^2/(4T+2) (Drori-Teboulle)"
         )));
-        // The 1/T part: fit where the bound is below the initial error (before
-        // that the bound is vacuous and says nothing about the rate) and the
-        // error is well above the reference's own certified gap.
-        let noise = mine
-            .iter()
-            .map(|r| r.smoothed_reference_gap)
-            .fold(0.0, f64::max);
-        let (fx, fy): (Vec<f64>, Vec<f64>) = mine
-            .iter()
-            .filter(|r| {
-                r.t as f64 >= r.rate_window_start && r.smoothed_error > 100.0 * noise.max(1e-13)
-            })
-            .map(|r| (r.t as f64, r.smoothed_error))
-            .unzip();
-        checks.push(
-            rate_no_shallower(&fx, &fy, Window::all(), -1.0).named(format!(
-                "a/{family}: softmax-gd fixed mu, F_mu error decays no slower than 1/T"
-            )),
-        );
+        // No slope check: on these problems (strongly convex) gradient
+        // descent converges linearly, faster than the bound's 1/T, so a fitted
+        // slope cannot test the 1/T rate (it would have no power). The bound
+        // is tested with its tight constant instead, and its slack reported.
     }
     checks
 }

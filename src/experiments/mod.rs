@@ -597,3 +597,34 @@ pub fn nans_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, 
         .map(|v| v.unwrap_or(f64::NAN))
         .collect())
 }
+
+/// One `(x, y)` series per seed, in order of first appearance, from the rows
+/// for which `point` gives `(seed, x, y)`: the input of a common-exponent fit.
+pub fn seed_series<R>(
+    rows: &[&R],
+    point: impl Fn(&R) -> Option<(u64, f64, f64)>,
+) -> Vec<(Vec<f64>, Vec<f64>)> {
+    let mut seeds: Vec<u64> = Vec::new();
+    let mut series: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
+    for (seed, x, y) in rows.iter().filter_map(|r| point(r)) {
+        let k = match seeds.iter().position(|&s| s == seed) {
+            Some(k) => k,
+            None => {
+                seeds.push(seed);
+                series.push((Vec::new(), Vec::new()));
+                seeds.len() - 1
+            }
+        };
+        series[k].0.push(x);
+        series[k].1.push(y);
+    }
+    series
+}
+
+/// Borrowed views of [`seed_series`] for [`crate::theory::checks::common_rate_matches`].
+pub fn as_slices(series: &[(Vec<f64>, Vec<f64>)]) -> Vec<(&[f64], &[f64])> {
+    series
+        .iter()
+        .map(|(x, y)| (x.as_slice(), y.as_slice()))
+        .collect()
+}

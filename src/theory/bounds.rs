@@ -50,6 +50,19 @@ pub fn softmax_gd_fixed_mu(t: u64, mu: f64, m: usize, l_mu: f64, r_mu: f64) -> f
     smoothing_bias(mu, m) + l_mu * r_mu * r_mu / (2.0 * horizon(t))
 }
 
+/// The tight constant for the same method: projected gradient descent with
+/// step `1/L_mu` on the convex, `L_mu`-smooth `F_mu` satisfies
+/// `F_mu(theta_T) - min F_mu <= L_mu R_mu^2 / (4T + 2)`, and some function
+/// attains it; with the sandwich, `F(theta_T) - OPT <= mu ln M + L_mu R_mu^2 / (4T + 2)`.
+///
+/// Reference: Drori and Teboulle (2014), Math. Program. 145:451-482 (gradient
+/// descent); Taylor, Hendrickx and Glineur (2018), J. Optim. Theory Appl.
+/// 178:455-476 (the proximal, hence projected, gradient method). See
+/// docs/THEORY.md#tight-constants.
+pub fn softmax_gd_fixed_mu_tight(t: u64, mu: f64, m: usize, l_mu: f64, r_mu: f64) -> f64 {
+    smoothing_bias(mu, m) + l_mu * r_mu * r_mu / (4.0 * t as f64 + 2.0)
+}
+
 /// The comparator form of [`softmax_gd_fixed_mu`], which needs no exact optimum:
 /// `F(theta_T) - D_ref <= excess + L_mu ||theta_0 - u||^2 / (2T)` with
 /// `excess = F_mu(u) - D_ref` for any feasible comparator `u` and any certified

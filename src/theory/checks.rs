@@ -8,8 +8,8 @@
 //! docs/THEORY.md#how-the-checks-measure.
 
 use super::rate_fit::{
-    fit_common_power_law_corrected, fit_power_law, LineFit, LinearRateFit, PowerLawFit, Series,
-    Window,
+    fit_common_power_law, fit_common_power_law_corrected, fit_power_law, LineFit, LinearRateFit,
+    PowerLawFit, Series, Window,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -414,6 +414,33 @@ pub fn slope_matches(fit: &PowerLawFit, theory_slope: f64) -> Verdict {
 pub fn rate_matches(x: &[f64], y: &[f64], window: Window, theory_slope: f64) -> Verdict {
     match fit_power_law(x, y, window) {
         Ok(fit) => slope_matches(&fit, theory_slope),
+        Err(e) => Verdict::not_evaluated(e.to_string()),
+    }
+}
+
+/// [`rate_matches`] for several series (for example one per seed) sharing
+/// the exponent, each with its own constant and, with `correction = Some(q)`,
+/// its own `x^-q` correction ([`fit_common_power_law`]): one interval, one
+/// verdict, which needs the interval narrower than [`MAX_SLOPE_CI_WIDTH`].
+pub fn common_rate_matches(
+    series: &[(&[f64], &[f64])],
+    window: Window,
+    correction: Option<f64>,
+    theory_slope: f64,
+) -> Verdict {
+    match fit_common_power_law(series, window, correction) {
+        Ok(fit) => {
+            let mut v = slope_matches(&fit, theory_slope);
+            v.detail = format!(
+                "{} series with a common exponent{}: {}",
+                series.len(),
+                correction.map_or(String::new(), |q| format!(
+                    ", each with an x^-{q} correction"
+                )),
+                v.detail
+            );
+            v
+        }
         Err(e) => Verdict::not_evaluated(e.to_string()),
     }
 }
