@@ -185,6 +185,12 @@ pub fn slack_at_largest(x: &[f64], measured: &[f64], bound: &[f64]) -> Option<f6
     })
 }
 
+/// How far below zero a measured gap may be before it counts as negative,
+/// relative to `max(1, |bound|)`: the rounding of the two computed values
+/// whose difference it is (about 1e-16 relative each), with a wide margin.
+/// An invalid certificate gives negatives many orders larger.
+pub const NEGATIVE_ROUNDING_ALLOWANCE: f64 = 1e-12;
+
 /// The measured value is <= the bound at every recorded point `x` (for
 /// example every recorded T), with no slack, where the measured value is a
 /// certified gap or suboptimality (so it cannot be negative).
@@ -259,7 +265,11 @@ fn compare(x: &[f64], measured: &[f64], bound: &[f64], nonnegative: bool) -> Ver
         );
     }
     if nonnegative {
-        let negative = count(&|m, _| m < 0.0);
+        // A difference of two computed values can be below zero by their
+        // rounding (about 1e-16 relative) without anything being wrong.
+        let allowance =
+            NEGATIVE_ROUNDING_ALLOWANCE * bound.iter().fold(1.0f64, |a, b| a.max(b.abs()));
+        let negative = count(&|m, _| m < -allowance);
         if let Some(&i) = negative
             .iter()
             .min_by(|&&a, &&b| measured[a].total_cmp(&measured[b]))
@@ -512,7 +522,9 @@ pub fn contraction_no_slower(fit: &LinearRateFit, theory_factor: f64) -> Verdict
         }),
         theory: num(theory_factor),
         detail,
-        slack: None,
+        // How many times faster (in log terms) the measured contraction is
+        // than the bound's: the rate bound's slack.
+        slack: Some(fit.factor.ln() / limit),
     }
 }
 
