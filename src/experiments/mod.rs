@@ -322,6 +322,8 @@ fn run_cells(
             }));
             let (rows, error) = match ran {
                 Ok(Ok(rows)) => (rows, None),
+                // Bad parameters are input errors (exit status 2), not verdicts.
+                Ok(Err(Error::Input(e))) => return Err(Error::Input(e)),
                 Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
                 Err(panic) => (
                     Vec::new(),
