@@ -610,7 +610,11 @@ mod tests {
             .collect();
         let mut sorted = keys.clone();
         sorted.sort();
-        assert_eq!(sorted, ["detail", "measured", "name", "passed", "theory"]);
+        assert_eq!(
+            sorted,
+            ["detail", "measured", "name", "passed", "slack", "theory"]
+        );
+        assert!((value["slack"].as_f64().unwrap() - 2.5).abs() < 1e-12);
         assert_eq!(value["name"], "a");
         assert_eq!(value["passed"], true);
         let back: Check = serde_json::from_value(value).unwrap();
@@ -778,6 +782,75 @@ mod tests {
         assert!(!growth_no_faster(&m, &sqrt_m, Growth::Log).passed);
         // M = 1 cannot be used (ln 1 = 0).
         assert!(!growth_no_faster(&[1, 2, 4], &[1.0, 1.0, 1.0], Growth::Log).passed);
+    }
+
+    #[test]
+    fn bound_checks_fail_on_infinite_bounds_and_negative_gaps_saying_why() {
+        let t = [1.0, 2.0, 4.0];
+        let v = bound_holds(&t, &[0.5, 0.4, 0.3], &[1.0, f64::INFINITY, 1.0]);
+        assert!(
+            !v.passed && v.detail.contains("non-finite bound"),
+            "{}",
+            v.detail
+        );
+        let v = bound_holds(&t, &[0.5, 0.4, 0.3], &[1.0, f64::NAN, 1.0]);
+        assert!(
+            !v.passed && v.detail.contains("non-finite bound"),
+            "{}",
+            v.detail
+        );
+        let v = bound_holds(&t, &[0.5, -0.45, 0.3], &[1.0, 1.0, 1.0]);
+        assert!(!v.passed && v.detail.contains("negative"), "{}", v.detail);
+        // Rounding of a difference is not a negative gap; a signed comparison allows any sign.
+        assert!(bound_holds(&t, &[0.5, -1e-16, 0.3], &[1.0, 1.0, 1.0]).passed);
+        assert!(at_most(&t, &[0.5, -0.45, 0.3], &[1.0, 1.0, 1.0]).passed);
+        // Slack: bound / measured at the largest x (median over the points there).
+        let v = bound_holds(
+            &[1.0, 4.0, 4.0, 4.0],
+            &[0.5, 0.1, 0.2, 0.4],
+            &[1.0, 1.0, 1.0, 1.0],
+        );
+        assert_eq!(v.slack, Some(5.0));
+        assert!(v.detail.contains("slack"), "{}", v.detail);
+    }
+
+    #[test]
+    fn a_rate_check_without_power_fails() {
+        // Two noisy points per seed over a short range: the interval is wide.
+        let x = [10.0, 11.0, 12.0];
+        let y1 = [1.0, 0.7, 0.95];
+        let y2 = [2.0, 1.9, 1.4];
+        let v = common_rate_matches(&[(&x, &y1), (&x, &y2)], Window::all(), None, -0.5);
+        assert!(
+            !v.passed && v.detail.contains("cannot exclude"),
+            "{}",
+            v.detail
+        );
+        // Seeds with different constants and the same exponent pass; a
+        // neighbouring exponent is excluded.
+        let x: Vec<f64> = (0..10).map(|k| 2f64.powi(k + 4)).collect();
+        let wiggle = |k: usize| if k.is_multiple_of(2) { 1.02 } else { 0.98 };
+        let a: Vec<f64> = x
+            .iter()
+            .enumerate()
+            .map(|(k, t)| 3.0 / t.sqrt() * wiggle(k))
+            .collect();
+        let b: Vec<f64> = x
+            .iter()
+            .enumerate()
+            .map(|(k, t)| 0.5 / t.sqrt() * wiggle(k + 1))
+            .collect();
+        assert!(common_rate_matches(&[(&x, &a), (&x, &b)], Window::all(), None, -0.5).passed);
+        assert!(!common_rate_matches(&[(&x, &a), (&x, &b)], Window::all(), None, -1.0).passed);
+        // A T^-1/2 (1 + O(T^-1/2)) curve needs its correction.
+        let c: Vec<f64> = x
+            .iter()
+            .enumerate()
+            .map(|(k, t)| (4.0 / t.sqrt()).exp() / t.sqrt() * wiggle(k))
+            .collect();
+        let with = common_rate_matches(&[(&x, &c)], Window::all(), Some(0.5), -0.5);
+        assert!(with.passed, "{}", with.detail);
+        assert!(!common_rate_matches(&[(&x, &c)], Window::all(), None, -0.5).passed);
     }
 
     #[test]
