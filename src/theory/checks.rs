@@ -469,7 +469,7 @@ pub fn common_rate_matches(
 }
 
 /// Like [`rate_matches`] for an asymptotic rate `y ~ A x^k (1 + O(1/x))`: fits
-/// `log y = a + k log x + c/x` ([`fit_power_law_corrected`], weighted by the
+/// `log y = a + k log x + c/x` ([`super::rate_fit::fit_power_law_corrected`], weighted by the
 /// standard errors `y_se` of y where given) and passes iff the 95% interval
 /// of k contains the theory's exponent.
 pub fn asymptotic_rate_matches(
