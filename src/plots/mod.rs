@@ -244,7 +244,7 @@ pub(crate) struct LegendEntry {
 
 const LEGEND_FONT: f64 = 10.0;
 const SAMPLE_W: f64 = 22.0;
-const ROW_H: f64 = 15.0;
+const ROW_H: f64 = 13.0;
 
 /// Where the legend went: a panel right of the plot when the labels are
 /// short, otherwise a strip of columns above it. Never on the data.

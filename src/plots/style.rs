@@ -1,10 +1,12 @@
 //! Style presets: the printed size of a figure and the size of its text.
 //!
-//! Charts are drawn in *units*: the house fonts are 10 units (tick labels,
-//! legend) and 11 units (axis titles), lines 1 to 1.8 units. A preset fixes
-//! the printed width and how many points one unit is, so a figure included
-//! at its natural size (`\includegraphics{fig.pdf}`, which is the preset's
-//! width) has text of the preset's size with no scaling.
+//! Charts are drawn in *units*: the house fonts are asked for at 10 units
+//! (tick labels, legend) and 11 units (axis titles), lines 1 to 1.8 units.
+//! plotters sets a font of size s at an em of s/1.24, so the printed text is
+//! [`FONT_EM_PER_SIZE`] times the size asked for. A preset fixes the printed
+//! width and how many points one unit is, so a figure included at its natural
+//! size (`\includegraphics{fig.pdf}`, the preset's width) has text of the
+//! preset's size with no scaling.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -13,16 +15,22 @@ use std::str::FromStr;
 /// PostScript points per inch (PDF user space).
 pub const POINTS_PER_INCH: f64 = 72.0;
 
+/// The em of a plotters font over the size asked for (plotters divides by 1.24).
+pub const FONT_EM_PER_SIZE: f64 = 1.0 / 1.24;
+
+/// The house font sizes, in units: tick labels and legend, axis titles.
+pub const HOUSE_FONT_SIZES: [f64; 2] = [10.0, 11.0];
+
 /// Where a figure goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Style {
-    /// One column of a two-column paper: 3.25 in wide, text at 8.5 to 9.4 pt.
+    /// One column of a two-column paper: 3.25 in wide, text at 8.1 to 8.9 pt.
     #[default]
     PaperSingle,
-    /// The full text width of a two-column paper: 6.75 in wide, text at 9 to 9.9 pt.
+    /// The full text width of a two-column paper: 6.75 in wide, text at 8.5 to 9.3 pt.
     PaperDouble,
-    /// A 16:9 beamer slide (160 mm x 90 mm): 5.5 in wide, text at 11 to 12.1 pt.
+    /// A 16:9 beamer slide (160 mm x 90 mm): 5.5 in wide, text at 10.5 to 11.5 pt.
     Slides,
 }
 
@@ -46,13 +54,18 @@ impl Style {
         }
     }
 
-    /// Points per drawing unit: the 10-unit house font prints at ten times this.
+    /// Points per drawing unit.
     pub fn unit_pt(self) -> f64 {
         match self {
-            Style::PaperSingle => 0.85,
-            Style::PaperDouble => 0.9,
-            Style::Slides => 1.1,
+            Style::PaperSingle => 1.0,
+            Style::PaperDouble => 1.05,
+            Style::Slides => 1.3,
         }
+    }
+
+    /// The printed sizes of the house fonts, in points.
+    pub fn text_pt(self) -> [f64; 2] {
+        HOUSE_FONT_SIZES.map(|size| size * FONT_EM_PER_SIZE * self.unit_pt())
     }
 
     /// Height over width for a chart of the given shape.
@@ -203,14 +216,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_preset_prints_its_width_with_text_between_8_and_12_pt() {
+    fn every_preset_prints_its_width_with_paper_text_between_8_and_10_pt() {
         for style in Style::ALL {
             for shape in [FigureSize::Column, FigureSize::Wide] {
                 let canvas = style.canvas(shape);
                 let width_in = canvas.page_pt.0 / POINTS_PER_INCH;
                 assert!((width_in - style.width_in()).abs() < 1e-9, "{style}");
-                // The house fonts are 10 and 11 units.
-                let (small, large) = (10.0 * style.unit_pt(), 11.0 * style.unit_pt());
+                let [small, large] = style.text_pt();
                 if style == Style::Slides {
                     assert!((10.0..=12.5).contains(&small) && large <= 12.5, "{style}");
                 } else {
