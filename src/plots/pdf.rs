@@ -84,5 +84,33 @@ pub fn svg_to_pdf(svg: &str, page_pt: (f64, f64), info: &PdfInfo<'_>) -> Result<
         .keywords(TextStr(info.keywords))
         .creator(TextStr(concat!("taskrobust ", env!("CARGO_PKG_VERSION"))))
         .producer(TextStr("svg2pdf"));
-    Ok(pdf.finish())
+    canonical(&pdf.finish())
+}
+
+/// The same document with every dictionary's keys in sorted order. svg2pdf
+/// fills resource dictionaries from hash maps, whose order changes from run
+/// to run; sorted, two runs of the same figure give the same bytes.
+fn canonical(pdf: &[u8]) -> Result<Vec<u8>, PlotError> {
+    fn sort(object: &mut lopdf::Object) {
+        match object {
+            lopdf::Object::Dictionary(dict) => sort_dictionary(dict),
+            lopdf::Object::Stream(stream) => sort_dictionary(&mut stream.dict),
+            lopdf::Object::Array(items) => items.iter_mut().for_each(sort),
+            _ => {}
+        }
+    }
+    fn sort_dictionary(dict: &mut lopdf::Dictionary) {
+        let map = dict.as_hashmap_mut();
+        map.sort_keys();
+        map.values_mut().for_each(sort);
+    }
+    let mut document = lopdf::Document::load_mem(pdf)
+        .map_err(|e| PlotError::Draw(format!("PDF re-read: {e}")))?;
+    document.objects.values_mut().for_each(sort);
+    sort_dictionary(&mut document.trailer);
+    let mut bytes = Vec::new();
+    document
+        .save_to(&mut bytes)
+        .map_err(|e| PlotError::Draw(format!("PDF write: {e}")))?;
+    Ok(bytes)
 }
