@@ -72,12 +72,16 @@ fn inspect_pdf(path: &Path) -> ((f64, f64), Vec<bool>, String) {
     for object in document.objects.values() {
         let Ok(dict) = object.as_dict() else { continue };
         if dict.get(b"Type").ok().and_then(|t| t.as_name().ok()) == Some(b"FontDescriptor") {
-            embedded.push(
-                dict.has(b"FontFile") || dict.has(b"FontFile2") || dict.has(b"FontFile3"),
-            );
+            embedded
+                .push(dict.has(b"FontFile") || dict.has(b"FontFile2") || dict.has(b"FontFile3"));
         }
     }
-    let info_ref = document.trailer.get(b"Info").unwrap().as_reference().unwrap();
+    let info_ref = document
+        .trailer
+        .get(b"Info")
+        .unwrap()
+        .as_reference()
+        .unwrap();
     let info = document.get_dictionary(info_ref).unwrap();
     let keywords = text_string(info.get(b"Keywords").unwrap());
     (size, embedded, keywords)
@@ -108,9 +112,18 @@ fn pdfs_have_the_preset_size_embedded_fonts_text_of_8_to_10_pt_and_the_manifest(
         assert!(pdfs.len() >= 4, "{pdfs:?}");
         for pdf in &pdfs {
             let ((width, height), embedded, keywords) = inspect_pdf(pdf);
-            assert!((width - width_in * 72.0).abs() < 0.01, "{pdf:?}: {width} pt");
-            assert!(height > 0.3 * width && height < width, "{pdf:?}: {height} pt");
-            assert!(!embedded.is_empty() && embedded.iter().all(|&e| e), "{pdf:?}");
+            assert!(
+                (width - width_in * 72.0).abs() < 0.01,
+                "{pdf:?}: {width} pt"
+            );
+            assert!(
+                height > 0.3 * width && height < width,
+                "{pdf:?}: {height} pt"
+            );
+            assert!(
+                !embedded.is_empty() && embedded.iter().all(|&e| e),
+                "{pdf:?}"
+            );
             let manifest: serde_json::Value = serde_json::from_str(&keywords).unwrap();
             assert_eq!(manifest["crate_version"], env!("CARGO_PKG_VERSION"));
             assert_eq!(manifest["parameters"]["style"], style);
@@ -168,7 +181,12 @@ fn latex_outputs_compile_and_two_runs_are_byte_identical() {
         std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().path())
-            .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+            .map(|p| {
+                (
+                    p.file_name().unwrap().to_string_lossy().into_owned(),
+                    std::fs::read(&p).unwrap(),
+                )
+            })
             .collect()
     };
     let (a, b) = (read_all(&first), read_all(&second));
@@ -214,4 +232,37 @@ fn latex_outputs_compile_and_two_runs_are_byte_identical() {
     assert!(!log.contains("LaTeX Warning: Reference"), "{log}");
     let _ = std::fs::remove_dir_all(&first);
     let _ = std::fs::remove_dir_all(&second);
+}
+
+#[test]
+fn the_documented_pgfplots_example_compiles_against_a_committed_table() {
+    let pgfplots = Command::new("kpsewhich").arg("pgfplots.sty").output();
+    if !pgfplots.is_ok_and(|o| o.status.success() && !o.stdout.is_empty()) {
+        eprintln!("pgfplots not installed: the example is not compiled");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = temp("pgfplots");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        root.join("docs/pgfplots-example.tex"),
+        dir.join("example.tex"),
+    )
+    .unwrap();
+    std::fs::copy(
+        root.join("figures/rate_fixed_mu.csv"),
+        dir.join("rate_fixed_mu.csv"),
+    )
+    .unwrap();
+    let output = Command::new("pdflatex")
+        .args(["-interaction=nonstopmode", "-halt-on-error", "example.tex"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,8 +2,8 @@
 
 use super::Failure;
 use crate::experiments::{merge, reproduce, reproduce_shard, ReproduceOptions, Shard};
-use crate::report::Report;
 use crate::plots::Style;
+use crate::report::Report;
 use clap::Args;
 use std::fmt::Write as _;
 use std::io::IsTerminal;

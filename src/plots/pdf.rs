@@ -36,7 +36,11 @@ pub struct PdfInfo<'a> {
 }
 
 /// Converts `svg` into a one-page PDF of `page_pt` (width, height) points.
-pub fn svg_to_pdf(svg: &str, page_pt: (f64, f64), info: &PdfInfo<'_>) -> Result<Vec<u8>, PlotError> {
+pub fn svg_to_pdf(
+    svg: &str,
+    page_pt: (f64, f64),
+    info: &PdfInfo<'_>,
+) -> Result<Vec<u8>, PlotError> {
     use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, TextStr};
 
     let tree = usvg::Tree::from_str(svg, svg_options())
@@ -104,8 +108,8 @@ fn canonical(pdf: &[u8]) -> Result<Vec<u8>, PlotError> {
         map.sort_keys();
         map.values_mut().for_each(sort);
     }
-    let mut document = lopdf::Document::load_mem(pdf)
-        .map_err(|e| PlotError::Draw(format!("PDF re-read: {e}")))?;
+    let mut document =
+        lopdf::Document::load_mem(pdf).map_err(|e| PlotError::Draw(format!("PDF re-read: {e}")))?;
     document.objects.values_mut().for_each(sort);
     sort_dictionary(&mut document.trailer);
     let mut bytes = Vec::new();

@@ -106,10 +106,7 @@ impl Style {
                 (units_high * png_scale).round() as u32,
             ),
             png_scale,
-            page_pt: (
-                width_pt,
-                width_pt * f64::from(svg.1) / f64::from(svg.0),
-            ),
+            page_pt: (width_pt, width_pt * f64::from(svg.1) / f64::from(svg.0)),
         }
     }
 }
@@ -226,7 +223,10 @@ mod tests {
                 if style == Style::Slides {
                     assert!((10.0..=12.5).contains(&small) && large <= 12.5, "{style}");
                 } else {
-                    assert!(small >= 8.0 && large <= 10.0, "{style}: {small}..{large} pt");
+                    assert!(
+                        small >= 8.0 && large <= 10.0,
+                        "{style}: {small}..{large} pt"
+                    );
                 }
                 assert!(canvas.svg.0 > canvas.svg.1 && canvas.png.0 > 600, "{style}");
             }
@@ -238,7 +238,10 @@ mod tests {
         for style in Style::ALL {
             assert_eq!(style.name().parse::<Style>(), Ok(style));
         }
-        assert!("paper".parse::<Style>().unwrap_err().contains("paper-single"));
+        assert!("paper"
+            .parse::<Style>()
+            .unwrap_err()
+            .contains("paper-single"));
     }
 
     #[test]
