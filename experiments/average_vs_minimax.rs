@@ -46,16 +46,24 @@ struct Row {
     family: String,
     seed: u64,
     outliers: usize,
+    #[serde(deserialize_with = "crate::experiments::nans_if_null")]
     average_losses: Vec<f64>,
+    #[serde(deserialize_with = "crate::experiments::nans_if_null")]
     minimax_losses: Vec<f64>,
+    #[serde(deserialize_with = "crate::experiments::nans_if_null")]
     exact_losses: Vec<f64>,
     /// Worst-task losses F of the average and softmax-gd points.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     average_max: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     minimax_max: f64,
     /// softmax-gd's certified gap F(theta_sm) - D(p_sm).
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     minimax_gap: f64,
     /// The exact reference: opt_lower <= OPT <= opt_upper.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     opt_lower: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     opt_upper: f64,
     reference_method: String,
 }

@@ -29,8 +29,7 @@ use crate::solvers::{solve, Method, SolveOptions, ACCELERATED_REACH};
 use crate::theory::bounds::{
     accelerated_comparator, accelerated_tuned, accelerated_tuned_mu, smoothed_smoothness,
 };
-use crate::theory::checks::{bound_holds, rate_no_shallower, Check};
-use crate::theory::rate_fit::Window;
+use crate::theory::checks::{bound_holds, Check};
 use crate::FeasibleSet;
 use nalgebra::DVector;
 use serde::{Deserialize, Serialize};
@@ -68,17 +67,25 @@ struct Row {
     seed: u64,
     variant: Variant,
     t: u64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     mu: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     step: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     l_mu: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     measured: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     bound: f64,
     /// The measured quantity at T = 0.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     initial: f64,
     /// The reference's certified gap (what the measurement may overstate by).
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     reference_gap: f64,
     /// T from which the bound's own rate applies (see `fixed_window_start`,
     /// `tuned_window_start`); unused for `Fixed`.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     rate_window_start: f64,
 }
 
@@ -306,19 +313,6 @@ fn tuned_window_start(l: f64, g: f64, r: f64, m: usize, initial: f64) -> f64 {
     (dominates - 1.0).max(1.0 / s - 1.0)
 }
 
-/// Fits the slope of `measured` over the rows where the bound's rate applies
-/// and the value is well above the references' certified gaps.
-fn rate_check(rows: &[&Row], theory_slope: f64) -> crate::theory::checks::Verdict {
-    let (fx, fy): (Vec<f64>, Vec<f64>) = rows
-        .iter()
-        .filter(|r| {
-            r.t as f64 >= r.rate_window_start && r.measured > 100.0 * r.reference_gap.max(1e-13)
-        })
-        .map(|r| (r.t as f64, r.measured))
-        .unzip();
-    rate_no_shallower(&fx, &fy, Window::all(), theory_slope)
-}
-
 /// The checks, from the rows alone (a test feeds fabricated rows).
 fn verdicts(p: &P, rows: &[Row]) -> Vec<Check> {
     let mut checks = Vec::new();
@@ -342,16 +336,15 @@ fn verdicts(p: &P, rows: &[Row]) -> Vec<Check> {
         checks.push(holds(&smoothed).named(format!(
             "c/{family}: accelerated fixed mu, F_mu(theta_T) - min F_mu <= 2 L_mu R_mu^2/(T+1)^2"
         )));
-        checks.push(rate_check(&smoothed, -2.0).named(format!(
-            "c/{family}: accelerated fixed mu, F_mu error decays no slower than 1/T^2"
-        )));
         let tuned = of(Variant::Tuned);
         checks.push(holds(&tuned).named(format!(
             "c/{family}: accelerated tuned mu, F(theta_T) - OPT <= 2 L R^2/(T+1)^2 + 2 sqrt(2 ln M) G R/(T+1)"
         )));
-        checks.push(rate_check(&tuned, -1.0).named(format!(
-            "c/{family}: accelerated tuned mu, F(theta_T) - OPT decays no slower than 1/T"
-        )));
+        // No rate checks: with a fixed mu the runs converge linearly (these
+        // problems are strongly convex), faster than 1/T^2; with the tuned mu
+        // the measured decay is steeper than the bound's 1/T in the reachable
+        // range. Neither slope would test the theory; the bounds are checked
+        // with their slack (docs/THEORY.md#how-the-checks-measure).
     }
     checks
 }

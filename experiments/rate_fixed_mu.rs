@@ -14,9 +14,8 @@ use crate::experiments::{
     Params,
 };
 use crate::solvers::{solve, Method, SolveOptions};
-use crate::theory::bounds::{smoothing_bias, softmax_gd_fixed_mu};
-use crate::theory::checks::{bound_holds, rate_no_shallower, Check};
-use crate::theory::rate_fit::Window;
+use crate::theory::bounds::{smoothing_bias, softmax_gd_fixed_mu_tight};
+use crate::theory::checks::{bound_holds, Check};
 use crate::FeasibleSet;
 use nalgebra::DVector;
 use serde::{Deserialize, Serialize};
@@ -39,14 +38,22 @@ struct Row {
     family: String,
     seed: u64,
     t: u64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     suboptimality: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     bound: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     smoothed_error: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     smoothed_bound: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     floor: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     reference_gap: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     smoothed_reference_gap: f64,
     /// T from which the 1/T bound is below the initial error (where its rate applies).
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     rate_window_start: f64,
 }
 
@@ -105,9 +112,15 @@ impl Experiment for RateFixedMu {
                     seed,
                     t,
                     suboptimality: record.max_loss - reference.opt_lower,
-                    bound: softmax_gd_fixed_mu(t, p.mu, m, l_mu, r_mu),
+                    // F(theta_T) <= F_mu(theta_T) <= min F_mu + L_mu R_mu^2/(4T+2)
+                    // and min F_mu <= F_mu(u) at the smoothed reference u: tighter
+                    // than mu ln M where few tasks are active at the optimum.
+                    bound: (smoothed.value_upper - reference.opt_lower)
+                        .min(smoothing_bias(p.mu, m) + reference.certified_gap)
+                        + softmax_gd_fixed_mu_tight(t, p.mu, m, l_mu, r_mu)
+                        - smoothing_bias(p.mu, m),
                     smoothed_error: record.smoothed_loss.unwrap_or(f64::NAN) - smoothed.min_lower,
-                    smoothed_bound: softmax_gd_fixed_mu(t, p.mu, m, l_mu, r_mu)
+                    smoothed_bound: softmax_gd_fixed_mu_tight(t, p.mu, m, l_mu, r_mu)
                         - smoothing_bias(p.mu, m),
                     floor: smoothing_bias(p.mu, m),
                     reference_gap: reference.certified_gap,
@@ -163,32 +176,17 @@ fn verdicts(p: &P, rows: &[Row]) -> Vec<Check> {
         let measured: Vec<f64> = mine.iter().map(|r| r.suboptimality).collect();
         let bound: Vec<f64> = mine.iter().map(|r| r.bound).collect();
         checks.push(bound_holds(&x, &measured, &bound).named(format!(
-            "a/{family}: softmax-gd fixed mu, F(theta_T) - OPT <= mu ln M + L_mu R_mu^2/(2T)"
+            "a/{family}: softmax-gd fixed mu, F(theta_T) - OPT <= min(F_mu(u) - OPT, mu ln M) + L_mu R_mu^2/(4T+2) (Drori-Teboulle)"
         )));
         let smoothed: Vec<f64> = mine.iter().map(|r| r.smoothed_error).collect();
         let smoothed_bound: Vec<f64> = mine.iter().map(|r| r.smoothed_bound).collect();
         checks.push(bound_holds(&x, &smoothed, &smoothed_bound).named(format!(
-            "a/{family}: softmax-gd fixed mu, F_mu(theta_T) - min F_mu <= L_mu R_mu^2/(2T)"
+            "a/{family}: softmax-gd fixed mu, F_mu(theta_T) - min F_mu <= L_mu R_mu^2/(4T+2) (Drori-Teboulle)"
         )));
-        // The 1/T part: fit where the bound is below the initial error (before
-        // that the bound is vacuous and says nothing about the rate) and the
-        // error is well above the reference's own certified gap.
-        let noise = mine
-            .iter()
-            .map(|r| r.smoothed_reference_gap)
-            .fold(0.0, f64::max);
-        let (fx, fy): (Vec<f64>, Vec<f64>) = mine
-            .iter()
-            .filter(|r| {
-                r.t as f64 >= r.rate_window_start && r.smoothed_error > 100.0 * noise.max(1e-13)
-            })
-            .map(|r| (r.t as f64, r.smoothed_error))
-            .unzip();
-        checks.push(
-            rate_no_shallower(&fx, &fy, Window::all(), -1.0).named(format!(
-                "a/{family}: softmax-gd fixed mu, F_mu error decays no slower than 1/T"
-            )),
-        );
+        // No slope check: on these problems (strongly convex) gradient
+        // descent converges linearly, faster than the bound's 1/T, so a fitted
+        // slope cannot test the 1/T rate (it would have no power). The bound
+        // is tested with its tight constant instead, and its slack reported.
     }
     checks
 }

@@ -18,8 +18,7 @@ use crate::experiments::{
 };
 use crate::solvers::{solve, Method, SolveOptions};
 use crate::theory::bounds::{smoothed_smoothness, softmax_gd_tuned, tuned_mu};
-use crate::theory::checks::{bound_holds, rate_no_shallower, Check};
-use crate::theory::rate_fit::Window;
+use crate::theory::checks::{bound_holds, Check};
 use crate::FeasibleSet;
 use nalgebra::DVector;
 use serde::{Deserialize, Serialize};
@@ -43,16 +42,24 @@ struct Row {
     seed: u64,
     /// The horizon: this run made exactly t steps, with mu tuned for t.
     t: u64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     mu: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     step: f64,
     /// L + G^2/mu, with G over the ball.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     l_mu: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     suboptimality: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     bound: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     initial_error: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     reference_gap: f64,
     /// T from which the bound's T^{-1/2} rate applies: its G R sqrt(2 ln M/T)
     /// term dominates L R^2/(2T), and the bound is below the initial error.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     rate_window_start: f64,
 }
 
@@ -201,21 +208,13 @@ fn verdicts(p: &P, rows: &[Row]) -> Vec<Check> {
         checks.push(bound_holds(&x, &measured, &bound).named(format!(
             "b/{family}: softmax-gd tuned mu, F(theta_T) - OPT <= L R^2/(2T) + G R sqrt(2 ln M/T)"
         )));
-        // The T^{-1/2} part: fit where that rate applies and the error is well
-        // above the reference's own certified gap.
-        let (fx, fy): (Vec<f64>, Vec<f64>) = mine
-            .iter()
-            .filter(|r| {
-                r.t as f64 >= r.rate_window_start
-                    && r.suboptimality > 100.0 * r.reference_gap.max(1e-13)
-            })
-            .map(|r| (r.t as f64, r.suboptimality))
-            .unzip();
-        checks.push(
-            rate_no_shallower(&fx, &fy, Window::all(), -0.5).named(format!(
-                "b/{family}: softmax-gd tuned mu, F(theta_T) - OPT decays no slower than T^-1/2"
-            )),
-        );
+        // No rate check: the bound's T^-1/2 is an upper rate. In the
+        // reachable T range the measured decay is steeper (slopes -0.6 to -0.7:
+        // the optimisation error and the L R^2/(2T) term still fall faster),
+        // and whether the smoothing bias F(theta_mu) - OPT is linear in mu
+        // depends on the problem, so a two-sided test of -1/2 would test
+        // nothing the theory states, and a one-sided one has no power. The
+        // bound is checked, with its slack (docs/THEORY.md#how-the-checks-measure).
     }
     checks
 }

@@ -72,30 +72,44 @@ struct Row {
     /// "plug-in" (softmax of the minibatch losses) or "ema".
     variant: String,
     batch: usize,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     mu: f64,
     /// Independent replicates (plug-in) or chain steps after burn-in (EMA).
     replicates: usize,
     /// Full-batch weights p = softmax(f/mu) at theta.
+    #[serde(deserialize_with = "crate::experiments::nans_if_null")]
     weights: Vec<f64>,
     /// Per-sample loss variances s_i^2 at theta.
+    #[serde(deserialize_with = "crate::experiments::nans_if_null")]
     variances: Vec<f64>,
     /// Measured E[phat] - p (control-variate estimate) and its standard errors.
+    #[serde(deserialize_with = "crate::experiments::nans_if_null")]
     bias: Vec<f64>,
+    #[serde(deserialize_with = "crate::experiments::nans_if_null")]
     bias_se: Vec<f64>,
     /// The second-order prediction.
+    #[serde(deserialize_with = "crate::experiments::nans_if_null")]
     predicted: Vec<f64>,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     bias_norm: f64,
     /// Standard error of ||bias|| (delta method along the bias direction).
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     bias_norm_se: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     predicted_norm: f64,
     /// ||bias - predicted|| and the Monte Carlo error of the whole vector,
     /// sqrt(trace of the covariance of the mean).
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     difference_norm: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     difference_se: f64,
     /// Plain Monte Carlo (no control variate): ||mean(phat) - p|| and its SE.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     plain_norm: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     plain_norm_se: f64,
     /// Noise in the logits that carry weight: sqrt(sum_i p_i s_i^2 / b_eff) / mu.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     logit_sd: f64,
 }
 

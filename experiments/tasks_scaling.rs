@@ -60,21 +60,33 @@ struct Row {
     seed: u64,
     m: usize,
     t: u64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     mu: f64,
     /// F(theta_T) - OPT_lower at the fixed horizon.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     suboptimality: f64,
     /// L R^2/(2T) + G R sqrt(2 ln M / T) + the reference's certified gap.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     bound: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     smoothness: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     g_ball: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     r_ball: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     reference_gap: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     target: f64,
     /// Smallest scan horizon reaching the target (None: not within scan_max).
     iterations_to_target: Option<u64>,
     /// The smallest scan horizon at or above the bound's iteration count for the
     /// target (None: beyond scan_max, where the bound says nothing on the scan).
-    iterations_bound: Option<u64>,
+    /// The bound's count: the first scan horizon at or above the T from which
+    /// the tuned bound is below the target, or that T itself (rounded up)
+    /// beyond the scan. Finite unless the target is below the reference's gap.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
+    iterations_bound: f64,
 }
 
 /// A task family of the experiment with M tasks. Tasks are nested in M.
@@ -254,7 +266,11 @@ impl Experiment for TasksScaling {
             r_ball,
             m,
         );
-        let iterations_bound = grid.iter().copied().find(|&t| t as f64 >= needed);
+        let iterations_bound = grid
+            .iter()
+            .copied()
+            .find(|&t| t as f64 >= needed)
+            .map_or(needed.ceil(), |t| t as f64);
         let row = Row {
             family: kind.to_string(),
             seed,
@@ -364,16 +380,37 @@ fn verdicts(p: &P, rows: &[Row]) -> Vec<Check> {
             check.detail, fitted.detail
         );
         checks.push(check);
-        // A missed target counts as infinitely many iterations; a bound count
-        // beyond the scan as an infinite bound.
-        let count = |t: Option<u64>| t.map_or(f64::INFINITY, |t| t as f64);
+        // Both counts are finite: a run that misses the target within the
+        // scan fails the check (it is not compared against infinity), and
+        // the bound's count is the real T at which the bound meets the target.
+        let name = format!(
+            "g/{family}: iterations to reach the target stay under the bound's count, which grows like ln M"
+        );
+        let missed: Vec<String> = mine
+            .iter()
+            .filter(|r| r.iterations_to_target.is_none())
+            .map(|r| format!("M = {} seed {}", r.m, r.seed))
+            .collect();
+        if !missed.is_empty() {
+            checks.push(Check::new(
+                name,
+                false,
+                Value::Null,
+                Value::Null,
+                format!(
+                    "the target was not reached within the scan (T <= {}) at {}: the iteration count cannot be compared",
+                    p.scan_max,
+                    missed.join(", ")
+                ),
+            ));
+            continue;
+        }
+        let count = |t: Option<u64>| t.map_or(f64::NAN, |t| t as f64);
         let iters: Vec<f64> = mine.iter().map(|r| count(r.iterations_to_target)).collect();
-        let iters_bound: Vec<f64> = mine.iter().map(|r| count(r.iterations_bound)).collect();
+        let iters_bound: Vec<f64> = mine.iter().map(|r| r.iterations_bound).collect();
         let (ms, med) = median_by_m(&mine, |r| count(r.iterations_to_target));
         let fitted = growth_no_faster(&ms, &med, Growth::Log);
-        let mut check = bound_holds(&x, &iters, &iters_bound).named(format!(
-            "g/{family}: iterations to reach the target stay under the bound's count, which grows like ln M"
-        ));
+        let mut check = bound_holds(&x, &iters, &iters_bound).named(name);
         check.detail = format!(
             "{}; for information only (a fitted exponent is not implied by the bound): median {}",
             check.detail, fitted.detail
@@ -413,7 +450,7 @@ mod tests {
                         reference_gap: 0.0,
                         target: 0.01,
                         iterations_to_target: Some((100.0 * l.powf(b)).round() as u64),
-                        iterations_bound: Some((200.0 * l).round() as u64),
+                        iterations_bound: (200.0 * l).round(),
                     });
                 }
             }
@@ -442,13 +479,19 @@ mod tests {
         let checks = verdicts(&params(), &rows(1.0, 2.0));
         let checks: Vec<_> = checks.into_iter().map(|c| (c.passed, c.name)).collect();
         assert!(checks.iter().all(|c| !c.0), "{checks:#?}");
-        // A missed target (infinite) under a finite bound count fails.
+        // A missed target fails (never compared against infinity).
         let mut missed = rows(0.5, 1.0);
         missed[5].iterations_to_target = None;
-        assert!(!verdicts(&params(), &missed)[1].passed);
-        // Beyond the scan the bound says nothing: a miss there passes.
-        missed[5].iterations_bound = None;
-        assert!(verdicts(&params(), &missed)[1].passed);
+        let check = &verdicts(&params(), &missed)[1];
+        assert!(
+            !check.passed && check.detail.contains("not reached"),
+            "{}",
+            check.detail
+        );
+        // A non-finite bound count fails too.
+        let mut infinite = rows(0.5, 1.0);
+        infinite[5].iterations_bound = f64::INFINITY;
+        assert!(!verdicts(&params(), &infinite)[1].passed);
     }
 
     #[test]

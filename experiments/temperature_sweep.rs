@@ -42,16 +42,25 @@ struct Row {
     seed: u64,
     /// mu = mu_hat * 2^(k/2).
     k: i32,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     mu: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     mu_hat: f64,
     /// F(theta_T) - OPT_lower.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     suboptimality: f64,
     /// U(mu) + the reference's certified gap.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     bound: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     smoothness: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     g_ball: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     r_reference: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     reference_gap: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     step: f64,
 }
 
@@ -225,6 +234,7 @@ fn u_shaped(x: &[f64], y: &[f64]) -> Verdict {
             y[0] / low,
             y[last] / low,
         ),
+        slack: None,
     }
 }
 

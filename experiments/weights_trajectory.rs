@@ -50,7 +50,9 @@ const SIMPLEX_TOLERANCE: f64 = 1e-12;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Snapshot {
     iteration: u64,
+    #[serde(deserialize_with = "crate::experiments::nans_if_null")]
     weights: Vec<f64>,
+    #[serde(deserialize_with = "crate::experiments::nans_if_null")]
     losses: Vec<f64>,
 }
 
@@ -61,19 +63,28 @@ struct Row {
     seed: u64,
     tasks: usize,
     outliers: usize,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     mu: f64,
     iterations: u64,
     /// Over every iteration 0..=T: the largest |sum_i p_i - 1| and the smallest p_i.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     max_simplex_error: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     min_weight: f64,
     /// F(theta_T), D(p_T) for the final weights, and gap_T = F(theta_T) - D(p_T).
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     final_max_loss: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     final_lower_bound: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     final_gap: f64,
     /// The exact reference: opt_lower <= OPT <= opt_upper.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     opt_lower: f64,
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     opt_upper: f64,
     reference_method: String,
+    #[serde(deserialize_with = "crate::experiments::nans_if_null")]
     final_weights: Vec<f64>,
     /// Tasks active at the reference point (f_i within 1e-6 relative of OPT).
     active_tasks: Vec<usize>,

@@ -148,13 +148,11 @@ pub fn verdict_table(report: &Report, manifest: &str) -> String {
     tex
 }
 
-/// The check's slack (bound over measured) where its measured and theory
-/// values are plain numbers; a dash otherwise.
+/// The check's slack (bound over measured) for bound checks; a dash for
+/// checks that have none (slopes, equalities) or where it is not finite.
 fn slack_cell(check: &Check) -> String {
-    match (check.measured.as_f64(), check.theory.as_f64()) {
-        (Some(measured), Some(theory)) if measured > 0.0 && theory > 0.0 && theory.is_finite() => {
-            format!("{:.3}", theory / measured)
-        }
+    match check.slack {
+        Some(slack) if slack.is_finite() => format!("{slack:.3}"),
         _ => "--".to_string(),
     }
 }
@@ -208,7 +206,9 @@ mod tests {
     #[test]
     fn the_verdict_table_has_one_row_per_check_with_slack_and_verdict() {
         let mut report = Report::new(json!({}), vec![1]);
-        report.push_check(Check::new("a/x: gap <= bound", true, 0.5, 2.0, "ok"));
+        let mut bound = Check::new("a/x: gap <= bound", true, 0.5, 2.0, "ok");
+        bound.slack = Some(4.0);
+        report.push_check(bound);
         report.push_check(Check::new(
             "b/y: slope",
             false,

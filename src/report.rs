@@ -3,7 +3,7 @@
 //! both written atomically. Also the atomic-write helper the figures use.
 //!
 //! report.json: `{"checks": [{"name", "passed", "measured", "theory",
-//! "detail"}, ...], "all_passed", "crate_version", "source_digest", "seeds",
+//! "detail", "slack"?}, ...], "all_passed", "crate_version", "source_digest", "seeds",
 //! "parameters", "figures", "elapsed_seconds"}`.
 
 use crate::theory::checks::Check;
@@ -146,14 +146,18 @@ impl Report {
             "\nThe bounds are the standard bounds for the algorithms as the seed paper describes them \
              (docs/THEORY.md); the paper's exact statements were not available.\n",
         );
-        md.push_str("\n## Checks\n\n| check | verdict | measured | theory | detail |\n|---|---|---|---|---|\n");
+        md.push_str(
+            "\n## Checks\n\nSlack is bound / measured at the largest x of a bound check (1 = tight; \
+             `-` for checks that are not bounds).\n\n| check | verdict | measured | theory | slack | detail |\n|---|---|---|---|---|---|\n",
+        );
         for c in &self.checks {
             md.push_str(&format!(
-                "| {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} |\n",
                 cell(&c.name),
                 if c.passed { "pass" } else { "**FAIL**" },
                 cell(&compact(&c.measured)),
                 cell(&compact(&c.theory)),
+                slack_cell(c.slack),
                 cell(&c.detail)
             ));
         }
@@ -200,6 +204,15 @@ impl Report {
     pub fn read(path: &Path) -> std::io::Result<Self> {
         let text = std::fs::read_to_string(path)?;
         serde_json::from_str(&text).map_err(std::io::Error::other)
+    }
+}
+
+/// The slack column of REPORT.md.
+fn slack_cell(slack: Option<f64>) -> String {
+    match slack {
+        None => "-".into(),
+        Some(s) if s.is_finite() => format!("{}x", crate::theory::checks::sig(s)),
+        Some(_) => "undefined".into(),
     }
 }
 
@@ -281,6 +294,8 @@ mod tests {
         for c in checks {
             let mut keys: Vec<&str> = c.as_object().unwrap().keys().map(|k| k.as_str()).collect();
             keys.sort();
+            // "slack" only on bound checks.
+            keys.retain(|k| *k != "slack");
             assert_eq!(keys, ["detail", "measured", "name", "passed", "theory"]);
         }
         assert_eq!(value["all_passed"], false);

@@ -46,7 +46,18 @@ fn quick_reproduce_passes_every_check_and_shards_merge_to_the_same_report() {
         for key in ["name", "passed", "measured", "theory", "detail"] {
             assert!(check.get(key).is_some(), "check lacks {key}: {check}");
         }
+        // Every bound check reports its slack (bound / measured).
+        let detail = check["detail"].as_str().unwrap();
+        if detail.starts_with("measured <= bound") {
+            let slack = check["slack"].as_f64();
+            assert!(
+                slack.is_some_and(|s| s >= 1.0),
+                "bound check without a slack: {check}"
+            );
+        }
     }
+    let md = std::fs::read_to_string(single.join("REPORT.md")).unwrap();
+    assert!(md.contains("| slack |"), "REPORT.md has no slack column");
     for figure in whole["figures"].as_array().unwrap() {
         for key in ["png", "svg", "csv"] {
             let path = single.join(figure[key].as_str().unwrap());
@@ -115,4 +126,51 @@ fn bad_shard_and_unknown_experiment_are_input_errors() {
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert_eq!(stderr.trim_end().lines().count(), 1);
     }
+}
+
+#[test]
+fn a_failing_check_keeps_the_run_going_writes_the_report_and_exits_1() {
+    // A "binding" radius at which the ball does not bind: the certificate
+    // experiment's feasibility check must fail (its Lagrangian path would go
+    // untested), the other checks still run, and the report is written.
+    let params = scratch("params");
+    std::fs::create_dir_all(&params).unwrap();
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/certificate_validity.toml"),
+    )
+    .unwrap()
+    .replace("binding_radius = 0.3", "binding_radius = 50.0");
+    std::fs::write(params.join("certificate_validity.toml"), text).unwrap();
+    let out = scratch("failing");
+    let (code, stdout, stderr) = taskrobust(&[
+        "reproduce",
+        "--quick",
+        "--only",
+        "certificate_validity",
+        "--params",
+        params.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    let whole = report(&out);
+    assert_eq!(whole["all_passed"], false);
+    let checks = whole["checks"].as_array().unwrap();
+    let failed: Vec<&str> = checks
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !failed.is_empty()
+            && failed
+                .iter()
+                .all(|n| n.contains("/binding: ") && n.contains("ball binds")),
+        "{failed:?}"
+    );
+    assert!(checks.len() > failed.len());
+    assert!(std::fs::read_to_string(out.join("REPORT.md"))
+        .unwrap()
+        .contains("FAIL"));
+    assert!(stdout.contains("FAIL"), "{stdout}");
 }

@@ -78,9 +78,13 @@ pub fn summary(report: &Report, out: &std::path::Path, seconds: f64) -> String {
         report.checks.len()
     );
     for c in &report.checks {
+        let slack = match c.slack {
+            Some(v) if v.is_finite() => format!("  [slack {}x]", crate::theory::checks::sig(v)),
+            _ => String::new(),
+        };
         let _ = writeln!(
             s,
-            "  {}  {}",
+            "  {}  {}{slack}",
             if c.passed { "pass" } else { "FAIL" },
             c.name
         );

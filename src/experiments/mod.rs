@@ -25,6 +25,8 @@ use std::path::{Path, PathBuf};
 
 #[path = "../../experiments/average_vs_minimax.rs"]
 mod average_vs_minimax;
+#[path = "../../experiments/certificate_validity.rs"]
+mod certificate_validity;
 #[path = "../../experiments/rate_accelerated.rs"]
 mod rate_accelerated;
 #[path = "../../experiments/rate_descent_ascent.rs"]
@@ -84,6 +86,10 @@ pub struct CellResult {
     pub experiment: String,
     pub key: String,
     pub rows: Vec<Value>,
+    /// Why the cell produced no rows (a solver error or a panic); the run
+    /// goes on and the report lists it as a failed check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What `finish` produced.
@@ -151,6 +157,7 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
         Box::new(stochastic_bias::StochasticBias),
         Box::new(weights_trajectory::WeightsTrajectory),
         Box::new(average_vs_minimax::AverageVsMinimax),
+        Box::new(certificate_validity::CertificateValidity),
         Box::new(transfer::Transfer),
     ]
 }
@@ -331,13 +338,27 @@ fn run_cells(
         .map(|&(e, c)| {
             let p = &planned[e];
             let cell = &p.cells[c];
-            let rows = p.experiment.run_cell(&p.params, cell)?;
+            // A failing cell becomes a failed check; the other cells go on.
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                p.experiment.run_cell(&p.params, cell)
+            }));
+            let (rows, error) = match ran {
+                Ok(Ok(rows)) => (rows, None),
+                // Bad parameters are input errors (exit status 2), not verdicts.
+                Ok(Err(Error::Input(e))) => return Err(Error::Input(e)),
+                Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
+                Err(panic) => (
+                    Vec::new(),
+                    Some(format!("panicked: {}", panic_message(&panic))),
+                ),
+            };
             bar.inc(1);
             bar.set_message(format!("{}:{}", p.experiment.name(), cell.key));
             let result = CellResult {
                 experiment: p.experiment.name().to_string(),
                 key: cell.key.clone(),
                 rows,
+                error,
             };
             let text = serde_json::to_string(&result).map_err(|e| Error::Io(e.to_string()))?;
             serde_json::from_str(&text).map_err(|e| Error::Io(e.to_string()))
@@ -376,6 +397,19 @@ fn finish_all(
                     })
             })
             .collect::<Result<_, _>>()?;
+        for failed in mine.iter().filter(|r| r.error.is_some()) {
+            report.push_check(Check::new(
+                format!("{name}: cell {} runs", failed.key),
+                false,
+                Value::Null,
+                Value::Null,
+                format!(
+                    "the cell produced no rows: {}",
+                    failed.error.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
+        let ran: Vec<CellResult> = mine.into_iter().filter(|r| r.error.is_none()).collect();
         let seeds = p.experiment.seeds(&p.params)?;
         let style = p.style.unwrap_or(options.style);
         let mut params = serde_json::to_value(&p.params.table).unwrap_or(Value::Null);
@@ -386,9 +420,29 @@ fn finish_all(
             style,
             manifest: manifest(Some(name), &seeds, &params),
         };
-        let finished = crate::plots::with_context(context.clone(), || {
-            p.experiment.finish(&p.params, &mine, &options.out)
-        })?;
+        let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::plots::with_context(context.clone(), || {
+                p.experiment.finish(&p.params, &ran, &options.out)
+            })
+        }))
+        .unwrap_or_else(|panic| {
+            Err(Error::Solver(format!(
+                "panicked: {}",
+                panic_message(&panic)
+            )))
+        })
+        .unwrap_or_else(|e| Finished {
+            checks: vec![Check::new(
+                format!("{name}: checks, tables and figures are produced"),
+                false,
+                Value::Null,
+                Value::Null,
+                format!(
+                    "finishing the experiment failed, so its checks could not be evaluated: {e}"
+                ),
+            )],
+            figures: Vec::new(),
+        });
         for figure in &finished.figures {
             let path = options.out.join(&figure.tex);
             let snippet = crate::latex::figure_snippet(figure, style, &context.manifest);
@@ -424,6 +478,15 @@ fn manifest(experiment: Option<&str>, seeds: &[u64], parameters: &Value) -> Stri
         manifest["parameters"] = parameters.clone();
     }
     manifest.to_string()
+}
+
+/// The text of a caught panic's payload.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 /// `reproduce`: every experiment, its checks, tables and figures.
@@ -579,4 +642,50 @@ pub fn draw_convergence(
     crate::plots::lines::convergence_chart(&drawn, x_label, y_label, &out.join(name))
         .map_err(|e| Error::Io(e.to_string()))?;
     Ok(())
+}
+
+/// Reads an `f64` row field written as null (serde_json writes NaN and the
+/// infinities as null) back as NaN, so a non-finite measurement reaches its
+/// check, which fails and says why, instead of aborting the run.
+pub fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// [`nan_if_null`] for every element of a `Vec<f64>` row field.
+pub fn nans_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    Ok(Vec::<Option<f64>>::deserialize(d)?
+        .into_iter()
+        .map(|v| v.unwrap_or(f64::NAN))
+        .collect())
+}
+
+/// One `(x, y)` series per seed, in order of first appearance, from the rows
+/// for which `point` gives `(seed, x, y)`: the input of a common-exponent fit.
+pub fn seed_series<R>(
+    rows: &[&R],
+    point: impl Fn(&R) -> Option<(u64, f64, f64)>,
+) -> Vec<(Vec<f64>, Vec<f64>)> {
+    let mut seeds: Vec<u64> = Vec::new();
+    let mut series: Vec<(Vec<f64>, Vec<f64>)> = Vec::new();
+    for (seed, x, y) in rows.iter().filter_map(|r| point(r)) {
+        let k = match seeds.iter().position(|&s| s == seed) {
+            Some(k) => k,
+            None => {
+                seeds.push(seed);
+                series.push((Vec::new(), Vec::new()));
+                seeds.len() - 1
+            }
+        };
+        series[k].0.push(x);
+        series[k].1.push(y);
+    }
+    series
+}
+
+/// Borrowed views of [`seed_series`] for [`crate::theory::checks::common_rate_matches`].
+pub fn as_slices(series: &[(Vec<f64>, Vec<f64>)]) -> Vec<(&[f64], &[f64])> {
+    series
+        .iter()
+        .map(|(x, y)| (x.as_slice(), y.as_slice()))
+        .collect()
 }

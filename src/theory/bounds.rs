@@ -50,6 +50,42 @@ pub fn softmax_gd_fixed_mu(t: u64, mu: f64, m: usize, l_mu: f64, r_mu: f64) -> f
     smoothing_bias(mu, m) + l_mu * r_mu * r_mu / (2.0 * horizon(t))
 }
 
+/// The tight constant for the same method: projected gradient descent with
+/// step `1/L_mu` on the convex, `L_mu`-smooth `F_mu` satisfies
+/// `F_mu(theta_T) - min F_mu <= L_mu R_mu^2 / (4T + 2)`, and some function
+/// attains it; with the sandwich, `F(theta_T) - OPT <= mu ln M + L_mu R_mu^2 / (4T + 2)`.
+///
+/// Reference: Drori and Teboulle (2014), Math. Program. 145:451-482 (gradient
+/// descent); Taylor, Hendrickx and Glineur (2018), J. Optim. Theory Appl.
+/// 178:455-476 (the proximal, hence projected, gradient method). See
+/// docs/THEORY.md#tight-constants.
+pub fn softmax_gd_fixed_mu_tight(t: u64, mu: f64, m: usize, l_mu: f64, r_mu: f64) -> f64 {
+    smoothing_bias(mu, m) + l_mu * r_mu * r_mu / (4.0 * t as f64 + 2.0)
+}
+
+/// Radius of an origin-centred ball that every iterate of projected gradient
+/// descent on a lambda-strongly convex `F_mu` with a step `1/L_K` (L_K the
+/// smoothness on that ball) provably stays in, together with every segment
+/// between consecutive iterates:
+/// `||theta_mu|| + sqrt(2 Delta_0 / lambda) + sqrt(mu / L) / 2`, where
+/// `||theta_mu|| <= center_norm`, `Delta_0 >= F_mu(theta_0) - min F_mu`, and
+/// L is the tasks' smoothness.
+///
+/// Why: descent keeps the iterates in the sublevel set `{F_mu <= F_mu(theta_0)}`,
+/// which strong convexity puts within `sqrt(2 Delta_0 / lambda)` of
+/// `theta_mu`; one step moves at most `eta G_K = G_K / (L + G_K^2/mu) <=
+/// sqrt(mu / L) / 2` (AM-GM), so the segment to the next iterate stays in the
+/// ball, F_mu is L_K-smooth along it and the descent lemma applies (induction
+/// on t). See docs/THEORY.md#tight-constants.
+pub fn sublevel_radius(center_norm: f64, initial_error: f64, lambda: f64, mu: f64, l: f64) -> f64 {
+    let step_reach = if l > 0.0 {
+        0.5 * (mu / l).sqrt()
+    } else {
+        f64::INFINITY
+    };
+    center_norm + (2.0 * initial_error.max(0.0) / lambda).sqrt() + step_reach
+}
+
 /// The comparator form of [`softmax_gd_fixed_mu`], which needs no exact optimum:
 /// `F(theta_T) - D_ref <= excess + L_mu ||theta_0 - u||^2 / (2T)` with
 /// `excess = F_mu(u) - D_ref` for any feasible comparator `u` and any certified

@@ -8,8 +8,8 @@
 //! docs/THEORY.md#how-the-checks-measure.
 
 use super::rate_fit::{
-    fit_common_power_law_corrected, fit_power_law, LineFit, LinearRateFit, PowerLawFit, Series,
-    Window,
+    fit_common_power_law, fit_common_power_law_corrected, fit_power_law, LineFit, LinearRateFit,
+    PowerLawFit, Series, Window,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -25,6 +25,32 @@ pub struct Check {
     pub theory: Value,
     /// One human-readable sentence: where, how, and by what margin.
     pub detail: String,
+    /// Bound checks: `bound / measured` at the largest recorded x (how
+    /// informative the bound is; 1 is tight). Absent for other checks; null
+    /// where the ratio is not finite (a zero measurement).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "finite_or_null"
+    )]
+    pub slack: Option<f64>,
+}
+
+/// `Option<f64>` as a JSON number, with non-finite values written as null
+/// (JSON has neither) and read back as NaN.
+mod finite_or_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(x) if x.is_finite() => s.serialize_f64(*x),
+            _ => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        Ok(Some(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN)))
+    }
 }
 
 impl Check {
@@ -41,6 +67,7 @@ impl Check {
             measured: measured.into(),
             theory: theory.into(),
             detail: detail.into(),
+            slack: None,
         }
     }
 }
@@ -52,6 +79,8 @@ pub struct Verdict {
     pub measured: Value,
     pub theory: Value,
     pub detail: String,
+    /// See [`Check::slack`].
+    pub slack: Option<f64>,
 }
 
 impl Verdict {
@@ -62,6 +91,7 @@ impl Verdict {
             measured: self.measured,
             theory: self.theory,
             detail: self.detail,
+            slack: self.slack,
         }
     }
 
@@ -72,6 +102,7 @@ impl Verdict {
             measured: Value::Null,
             theory: Value::Null,
             detail: format!("not evaluated: {}", reason.into()),
+            slack: None,
         }
     }
 }
@@ -79,6 +110,17 @@ impl Verdict {
 /// Finite JSON number, or null (JSON has no NaN or infinity).
 fn num(v: f64) -> Value {
     serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
+}
+
+/// Three significant digits, plain or in e-notation for very large or small values.
+pub fn sig(v: f64) -> String {
+    if v.is_finite() && v != 0.0 && !(1e-3..1e4).contains(&v.abs()) {
+        format!("{v:.2e}")
+    } else if v.is_finite() && v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.3}")
+    }
 }
 
 /// `measured / bound`, the margin of one comparison (`+inf` when a
@@ -115,14 +157,65 @@ pub fn worst_ratio(measured: &[f64], bound: &[f64]) -> Option<(usize, f64)> {
     worst
 }
 
+/// `bound / measured` at the largest x (the median over the points there, for
+/// example over seeds): how informative a bound is (1 = tight). `None` when
+/// no point has a positive measurement and a finite positive bound there.
+pub fn slack_at_largest(x: &[f64], measured: &[f64], bound: &[f64]) -> Option<f64> {
+    let largest = x
+        .iter()
+        .copied()
+        .filter(|v| !v.is_nan())
+        .fold(f64::NEG_INFINITY, f64::max);
+    let mut ratios: Vec<f64> = x
+        .iter()
+        .zip(measured.iter().zip(bound))
+        .filter(|(&xi, _)| xi == largest)
+        .map(|(_, (&m, &b))| b / m)
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .collect();
+    if ratios.is_empty() {
+        return None;
+    }
+    ratios.sort_by(f64::total_cmp);
+    let n = ratios.len();
+    Some(if n % 2 == 1 {
+        ratios[n / 2]
+    } else {
+        0.5 * (ratios[n / 2 - 1] + ratios[n / 2])
+    })
+}
+
+/// How far below zero a measured gap may be before it counts as negative,
+/// relative to `max(1, |bound|)`: the rounding of the two computed values
+/// whose difference it is (about 1e-16 relative each), with a wide margin.
+/// An invalid certificate gives negatives many orders larger.
+pub const NEGATIVE_ROUNDING_ALLOWANCE: f64 = 1e-12;
+
 /// The measured value is <= the bound at every recorded point `x` (for
-/// example every recorded T), with no slack.
+/// example every recorded T), with no slack, where the measured value is a
+/// certified gap or suboptimality (so it cannot be negative).
 ///
-/// `measured` reports the measured value at the worst point (largest ratio
-/// `measured/bound`), `theory` the bound there; `detail` says where, the worst
-/// ratio and how many points violate the bound. Fails on empty input, length
-/// mismatch or any NaN.
+/// Fails, saying why, on empty input or a length mismatch; on any bound that
+/// is not finite (a comparison with `+inf` cannot fail, so it is never a
+/// pass); on any measured value that is NaN or infinite; on any negative
+/// measured value (a negative certified gap means the lower bound exceeds a
+/// feasible value: the certificate or the reference is invalid); and on any
+/// point above its bound. `measured` reports the measured value at the worst
+/// point (largest ratio `measured/bound`), `theory` the bound there, `slack`
+/// the bound/measured at the largest x ([`slack_at_largest`]); `detail` says
+/// where, the worst ratio, the slack and how many points violate the bound.
 pub fn bound_holds(x: &[f64], measured: &[f64], bound: &[f64]) -> Verdict {
+    compare(x, measured, bound, true)
+}
+
+/// [`bound_holds`] for a signed comparison `measured <= bound` (for example a
+/// loss against another method's loss plus a gap), where a negative measured
+/// value is legitimate. Non-finite values still fail.
+pub fn at_most(x: &[f64], measured: &[f64], bound: &[f64]) -> Verdict {
+    compare(x, measured, bound, false)
+}
+
+fn compare(x: &[f64], measured: &[f64], bound: &[f64], nonnegative: bool) -> Verdict {
     if measured.is_empty() || measured.len() != bound.len() || x.len() != measured.len() {
         return Verdict::not_evaluated(format!(
             "need equal, non-empty lengths (x {}, measured {}, bound {})",
@@ -131,31 +224,104 @@ pub fn bound_holds(x: &[f64], measured: &[f64], bound: &[f64]) -> Verdict {
             bound.len()
         ));
     }
-    let violations = measured
-        .iter()
-        .zip(bound)
-        .filter(|&(&m, &b)| !within(m, b))
-        .count();
+    let slack = slack_at_largest(x, measured, bound);
+    let failed = |what: String, i: usize| Verdict {
+        passed: false,
+        measured: num(measured[i]),
+        theory: num(bound[i]),
+        detail: what,
+        slack,
+    };
+    let count = |bad: &dyn Fn(f64, f64) -> bool| {
+        let idx: Vec<usize> = (0..measured.len())
+            .filter(|&i| bad(measured[i], bound[i]))
+            .collect();
+        idx
+    };
+    let non_finite_bound = count(&|_, b| !b.is_finite());
+    if let Some(&i) = non_finite_bound.first() {
+        return failed(
+            format!(
+                "bound is {} at {} of {} points (first at x = {}): a comparison with a non-finite bound cannot fail, so it does not pass",
+                bound[i],
+                non_finite_bound.len(),
+                measured.len(),
+                x[i]
+            ),
+            i,
+        );
+    }
+    let non_finite = count(&|m, _| !m.is_finite());
+    if let Some(&i) = non_finite.first() {
+        return failed(
+            format!(
+                "measured value is {} at {} of {} points (first at x = {}): the run diverged or could not be evaluated",
+                measured[i],
+                non_finite.len(),
+                measured.len(),
+                x[i]
+            ),
+            i,
+        );
+    }
+    if nonnegative {
+        // A difference of two computed values can be below zero by their
+        // rounding (about 1e-16 relative) without anything being wrong.
+        let allowance =
+            NEGATIVE_ROUNDING_ALLOWANCE * bound.iter().fold(1.0f64, |a, b| a.max(b.abs()));
+        let negative = count(&|m, _| m < -allowance);
+        if let Some(&i) = negative
+            .iter()
+            .min_by(|&&a, &&b| measured[a].total_cmp(&measured[b]))
+        {
+            return failed(
+                format!(
+                    "certified gap or suboptimality is negative at {} of {} points (most negative {:.4e} at x = {}): a lower bound exceeds a feasible value, so a certificate, a reference or a feasibility claim is wrong",
+                    negative.len(),
+                    measured.len(),
+                    measured[i],
+                    x[i]
+                ),
+                i,
+            );
+        }
+    }
+    let violations = count(&|m, b| !within(m, b)).len();
     let Some((i, r)) = worst_ratio(measured, bound) else {
         return Verdict::not_evaluated("no points");
     };
     let passed = violations == 0;
-    let detail =
-        format!(
-        "{} at {} of {} recorded points; worst measured/bound = {:.4} at x = {} ({:.4e} vs {:.4e})",
+    let smallest_slack = measured
+        .iter()
+        .zip(bound)
+        .map(|(&m, &b)| b / m)
+        .filter(|r| r.is_finite() && *r > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    let slack_text = match slack {
+        Some(s) => format!(
+            "; slack bound/measured {} at the largest x, smallest {}",
+            sig(s),
+            sig(smallest_slack)
+        ),
+        None => "; slack not defined (no positive measurement at the largest x)".to_string(),
+    };
+    let detail = format!(
+        "{} at {} of {} recorded points; worst measured/bound = {:.4} at x = {} ({:.4e} vs {:.4e}){}",
         if passed { "measured <= bound" } else { "measured > bound" },
         if passed { measured.len() } else { violations },
         measured.len(),
         r,
         x[i],
         measured[i],
-        bound[i]
+        bound[i],
+        slack_text
     );
     Verdict {
         passed,
         measured: num(measured[i]),
         theory: num(bound[i]),
         detail,
+        slack,
     }
 }
 
@@ -198,6 +364,7 @@ pub fn slope_no_shallower(fit: &PowerLawFit, theory_slope: f64) -> Verdict {
         measured: slope_value(&fit.line, fit.x_min, fit.x_max),
         theory: num(theory_slope),
         detail,
+        slack: None,
     }
 }
 
@@ -210,28 +377,45 @@ pub fn rate_no_shallower(x: &[f64], y: &[f64], window: Window, theory_slope: f64
     }
 }
 
-/// The fitted rate equals the theory's, within its confidence interval:
-/// passes iff `slope_lo <= theory_slope <= slope_hi`. For predictions (not
-/// bounds), where a rate that is too fast is as wrong as one too slow.
+/// Widest 95% interval of a fitted exponent that still has power: narrower
+/// than the distance between neighbouring rates (-1/2, -1, -2), so a rate the
+/// theory does not predict is excluded.
+pub const MAX_SLOPE_CI_WIDTH: f64 = 0.5;
+
+/// The fitted rate equals the theory's, with power: passes iff
+/// `slope_lo <= theory_slope <= slope_hi` and the interval is narrower than
+/// [`MAX_SLOPE_CI_WIDTH`]. For predictions (not bounds), where a rate that is
+/// too fast is as wrong as one too slow; an interval too wide to exclude the
+/// neighbouring rates fails (it shows nothing).
 pub fn slope_matches(fit: &PowerLawFit, theory_slope: f64) -> Verdict {
     let line = &fit.line;
-    let passed = line.slope_lo <= theory_slope && theory_slope <= line.slope_hi;
+    let contains = line.slope_lo <= theory_slope && theory_slope <= line.slope_hi;
+    let width = line.slope_hi - line.slope_lo;
+    let narrow = width < MAX_SLOPE_CI_WIDTH;
+    let passed = contains && narrow;
     let detail = format!(
-        "log-log rate: fitted slope {:.4} (95% CI [{:.4}, {:.4}], {} points, x in [{}, {}]) {} theory {:.4}",
+        "log-log rate: fitted slope {:.4} (95% CI [{:.4}, {:.4}], width {:.3}, {} points, x in [{}, {}]) {} theory {:.4}{}",
         line.slope,
         line.slope_lo,
         line.slope_hi,
+        width,
         line.n,
         fit.x_min,
         fit.x_max,
-        if passed { "contains" } else { "excludes" },
-        theory_slope
+        if contains { "contains" } else { "excludes" },
+        theory_slope,
+        if narrow {
+            String::new()
+        } else {
+            format!("; the interval is not narrower than {MAX_SLOPE_CI_WIDTH}, so it cannot exclude the neighbouring rates")
+        }
     );
     Verdict {
         passed,
         measured: slope_value(line, fit.x_min, fit.x_max),
         theory: num(theory_slope),
         detail,
+        slack: None,
     }
 }
 
@@ -240,6 +424,33 @@ pub fn slope_matches(fit: &PowerLawFit, theory_slope: f64) -> Verdict {
 pub fn rate_matches(x: &[f64], y: &[f64], window: Window, theory_slope: f64) -> Verdict {
     match fit_power_law(x, y, window) {
         Ok(fit) => slope_matches(&fit, theory_slope),
+        Err(e) => Verdict::not_evaluated(e.to_string()),
+    }
+}
+
+/// [`rate_matches`] for several series (for example one per seed) sharing
+/// the exponent, each with its own constant and, with `correction = Some(q)`,
+/// its own `x^-q` correction ([`fit_common_power_law`]): one interval, one
+/// verdict, which needs the interval narrower than [`MAX_SLOPE_CI_WIDTH`].
+pub fn common_rate_matches(
+    series: &[(&[f64], &[f64])],
+    window: Window,
+    correction: Option<f64>,
+    theory_slope: f64,
+) -> Verdict {
+    match fit_common_power_law(series, window, correction) {
+        Ok(fit) => {
+            let mut v = slope_matches(&fit, theory_slope);
+            v.detail = format!(
+                "{} series with a common exponent{}: {}",
+                series.len(),
+                correction.map_or(String::new(), |q| format!(
+                    ", each with an x^-{q} correction"
+                )),
+                v.detail
+            );
+            v
+        }
         Err(e) => Verdict::not_evaluated(e.to_string()),
     }
 }
@@ -311,6 +522,9 @@ pub fn contraction_no_slower(fit: &LinearRateFit, theory_factor: f64) -> Verdict
         }),
         theory: num(theory_factor),
         detail,
+        // How many times faster (in log terms) the measured contraction is
+        // than the bound's: the rate bound's slack.
+        slack: Some(fit.factor.ln() / limit),
     }
 }
 
@@ -370,6 +584,7 @@ pub fn growth_no_faster(m: &[usize], y: &[f64], growth: Growth) -> Verdict {
         }),
         theory: num(1.0),
         detail,
+        slack: None,
     }
 }
 
@@ -395,7 +610,11 @@ mod tests {
             .collect();
         let mut sorted = keys.clone();
         sorted.sort();
-        assert_eq!(sorted, ["detail", "measured", "name", "passed", "theory"]);
+        assert_eq!(
+            sorted,
+            ["detail", "measured", "name", "passed", "slack", "theory"]
+        );
+        assert!((value["slack"].as_f64().unwrap() - 2.5).abs() < 1e-12);
         assert_eq!(value["name"], "a");
         assert_eq!(value["passed"], true);
         let back: Check = serde_json::from_value(value).unwrap();
@@ -563,6 +782,75 @@ mod tests {
         assert!(!growth_no_faster(&m, &sqrt_m, Growth::Log).passed);
         // M = 1 cannot be used (ln 1 = 0).
         assert!(!growth_no_faster(&[1, 2, 4], &[1.0, 1.0, 1.0], Growth::Log).passed);
+    }
+
+    #[test]
+    fn bound_checks_fail_on_infinite_bounds_and_negative_gaps_saying_why() {
+        let t = [1.0, 2.0, 4.0];
+        let v = bound_holds(&t, &[0.5, 0.4, 0.3], &[1.0, f64::INFINITY, 1.0]);
+        assert!(
+            !v.passed && v.detail.contains("non-finite bound"),
+            "{}",
+            v.detail
+        );
+        let v = bound_holds(&t, &[0.5, 0.4, 0.3], &[1.0, f64::NAN, 1.0]);
+        assert!(
+            !v.passed && v.detail.contains("non-finite bound"),
+            "{}",
+            v.detail
+        );
+        let v = bound_holds(&t, &[0.5, -0.45, 0.3], &[1.0, 1.0, 1.0]);
+        assert!(!v.passed && v.detail.contains("negative"), "{}", v.detail);
+        // Rounding of a difference is not a negative gap; a signed comparison allows any sign.
+        assert!(bound_holds(&t, &[0.5, -1e-16, 0.3], &[1.0, 1.0, 1.0]).passed);
+        assert!(at_most(&t, &[0.5, -0.45, 0.3], &[1.0, 1.0, 1.0]).passed);
+        // Slack: bound / measured at the largest x (median over the points there).
+        let v = bound_holds(
+            &[1.0, 4.0, 4.0, 4.0],
+            &[0.5, 0.1, 0.2, 0.4],
+            &[1.0, 1.0, 1.0, 1.0],
+        );
+        assert_eq!(v.slack, Some(5.0));
+        assert!(v.detail.contains("slack"), "{}", v.detail);
+    }
+
+    #[test]
+    fn a_rate_check_without_power_fails() {
+        // Two noisy points per seed over a short range: the interval is wide.
+        let x = [10.0, 11.0, 12.0];
+        let y1 = [1.0, 0.7, 0.95];
+        let y2 = [2.0, 1.9, 1.4];
+        let v = common_rate_matches(&[(&x, &y1), (&x, &y2)], Window::all(), None, -0.5);
+        assert!(
+            !v.passed && v.detail.contains("cannot exclude"),
+            "{}",
+            v.detail
+        );
+        // Seeds with different constants and the same exponent pass; a
+        // neighbouring exponent is excluded.
+        let x: Vec<f64> = (0..10).map(|k| 2f64.powi(k + 4)).collect();
+        let wiggle = |k: usize| if k.is_multiple_of(2) { 1.02 } else { 0.98 };
+        let a: Vec<f64> = x
+            .iter()
+            .enumerate()
+            .map(|(k, t)| 3.0 / t.sqrt() * wiggle(k))
+            .collect();
+        let b: Vec<f64> = x
+            .iter()
+            .enumerate()
+            .map(|(k, t)| 0.5 / t.sqrt() * wiggle(k + 1))
+            .collect();
+        assert!(common_rate_matches(&[(&x, &a), (&x, &b)], Window::all(), None, -0.5).passed);
+        assert!(!common_rate_matches(&[(&x, &a), (&x, &b)], Window::all(), None, -1.0).passed);
+        // A T^-1/2 (1 + O(T^-1/2)) curve needs its correction.
+        let c: Vec<f64> = x
+            .iter()
+            .enumerate()
+            .map(|(k, t)| (4.0 / t.sqrt()).exp() / t.sqrt() * wiggle(k))
+            .collect();
+        let with = common_rate_matches(&[(&x, &c)], Window::all(), Some(0.5), -0.5);
+        assert!(with.passed, "{}", with.detail);
+        assert!(!common_rate_matches(&[(&x, &c)], Window::all(), None, -0.5).passed);
     }
 
     #[test]

@@ -210,6 +210,89 @@ pub fn fit_power_law(x: &[f64], y: &[f64], window: Window) -> Result<PowerLawFit
     })
 }
 
+/// Common exponent of several power-law series (for example seeds), each
+/// with its own constant and, where `correction = Some(q)`, its own leading
+/// correction: least squares of `log y_g = a_g + k log x (+ c_g x^-q)` over
+/// the points with x in `window`, with a Student t 95% interval on `k`
+/// (n - G - 1, or n - 2G - 1, degrees of freedom). For a prediction
+/// `y = A x^k (1 + B x^-q + ...)`, such as a path average
+/// `A T^-1/2 + B T^-1` (q = 1/2). The returned line's intercept is the
+/// first series' `a`.
+pub fn fit_common_power_law(
+    series: &[(&[f64], &[f64])],
+    window: Window,
+    correction: Option<f64>,
+) -> Result<PowerLawFit, InputError> {
+    let mut points: Vec<(usize, f64, f64)> = Vec::new();
+    let per_series = if correction.is_some() { 3 } else { 2 };
+    for (g, &(x, y)) in series.iter().enumerate() {
+        let (xs, ys) = windowed(x, y, window, true)?;
+        if xs.len() < per_series {
+            return invalid(
+                "window",
+                format!(
+                    "a common power-law fit needs at least {per_series} points per series, series {g} has {}",
+                    xs.len()
+                ),
+            );
+        }
+        points.extend(xs.into_iter().zip(ys).map(|(a, b)| (g, a, b)));
+    }
+    let groups = series.len();
+    let columns = 1 + groups * (per_series - 1);
+    let n = points.len();
+    if groups == 0 || n <= columns {
+        return invalid(
+            "window",
+            format!("{n} points cannot determine {columns} coefficients with an interval"),
+        );
+    }
+    let design = nalgebra::DMatrix::from_fn(n, columns, |i, j| {
+        let (g, x, _) = points[i];
+        if j == 0 {
+            x.ln()
+        } else if j == 1 + g {
+            1.0
+        } else if correction.is_some() && j == 1 + groups + g {
+            x.powf(-correction.unwrap_or(0.0))
+        } else {
+            0.0
+        }
+    });
+    let response = nalgebra::DVector::from_iterator(n, points.iter().map(|p| p.2.ln()));
+    let normal = design.transpose() * &design;
+    let inverse = normal.try_inverse().ok_or_else(|| {
+        InputError::new(
+            "window",
+            "the fit's design is singular (too few distinct x)",
+        )
+    })?;
+    let coefficients = &inverse * (design.transpose() * &response);
+    let residual = &response - &design * &coefficients;
+    let dof = (n - columns) as f64;
+    let slope = coefficients[0];
+    let slope_se = (residual.norm_squared() / dof * inverse[(0, 0)]).sqrt();
+    let t = StudentsT::new(0.0, 1.0, dof)
+        .map_err(|e| InputError::new("fit", format!("t distribution: {e}")))?
+        .inverse_cdf(0.5 + CONFIDENCE / 2.0);
+    let all: Vec<f64> = points.iter().map(|p| p.1).collect();
+    let (x_min, x_max) = extent(&all);
+    Ok(PowerLawFit {
+        line: LineFit {
+            slope,
+            intercept: coefficients[1],
+            slope_se,
+            slope_lo: slope - t * slope_se,
+            slope_hi: slope + t * slope_se,
+            n,
+            r_squared: f64::NAN,
+        },
+        window,
+        x_min,
+        x_max,
+    })
+}
+
 /// Slope of `log y` on `x` over the points with x in `window` (a linear rate),
 /// with the contraction factor `exp(slope)` and its 95% interval.
 pub fn fit_linear_rate(x: &[f64], y: &[f64], window: Window) -> Result<LinearRateFit, InputError> {
