@@ -38,10 +38,22 @@ pub fn escape(text: &str) -> String {
             '|' => out.push_str(r"\textbar{}"),
             '"' => out.push_str("''"),
             c if c.is_ascii() => out.push(c),
-            c => out.push_str(symbol(c).unwrap_or("?")),
+            c => push_symbol(&mut out, symbol(c).unwrap_or("?")),
         }
     }
     out
+}
+
+/// Appends `tex`, joining math that follows math (`$\mu$` then `$^2$` gives
+/// `$\mu^2$`, so a superscript stays on its symbol).
+fn push_symbol(out: &mut String, tex: &str) {
+    let math_ends_here = out.ends_with('$') && !out.ends_with("\\$");
+    if math_ends_here && tex.starts_with('$') {
+        out.pop();
+        out.push_str(&tex[1..]);
+    } else {
+        out.push_str(tex);
+    }
 }
 
 /// LaTeX for the non-ASCII symbols that appear in captions and check names.
@@ -191,7 +203,12 @@ mod tests {
         let tex = escape(text);
         assert!(tex.is_ascii(), "{tex}");
         assert_eq!(tex.matches('{').count(), tex.matches('}').count(), "{tex}");
-        assert_eq!(tex.matches('$').count() % 2, 0, "{tex}");
+        let unescaped_dollars = tex.matches('$').count() - tex.matches("\\$").count();
+        assert_eq!(unescaped_dollars % 2, 0, "{tex}");
+        assert!(
+            tex.contains(r"L\_$\mu$ R\_$\mu^2$"),
+            "adjacent math merged: {tex}"
+        );
         assert!(
             tex.contains(r"$\theta$\_T") && tex.contains(r"$\le$") && tex.contains(r"10--90\%")
         );
@@ -220,7 +237,10 @@ mod tests {
         assert!(tex.starts_with("% Generated"));
         assert!(tex.contains("% manifest: {\"crate_version\":\"0\"}"));
         assert!(tex.contains("1 of 2 checks pass"));
-        assert!(tex.contains(r"a/x: gap $\le$ bound & 0.5 & 2 & 4.000 & pass \\"));
+        assert!(
+            tex.contains(r"a/x: gap $\le$ bound & 0.5000 & 2 & 4.000 & pass \\"),
+            "{tex}"
+        );
         assert!(tex.contains(r"& -- & \textbf{FAIL} \\"));
         assert_eq!(tex.matches("\\begin{longtable}").count(), 1);
         assert_eq!(tex.matches("\\end{longtable}").count(), 1);
