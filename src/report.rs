@@ -312,7 +312,7 @@ mod tests {
         assert!(md.contains("**1 of 2 checks FAIL.**"), "{md}");
         assert!(md.contains("| (f) subgradient bound | pass |"), "{md}");
         assert!(
-            md.contains("| made-up failing check | **FAIL** | 2 | 1 | too slow |"),
+            md.contains("| made-up failing check | **FAIL** | 2 | 1 | - | too slow |"),
             "{md}"
         );
         assert!(md.contains("![gap_vs_t](gap_vs_t.png)"));

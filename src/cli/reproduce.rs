@@ -17,7 +17,7 @@ pub struct ReproduceArgs {
     /// Output folder for figures, CSV tables, report.json and REPORT.md.
     #[arg(long, default_value = "figures")]
     pub out: PathBuf,
-    /// Folder of experiment parameter files (<name>.toml); built-in copies otherwise.
+    /// Folder of experiment parameter files (`<name>.toml`); built-in copies otherwise.
     #[arg(long, default_value = "experiments")]
     pub params: PathBuf,
     /// Run only these experiments (repeatable).
