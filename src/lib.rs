@@ -15,6 +15,7 @@ pub mod gpu;
 pub mod gram;
 pub mod io;
 pub mod kernels;
+pub mod latex;
 pub mod memory;
 pub mod numerics;
 pub mod plots;

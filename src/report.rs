@@ -3,7 +3,7 @@
 //! both written atomically. Also the atomic-write helper the figures use.
 //!
 //! report.json: `{"checks": [{"name", "passed", "measured", "theory",
-//! "detail", "slack"?}, ...], "all_passed", "crate_version", "git_revision", "seeds",
+//! "detail", "slack"?}, ...], "all_passed", "crate_version", "source_digest", "seeds",
 //! "parameters", "figures", "elapsed_seconds"}`.
 
 use crate::theory::checks::Check;
@@ -28,33 +28,12 @@ pub fn temp_path(path: &Path, suffix: &str) -> PathBuf {
 /// Writes `bytes` through a temporary file and a rename (see [`crate::io::write_atomic`]).
 pub use crate::io::write_atomic;
 
-/// `git rev-parse HEAD` of the source tree this binary was built from, with
-/// "-dirty" where tracked files differ from it; "unknown" where git or the
-/// tree is not available at run time.
-pub fn git_revision() -> String {
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let run = |args: &[&str]| {
-        std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    match run(&["rev-parse", "HEAD"]) {
-        Some(rev) if !rev.is_empty() => {
-            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
-                .is_some_and(|s| !s.is_empty());
-            if dirty {
-                format!("{rev}-dirty")
-            } else {
-                rev
-            }
-        }
-        _ => "unknown".to_string(),
-    }
+/// Identifies the code that produced a report: the first 16 hex digits of a
+/// SHA-256 over the crate's sources, experiment parameters and lock file
+/// (computed by build.rs). A rerun of the same code gives the same digest, so
+/// a committed report does not go stale by naming the commit before its own.
+pub fn source_digest() -> &'static str {
+    env!("TASKROBUST_SOURCE_DIGEST")
 }
 
 /// A figure listed in the report; paths are relative to the report's directory.
@@ -63,8 +42,14 @@ pub struct FigureEntry {
     pub name: String,
     pub png: String,
     pub svg: String,
+    /// Vector PDF at the style's printed size, fonts embedded.
+    #[serde(default)]
+    pub pdf: String,
     /// The table the figure was drawn from.
     pub csv: String,
+    /// LaTeX snippet (figure float with the caption) for `\input`.
+    #[serde(default)]
+    pub tex: String,
     pub caption: String,
 }
 
@@ -74,7 +59,8 @@ pub struct Report {
     pub checks: Vec<Check>,
     pub all_passed: bool,
     pub crate_version: String,
-    pub git_revision: String,
+    /// See [`source_digest`].
+    pub source_digest: String,
     pub seeds: Vec<u64>,
     /// The parameters of every experiment, as run.
     pub parameters: Value,
@@ -83,13 +69,13 @@ pub struct Report {
 }
 
 impl Report {
-    /// An empty report stamped with this crate's version and git revision.
+    /// An empty report stamped with this crate's version and source digest.
     pub fn new(parameters: Value, seeds: Vec<u64>) -> Self {
         Self {
             checks: Vec::new(),
             all_passed: true,
             crate_version: env!("CARGO_PKG_VERSION").to_string(),
-            git_revision: git_revision(),
+            source_digest: source_digest().to_string(),
             seeds,
             parameters,
             figures: Vec::new(),
@@ -120,6 +106,8 @@ impl Report {
         self.figures.push(FigureEntry {
             png: format!("{name}.png"),
             svg: format!("{name}.svg"),
+            pdf: format!("{name}.pdf"),
+            tex: format!("{name}.tex"),
             csv: rel(csv),
             name,
             caption: caption.to_string(),
@@ -142,9 +130,9 @@ impl Report {
             md.push_str(&format!("**{failed} of {total} checks FAIL.**\n\n"));
         }
         md.push_str(&format!(
-            "- crate version: {}\n- git revision: `{}`\n- seeds: {}\n",
+            "- crate version: {}\n- source digest: `{}` (SHA-256 of src/, experiments/, build.rs, Cargo.toml, Cargo.lock)\n- seeds: {}\n",
             self.crate_version,
-            self.git_revision,
+            self.source_digest,
             self.seeds
                 .iter()
                 .map(u64::to_string)
@@ -177,7 +165,7 @@ impl Report {
             md.push_str("\n## Figures\n");
             for (k, f) in self.figures.iter().enumerate() {
                 md.push_str(&format!(
-                    "\n### {}\n\n![{}]({})\n\n*Figure {}.* {} (Data: [{}]({}); vector: [{}]({}).)\n",
+                    "\n### {}\n\n![{}]({})\n\n*Figure {}.* {} (Data: [{}]({}); vector: [{}]({}), [{}]({}); LaTeX: [{}]({}).)\n",
                     f.name,
                     f.name,
                     f.png,
@@ -185,8 +173,12 @@ impl Report {
                     f.caption,
                     f.csv,
                     f.csv,
+                    f.pdf,
+                    f.pdf,
                     f.svg,
-                    f.svg
+                    f.svg,
+                    f.tex,
+                    f.tex
                 ));
             }
         }
@@ -309,10 +301,11 @@ mod tests {
         assert_eq!(value["all_passed"], false);
         assert_eq!(value["seeds"], json!([1, 2, 3]));
         assert_eq!(value["crate_version"], env!("CARGO_PKG_VERSION"));
-        assert!(value["git_revision"]
-            .as_str()
-            .is_some_and(|s| !s.is_empty()));
+        let digest = value["source_digest"].as_str().unwrap();
+        assert!(digest.len() == 16 && digest.chars().all(|c| c.is_ascii_hexdigit()));
         assert_eq!(value["figures"][0]["png"], "gap_vs_t.png");
+        assert_eq!(value["figures"][0]["pdf"], "gap_vs_t.pdf");
+        assert_eq!(value["figures"][0]["tex"], "gap_vs_t.tex");
         assert_eq!(Report::read(&json_path).unwrap(), report);
 
         let md = std::fs::read_to_string(&md_path).unwrap();

@@ -2,6 +2,7 @@
 
 use super::Failure;
 use crate::experiments::{merge, reproduce, reproduce_shard, ReproduceOptions, Shard};
+use crate::plots::Style;
 use crate::report::Report;
 use clap::Args;
 use std::fmt::Write as _;
@@ -25,6 +26,11 @@ pub struct ReproduceArgs {
     /// Run a deterministic 1/N of the cells: i/N with 0 <= i < N; then `merge`.
     #[arg(long)]
     pub shard: Option<String>,
+    /// Figure preset: paper-single (3.25 in wide, text 8.5-9.4 pt), paper-double
+    /// (6.75 in, 9-9.9 pt) or slides (5.5 in, 11-12.1 pt). An experiment's
+    /// `style` parameter overrides it.
+    #[arg(long, default_value = "paper-single")]
+    pub style: Style,
 }
 
 #[derive(Debug, Args)]
@@ -40,6 +46,9 @@ pub struct MergeArgs {
     pub params: PathBuf,
     #[arg(long)]
     pub only: Vec<String>,
+    /// Figure preset (as for `reproduce`).
+    #[arg(long, default_value = "paper-single")]
+    pub style: Style,
 }
 
 fn options(
@@ -47,10 +56,12 @@ fn options(
     out: &std::path::Path,
     params: &std::path::Path,
     only: &[String],
+    style: Style,
 ) -> ReproduceOptions {
     ReproduceOptions {
         quick,
         out: out.to_path_buf(),
+        style,
         params_dir: Some(params.to_path_buf()),
         only: only.to_vec(),
         progress: std::io::stderr().is_terminal(),
@@ -90,7 +101,7 @@ pub fn summary(report: &Report, out: &std::path::Path, seconds: f64) -> String {
 
 pub fn run_reproduce(args: &ReproduceArgs) -> Result<String, Failure> {
     let start = std::time::Instant::now();
-    let opts = options(args.quick, &args.out, &args.params, &args.only);
+    let opts = options(args.quick, &args.out, &args.params, &args.only, args.style);
     if let Some(shard) = &args.shard {
         let shard: Shard = shard.parse()?;
         let path = reproduce_shard(&opts, shard)?;
@@ -116,7 +127,7 @@ pub fn run_reproduce(args: &ReproduceArgs) -> Result<String, Failure> {
 
 pub fn run_merge(args: &MergeArgs) -> Result<String, Failure> {
     let start = std::time::Instant::now();
-    let opts = options(args.quick, &args.out, &args.params, &args.only);
+    let opts = options(args.quick, &args.out, &args.params, &args.only, args.style);
     let report = merge(&opts, &args.parts)?;
     let text = summary(&report, &args.out, start.elapsed().as_secs_f64());
     if report.all_passed {

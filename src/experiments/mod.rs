@@ -15,6 +15,7 @@ pub mod reference;
 pub mod setup;
 
 use crate::error::{Error, InputError};
+use crate::plots::{FigureContext, Style};
 use crate::report::{FigureEntry, Report};
 use crate::theory::checks::Check;
 use rayon::prelude::*;
@@ -307,6 +308,8 @@ pub struct ShardPart {
 pub struct ReproduceOptions {
     pub quick: bool,
     pub out: PathBuf,
+    /// Figure preset; an experiment's own `style = "..."` parameter overrides it.
+    pub style: Style,
     pub params_dir: Option<PathBuf>,
     pub only: Vec<String>,
     pub progress: bool,
@@ -316,6 +319,23 @@ struct Planned {
     experiment: Box<dyn Experiment>,
     params: Params,
     cells: Vec<Cell>,
+    /// The experiment's `style` parameter, taken out of its table.
+    style: Option<Style>,
+}
+
+/// Removes the figure-only `style` key from an experiment's parameters.
+fn take_style(params: &mut Params) -> Result<Option<Style>, InputError> {
+    match params.table.remove("style") {
+        None => Ok(None),
+        Some(toml::Value::String(name)) => name
+            .parse()
+            .map(Some)
+            .map_err(|e| InputError::new(format!("{}: style", params.source), e)),
+        Some(other) => Err(InputError::new(
+            format!("{}: style", params.source),
+            format!("expected a string, got {}", other.type_str()),
+        )),
+    }
 }
 
 fn plan(options: &ReproduceOptions) -> Result<Vec<Planned>, Error> {
@@ -335,11 +355,12 @@ fn plan(options: &ReproduceOptions) -> Result<Vec<Planned>, Error> {
         if !options.only.is_empty() && !options.only.iter().any(|n| n == experiment.name()) {
             continue;
         }
-        let params = load_params(
+        let mut params = load_params(
             experiment.as_ref(),
             options.params_dir.as_deref(),
             options.quick,
         )?;
+        let style = take_style(&mut params)?;
         let cells = experiment
             .cells(&params)
             .map_err(|e| in_params_file(e.into(), &params, experiment.name()))?;
@@ -347,6 +368,7 @@ fn plan(options: &ReproduceOptions) -> Result<Vec<Planned>, Error> {
             experiment,
             params,
             cells,
+            style,
         });
     }
     Ok(planned)
@@ -463,8 +485,20 @@ fn finish_all(
             ));
         }
         let ran: Vec<CellResult> = mine.into_iter().filter(|r| r.error.is_none()).collect();
+        let seeds = p.experiment.seeds(&p.params)?;
+        let style = p.style.unwrap_or(options.style);
+        let mut params = serde_json::to_value(&p.params.table).unwrap_or(Value::Null);
+        params["source"] = Value::String(p.params.source.clone());
+        params["quick"] = Value::Bool(options.quick);
+        params["style"] = Value::String(style.name().to_string());
+        let context = FigureContext {
+            style,
+            manifest: manifest(Some(name), &seeds, &params),
+        };
         let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            p.experiment.finish(&p.params, &ran, &options.out)
+            crate::plots::with_context(context.clone(), || {
+                p.experiment.finish(&p.params, &ran, &options.out)
+            })
         }))
         .unwrap_or_else(|panic| {
             Err(Error::Solver(format!(
@@ -484,10 +518,13 @@ fn finish_all(
             )],
             figures: Vec::new(),
         });
-        report.seeds.extend(p.experiment.seeds(&p.params)?);
-        let mut params = serde_json::to_value(&p.params.table).unwrap_or(Value::Null);
-        params["source"] = Value::String(p.params.source.clone());
-        params["quick"] = Value::Bool(options.quick);
+        for figure in &finished.figures {
+            let path = options.out.join(&figure.tex);
+            let snippet = crate::latex::figure_snippet(figure, style, &context.manifest);
+            crate::report::write_atomic(&path, snippet.as_bytes())
+                .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        }
+        report.seeds.extend(seeds);
         report.parameters[name] = params;
         report.extend_checks(finished.checks);
         report.figures.extend(finished.figures);
@@ -495,7 +532,27 @@ fn finish_all(
     report.seeds.sort_unstable();
     report.seeds.dedup();
     report.write(&options.out)?;
+    let verdicts = options.out.join(crate::latex::VERDICTS_FILE);
+    let table = crate::latex::verdict_table(&report, &manifest(None, &report.seeds, &Value::Null));
+    crate::report::write_atomic(&verdicts, table.as_bytes())
+        .map_err(|e| Error::Io(format!("{}: {e}", verdicts.display())))?;
     Ok(report)
+}
+
+/// The provenance of an output (PDF metadata, LaTeX comments): crate version,
+/// source digest, and the experiment's seeds and parameters, as one JSON line.
+fn manifest(experiment: Option<&str>, seeds: &[u64], parameters: &Value) -> String {
+    let mut manifest = serde_json::json!({
+        "tool": "taskrobust",
+        "crate_version": env!("CARGO_PKG_VERSION"),
+        "source_digest": crate::report::source_digest(),
+        "seeds": seeds,
+    });
+    if let Some(name) = experiment {
+        manifest["experiment"] = Value::String(name.to_string());
+        manifest["parameters"] = parameters.clone();
+    }
+    manifest.to_string()
 }
 
 /// The text of a caught panic's payload.
@@ -576,13 +633,15 @@ pub fn merge(options: &ReproduceOptions, parts: &[PathBuf]) -> Result<Report, Er
     })
 }
 
-/// The report entry of a figure drawn as `<out>/<name>.{svg,png}` from `<out>/<name>.csv`.
+/// The report entry of a figure drawn as `<out>/<name>.{svg,pdf,png}` from `<out>/<name>.csv`.
 pub fn figure(name: &str, caption: String) -> FigureEntry {
     FigureEntry {
         name: name.to_string(),
         png: format!("{name}.png"),
         svg: format!("{name}.svg"),
+        pdf: format!("{name}.pdf"),
         csv: format!("{name}.csv"),
+        tex: format!("{name}.tex"),
         caption,
     }
 }

@@ -7,7 +7,7 @@ use super::lines::y_label_area;
 use super::table::BarTable;
 use super::{
     color, draw_error, draw_legend, render, split_for_legend, Chart, FigureSize, LegendEntry,
-    PlotError, Px, Rendered, Sample,
+    PlotError, Px, Rendered, Sample, GREY,
 };
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -143,16 +143,15 @@ impl<'a> BarChart<'a> {
             })
             .collect();
         if self.spec.show_max {
-            for (i, s) in self.series.iter().enumerate() {
-                entries.push(LegendEntry {
-                    label: format!("{s}: max"),
-                    color: color(i),
-                    sample: Sample::Line {
-                        dashed: true,
-                        marker: None,
-                    },
-                });
-            }
+            // Each dashed line has its series' colour: one entry says what they are.
+            entries.push(LegendEntry {
+                label: "max (dashed)".to_string(),
+                color: GREY,
+                sample: Sample::Line {
+                    dashed: true,
+                    marker: None,
+                },
+            });
         }
         entries
     }

@@ -272,15 +272,23 @@ impl<'a> LineChart<'a> {
                 .iter()
                 .any(|c| c.series == s && c.role == Role::Measured)
         };
+        // Where every bound has its measured series (same colour), one grey
+        // dashed entry says what dashes mean: half the legend, which matters
+        // at column width.
+        let paired = self
+            .curves
+            .iter()
+            .filter(|c| c.role == Role::Bound)
+            .all(|c| has_measured(&c.series));
         let mut order: Vec<&Curve> = self
             .curves
             .iter()
-            .filter(|c| c.role != Role::Reference)
+            .filter(|c| c.role != Role::Reference && !(paired && c.role == Role::Bound))
             .collect();
         // Keep each bound next to its measured series.
         order.sort_by_key(|c| (c.marker, c.role == Role::Bound));
         order.extend(self.curves.iter().filter(|c| c.role == Role::Reference));
-        order
+        let mut entries: Vec<LegendEntry> = order
             .into_iter()
             .map(|c| LegendEntry {
                 label: match c.role {
@@ -302,7 +310,25 @@ impl<'a> LineChart<'a> {
                     Role::Reference => Sample::Dotted,
                 },
             })
-            .collect()
+            .collect();
+        if paired && self.curves.iter().any(|c| c.role == Role::Bound) {
+            let at = entries
+                .iter()
+                .position(|e| e.sample == Sample::Dotted)
+                .unwrap_or(entries.len());
+            entries.insert(
+                at,
+                LegendEntry {
+                    label: self.spec.bound_label.clone(),
+                    color: GREY,
+                    sample: Sample::Line {
+                        dashed: true,
+                        marker: None,
+                    },
+                },
+            );
+        }
+        entries
     }
 }
 

@@ -10,17 +10,21 @@
 //! - [`weights::weights_chart`]: task-weight trajectories (stacked or lines),
 //!   with a strip marking the worst task.
 //!
-//! Every chart is written as SVG and as PNG (twice the SVG's pixel size),
-//! with the embedded DejaVu Sans font, to temporary files renamed only on
-//! success. The legend sits outside the plot area, so it never covers data.
+//! Every chart is written as SVG, PDF (vector, fonts embedded, the size of
+//! the [`Style`] preset in force) and PNG, with the embedded DejaVu Sans
+//! font, to temporary files renamed only on success. The legend sits outside
+//! the plot area, so it never covers data.
 
 mod axis;
 pub mod bars;
 pub mod lines;
+pub mod pdf;
+pub mod style;
 pub mod table;
 pub mod weights;
 
 pub use axis::Scale;
+pub use style::{with_context, FigureContext, FigureSize, Style};
 pub use table::{Bar, BarTable, LinePoint, LineTable, Role, WeightPoint, WeightTable};
 
 use plotters::chart::MeshStyle;
@@ -59,41 +63,12 @@ pub(crate) fn draw_error<E: std::error::Error + Send + Sync>(
     PlotError::Draw(e.to_string())
 }
 
-/// Figure size in SVG pixels (1 px = 1/96 in); the PNG is `png_scale` times larger.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FigureSize {
-    pub width: u32,
-    pub height: u32,
-    pub png_scale: u32,
-}
-
-impl FigureSize {
-    /// One column of a two-column paper: 480 x 360 (5 in x 3.75 in at 96 dpi),
-    /// PNG at 960 x 720.
-    pub const COLUMN: FigureSize = FigureSize {
-        width: 480,
-        height: 360,
-        png_scale: 2,
-    };
-    /// Full text width: 720 x 360.
-    pub const WIDE: FigureSize = FigureSize {
-        width: 720,
-        height: 360,
-        png_scale: 2,
-    };
-}
-
-impl Default for FigureSize {
-    fn default() -> Self {
-        Self::COLUMN
-    }
-}
-
 /// The files a chart produced.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
     pub svg: PathBuf,
     pub png: PathBuf,
+    pub pdf: PathBuf,
     /// Points left out because they cannot be drawn (y <= 0 on a log axis, NaN).
     pub skipped_points: usize,
 }
@@ -188,14 +163,18 @@ fn with_suffix(stem: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Renders `chart` to `<stem>.svg` and `<stem>.png`.
+/// Renders `chart` to `<stem>.svg`, `<stem>.pdf` and `<stem>.png`, sized by
+/// the style of the current [`FigureContext`].
 pub(crate) fn render(
     chart: &impl Chart,
     stem: &Path,
     size: FigureSize,
 ) -> Result<Rendered, PlotError> {
     register_fonts()?;
+    let context = style::current_context();
+    let canvas = context.style.canvas(size);
     let svg_path = with_suffix(stem, ".svg");
+    let pdf_path = with_suffix(stem, ".pdf");
     let png_path = with_suffix(stem, ".png");
     if let Some(dir) = stem.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| PlotError::io(dir, e))?;
@@ -203,24 +182,34 @@ pub(crate) fn render(
 
     let mut svg = String::new();
     let skipped = {
-        let root = SVGBackend::with_string(&mut svg, (size.width, size.height)).into_drawing_area();
+        let root = SVGBackend::with_string(&mut svg, canvas.svg).into_drawing_area();
         root.fill(&WHITE).map_err(draw_error)?;
-        let skipped = chart.draw(&root, Px(1.0))?;
+        let skipped = chart.draw(&root, Px(canvas.svg_scale))?;
         root.present().map_err(draw_error)?;
         skipped
     };
+    let title = stem
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let pdf = pdf::svg_to_pdf(
+        &svg,
+        canvas.page_pt,
+        &pdf::PdfInfo {
+            title: &title,
+            keywords: &context.manifest,
+        },
+    )?;
     crate::report::write_atomic(&svg_path, svg.as_bytes())
         .map_err(|e| PlotError::io(&svg_path, e))?;
+    crate::report::write_atomic(&pdf_path, &pdf).map_err(|e| PlotError::io(&pdf_path, e))?;
 
     // The bitmap backend picks its encoder from the extension, so the
     // temporary file keeps ".png"; it is renamed only after a clean present().
     let tmp = crate::report::temp_path(&png_path, ".tmp.png");
     let result = (|| {
-        let scale = size.png_scale.max(1);
-        let root =
-            BitMapBackend::new(&tmp, (size.width * scale, size.height * scale)).into_drawing_area();
+        let root = BitMapBackend::new(&tmp, canvas.png).into_drawing_area();
         root.fill(&WHITE).map_err(draw_error)?;
-        chart.draw(&root, Px(f64::from(scale)))?;
+        chart.draw(&root, Px(canvas.png_scale))?;
         root.present().map_err(draw_error)
     })();
     match result {
@@ -233,6 +222,7 @@ pub(crate) fn render(
     Ok(Rendered {
         svg: svg_path,
         png: png_path,
+        pdf: pdf_path,
         skipped_points: skipped,
     })
 }
@@ -254,7 +244,7 @@ pub(crate) struct LegendEntry {
 
 const LEGEND_FONT: f64 = 10.0;
 const SAMPLE_W: f64 = 22.0;
-const ROW_H: f64 = 15.0;
+const ROW_H: f64 = 13.0;
 
 /// Where the legend went: a panel right of the plot when the labels are
 /// short, otherwise a strip of columns above it. Never on the data.
