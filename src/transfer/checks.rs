@@ -63,6 +63,15 @@ pub fn formula_matches_simulation(
             format!("not evaluated: no cell with n >= features + {offset}"),
         );
     }
+    if let Some(reason) = non_finite_cells(&tested) {
+        return Check::new(
+            name,
+            false,
+            json!({"cells": tested.len()}),
+            json!({"level": level}),
+            format!("FAILS: {reason}"),
+        );
+    }
     let fewest = tested.iter().map(|c| c.replicates).min().unwrap_or(0);
     let threshold = bonferroni_threshold(level, tested.len());
     let standardised = |c: &Cell, scale: f64| {
@@ -94,16 +103,164 @@ pub fn formula_matches_simulation(
         passed,
         json!({"max_abs_z": num(z.abs()), "max_abs_studentised_z": num(largest_studentised),
                "largest_relative_deviation": num(largest_relative),
+               "slack": num(threshold / z.abs()),
                "cells": tested.len(), "fewest_replicates": fewest}),
         json!({"z_threshold": num(threshold), "level": level, "min_replicates": min_replicates,
                "min_n_minus_features": offset.max(6)}),
         format!(
             "{} cells (n >= features + {}, {} replicates or more): largest |z| = {:.2} at {} task {} n {} \
-             (mean {:.4} vs exact {:.4}; studentised max {:.2}); Bonferroni threshold at level {level} is {:.2}; \
-             largest relative deviation {:.1}%{}",
+             (mean {:.4} vs exact {:.4}; studentised max {:.2}); Bonferroni threshold at level {level} is {:.2} \
+             (slack threshold/|z| = {:.2}); largest relative deviation {:.1}%{}",
             tested.len(), offset.max(6), fewest, z.abs(), cell.method, cell.task, cell.n, cell.mean, cell.predicted,
-            largest_studentised, threshold, 100.0 * largest_relative,
+            largest_studentised, threshold, threshold / z.abs(), 100.0 * largest_relative,
             if fewest < min_replicates { format!("; FAILS: fewer than {min_replicates} replicates") } else { String::new() }
+        ),
+    )
+}
+
+/// Why a set of cells cannot be tested: a mean, standard error, prediction
+/// or exact sd that is NaN or infinite (a failed check says so; it is never
+/// a skipped point).
+fn non_finite_cells(cells: &[&Cell]) -> Option<String> {
+    let bad: Vec<&&Cell> = cells
+        .iter()
+        .filter(|c| {
+            !(c.mean.is_finite()
+                && c.se.is_finite()
+                && c.predicted.is_finite()
+                && c.predicted_sd.is_some_and(|sd| sd.is_finite() && sd > 0.0))
+        })
+        .collect();
+    let first = bad.first()?;
+    Some(format!(
+        "{} of {} cells have a non-finite or missing value (first: {} task {} n {}: mean {}, se {}, exact mean {}, exact sd {:?})",
+        bad.len(), cells.len(), first.method, first.task, first.n, first.mean, first.se, first.predicted, first.predicted_sd
+    ))
+}
+
+/// The pooled statistics of [`formula_matches_simulation_pooled`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pooled {
+    /// Stouffer's z over stream groups: `sum_i z_i / sqrt(sum_G |G|^2)`.
+    pub stouffer: f64,
+    /// Estimated common relative error of the formula, `mean = (1 + delta) predicted`.
+    pub relative_error: f64,
+    /// Half-width of its interval at the check's level.
+    pub relative_half_width: f64,
+    pub cells: usize,
+    pub groups: usize,
+}
+
+/// Stream group of a cell: cells with the same (representation or not,
+/// task, n) share their random numbers (average and minimax use common
+/// random numbers, and the two built-in scenarios run at the same seed), so
+/// they are correlated; different groups are independent.
+fn stream_group(cell: &Cell) -> (bool, usize, usize) {
+    (cell.method == "none", cell.task, cell.n)
+}
+
+/// Pooled statistics over `cells` (all with finite values and exact sd):
+/// `z_i = (mean_i - predicted_i) / (sd_i / sqrt(R_i))` has mean 0 and
+/// variance exactly 1 under the null. Within a group the correlation is
+/// unknown (up to 1), so by Cauchy-Schwarz `Var(sum_{i in G} z_i) <= |G|^2`,
+/// and with independent groups `Var(sum_i z_i) <= sum_G |G|^2`: the pooled
+/// statistic has variance at most 1, whatever the correlations.
+pub fn pooled_statistics(cells: &[&Cell]) -> Pooled {
+    use std::collections::BTreeMap;
+    let mut groups: BTreeMap<(bool, usize, usize), (usize, f64)> = BTreeMap::new();
+    let (mut sum_z, mut sum_az, mut sum_a2) = (0.0, 0.0, 0.0);
+    for c in cells {
+        let sigma = c.predicted_sd.unwrap_or(f64::NAN) / (c.replicates as f64).sqrt();
+        let z = (c.mean - c.predicted) / sigma;
+        let a = c.predicted / sigma;
+        sum_z += z;
+        sum_az += a * z;
+        sum_a2 += a * a;
+        let entry = groups.entry(stream_group(c)).or_insert((0, 0.0));
+        entry.0 += 1;
+        entry.1 += a;
+    }
+    let size_norm: f64 = groups.values().map(|(n, _)| (n * n) as f64).sum();
+    let weight_norm: f64 = groups.values().map(|(_, a)| a * a).sum();
+    Pooled {
+        stouffer: sum_z / size_norm.sqrt(),
+        relative_error: sum_az / sum_a2,
+        relative_half_width: weight_norm.sqrt() / sum_a2,
+        cells: cells.len(),
+        groups: groups.len(),
+    }
+}
+
+/// Chebyshev's threshold: `P(|S| >= t) <= 1 / t^2` for any S with mean 0
+/// and variance at most 1, so `t = 1 / sqrt(level)`. Distribution-free: it
+/// needs neither normality of the heavy-tailed cell means near the pole nor
+/// independence within a stream group.
+pub fn chebyshev_threshold(level: f64) -> f64 {
+    1.0 / level.sqrt()
+}
+
+/// (a') The excess-risk formula against the Monte Carlo, pooled over every
+/// cell with `n >= features + offset`: Stouffer's z over stream groups
+/// ([`pooled_statistics`]) must stay within Chebyshev's threshold at
+/// `level`. A formula that is wrong by a few percent in the same direction in
+/// many cells (such as `k / (n - k)` for `k / (n - k - 1)`), invisible cell by
+/// cell, moves every z the same way and the pooled z by sqrt(cells) times as
+/// much. The same data give the formula's common relative error with an
+/// interval (`delta_hat +- t * sqrt(sum_G (sum_{i in G} a_i)^2) / sum_i a_i^2`,
+/// `a_i = predicted_i / se_i`), which must be resolved to within
+/// `max_relative_half_width` (else the check has too little power and fails).
+pub fn formula_matches_simulation_pooled(
+    cells: &[Cell],
+    level: f64,
+    offset: usize,
+    max_relative_half_width: f64,
+) -> Check {
+    let name = "transfer: excess-risk formula vs Monte Carlo (pooled Stouffer z, Chebyshev)";
+    let tested: Vec<&Cell> = cells
+        .iter()
+        .filter(|c| c.n >= c.features + offset.max(6))
+        .collect();
+    let threshold = chebyshev_threshold(level);
+    let theory = json!({"z_threshold": num(threshold), "level": level,
+                        "max_relative_half_width": max_relative_half_width,
+                        "min_n_minus_features": offset.max(6)});
+    if tested.is_empty() {
+        return Check::new(
+            name,
+            false,
+            Value::Null,
+            theory,
+            format!("FAILS: no cell with n >= features + {offset} to test"),
+        );
+    }
+    if let Some(reason) = non_finite_cells(&tested) {
+        return Check::new(
+            name,
+            false,
+            json!({"cells": tested.len()}),
+            theory,
+            format!("FAILS: {reason}"),
+        );
+    }
+    let pooled = pooled_statistics(&tested);
+    let half_width = threshold * pooled.relative_half_width;
+    let consistent = pooled.stouffer.abs() <= threshold;
+    let resolved = half_width <= max_relative_half_width;
+    let passed = consistent && resolved && pooled.stouffer.is_finite();
+    Check::new(
+        name,
+        passed,
+        json!({"stouffer_z": num(pooled.stouffer), "slack": num(threshold / pooled.stouffer.abs()),
+               "relative_error": num(pooled.relative_error), "relative_half_width": num(half_width),
+               "cells": pooled.cells, "stream_groups": pooled.groups}),
+        theory,
+        format!(
+            "{} cells in {} stream groups: pooled z = {:.2} against the Chebyshev threshold {:.2} at level {level} \
+             (slack {:.2}){}; common relative error of the formula {:+.3}% +- {:.3}% (must resolve {:.1}%{})",
+            pooled.cells, pooled.groups, pooled.stouffer, threshold, threshold / pooled.stouffer.abs(),
+            if consistent { "" } else { ": FAILS, the simulation disagrees with the formula" },
+            100.0 * pooled.relative_error, 100.0 * half_width, 100.0 * max_relative_half_width,
+            if resolved { "" } else { ": FAILS, too little power" }
         ),
     )
 }
