@@ -304,16 +304,31 @@ fn show(n: Option<usize>) -> String {
 pub fn minimax_reduces_worst_n_star(scenario: &str, n: &NStars, ratio: f64) -> Check {
     let predicted = at_most(n.minimax_predicted, ratio, n.average_predicted);
     let empirical = at_most(n.minimax_empirical, ratio, n.average_empirical);
+    // Slack: allowed (ratio x average) over measured (minimax); +inf where
+    // average never reaches epsilon and minimax does.
+    let slack = |mm: Option<usize>, avg: Option<usize>| match (mm, avg) {
+        (Some(mm), Some(avg)) => ratio * avg as f64 / mm as f64,
+        (Some(_), None) => f64::INFINITY,
+        _ => 0.0,
+    };
+    let (slack_predicted, slack_empirical) = (
+        slack(n.minimax_predicted, n.average_predicted),
+        slack(n.minimax_empirical, n.average_empirical),
+    );
+    let mut measured = n.measured();
+    measured["slack"] =
+        json!({"predicted": num(slack_predicted), "empirical": num(slack_empirical)});
     Check::new(
         format!("transfer: minimax worst-task n* <= {ratio} x average ({scenario})"),
         predicted && empirical,
-        n.measured(),
+        measured,
         json!({"ratio": ratio}),
         format!(
             "{scenario}: worst-task n* predicted minimax {} vs average {}, empirical {} vs {} (grid resolution); \
+             slack (ratio x average / minimax) {:.2} predicted, {:.2} empirical; \
              without a representation a user needs {} (empirical {})",
             show(n.minimax_predicted), show(n.average_predicted), show(n.minimax_empirical),
-            show(n.average_empirical), show(n.none_predicted), show(n.none_empirical)
+            show(n.average_empirical), slack_predicted, slack_empirical, show(n.none_predicted), show(n.none_empirical)
         ),
     )
 }
@@ -332,20 +347,31 @@ fn close(a: Option<usize>, b: Option<usize>, tolerance: f64) -> bool {
 pub fn methods_coincide(scenario: &str, n: &NStars, tolerance: f64) -> Check {
     let passed = close(n.average_predicted, n.minimax_predicted, tolerance)
         && close(n.average_empirical, n.minimax_empirical, tolerance);
+    // Slack: tolerance over the relative difference (+inf when equal).
+    let slack = |a: Option<usize>, b: Option<usize>| match (a, b) {
+        (Some(a), Some(b)) => tolerance * a.max(b) as f64 / (a as f64 - b as f64).abs(),
+        (None, None) => f64::INFINITY,
+        _ => 0.0,
+    };
+    let worst_slack = slack(n.average_predicted, n.minimax_predicted)
+        .min(slack(n.average_empirical, n.minimax_empirical));
+    let mut measured = n.measured();
+    measured["slack"] = num(worst_slack);
     Check::new(
         format!(
             "transfer: average and minimax coincide within {}% ({scenario})",
             100.0 * tolerance
         ),
         passed,
-        n.measured(),
+        measured,
         json!({"relative_tolerance": tolerance}),
         format!(
-            "{scenario}: worst-task n* predicted average {} vs minimax {}, empirical {} vs {}",
+            "{scenario}: worst-task n* predicted average {} vs minimax {}, empirical {} vs {}; slack (tolerance / relative difference) {}",
             show(n.average_predicted),
             show(n.minimax_predicted),
             show(n.average_empirical),
-            show(n.minimax_empirical)
+            show(n.minimax_empirical),
+            if worst_slack.is_finite() { format!("{worst_slack:.2}") } else { "unbounded (equal)".into() }
         ),
     )
 }
@@ -369,24 +395,43 @@ pub fn fantope_bound_certifies(
         .filter(|(_, worst)| lower_bound.is_nan() || worst.is_nan() || lower_bound > *worst)
         .map(|(name, worst)| format!("{name} ({worst:.6})"))
         .collect();
+    let name =
+        format!("transfer: Fantope lower bound certifies the rank-k representations ({scenario})");
+    let finite = lower_bound.is_finite()
+        && minimax_worst.is_finite()
+        && representations.iter().all(|(_, w)| w.is_finite());
+    if !finite {
+        return Check::new(
+            name,
+            false,
+            json!({"lower_bound": num(lower_bound), "minimax_worst_residual": num(minimax_worst)}),
+            json!({"relative_tolerance": relative_tolerance}),
+            format!(
+                "FAILS: {scenario}: a non-finite value (bound {lower_bound}, rank-k minimax {minimax_worst}, \
+                 representations {representations:?}) cannot certify anything"
+            ),
+        );
+    }
     let distance = minimax_worst - lower_bound;
     let allowed = relative_tolerance * minimax_worst.abs().max(1e-12);
     let within = distance <= allowed;
     Check::new(
-        format!("transfer: Fantope lower bound certifies the rank-k representations ({scenario})"),
+        name,
         violations.is_empty() && within,
         json!({"lower_bound": num(lower_bound), "minimax_worst_residual": num(minimax_worst),
+               "slack": num(allowed / distance),
                "distance": num(distance), "relative_distance": num(distance / minimax_worst.abs().max(1e-300)),
                "fantope_primal_worst_residual": num(fantope_primal),
                "representations": representations.iter().map(|(n, w)| json!({"name": n, "worst_residual": num(*w)})).collect::<Vec<_>>()}),
         json!({"relative_tolerance": relative_tolerance}),
         format!(
             "{scenario}: bound {lower_bound:.6} {} every rank-k worst residual{}; rank-k minimax {minimax_worst:.6} is \
-             {distance:.2e} ({:.2}%) above it (tolerance {}%); {}",
+             {distance:.2e} ({:.2}%) above it (tolerance {}%, slack tolerance/distance {:.2}); {}",
             if violations.is_empty() { "is below" } else { "is NOT below" },
             if violations.is_empty() { String::new() } else { format!(" (violated by {})", violations.join(", ")) },
             100.0 * distance / minimax_worst.abs().max(1e-300),
             100.0 * relative_tolerance,
+            allowed / distance,
             if fantope_primal < minimax_worst - 1e-8 * minimax_worst.abs().max(1e-12) {
                 format!(
                     "the Fantope solution reaches {fantope_primal:.6}, so at least {:.2e} of the distance is the \
@@ -447,6 +492,76 @@ mod tests {
         assert!((bonferroni_threshold(0.001, 1) - 3.2905).abs() < 1e-3);
     }
 
+    #[test]
+    fn pooled_check_fails_on_a_small_common_bias_and_on_non_finite_cells() {
+        // 400 cells in 400 groups, each z within +-0.5: no single cell is
+        // suspicious, and the pooled z is small.
+        let good: Vec<Cell> = (0..400)
+            .map(|i| Cell {
+                task: i,
+                ..cell(1.0 + 0.005 * (((i * 7) % 11) as f64 - 5.0) / 5.0, 0.01, 30)
+            })
+            .collect();
+        let check = formula_matches_simulation_pooled(&good, 0.01, POLE_OFFSET, 0.05);
+        assert!(check.passed, "{}", check.detail);
+        // Every mean 1% high (one standard error): each |z| = 1, far below
+        // any per-cell threshold, but the pooled z is 20.
+        let biased: Vec<Cell> = good
+            .iter()
+            .map(|c| Cell {
+                mean: c.mean + 0.01,
+                ..c.clone()
+            })
+            .collect();
+        assert!(formula_matches_simulation(&biased, 0.001, 200, POLE_OFFSET).passed);
+        let check = formula_matches_simulation_pooled(&biased, 0.01, POLE_OFFSET, 0.05);
+        assert!(!check.passed, "{}", check.detail);
+        let stouffer = check.measured["stouffer_z"].as_f64().unwrap();
+        let unbiased = formula_matches_simulation_pooled(&good, 0.01, POLE_OFFSET, 0.05);
+        let before = unbiased.measured["stouffer_z"].as_f64().unwrap();
+        assert!(
+            (stouffer - before - 20.0).abs() < 1e-9,
+            "{stouffer} vs {before}"
+        );
+        // The common relative error is estimated (1% more than before).
+        let delta = check.measured["relative_error"].as_f64().unwrap()
+            - unbiased.measured["relative_error"].as_f64().unwrap();
+        assert!((delta - 0.01).abs() < 1e-9, "{delta}");
+        // Correlated cells (one stream group) count once: the same shift in
+        // 400 cells of one group gives z = 400 / 400 = 1 per unit shift.
+        let grouped: Vec<Cell> = biased
+            .iter()
+            .map(|c| Cell {
+                task: 0,
+                ..c.clone()
+            })
+            .collect();
+        // (It also resolves the relative error only to 10%.)
+        let check = formula_matches_simulation_pooled(&grouped, 0.01, POLE_OFFSET, 0.2);
+        assert!(check.passed, "{}", check.detail);
+        assert!(!formula_matches_simulation_pooled(&grouped, 0.01, POLE_OFFSET, 0.05).passed);
+        // Too little power (a huge se) fails.
+        let noisy: Vec<Cell> = good[..4].iter().map(|c| cell(c.mean, 1.0, 30)).collect();
+        assert!(!formula_matches_simulation_pooled(&noisy, 0.01, POLE_OFFSET, 0.05).passed);
+        // Non-finite values fail with the reason, in both checks.
+        for bad in [f64::NAN, f64::INFINITY] {
+            let mut cells = good.clone();
+            cells[7].mean = bad;
+            for check in [
+                formula_matches_simulation_pooled(&cells, 0.01, POLE_OFFSET, 0.05),
+                formula_matches_simulation(&cells, 0.001, 200, POLE_OFFSET),
+            ] {
+                assert!(!check.passed);
+                assert!(check.detail.contains("non-finite"), "{}", check.detail);
+            }
+        }
+        let mut cells = good.clone();
+        cells[3].predicted_sd = None;
+        assert!(!formula_matches_simulation_pooled(&cells, 0.01, POLE_OFFSET, 0.05).passed);
+        assert!(!formula_matches_simulation_pooled(&[], 0.01, POLE_OFFSET, 0.05).passed);
+        assert_eq!(chebyshev_threshold(0.01), 10.0);
+    }
+
     fn stars(avg: Option<usize>, mm: Option<usize>) -> NStars {
         NStars {
             average_predicted: avg,
@@ -482,5 +597,25 @@ mod tests {
         assert!(!fantope_bound_certifies("s", 0.06, &reps, 0.0497, 0.0480, 0.05).passed);
         // A loose bound (or a poor rank-k solution) fails the tolerance.
         assert!(!fantope_bound_certifies("s", 0.03, &reps, 0.0497, 0.0480, 0.05).passed);
+        // Non-finite values fail and say why.
+        for bad in [f64::NAN, f64::NEG_INFINITY] {
+            let check = fantope_bound_certifies("s", bad, &reps, 0.0497, 0.0480, 0.05);
+            assert!(
+                !check.passed && check.detail.contains("non-finite"),
+                "{}",
+                check.detail
+            );
+            let check = fantope_bound_certifies("s", 0.0478, &reps, bad, 0.0480, 0.05);
+            assert!(
+                !check.passed && check.detail.contains("non-finite"),
+                "{}",
+                check.detail
+            );
+        }
+        let slack = fantope_bound_certifies("s", 0.0478, &reps, 0.0497, 0.0480, 0.05).measured
+            ["slack"]
+            .as_f64()
+            .unwrap();
+        assert!((slack - 0.05 * 0.0497 / (0.0497 - 0.0478)).abs() < 1e-9);
     }
 }

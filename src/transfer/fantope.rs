@@ -489,4 +489,179 @@ mod tests {
         let single = FantopeFamily::new(UpstreamLosses::population(&tasks[..1]), 2);
         assert!(single.certified_dual(&[1.0]).abs() < 1e-12);
     }
+
+    /// Orthogonal tasks sqrt(c_j) e_j: A(p) = diag(p_j c_j), so the bound is
+    /// the sum of all but the k largest `p_j c_j`, divided by `sum p`.
+    #[test]
+    fn residual_bound_matches_the_closed_form_two_sided() {
+        let tasks = vec![
+            unit(4, 0) * 1.0,
+            unit(4, 1) * 2f64.sqrt(),
+            unit(4, 2) * 3f64.sqrt(),
+        ];
+        for (weights, k, want) in [
+            (vec![0.5, 0.3, 0.2], 1, 0.5 + 0.6),
+            (vec![1.0, 0.6, 0.4], 1, 1.1), // sum 2: divided by it
+            (vec![0.5, 0.3, 0.2], 2, 0.5),
+            (vec![0.2, 0.2, 0.6], 1, 0.2 + 0.4),
+            (vec![0.0, 0.0, 1.0], 1, 0.0),
+            (vec![0.25, 0.25, 0.5], 3, 0.0),
+        ] {
+            let b = certified_residual_bound(&tasks, &weights, k);
+            assert!(b.note.is_empty(), "{}", b.note);
+            assert!(
+                b.value <= want,
+                "{weights:?} k {k}: {} above {want}",
+                b.value
+            );
+            assert!(
+                b.value >= want - b.error_bound - 1e-15 && b.error_bound < 1e-13,
+                "{weights:?} k {k}: {} too far below {want}",
+                b.value
+            );
+            assert!(
+                b.error_bound >= 0.0 && b.error_bound < 1e-13,
+                "{}",
+                b.error_bound
+            );
+            // The family (generic losses, top-k form) agrees.
+            let family = FantopeFamily::new(UpstreamLosses::population(&tasks), k);
+            let dual = family.certified_dual(&weights);
+            assert!(
+                dual <= want && dual >= want - 1e-13,
+                "{weights:?} k {k}: family {dual}"
+            );
+        }
+    }
+
+    #[test]
+    fn residual_bound_is_scale_invariant_and_refuses_bad_weights() {
+        let tasks: Vec<_> = (0..3).map(|i| unit(3, i)).collect();
+        let third = 1.0 / 3.0;
+        for t in [1.0, 1e150, 1e-150, 3.0] {
+            let scaled: Vec<_> = tasks.iter().map(|b| b * t).collect();
+            let b = certified_residual_bound(&scaled, &[third; 3], 2);
+            let want = third * t * t;
+            assert!(
+                b.value <= want && b.value >= want * (1.0 - 1e-13),
+                "t = {t}: {}",
+                b.value
+            );
+        }
+        for bad in [f64::NAN, -0.1, f64::INFINITY] {
+            let b = certified_residual_bound(&tasks, &[0.5, 0.6, bad], 2);
+            assert_eq!(b.value, 0.0);
+            assert!(!b.note.is_empty());
+            assert_eq!(
+                FantopeFamily::new(UpstreamLosses::population(&tasks), 2)
+                    .certified_dual(&[0.5, 0.6, bad]),
+                f64::NEG_INFINITY
+            );
+        }
+        assert_eq!(certified_residual_bound(&tasks, &[0.0; 3], 2).value, 0.0);
+        assert_eq!(certified_residual_bound(&tasks, &[0.5; 2], 2).value, 0.0);
+    }
+
+    /// Random tasks at several scales and conditionings: the bound never
+    /// exceeds the worst residual of any rank-k representation tried (the
+    /// top-k eigenvectors of A(p), and random planes), and it is within
+    /// rounding of the exact dual at the eigenvector plane.
+    #[test]
+    fn residual_bound_is_below_every_representation_on_random_instances() {
+        use rand::Rng;
+        let mut rng = crate::transfer::seed::rng_for(&[42]);
+        for case in 0..60 {
+            let d = 3 + case % 6;
+            let m = 2 + case % 5;
+            let k = 1 + case % (d - 1);
+            let scale = [1.0, 1e-120, 1e120, 1e-8][case % 4];
+            let collinear = case % 3 == 0;
+            let base: Vec<f64> = (0..d).map(|_| rng.random::<f64>() - 0.5).collect();
+            let tasks: Vec<DVector<f64>> = (0..m)
+                .map(|_| {
+                    DVector::from_fn(d, |j, _| {
+                        let noise = rng.random::<f64>() - 0.5;
+                        scale
+                            * if collinear {
+                                base[j] + 1e-9 * noise
+                            } else {
+                                noise
+                            }
+                    })
+                })
+                .collect();
+            let weights: Vec<f64> = (0..m).map(|_| rng.random::<f64>()).collect();
+            let bound = certified_residual_bound(&tasks, &weights, k);
+            // Every rank-k representation: the worst residual is at least the
+            // p-weighted mean residual, which the bound must not exceed.
+            let total: f64 = weights.iter().sum();
+            let mean_residual = |u: &DMatrix<f64>| {
+                tasks
+                    .iter()
+                    .zip(&weights)
+                    .map(|(b, w)| w * residual(u, b))
+                    .sum::<f64>()
+                    / total
+            };
+            let a = tasks
+                .iter()
+                .zip(&weights)
+                .fold(DMatrix::zeros(d, d), |acc, (b, w)| {
+                    acc + (b / scale) * (b / scale).transpose() * *w
+                });
+            let best = top_eigenvectors(&a, k);
+            let at_best = mean_residual(&best);
+            assert!(
+                bound.value <= at_best,
+                "case {case}: {} > {at_best}",
+                bound.value
+            );
+            assert!(
+                bound.value >= at_best - 1e-12 * scale * scale * (1.0 + a.norm()),
+                "case {case}: {} far below {at_best}",
+                bound.value
+            );
+            for _ in 0..5 {
+                let random = DMatrix::from_fn(d, k, |_, _| rng.random::<f64>() - 0.5)
+                    .qr()
+                    .q();
+                assert!(bound.value <= mean_residual(&random), "case {case}");
+            }
+        }
+    }
+
+    #[test]
+    fn enclosure_contains_the_exact_eigenvalues_and_rounding_helpers_round_down() {
+        // Eigenvalues 1, 2, 4 of Q diag Q^T with a rotation Q (exact up to rounding of a).
+        let (c, s) = (0.6, 0.8);
+        let q = DMatrix::from_row_slice(3, 3, &[c, -s, 0.0, s, c, 0.0, 0.0, 0.0, 1.0]);
+        let a =
+            &q * DMatrix::from_diagonal(&DVector::from_vec(vec![1.0, 2.0, 4.0])) * q.transpose();
+        let e = enclose_eigenvalues(&a, 0.0).unwrap();
+        for (got, want) in e.values.iter().zip([4.0, 2.0, 1.0]) {
+            assert!((got - want).abs() <= e.radius + 1e-15, "{got} vs {want}");
+        }
+        assert!(e.radius > 0.0 && e.radius < 1e-13, "{}", e.radius);
+        assert!(e.top_sum_upper(1) >= 4.0 && e.top_sum_upper(1) < 4.0 + 1e-12);
+        assert!(e.tail_sum_lower(1) <= 3.0 && e.tail_sum_lower(1) > 3.0 - 1e-12);
+        assert!(e.top_sum_upper(2) >= 6.0 && e.tail_sum_lower(2) <= 1.0);
+        // An input error widens the radius by at least that much.
+        let wide = enclose_eigenvalues(&a, 0.5).unwrap();
+        assert!(wide.radius >= 0.5 && wide.radius < 0.5 + 1e-12);
+        assert!(wide.tail_sum_lower(1) <= 3.0 - 1.0);
+        let mut bad = a.clone();
+        bad[(0, 1)] = f64::NAN;
+        assert!(enclose_eigenvalues(&bad, 0.0).is_err());
+        // Rounding helpers.
+        assert_eq!(gamma(0), 0.0);
+        assert!((gamma(2) - 2.0 * UNIT_ROUNDOFF / (1.0 - 2.0 * UNIT_ROUNDOFF)).abs() == 0.0);
+        assert_eq!(gamma(usize::MAX), f64::INFINITY);
+        let down = divide_down(1.0, 2.0, 2);
+        assert!(down < 0.5 && down > 0.5 - 1e-15);
+        let down = divide_down(-1.0, 2.0, 2);
+        assert!(down < -0.5 && down > -0.5 - 1e-15);
+        assert_eq!(checked_weight_sum(&[0.25, 0.75]), Some(1.0));
+        assert_eq!(checked_weight_sum(&[0.0, 0.0]), None);
+        assert_eq!(checked_weight_sum(&[1.0, -0.0]), Some(1.0));
+    }
 }
