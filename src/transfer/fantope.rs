@@ -195,7 +195,7 @@ pub fn enclose_eigenvalues(a: &DMatrix<f64>, input_error: f64) -> Result<EigenEn
     let frobenius_v2 = vectors.norm_squared() * norm_factor;
     let gram_error = (vectors.tr_mul(&vectors) - DMatrix::<f64>::identity(d, d)).norm();
     let eta = gram_error * norm_factor + gamma(d + 1) * frobenius_v2;
-    if !(eta < 0.5) {
+    if eta.is_nan() || eta >= 0.5 {
         return Err(format!(
             "the computed eigenvectors are not orthonormal enough to bound the error (||V^T V - I|| <= {eta:.1e})"
         ));
