@@ -664,4 +664,58 @@ mod tests {
         assert_eq!(checked_weight_sum(&[0.0, 0.0]), None);
         assert_eq!(checked_weight_sum(&[1.0, -0.0]), Some(1.0));
     }
+
+    #[test]
+    fn family_reports_its_shape_gradients_and_bounds() {
+        let tasks = vec![
+            DVector::from_vec(vec![1.0, 2.0, 0.0]),
+            DVector::from_vec(vec![0.0, 0.0, 3.0]),
+        ];
+        let family = FantopeFamily::new(UpstreamLosses::population(&tasks), 1);
+        assert_eq!(family.kind(), "fantope");
+        assert_eq!((family.num_tasks(), family.dim(), family.rank()), (2, 9, 1));
+        assert_eq!(family.smoothness(), 0.0);
+        // ||beta beta^T||_F = ||beta||^2: 5 and 9; constants 5 and 9.
+        assert!((family.gradient_bound_on_ball(7.0) - 9.0).abs() < 1e-12);
+        assert!((family.loss_bound_on_ball(2.0) - (9.0 + 9.0 * 2.0)).abs() < 1e-12);
+        assert_eq!(family.upstream().num_tasks(), 2);
+        // evaluate: losses at P = e3 e3^T are (5, 0); gradient = sum w_i (-vec M_i).
+        let p = DMatrix::from_fn(3, 3, |i, j| if i == 2 && j == 2 { 1.0 } else { 0.0 });
+        let theta = vectorise(&p);
+        assert_eq!(unvectorise(&theta, 3), p);
+        let mut out = Evaluation::new(2, 9);
+        let mut weigh = |_: &[f64], w: &mut [f64]| {
+            w[0] = 0.25;
+            w[1] = 0.75;
+        };
+        family.evaluate(&theta, &mut weigh, &mut out);
+        assert!((out.losses[0] - 5.0).abs() < 1e-12 && out.losses[1].abs() < 1e-12);
+        let m0 = &tasks[0] * tasks[0].transpose();
+        let m1 = &tasks[1] * tasks[1].transpose();
+        let want = vectorise(&(m0 * -0.25 + m1 * -0.75));
+        assert!((&out.gradient - want).amax() < 1e-12);
+        // The certificate at the evaluation's weights is the certified dual.
+        let bound = family.certified_lower_bound(&theta, &out, &Ball::unconstrained());
+        assert_eq!(bound, family.certified_dual(&[0.25, 0.75]));
+        // D(0.25, 0.75) = 0.25 * 5 + 0.75 * 9 - max(1.25, 6.75) = 1.25 (k = 1).
+        assert!(bound <= 1.25 && bound > 1.25 - 1e-12, "{bound}");
+        assert!((family.dual(&[0.25, 0.75]) - 1.25).abs() < 1e-12);
+    }
+
+    #[test]
+    fn fantope_minimax_certifies_the_tied_optimum() {
+        // e1, e2, e3, k = 2: OPT = 1/3 at P = (2/3) I.
+        let tasks: Vec<_> = (0..3).map(|i| unit(3, i)).collect();
+        let losses = UpstreamLosses::population(&tasks);
+        let solution = fantope_minimax(&losses, 2, None, 600, None, Method::Accelerated).unwrap();
+        assert!(
+            solution.lower_bound <= 1.0 / 3.0,
+            "{}",
+            solution.lower_bound
+        );
+        assert!(solution.max_loss >= 1.0 / 3.0 - 1e-12);
+        assert!(solution.gap < 1e-2, "gap {}", solution.gap);
+        assert!((solution.projector.trace() - 2.0).abs() < 1e-9);
+        assert!((solution.weights.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    }
 }
