@@ -26,13 +26,15 @@ struct P {
 
 pub struct Transfer;
 
-fn scenario(name: &str, p: &P) -> Result<Scenario, crate::InputError> {
+fn scenario(name: &str, p: &P, source: &str) -> Result<Scenario, crate::InputError> {
     let mut s = Scenario::built_in(name)?;
     s.seed = p.seed;
     s.replicates = p.replicates;
     s.n_grid = p.n_grid.clone();
-    // Re-validate: the parameters may come from a user's TOML.
-    s.to_file().check()
+    // Re-validate: the parameters may come from a user's TOML (name it).
+    s.to_file()
+        .check()
+        .map_err(|e| crate::InputError::new(format!("{source}: transfer.{}", e.field), e.message))
 }
 
 fn io(e: serde_json::Error) -> Error {
@@ -54,6 +56,10 @@ impl Experiment for Transfer {
 
     fn cells(&self, params: &Params) -> Result<Vec<Cell>, crate::InputError> {
         let p: P = params.typed(self.name())?;
+        // Validate (and size) both scenarios before any cell runs.
+        for name in ["pattern-semantic", "balanced"] {
+            scenario(name, &p, &params.source)?;
+        }
         let mut cells: Vec<Cell> = ["pattern-semantic", "balanced"]
             .iter()
             .map(|s| Cell {
@@ -73,7 +79,10 @@ impl Experiment for Transfer {
     fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
         let p: P = params.typed(self.name())?;
         if let Some(name) = cell.spec["scenario"].as_str() {
-            let report = run_transfer(&scenario(name, &p)?, &TransferOptions::default())?;
+            let report = run_transfer(
+                &scenario(name, &p, &params.source)?,
+                &TransferOptions::default(),
+            )?;
             return Ok(vec![serde_json::to_value(report).map_err(io)?]);
         }
         let semantic = cell.spec["semantic"].as_u64().unwrap_or_default() as usize;
@@ -106,8 +115,12 @@ impl Experiment for Transfer {
 
         // Tables first (tidy CSVs), then the figures from their own CSVs.
         std::fs::create_dir_all(out)?;
-        write_transfer_csvs(&pattern, &scenario("pattern-semantic", &p)?, out)?;
-        write_transfer_csvs(&balanced, &scenario("balanced", &p)?, out)?;
+        write_transfer_csvs(
+            &pattern,
+            &scenario("pattern-semantic", &p, &params.source)?,
+            out,
+        )?;
+        write_transfer_csvs(&balanced, &scenario("balanced", &p, &params.source)?, out)?;
         write_sweep_csv(&sweep, out)?;
         let drawn = vec![
             worst_risk_figure(&pattern, out)?,

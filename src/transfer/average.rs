@@ -27,7 +27,7 @@ mod tests {
         let mut tasks = vec![e(0); 5];
         tasks.extend(vec![e(1); 4]);
         tasks.push(e(2));
-        let basis = average_basis(&UpstreamLosses::population(&tasks, 0.1), 2);
+        let basis = average_basis(&UpstreamLosses::population(&tasks), 2);
         assert!(residual(&basis, &e(0)) < 1e-12);
         assert!(residual(&basis, &e(1)) < 1e-12);
         assert!((residual(&basis, &e(2)) - 1.0).abs() < 1e-12);

@@ -382,7 +382,7 @@ mod tests {
         // (residuals 0, 0, 1 for a coordinate plane); the minimax plane has
         // normal (+-1, +-1, +-1)/sqrt3 and residual 1/3 for each task.
         let tasks: Vec<_> = (0..3).map(|i| unit(3, i)).collect();
-        let losses = UpstreamLosses::population(&tasks, 0.0);
+        let losses = UpstreamLosses::population(&tasks);
         let start = DMatrix::from_columns(&[unit(3, 0), unit(3, 1)]);
         let solution = grassmann_minimax(&losses, 2, start, &GrassmannOptions::default()).unwrap();
         for beta in &tasks {
@@ -405,14 +405,14 @@ mod tests {
         let mut tasks = vec![unit(d, 0); 6];
         tasks.extend(vec![unit(d, 1); 3]);
         tasks.push(unit(d, 2));
-        let losses = UpstreamLosses::population(&tasks, 0.5);
+        let losses = UpstreamLosses::population(&tasks);
         let start = average_basis(&losses, 2);
         let avg_worst = max(&losses.losses_at_basis(&start));
         let solution = grassmann_minimax(&losses, 2, start, &GrassmannOptions::default()).unwrap();
-        assert!((avg_worst - 1.25).abs() < 1e-12);
-        // Fantope optimum: residual 1/3 per direction, loss 0.25 + 1/3.
+        assert!((avg_worst - 1.0).abs() < 1e-12);
+        // Fantope optimum: residual 1/3 per direction.
         assert!(
-            (solution.max_loss - (0.25 + 1.0 / 3.0)).abs() < 1e-3,
+            (solution.max_loss - 1.0 / 3.0).abs() < 1e-3,
             "{}",
             solution.max_loss
         );

@@ -7,6 +7,7 @@
 //! Monte Carlo -> checks -> report / CSV.
 
 pub mod average;
+pub mod budget;
 pub mod checks;
 pub mod experiment;
 pub mod fantope;

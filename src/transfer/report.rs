@@ -3,10 +3,11 @@
 //! (shared/design/cli-contract.md, `taskrobust transfer`), plus a table.
 
 use super::average::average_basis;
-use super::fantope::{fantope_minimax, FantopeFamily};
+use super::fantope::{certified_residual_bound, fantope_minimax, ResidualBound};
 use super::grassmann::{grassmann_minimax, GrassmannOptions};
 use super::model::{
-    excess_risk, n_star, no_representation_n_star, no_representation_risk, residuals, worst,
+    excess_risk, n_star, no_representation_n_star, no_representation_risk, power_of_two_scale,
+    residuals, worst,
 };
 use super::scenario::Scenario;
 use super::simulate::{simulate_all, Cell, Learner};
@@ -87,6 +88,14 @@ pub struct Methods {
 pub struct MinimaxCertificate {
     /// Certified lower bound on every rank-k representation's worst upstream residual.
     pub fantope_lower_bound: f64,
+    /// How the bound was obtained: "ky-fan" (the dual less its error bound)
+    /// or "zero" (no error bound was available; 0 is always valid).
+    pub kind: String,
+    /// What was subtracted from the computed dual for rounding and
+    /// eigenvalue perturbation (null where kind is "zero").
+    pub error_bound: Option<f64>,
+    /// Why the bound fell back to 0 (empty otherwise).
+    pub note: String,
     /// Worst upstream residual of the rank-k minimax basis.
     pub rank_k_worst_residual: f64,
     /// `rank_k_worst_residual - fantope_lower_bound`.
@@ -269,12 +278,27 @@ pub fn run_transfer(
     let mut timings = Timings::default();
     let (k, sigma) = (scenario.k, scenario.sigma);
 
+    // Representations do not change when every task (and sigma) is scaled by a
+    // common factor, so they are computed on tasks divided by a power of two
+    // (exact) that brings them near 1: beta from 1e-150 to 1e150 then neither
+    // overflows nor underflows in beta beta^T. Losses are residuals (sigma^2
+    // left out, upstream.rs), so sigma never cancels.
     let t = Instant::now();
-    let population = UpstreamLosses::population(&scenario.upstream, sigma);
+    let sampled_sigma = scenario.n_up.map_or(0.0, |_| sigma);
+    let scale = power_of_two_scale(
+        scenario
+            .upstream
+            .iter()
+            .flat_map(|b| b.iter().copied())
+            .chain([sampled_sigma]),
+    );
+    let scaled_upstream: Vec<_> = scenario.upstream.iter().map(|b| b / scale).collect();
+    let population = UpstreamLosses::population(&scaled_upstream);
     let losses = match scenario.n_up {
         None => population.clone(),
-        Some(n_up) => UpstreamLosses::sampled(&scenario.upstream, sigma, n_up, scenario.seed),
+        Some(n_up) => UpstreamLosses::sampled(&scaled_upstream, sigma / scale, n_up, scenario.seed),
     };
+    let square = scale * scale;
     timings.upstream = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
@@ -356,15 +380,18 @@ pub fn run_transfer(
     };
 
     // Certified bound on the *true* worst residual: the Ky Fan dual of the
-    // population losses at any weights is valid, whichever losses chose them.
-    let population_family = FantopeFamily::new(population.clone(), k);
-    let sigma2 = sigma * sigma;
-    let fantope_lower_bound = [&fantope.weights, &minimax.weights]
+    // population residuals at any weights is valid, whichever losses chose them.
+    let certificate = [&fantope.weights, &minimax.weights]
         .iter()
-        .map(|w| population_family.certified_dual(w) - sigma2)
-        .fold(f64::NEG_INFINITY, f64::max);
+        .map(|w| certified_residual_bound(&scenario.upstream, w, k))
+        .fold(None::<ResidualBound>, |best, b| match best {
+            Some(best) if best.value >= b.value => Some(best),
+            _ => Some(b),
+        })
+        .expect("two candidates");
+    let fantope_lower_bound = certificate.value;
     let minimax_upstream = worst(&residuals(&minimax.basis, &scenario.upstream));
-    let fantope_primal = worst(&population.losses_at_matrix(&fantope.projector)) - sigma2;
+    let fantope_primal = worst(&population.losses_at_matrix(&fantope.projector)) * square;
 
     let t = Instant::now();
     let cells = if options.simulate {
@@ -419,12 +446,22 @@ pub fn run_transfer(
         fantope_lower_bound,
         certificate: MinimaxCertificate {
             fantope_lower_bound,
+            kind: if certificate.note.is_empty() {
+                "ky-fan".into()
+            } else {
+                "zero".into()
+            },
+            error_bound: certificate
+                .error_bound
+                .is_finite()
+                .then_some(certificate.error_bound),
+            note: certificate.note,
             rank_k_worst_residual: minimax_upstream,
             distance: minimax_upstream - fantope_lower_bound,
             relative_distance: (minimax_upstream - fantope_lower_bound)
                 / minimax_upstream.abs().max(1e-300),
             fantope_primal_worst_residual: fantope_primal,
-            fantope_solver_gap: fantope.gap,
+            fantope_solver_gap: fantope.gap * square,
             fantope_method: options.fantope_method.name().to_string(),
             fantope_iterations: fantope.iterations,
             grassmann_iterations: minimax.iterations,
@@ -456,6 +493,15 @@ fn opt(n: Option<usize>) -> String {
     n.map_or_else(|| "never".to_string(), |n| n.to_string())
 }
 
+/// Fixed point where that shows the value, scientific otherwise.
+fn number(v: f64) -> String {
+    if v == 0.0 || (1e-3..1e6).contains(&v.abs()) {
+        format!("{v:.5}")
+    } else {
+        format!("{v:.4e}")
+    }
+}
+
 /// Human-readable summary table.
 pub fn format_table(report: &TransferReport) -> String {
     let s = &report.scenario;
@@ -465,9 +511,10 @@ pub fn format_table(report: &TransferReport) -> String {
         s.n_up.map_or("population".into(), |n| n.to_string()), s.replicates, s.seed
     );
     out.push_str(&format!(
-        "Fantope lower bound on any rank-k worst residual: {:.5} (rank-k minimax {:.5}, {:.2}% above; start: {})\n\n",
-        report.fantope_lower_bound, report.certificate.rank_k_worst_residual,
-        100.0 * report.certificate.relative_distance, report.certificate.grassmann_start
+        "Fantope lower bound on any rank-k worst residual: {} (rank-k minimax {}, {:.2}% above; start: {}){}\n\n",
+        number(report.fantope_lower_bound), number(report.certificate.rank_k_worst_residual),
+        100.0 * report.certificate.relative_distance, report.certificate.grassmann_start,
+        if report.certificate.note.is_empty() { String::new() } else { format!("\n  (no Ky Fan bound: {})", report.certificate.note) }
     ));
     out.push_str(&format!(
         "{:<8} {:>12} {:>12} {:>10} {:>10}\n",
@@ -479,11 +526,10 @@ pub fn format_table(report: &TransferReport) -> String {
         ("minimax", &report.methods.minimax),
     ] {
         out.push_str(&format!(
-            "{:<8} {:>12.5} {:>12} {:>10} {:>10}\n",
+            "{:<8} {:>12} {:>12} {:>10} {:>10}\n",
             name,
-            m.worst_bias,
-            m.upstream_worst_bias
-                .map_or("-".into(), |b| format!("{b:.5}")),
+            number(m.worst_bias),
+            m.upstream_worst_bias.map_or("-".into(), number),
             opt(m.n_star_predicted),
             opt(m.n_star_empirical)
         ));
@@ -503,8 +549,10 @@ pub fn format_table(report: &TransferReport) -> String {
         ] {
             match m.curve.iter().find(|p| p.n == n) {
                 Some(p) => out.push_str(&format!(
-                    " {:>9.4} +- {:<6.4} / {:<6.4}",
-                    p.worst_mean, p.worst_se, p.predicted
+                    " {:>9} +- {:<6} / {:<6}",
+                    number(p.worst_mean),
+                    number(p.worst_se),
+                    number(p.predicted)
                 )),
                 None => out.push_str(&format!(" {:>26}", "-")),
             }

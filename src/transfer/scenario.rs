@@ -181,7 +181,8 @@ impl ScenarioFile {
                 format!("must be at least 2 (for standard errors), got {replicates}"),
             );
         }
-        Ok(Scenario {
+        check_magnitudes(sigma, epsilon, &upstream_tasks, &downstream_tasks)?;
+        let scenario = Scenario {
             name: name.unwrap_or_else(|| "custom".into()),
             description: description.unwrap_or_default(),
             d,
@@ -196,20 +197,189 @@ impl ScenarioFile {
             n_grid,
             replicates,
             seed,
-        })
+        };
+        super::budget::check_resources(&scenario)?;
+        Ok(scenario)
     }
 }
 
+/// Largest scenario file read (the tasks of d = 200 000 in 20 tasks fit).
+pub const MAX_FILE_BYTES: u64 = 1 << 30;
+
+/// Names the field of a scenario whose JSON value has the wrong type
+/// (`upstream[2][7]`, `n_grid[0]`, `replicates`), with serde's message.
+/// `None` where the text is not JSON at all or every known field is well
+/// typed (then serde's own message, with line and column, is clearer).
+fn locate_type_error(text: &str) -> Option<(String, String)> {
+    use serde_json::Value;
+    fn as_type<T: serde::de::DeserializeOwned>(v: &Value) -> Result<(), String> {
+        serde_json::from_value::<T>(v.clone())
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+    fn rows(field: &str, v: &Value) -> Option<(String, String)> {
+        let Some(outer) = v.as_array() else {
+            return Some((field.into(), "must be an array of arrays of numbers".into()));
+        };
+        for (i, row) in outer.iter().enumerate() {
+            let Some(inner) = row.as_array() else {
+                return Some((
+                    format!("{field}[{i}]"),
+                    "must be an array of numbers".into(),
+                ));
+            };
+            for (j, x) in inner.iter().enumerate() {
+                if let Err(e) = as_type::<f64>(x) {
+                    return Some((format!("{field}[{i}][{j}]"), e));
+                }
+            }
+        }
+        None
+    }
+    fn each<T: serde::de::DeserializeOwned>(field: &str, v: &Value) -> Option<(String, String)> {
+        let Some(items) = v.as_array() else {
+            return Some((field.into(), "must be an array".into()));
+        };
+        items
+            .iter()
+            .enumerate()
+            .find_map(|(i, x)| as_type::<T>(x).err().map(|e| (format!("{field}[{i}]"), e)))
+    }
+    let value: Value = serde_json::from_str(text).ok()?;
+    let object = value.as_object()?;
+    for (key, v) in object {
+        let problem = match key.as_str() {
+            "name" | "description" => as_type::<Option<String>>(v).err().map(|e| (key.clone(), e)),
+            "d" | "k" | "replicates" => as_type::<usize>(v).err().map(|e| (key.clone(), e)),
+            "seed" => as_type::<u64>(v).err().map(|e| (key.clone(), e)),
+            "sigma" | "epsilon" => as_type::<f64>(v).err().map(|e| (key.clone(), e)),
+            "n_up" => as_type::<Option<usize>>(v).err().map(|e| (key.clone(), e)),
+            "upstream" => rows(key, v),
+            "downstream" if !v.is_null() => rows(key, v),
+            "upstream_labels" | "downstream_labels" if !v.is_null() => each::<String>(key, v),
+            "n_grid" => each::<usize>(key, v),
+            "downstream" | "upstream_labels" | "downstream_labels" => None,
+            other => Some((other.to_string(), "is not a scenario field".into())),
+        };
+        if problem.is_some() {
+            return problem;
+        }
+    }
+    None
+}
+
+/// Largest sigma whose square the risk formulas can carry (sigma^2 <= 1e300).
+pub const MAX_SIGMA: f64 = 1e150;
+/// Largest squared task norm (and epsilon): leaves room for `(sigma^2 + b) d`.
+pub const MAX_SQUARED: f64 = 1e300;
+/// Below this, squares of the scenario's scale would be subnormal or zero.
+pub const MIN_SQUARED: f64 = 1e-290;
+
+/// `||beta||^2` without overflow or underflow in the squares.
+fn squared_norm(beta: &DVector<f64>) -> (f64, f64) {
+    let scale = super::model::power_of_two_scale(beta.iter().copied());
+    ((beta / scale).norm_squared(), scale)
+}
+
+/// The magnitudes the f64 formulas can carry: every reported risk is a sum
+/// of `b` and `(sigma^2 + b) p / (n - p - 1)`, so sigma^2 and every
+/// `||beta||^2` must be representable with room to spare, and not all of them
+/// so small that they underflow. Upstream tasks that are all zero leave
+/// nothing to pre-train on.
+fn check_magnitudes(
+    sigma: f64,
+    epsilon: f64,
+    upstream: &[DVector<f64>],
+    downstream: &[DVector<f64>],
+) -> Result<(), InputError> {
+    if sigma > MAX_SIGMA {
+        return invalid(
+            "sigma",
+            format!(
+                "is {sigma:e}; sigma^2 must stay below {MAX_SQUARED:e} for the risk formulas (limit {MAX_SIGMA:e}): \
+                 rescale y (divide sigma and every beta by the same factor)"
+            ),
+        );
+    }
+    if epsilon > MAX_SQUARED {
+        return invalid(
+            "epsilon",
+            format!(
+                "is {epsilon:e}, above {MAX_SQUARED:e}: rescale y (epsilon is in squared units)"
+            ),
+        );
+    }
+    let mut largest: f64 = sigma * sigma;
+    for (field, tasks) in [("upstream", upstream), ("downstream", downstream)] {
+        for (i, beta) in tasks.iter().enumerate() {
+            let (scaled, scale) = squared_norm(beta);
+            // ||beta||^2 = scaled * scale^2; compare in logs to avoid overflow.
+            let log10 = scaled.log10() + 2.0 * scale.log10();
+            if scaled > 0.0 && log10 > MAX_SQUARED.log10() {
+                return invalid(
+                    format!("{field}[{i}]"),
+                    format!(
+                        "||beta||^2 is about 1e{log10:.0}, above {MAX_SQUARED:e}, so risks overflow f64: \
+                         rescale y (divide sigma and every beta by the same factor)"
+                    ),
+                );
+            }
+            if scaled > 0.0 {
+                largest = largest.max(scaled * scale * scale);
+            }
+        }
+    }
+    if upstream.iter().all(|b| b.iter().all(|v| *v == 0.0)) {
+        return invalid(
+            "upstream",
+            "every upstream task is zero: there is nothing to pre-train on",
+        );
+    }
+    if largest < MIN_SQUARED {
+        return invalid(
+            "upstream",
+            format!(
+                "sigma^2 and every ||beta||^2 are below {MIN_SQUARED:e}, so the risks underflow f64: \
+                 rescale y (multiply sigma and every beta by the same factor)"
+            ),
+        );
+    }
+    Ok(())
+}
+
 impl Scenario {
-    /// Parses and validates scenario JSON; `origin` (a file name) prefixes parse errors.
+    /// Parses and validates scenario JSON; errors name `origin` (a file name)
+    /// and the field (`s.json: upstream[3]`), for type errors as well.
+    /// Duplicate keys are rejected (serde's derived structs refuse them).
     pub fn from_json_str(text: &str, origin: &str) -> Result<Self, InputError> {
-        let file: ScenarioFile = serde_json::from_str(text)
-            .map_err(|e| InputError::new(origin, format!("not a valid scenario: {e}")))?;
+        let file: ScenarioFile =
+            serde_json::from_str(text).map_err(|e| match locate_type_error(text) {
+                Some((field, message)) => InputError::new(format!("{origin}: {field}"), message),
+                None => InputError::new(origin, format!("not a valid scenario: {e}")),
+            })?;
         file.check()
+            .map_err(|e| InputError::new(format!("{origin}: {}", e.field), e.message))
     }
 
+    /// Reads a scenario file: a regular file of at most [`MAX_FILE_BYTES`]
+    /// (no unbounded reads from special files such as /dev/zero).
     pub fn from_file(path: &Path) -> Result<Self, InputError> {
         let origin = path.display().to_string();
+        let metadata = std::fs::metadata(path)
+            .map_err(|e| InputError::new(&origin, format!("cannot read: {e}")))?;
+        if !metadata.is_file() {
+            return invalid(origin, "is not a regular file");
+        }
+        if metadata.len() > MAX_FILE_BYTES {
+            return invalid(
+                origin,
+                format!(
+                    "is {:.2} GB; scenario files are limited to {:.2} GB",
+                    metadata.len() as f64 / 1e9,
+                    MAX_FILE_BYTES as f64 / 1e9
+                ),
+            );
+        }
         let text = std::fs::read_to_string(path)
             .map_err(|e| InputError::new(&origin, format!("cannot read: {e}")))?;
         Self::from_json_str(&text, &origin)

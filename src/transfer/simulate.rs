@@ -23,7 +23,7 @@
 //! (common random numbers: their difference is measured with less noise);
 //! `none` (d-dimensional OLS) has its own.
 
-use super::model::{excess_risk, excess_risk_variance, residual};
+use super::model::{excess_risk, excess_risk_sd, power_of_two_scale, residual};
 use super::seed::rng_for;
 use nalgebra::{DMatrix, DVector};
 use rand::rngs::StdRng;
@@ -202,45 +202,50 @@ pub fn simulate_cell(
     let d = beta.len();
     let p = learner.features(d);
     let mut rng = rng_for(&[seed, stream(learner), task as u64, n as u64]);
-    let (bias, values): (f64, Vec<f64>) = match learner.basis {
+    // Simulate in units where beta and sigma are near 1 (a power of two, so
+    // the values are exactly those of the unscaled run, scaled): squared
+    // deviations of replicates then stay finite for sigma up to 1e150.
+    let scale = power_of_two_scale(beta.iter().copied().chain([sigma]));
+    let (beta_s, sigma_s) = (beta / scale, sigma / scale);
+    let values: Vec<f64> = match learner.basis {
         Some(u) => {
-            let bias = residual(u, beta);
-            let c = u.tr_mul(beta);
-            let noise_sd = (sigma * sigma + bias).sqrt();
+            let bias = residual(u, &beta_s);
+            let c = u.tr_mul(&beta_s);
+            let noise_sd = (sigma_s * sigma_s + bias).sqrt();
             let mut buf = FastBuffers {
                 z: DMatrix::zeros(n, p),
                 y: DVector::zeros(n),
                 gram: DMatrix::zeros(p, p),
                 rhs: DVector::zeros(p),
             };
-            let values = (0..replicates)
+            (0..replicates)
                 .map(|_| fast_replicate(&c, bias, noise_sd, &mut rng, &mut buf))
-                .collect();
-            (bias, values)
+                .collect()
         }
         None => {
             let mut lower = DMatrix::zeros(d, d);
             let mut g = DVector::zeros(d);
-            let values = (0..replicates)
-                .map(|_| wishart_replicate(d, sigma, n, &mut rng, &mut lower, &mut g))
-                .collect();
-            (0.0, values)
+            (0..replicates)
+                .map(|_| wishart_replicate(d, sigma_s, n, &mut rng, &mut lower, &mut g))
+                .collect()
         }
     };
+    let bias = learner.basis.map_or(0.0, |u| residual(u, beta));
     let r = values.len() as f64;
     let mean = values.iter().sum::<f64>() / r;
     let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / (r - 1.0);
+    let square = scale * scale;
     Cell {
         method: learner.name.to_string(),
         task,
         n,
         features: p,
         bias,
-        mean,
-        se: (var / r).sqrt(),
+        mean: mean * square,
+        se: (var / r).sqrt() * square,
         replicates,
         predicted: excess_risk(bias, sigma, p, n).unwrap_or(f64::INFINITY),
-        predicted_sd: excess_risk_variance(bias, sigma, p, n).map(f64::sqrt),
+        predicted_sd: excess_risk_sd(bias, sigma, p, n),
     }
 }
 
@@ -358,7 +363,7 @@ mod tests {
 #[cfg(test)]
 mod tail_study {
     use super::*;
-    use crate::transfer::model::excess_risk_variance;
+    use crate::transfer::model::excess_risk_sd;
 
     /// The measurement behind `checks::POLE_OFFSET` (docs/THEORY.md#transfer-model):
     /// tails of the standardised cell mean near the pole (TAIL_REPS replicates
@@ -387,7 +392,7 @@ mod tail_study {
             let learner = Learner { name: "x", basis };
             let p = learner.features(d);
             let bias = basis.map_or(0.0, |u| residual(u, &beta));
-            let sd = excess_risk_variance(bias, 0.5, p, n).unwrap().sqrt() / (reps as f64).sqrt();
+            let sd = excess_risk_sd(bias, 0.5, p, n).unwrap() / (reps as f64).sqrt();
             let cells = if basis.is_some() { 40_000u64 } else { 20_000 };
             let pairs: Vec<(f64, f64)> = (0..cells)
                 .into_par_iter()

@@ -1,10 +1,16 @@
 //! Upstream (pre-training) losses of a representation, as linear functions of
-//! the projector P = U U^T:  `f_i(P) = c_i - <M_i, P>`.
+//! the projector P = U U^T:  `f_i(P) = c_i - <M_i, P>`, *less the noise
+//! level sigma^2* (the same for every task and every P, so it changes neither
+//! the minimax problem nor its weights). Keeping sigma^2 out means nothing
+//! ever adds sigma^2 to a residual and subtracts it again: with sigma = 1e7
+//! that would leave no digits of a residual of 0.05.
 //!
-//! - Population: `c_i = sigma^2 + ||beta_i||^2`, `M_i = beta_i beta_i^T`, so
-//!   `f_i(P) = sigma^2 + beta_i^T (I - P) beta_i = E (y - x^T P beta_i)^2`.
+//! - Population: `c_i = ||beta_i||^2`, `M_i = beta_i beta_i^T`, so
+//!   `f_i(P) = beta_i^T (I - P) beta_i = E (y - x^T P beta_i)^2 - sigma^2`.
 //! - Finite sample (n_up pairs (x_a, y_a) per task): plug in unbiased
-//!   estimates, `c_i = mean_a y_a^2` and the order-2 U-statistic
+//!   estimates, `c_i = mean_a y_a^2 - sigma^2`, computed from its parts
+//!   `mean_a (s_a^2 + 2 sigma s_a eps_a + sigma^2 (eps_a^2 - 1))` with
+//!   `s_a = x_a^T beta_i` (no cancellation), and the order-2 U-statistic
 //!   `M_i = 1/(n(n-1)) sum_{a != b} y_a y_b x_a x_b^T`
 //!   `    = (n^2 bh bh^T - sum_a y_a^2 x_a x_a^T) / (n(n-1))`, `bh = X^T y / n`.
 //!   Since E[y x] = beta for isotropic x, `E M_i = beta_i beta_i^T` and the
@@ -21,7 +27,7 @@ use rand_distr::StandardNormal;
 /// The M linear upstream losses, as constants and symmetric matrices.
 #[derive(Debug, Clone)]
 pub struct UpstreamLosses {
-    /// `c_i` (E y^2 or its estimate).
+    /// `c_i` (`E y^2 - sigma^2 = ||beta_i||^2` or its estimate).
     pub constants: Vec<f64>,
     /// `M_i` (beta beta^T or its unbiased estimate), symmetric d x d.
     pub matrices: Vec<DMatrix<f64>>,
@@ -46,8 +52,8 @@ fn factorise(m: &DMatrix<f64>) -> (DMatrix<f64>, Vec<f64>) {
 }
 
 impl UpstreamLosses {
-    /// Exact (population) losses; `sigma` enters only the constants.
-    pub fn population(tasks: &[DVector<f64>], sigma: f64) -> Self {
+    /// Exact (population) losses, less sigma^2: the residuals `beta_i^T (I - P) beta_i`.
+    pub fn population(tasks: &[DVector<f64>]) -> Self {
         let factors = tasks
             .iter()
             .map(|b| {
@@ -63,10 +69,7 @@ impl UpstreamLosses {
             })
             .collect();
         Self {
-            constants: tasks
-                .iter()
-                .map(|b| sigma * sigma + b.norm_squared())
-                .collect(),
+            constants: tasks.iter().map(|b| b.norm_squared()).collect(),
             matrices: tasks.iter().map(|b| b * b.transpose()).collect(),
             n_up: None,
             factors,
@@ -85,21 +88,27 @@ impl UpstreamLosses {
             let mut rng = rng_for(&[seed, 0x55, i as u64]);
             let mut sum_xy = DVector::<f64>::zeros(d);
             let mut sum_weighted = DMatrix::<f64>::zeros(d, d);
-            let mut sum_y2 = 0.0;
+            // y^2 - sigma^2 = s^2 + 2 sigma s eps + sigma^2 (eps^2 - 1), s = x^T beta.
+            let (mut sum_s2, mut sum_s_noise, mut sum_noise_excess) = (0.0, 0.0, 0.0);
             let mut x = DVector::<f64>::zeros(d);
             for _ in 0..n_up {
                 for v in x.iter_mut() {
                     *v = rng.sample(StandardNormal);
                 }
                 let noise: f64 = rng.sample(StandardNormal);
-                let y = x.dot(beta) + sigma * noise;
-                sum_y2 += y * y;
+                let signal = x.dot(beta);
+                let y = signal + sigma * noise;
+                sum_s2 += signal * signal;
+                sum_s_noise += signal * noise;
+                sum_noise_excess += noise * noise - 1.0;
                 sum_xy.axpy(y, &x, 1.0);
                 sum_weighted.ger(y * y, &x, &x, 1.0);
             }
             let mut m = (&sum_xy * sum_xy.transpose() - sum_weighted) / (n * (n - 1.0));
             m = (&m + m.transpose()) * 0.5;
-            constants.push(sum_y2 / n);
+            constants.push(
+                (sum_s2 + 2.0 * sigma * sum_s_noise + sigma * (sigma * sum_noise_excess)) / n,
+            );
             matrices.push(m);
         }
         let factors = matrices.iter().map(factorise).collect();
@@ -202,7 +211,7 @@ mod tests {
         // Averaging the estimate over many seeds recovers beta beta^T and E y^2.
         let beta = DVector::from_vec(vec![1.0, -0.5, 0.25]);
         let tasks = vec![beta.clone()];
-        let truth = UpstreamLosses::population(&tasks, 0.5);
+        let truth = UpstreamLosses::population(&tasks);
         let reps = 400;
         let mut mean_m = DMatrix::<f64>::zeros(3, 3);
         let mut mean_c = 0.0;
@@ -225,7 +234,7 @@ mod tests {
         ];
         let u = DMatrix::from_column_slice(3, 2, &[0.6, 0.8, 0.0, 0.0, 0.0, 1.0]);
         for losses in [
-            UpstreamLosses::population(&tasks, 0.5),
+            UpstreamLosses::population(&tasks),
             UpstreamLosses::sampled(&tasks, 0.5, 30, 1),
         ] {
             let w = [0.3, 0.7];
@@ -245,10 +254,10 @@ mod tests {
     #[test]
     fn losses_at_basis_equal_population_formula() {
         let tasks = vec![DVector::from_vec(vec![1.0, 2.0, 2.0])];
-        let losses = UpstreamLosses::population(&tasks, 0.5);
+        let losses = UpstreamLosses::population(&tasks);
         let u = DMatrix::from_column_slice(3, 1, &[1.0, 0.0, 0.0]);
         let p = &u * u.transpose();
-        assert!((losses.losses_at_basis(&u)[0] - 8.25).abs() < 1e-12);
-        assert!((losses.losses_at_matrix(&p)[0] - 8.25).abs() < 1e-12);
+        assert!((losses.losses_at_basis(&u)[0] - 8.0).abs() < 1e-12);
+        assert!((losses.losses_at_matrix(&p)[0] - 8.0).abs() < 1e-12);
     }
 }
