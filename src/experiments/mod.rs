@@ -443,10 +443,20 @@ fn run_cells(
     results
 }
 
+/// Where the rows that `finish_all` reads came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowSource {
+    /// This run's own cells: rows that do not fit are a bug, reported as a failed check.
+    ThisRun,
+    /// Shard part files: rows that do not fit are bad input (exit status 2).
+    PartFiles,
+}
+
 fn finish_all(
     planned: &[Planned],
     results: &[CellResult],
     options: &ReproduceOptions,
+    source: RowSource,
 ) -> Result<Report, Error> {
     std::fs::create_dir_all(&options.out)
         .map_err(|e| Error::Io(format!("{}: {e}", options.out.display())))?;
@@ -505,7 +515,11 @@ fn finish_all(
                 "panicked: {}",
                 panic_message(&panic)
             )))
-        })
+        });
+        let finished = match finished {
+            Err(Error::Input(e)) if source == RowSource::PartFiles => return Err(Error::Input(e)),
+            other => other,
+        }
         .unwrap_or_else(|e| Finished {
             checks: vec![Check::new(
                 format!("{name}: checks, tables and figures are produced"),
@@ -568,7 +582,7 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 pub fn reproduce(options: &ReproduceOptions) -> Result<Report, Error> {
     let planned = plan(options)?;
     let results = run_cells(&planned, |_| true, options.progress)?;
-    finish_all(&planned, &results, options)
+    finish_all(&planned, &results, options, RowSource::ThisRun)
 }
 
 /// `reproduce --shard i/N`: runs this shard's cells and writes their rows to
@@ -621,7 +635,7 @@ pub fn merge(options: &ReproduceOptions, parts: &[PathBuf]) -> Result<Report, Er
         results.extend(part.results);
     }
     // Rows that do not fit this version's experiments came from the parts.
-    finish_all(&planned, &results, options).map_err(|e| match e {
+    finish_all(&planned, &results, options, RowSource::PartFiles).map_err(|e| match e {
         Error::Input(input) if input.field == "rows" || input.field == "merge" => {
             let names: Vec<String> = parts.iter().map(|p| p.display().to_string()).collect();
             Error::Input(InputError::new(
