@@ -1,10 +1,10 @@
 //! Check (a): softmax-gd with a fixed temperature.
 //!
 //! Measured: `F(theta_T) - OPT_lower` (OPT's certified lower bound from the
-//! reference) against `mu ln M + L_mu R_mu^2 / (2T)`, and the optimisation
-//! error of the smoothed problem `F_mu(theta_T) - min F_mu` (against the
-//! certified `D(p) + mu H(p)`) against its 1/T part `L_mu R_mu^2 / (2T)`, with
-//! a fitted log-log slope no shallower than -1.
+//! reference) against `min(F_mu(u) - OPT, mu ln M) + L_mu R_mu^2 / (4T + 2)`
+//! (Drori and Teboulle's constant for gradient descent with step 1/L_mu), and
+//! the optimisation error of the smoothed problem `F_mu(theta_T) - min F_mu`
+//! (against the certified `D(p) + mu H(p)`) against `L_mu R_mu^2 / (4T + 2)`.
 
 use crate::error::Error;
 use crate::experiments::reference::{minimax_reference, smoothed_reference};
@@ -159,7 +159,7 @@ impl Experiment for RateFixedMu {
         finished.figures.push(figure(
             "rate_fixed_mu",
             format!(
-                "Softmax-gd with fixed mu = {}: certified suboptimality F(θ_T) − OPT (median and 10–90% band over seeds {:?}) and the bound mu ln M + L_mu R_mu²/(2T) (dashed, median over seeds). The curves flatten at the smoothing floor.",
+                "Softmax-gd with fixed mu = {}: certified suboptimality F(θ_T) − OPT (median and 10–90% band over seeds {:?}) and the bound min(F_μ(u) − OPT, μ ln M) + L_μ R_μ²/(4T+2) (dashed, median over seeds; Drori and Teboulle's constant). The curves flatten at the smoothing floor.",
                 p.mu, p.seeds
             ),
         ));
