@@ -139,6 +139,100 @@ fn pdfs_have_the_preset_size_embedded_fonts_text_of_8_to_10_pt_and_the_manifest(
     }
 }
 
+/// Share of dark pixels (luminance below 160 of 255) in each cell of a
+/// `GRID` x `GRID` partition of an 8-bit RGB image.
+const GRID: usize = 6;
+
+fn ink_coverage(width: usize, height: usize, rgb: &[u8]) -> Vec<f64> {
+    let mut ink = vec![0usize; GRID * GRID];
+    let mut total = vec![0usize; GRID * GRID];
+    for y in 0..height {
+        for x in 0..width {
+            let p = &rgb[3 * (y * width + x)..3 * (y * width + x) + 3];
+            let luminance =
+                0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]);
+            let cell = (y * GRID / height) * GRID + x * GRID / width;
+            total[cell] += 1;
+            ink[cell] += usize::from(luminance < 160.0);
+        }
+    }
+    ink.iter()
+        .zip(&total)
+        .map(|(&i, &t)| i as f64 / t as f64)
+        .collect()
+}
+
+/// A binary PPM (P6) as written by pdftoppm.
+fn read_ppm(path: &Path) -> (usize, usize, Vec<u8>) {
+    let bytes = std::fs::read(path).unwrap();
+    let mut fields = Vec::new();
+    let mut at = 0;
+    while fields.len() < 4 {
+        while bytes[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        let start = at;
+        while !bytes[at].is_ascii_whitespace() {
+            at += 1;
+        }
+        fields.push(String::from_utf8_lossy(&bytes[start..at]).into_owned());
+    }
+    assert_eq!(fields[0], "P6");
+    let (width, height) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+    (width, height, bytes[at + 1..].to_vec())
+}
+
+#[test]
+fn each_pdf_renders_with_the_layout_of_its_png() {
+    if Command::new("pdftoppm").arg("-v").output().is_err() {
+        eprintln!("pdftoppm (poppler-utils) not installed: PDF and PNG layouts not compared");
+        return;
+    }
+    let out = temp("layout");
+    run_reproduce(&out, "paper-single");
+    for pdf in files_with(&out, "pdf") {
+        let png = image::open(pdf.with_extension("png")).unwrap().to_rgb8();
+        let (width, height) = (png.width() as usize, png.height() as usize);
+        let stem = pdf.with_extension("");
+        let output = Command::new("pdftoppm")
+            .args([
+                "-singlefile",
+                "-scale-to-x",
+                &width.to_string(),
+                "-scale-to-y",
+            ])
+            .arg(height.to_string())
+            .arg(&pdf)
+            .arg(&stem)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{pdf:?}");
+        let (w, h, rendered) = read_ppm(&stem.with_extension("ppm"));
+        assert_eq!((w, h), (width, height), "{pdf:?}");
+        let from_pdf = ink_coverage(w, h, &rendered);
+        let from_png = ink_coverage(width, height, png.as_raw());
+        let worst = from_pdf
+            .iter()
+            .zip(&from_png)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        let total = |c: &[f64]| c.iter().sum::<f64>() / c.len() as f64;
+        assert!(total(&from_png) > 0.01, "{pdf:?}: the PNG is blank");
+        eprintln!(
+            "{}: largest per-cell ink difference {worst:.4}",
+            pdf.file_name().unwrap().to_string_lossy()
+        );
+        assert!(
+            worst < 0.04 && (total(&from_pdf) - total(&from_png)).abs() < 0.01,
+            "{pdf:?}: ink coverage per cell differs by up to {worst:.3} \
+             (PDF {:.3}, PNG {:.3} overall)",
+            total(&from_pdf),
+            total(&from_png)
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 fn check_latex_structure(path: &Path) {
     let tex = std::fs::read_to_string(path).unwrap();
     assert!(tex.is_ascii(), "{path:?}");
