@@ -52,6 +52,37 @@ impl Certificate {
         }
     }
 
+    /// A bound from a convex model, made valid for a weighted sum that is
+    /// only certified to have curvature `>= -deficit`: on a ball of radius r,
+    /// `Phi(theta') >= model(theta') - deficit/2 (r + ||theta||)^2`; without a
+    /// ball (or with an unknown deficit) no bound is valid.
+    pub fn allowing_for_nonconvexity(self, deficit: f64, theta: &[f64], set: &Ball) -> Self {
+        if deficit == 0.0 || self.kind == "none" {
+            return self;
+        }
+        let reach = match (deficit.is_finite(), set.radius()) {
+            (true, Some(r)) => round_up(r + norm_up(theta)),
+            _ => {
+                return Certificate::none(
+                    "the weighted Hessian is not certifiably positive semidefinite \
+                     (the tasks may be slightly nonconvex) and no radius bounds theta",
+                )
+            }
+        };
+        let allowance = round_up(0.5 * deficit * reach * reach * (1.0 + 4.0 * UNIT_ROUNDOFF));
+        let bound = round_down(self.bound - allowance);
+        if !bound.is_finite() {
+            return Certificate::none("the nonconvexity allowance overflows f64");
+        }
+        Self {
+            bound,
+            error_bound: round_up(self.error_bound + allowance),
+            note: "the weighted Hessian is only certified to be nearly positive \
+                   semidefinite: the bound allows for its possible negative curvature",
+            ..self
+        }
+    }
+
     /// The larger of two valid bounds; a loser's note is kept where the
     /// winner is the trivial bound (it says why the better route failed).
     pub fn better(self, other: Self) -> Self {
@@ -91,6 +122,10 @@ pub fn round_down(x: f64) -> f64 {
 /// Upper bound on the Euclidean norm, computed on the vector scaled by a
 /// power of two (exact) so that its squares neither underflow nor overflow.
 pub fn norm_up(x: &[f64]) -> f64 {
+    // f64::max skips NaN, so a NaN entry must be caught before the fold.
+    if x.iter().any(|v| v.is_nan()) {
+        return f64::INFINITY;
+    }
     let largest = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     if largest == 0.0 {
         return 0.0;
@@ -445,11 +480,32 @@ impl DualWork {
         let trace: f64 = (0..d).map(|j| self.hessian[j + j * d].abs()).sum();
         let shift = 2.0 * round_up(gamma(d + 1) * trace * 1.01 + totals.hessian_error);
         let factored = shift.is_finite() && self.factor(shift);
-        let mut curvature = 0.0;
-        if factored {
-            curvature = (self.certified_curvature(shift) - totals.hessian_error).max(0.0);
-            curvature = round_down(curvature).max(0.0);
+        // A certified lower bound on the weighted Hessian's smallest
+        // eigenvalue, which may be negative: the input check accepts matrices
+        // within a tolerance of PSD, so convexity itself must be certified.
+        let mut smallest = if factored {
+            Some(round_down(
+                self.certified_curvature(shift) - totals.hessian_error,
+            ))
+        } else {
+            None
+        };
+        if !factored && shift.is_finite() {
+            // Not positive definite: bound how far it may be from convex.
+            let mut below = -2.0 * shift;
+            for _ in 0..5 {
+                if below.is_finite() && self.factor(below) {
+                    smallest = Some(round_down(
+                        self.certified_curvature(below) - totals.hessian_error,
+                    ));
+                    break;
+                }
+                below *= 1e3;
+            }
         }
+        let curvature = smallest.map_or(0.0, |c| c.max(0.0));
+        // Convexity deficit: Phi(theta') >= its linear model - deficit/2 ||theta' - theta||^2.
+        let deficit = smallest.map_or(f64::INFINITY, |c| (-c).max(0.0));
         let mut theta = std::mem::take(&mut self.theta);
         let mut rhs = std::mem::take(&mut self.rhs);
         let mut step = std::mem::take(&mut self.step);
@@ -502,6 +558,7 @@ impl DualWork {
             )
         } else {
             self.evaluate_model(&theta, &mut rhs, totals, curvature, set)
+                .allowing_for_nonconvexity(deficit, &theta, set)
         };
         self.theta = theta;
         self.rhs = rhs;

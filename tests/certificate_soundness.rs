@@ -492,3 +492,50 @@ fn psd(mut h: Vec<Vec<Q>>) -> bool {
     }
     true
 }
+
+/// The input check accepts matrices within a tolerance of PSD, so a task may
+/// be slightly nonconvex, with its infimum below b: the floor max_i b_i (and a
+/// linearization, which assumes convexity) may then exceed OPT.
+#[test]
+fn slightly_nonconvex_tasks_get_no_bound_above_opt() {
+    let dir = std::env::temp_dir().join(format!("taskrobust-nonconvex-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |radius: Option<f64>| -> serde_json::Value {
+        let mut problem = serde_json::json!({
+            "kind": "quadratic",
+            "tasks": [
+                {"a": [[1.0, 0.0], [0.0, -1e-11]], "c": [0.0, 0.0], "b": 0.5},
+                {"a": [[1.0, 0.0], [0.0, 1.0]], "c": [0.1, 0.0], "b": 0.0}
+            ]
+        });
+        if let Some(r) = radius {
+            problem["radius"] = r.into();
+        }
+        let path = dir.join(format!("p{}.json", radius.is_some()));
+        std::fs::write(&path, problem.to_string()).unwrap();
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_taskrobust"))
+            .args(["solve", "--format", "json"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    // At theta = (0, 0.99), inside the unit ball: f_0 = 0.5 - 0.5e-11 * 0.9801
+    // and f_1 = 0.5 (0.01 + 0.9801) = 0.495, so OPT <= 0.5 - 4.9005e-12 < 0.5
+    // = max_i b_i, with or without the ball.
+    let opt_at_most: f64 = 0.5 - 0.5e-11 * 0.9801;
+    for radius in [None, Some(1.0)] {
+        let out = run(radius);
+        let bound = out["lower_bound"].as_f64().unwrap_or(f64::NEG_INFINITY);
+        assert!(
+            bound <= opt_at_most,
+            "bound {bound} above OPT <= {opt_at_most}: {out}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

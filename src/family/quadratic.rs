@@ -35,6 +35,8 @@ pub struct QuadraticFamily {
     a_norms: Vec<f64>,
     spectra: Vec<Spectrum>,
     task_gradients: Mutex<DMatrix<f64>>,
+    /// `max_i` of a sound lower bound on the unconstrained `min f_i` (computed once).
+    task_floor: std::sync::OnceLock<f64>,
 }
 
 /// Relative tolerance for symmetry and PSD checks on user matrices.
@@ -119,6 +121,7 @@ impl QuadraticFamily {
             a_norms,
             spectra,
             task_gradients: Mutex::new(DMatrix::zeros(d, m)),
+            task_floor: std::sync::OnceLock::new(),
         })
     }
 
@@ -267,13 +270,22 @@ impl TaskFamily for QuadraticFamily {
     }
 
     fn certify(&self, _theta: &DVector<f64>, at: &Evaluation, ball: &Ball) -> Certificate {
-        // OPT >= max_i min_theta f_i = max_i b_i for PSD A_i (the convexity the
-        // input contract requires): exact, no rounding.
-        let floor = self
-            .tasks
-            .iter()
-            .map(|t| t.b)
-            .fold(f64::NEG_INFINITY, f64::max);
+        // OPT >= max_i min_theta f_i. min f_i = b_i only where A_i is PSD,
+        // which the input check accepts up to a tolerance, so each task's
+        // unconstrained minimum is certified like any weighted sum (once).
+        let floor = *self.task_floor.get_or_init(|| {
+            (0..self.tasks.len())
+                .map(|i| {
+                    sound_quadratic_bound(
+                        &self.forms[i..=i],
+                        &self.form_bounds[i..=i],
+                        &[1.0],
+                        &Ball::Unconstrained,
+                    )
+                    .bound
+                })
+                .fold(f64::NEG_INFINITY, f64::max)
+        });
         Certificate::trivial(floor, "").better(sound_quadratic_bound(
             &self.forms,
             &self.form_bounds,

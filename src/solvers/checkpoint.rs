@@ -615,7 +615,10 @@ fn drop_stored_bounds(table: &mut toml::Table) {
     for (key, value) in table.iter_mut() {
         match value {
             toml::Value::Table(inner) => drop_stored_bounds(inner),
-            toml::Value::Float(x) if key == "best_lower_bound" => *x = f64::NEG_INFINITY,
+            // An integer is read into the f64 field too: reset whatever is stored.
+            toml::Value::Float(_) | toml::Value::Integer(_) if key == "best_lower_bound" => {
+                *value = toml::Value::Float(f64::NEG_INFINITY)
+            }
             _ => {}
         }
     }

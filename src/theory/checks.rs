@@ -470,8 +470,9 @@ pub fn common_rate_matches(
 
 /// Like [`rate_matches`] for an asymptotic rate `y ~ A x^k (1 + O(1/x))`: fits
 /// `log y = a + k log x + c/x` ([`super::rate_fit::fit_power_law_corrected`], weighted by the
-/// standard errors `y_se` of y where given) and passes iff the 95% interval
-/// of k contains the theory's exponent.
+/// standard errors `y_se` of y where given) and judges k as [`slope_matches`]
+/// does: the 95% interval must be narrower than 0.5 and reach the theory's
+/// exponent (within the stated resolution).
 pub fn asymptotic_rate_matches(
     x: &[f64],
     y: &[f64],
