@@ -316,13 +316,24 @@ pub fn solve_least_squares_epigraph(
         .map(|&start| solution.z[start] + solution.z[start + 1])
         .collect();
     project_onto_simplex(&mut weights);
-    Ok(EpigraphSolution {
-        theta: DVector::from_column_slice(&solution.x[..d]),
-        weights,
-        objective: solution.obj_val,
-        status: format!("{:?}", solution.status),
-        iterations: solution.iterations,
-    })
+    Ok(EpigraphSolution::from_clarabel(&solution, d, weights))
+}
+
+impl EpigraphSolution {
+    /// theta (the first d variables), the given weights, and Clarabel's status.
+    fn from_clarabel(
+        solution: &clarabel::solver::DefaultSolution<f64>,
+        d: usize,
+        weights: Vec<f64>,
+    ) -> Self {
+        Self {
+            theta: DVector::from_column_slice(&solution.x[..d]),
+            weights,
+            objective: solution.obj_val,
+            status: format!("{:?}", solution.status),
+            iterations: solution.iterations,
+        }
+    }
 }
 
 /// Most samples in all for which wide tasks are solved in the span of the
@@ -459,13 +470,7 @@ pub fn solve_logistic_epigraph(
     let solution = clarabel_solve(n_vars, &q, rows, &cones)?;
     let mut weights = solution.z[..tasks.len()].to_vec();
     project_onto_simplex(&mut weights);
-    Ok(EpigraphSolution {
-        theta: DVector::from_column_slice(&solution.x[..d]),
-        weights,
-        objective: solution.obj_val,
-        status: format!("{:?}", solution.status),
-        iterations: solution.iterations,
-    })
+    Ok(EpigraphSolution::from_clarabel(&solution, d, weights))
 }
 
 /// argmin wrapper: one "iteration" is the whole interior-point solve.

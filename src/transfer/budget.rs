@@ -42,18 +42,23 @@ fn largest(needs: Vec<Need>) -> Need {
         .expect("at least one need")
 }
 
+/// The largest downstream sample size in `n_grid` and its index (the first on ties).
+fn largest_sample_size(scenario: &Scenario) -> (f64, usize) {
+    scenario
+        .n_grid
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (n as f64, i))
+        .fold((0.0, 0), |a, b| if b.0 > a.0 { b } else { a })
+}
+
 /// Bytes a run holds at its peak, by field (computed in f64: no overflow).
 pub fn memory_needs(scenario: &Scenario, threads: usize) -> Vec<Need> {
     let d = scenario.d as f64;
     let k = scenario.k as f64;
     let m = scenario.upstream.len() as f64;
     let r = scenario.replicates as f64;
-    let (largest_n, largest_at) = scenario
-        .n_grid
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| (n as f64, i))
-        .fold((0.0, 0), |a, b| if b.0 > a.0 { b } else { a });
+    let (largest_n, largest_at) = largest_sample_size(scenario);
     let threads = threads.max(1) as f64;
     let cells = 3.0 * scenario.downstream.len() as f64 * scenario.n_grid.len() as f64;
     vec![
@@ -96,12 +101,7 @@ pub fn operation_needs(scenario: &Scenario) -> Vec<Need> {
         .sum();
     let simulation = r * downstream * (2.0 * representation + no_representation);
     // Blame whichever of the two factors is larger.
-    let (largest_n, largest_at) = scenario
-        .n_grid
-        .iter()
-        .enumerate()
-        .map(|(i, &n)| (n as f64, i))
-        .fold((0.0, 0), |a, b| if b.0 > a.0 { b } else { a });
+    let (largest_n, largest_at) = largest_sample_size(scenario);
     let simulation_field = if r >= largest_n {
         "replicates".to_string()
     } else {
