@@ -20,6 +20,7 @@ pub mod memory;
 pub mod numerics;
 pub mod plots;
 pub mod report;
+pub mod scaling;
 pub mod solvers;
 pub mod theory;
 pub mod transfer;

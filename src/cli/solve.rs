@@ -2,6 +2,7 @@
 
 use super::Failure;
 use crate::io::{load_problem, read_vector};
+use crate::scaling::{ldexp, Scaling};
 use crate::solvers::{solve, Method, SolveOptions, SolveOutcome};
 use clap::{Args, ValueEnum};
 use serde_json::json;
@@ -136,6 +137,7 @@ pub fn run_solve(args: &SolveArgs) -> Result<String, Failure> {
     let problem = load_problem(&args.problem)?;
     let seconds_load = load_start.elapsed().as_secs_f64();
     let mut options = args.options(problem.family.dim())?;
+    options_to_internal_units(&mut options, &problem.scaling)?;
     // Draws are with replacement, but a batch beyond the largest task only
     // costs memory and time: cap it there (also keeps 10^12 from allocating).
     if let Some(largest) = problem
@@ -153,7 +155,8 @@ pub fn run_solve(args: &SolveArgs) -> Result<String, Failure> {
         problem.set.project(&mut theta0);
         crate::io::check_overflow(&problem, &theta0, options.init.is_some())?;
     }
-    let outcome = solve(problem.family.clone(), problem.set, &options)?;
+    let mut outcome = solve(problem.family.clone(), problem.set, &options)?;
+    problem.scaling.outcome_to_problem_units(&mut outcome);
     check_finite_outcome(&outcome_json(&outcome), &problem)?;
     if let Some(warning) = tolerance_warning(&outcome) {
         eprintln!("{warning}");
@@ -167,8 +170,9 @@ pub fn run_solve(args: &SolveArgs) -> Result<String, Failure> {
                 "kind": problem.kind,
                 "tasks": problem.family.num_tasks(),
                 "dim": problem.family.dim(),
-                "radius": problem.set.radius(),
+                "radius": problem.set.radius().map(|r| ldexp(r, problem.scaling.theta_exp)),
             });
+            value["scaling"] = json!(problem.scaling);
             format!(
                 "{}\n",
                 serde_json::to_string(&value).map_err(|e| Failure {
@@ -181,6 +185,43 @@ pub fn run_solve(args: &SolveArgs) -> Result<String, Failure> {
             format_table(&outcome, &args.problem.display().to_string(), &problem.kind)
         }
     })
+}
+
+/// Moves the options given in the problem's units into the units the
+/// family works in (see [`crate::scaling`]); an option that does not fit
+/// there is refused by name.
+fn options_to_internal_units(options: &mut SolveOptions, scaling: &Scaling) -> Result<(), Failure> {
+    if scaling.is_identity() {
+        return Ok(());
+    }
+    let internal = |field: &str, value: Option<f64>, map: &dyn Fn(f64) -> f64| {
+        let Some(v) = value else { return Ok(None) };
+        let mapped = map(v);
+        if mapped.is_normal() {
+            Ok(Some(mapped))
+        } else {
+            Err(crate::error::InputError::new(
+                field,
+                format!(
+                    "{v:e} does not fit f64 in the units the data are solved in \
+                     (theta 2^{}, loss 2^{}); rescale the data",
+                    scaling.theta_exp, scaling.loss_exp
+                ),
+            ))
+        }
+    };
+    options.mu = internal("--mu", options.mu, &|v| scaling.loss_to_internal(v))?;
+    options.step = internal("--step", options.step, &|v| scaling.step_to_internal(v))?;
+    options.weight_step = internal("--weight-step", options.weight_step, &|v| {
+        scaling.weight_step_to_internal(v)
+    })?;
+    options.distance = internal("--distance", options.distance, &|v| {
+        scaling.length_to_internal(v)
+    })?;
+    if let Some(init) = options.init.as_mut() {
+        scaling.theta_to_internal(init.as_mut_slice());
+    }
+    Ok(())
 }
 
 /// The last guard before exit status 0: the contract's required numbers

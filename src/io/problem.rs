@@ -21,6 +21,7 @@ use crate::family::{
     TaskData, TaskFamily,
 };
 use crate::memory::Values;
+use crate::scaling::Scaling;
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
 use serde_json::{json, Map, Value};
@@ -52,6 +53,9 @@ pub struct LoadedProblem {
     /// `tasks[i].x_path (t0_x.npy)`), with their largest magnitude where it
     /// was cheap to know (inline quadratics): for naming overflow.
     pub fields: Vec<Vec<(String, Option<f64>)>>,
+    /// The units `family` and `set` are in (see [`crate::scaling`]): the
+    /// identity unless the data lie far from 1.
+    pub scaling: Scaling,
 }
 
 impl fmt::Debug for LoadedProblem {
@@ -95,13 +99,14 @@ pub fn load_problem(path: &Path) -> Result<LoadedProblem, InputError> {
         file,
         dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
     };
-    let (family, set, kind, fields) = loader.load(&root)?;
+    let (family, set, kind, fields, scaling) = loader.load(&root)?;
     Ok(LoadedProblem {
         family,
         set,
         kind,
         path: path.to_path_buf(),
         fields,
+        scaling,
     })
 }
 
@@ -131,8 +136,10 @@ pub fn check_overflow(
      -> Option<(usize, &'static str, f64)> {
         family.losses(theta, losses);
         for (i, &loss) in losses.iter().enumerate() {
-            if !loss.is_finite() {
-                return Some((i, "loss", loss));
+            // The loss is reported in the problem's units, so it must fit there too.
+            let reported = crate::scaling::ldexp(loss, problem.scaling.loss_exp);
+            if !reported.is_finite() {
+                return Some((i, "loss", reported));
             }
             family.task_gradient(i, theta, gradient);
             let squared = gradient.iter().map(|g| g * g).sum::<f64>();
@@ -228,6 +235,7 @@ type Loaded = (
     FeasibleSet,
     String,
     Vec<Vec<(String, Option<f64>)>>,
+    Scaling,
 );
 
 struct Loader {
@@ -443,9 +451,10 @@ impl Loader {
             }
         };
         let fields: Vec<Vec<(String, Option<f64>)>>;
+        let scaling: Scaling;
         let family: Arc<dyn TaskFamily> = match kind.as_str() {
             "quadratic" => {
-                let tasks = tasks
+                let mut tasks = tasks
                     .iter()
                     .enumerate()
                     .map(|(i, t)| self.quadratic_task(t, i))
@@ -462,24 +471,56 @@ impl Loader {
                         ]
                     })
                     .collect();
+                scaling = Scaling::equilibrate_quadratic(&mut tasks);
                 Arc::new(QuadraticFamily::new(tasks).map_err(|e| self.wrap(e))?)
             }
             _ => {
                 // Least squares reads its data a few times (the Gram form) and
                 // copies what it streams; logistic regression streams it all.
-                let (data, sources) = self.data_tasks(tasks, l2.is_none())?;
+                let (mut data, sources) = self.data_tasks(tasks, l2.is_none())?;
                 fields = sources
                     .iter()
                     .map(|s| vec![(s.x.clone(), None), (s.y.clone(), None)])
                     .collect();
                 let relabel = |e: InputError| self.wrap(relabel(e, &sources));
+                // Rescaling keeps NaN and infinities, so the constructors
+                // still find them (powers of two change no other check).
                 match l2 {
-                    Some(l2) => Arc::new(LogisticFamily::new(data, l2).map_err(relabel)?),
-                    None => Arc::new(LeastSquaresFamily::new(data, form).map_err(relabel)?),
+                    Some(l2) => {
+                        let (units, l2) = Scaling::equilibrate_logistic(&mut data, l2);
+                        scaling = units;
+                        Arc::new(LogisticFamily::new(data, l2).map_err(relabel)?)
+                    }
+                    None => {
+                        scaling = Scaling::equilibrate_least_squares(&mut data);
+                        Arc::new(LeastSquaresFamily::new(data, form).map_err(relabel)?)
+                    }
                 }
             }
         };
-        Ok((family, set, kind, fields))
+        let set = match set {
+            FeasibleSet::Ball { radius } if !scaling.is_identity() => {
+                let internal = scaling.length_to_internal(radius);
+                if internal == 0.0 || !internal.is_normal() {
+                    return Err(self.err(
+                        "radius",
+                        format!(
+                            "{radius:e} is too small for the scale of the data (2^{} in \
+                             internal units); rescale theta's units or the data",
+                            -scaling.theta_exp
+                        ),
+                    ));
+                }
+                // A ball wider than f64 contains every representable theta.
+                if internal.is_finite() {
+                    FeasibleSet::with_radius(internal)
+                } else {
+                    FeasibleSet::Unconstrained
+                }
+            }
+            other => other,
+        };
+        Ok((family, set, kind, fields, scaling))
     }
 
     /// Prefixes an error from the family constructors with the file name.

@@ -30,6 +30,10 @@ pub struct DescentAscent {
     working_set: Option<FeasibleSet>,
     /// Where R was estimated: lambda and the current R, for restarts.
     restart: Option<(f64, f64)>,
+    /// Where R is a guess (no useful strong convexity): it is doubled each
+    /// time an iterate reaches the working ball's edge.
+    #[serde(default)]
+    doubling: Option<Doubling>,
     log_weights: Vec<f64>,
     #[serde(with = "super::checkpoint::vector")]
     theta_sum: DVector<f64>,
@@ -60,6 +64,7 @@ impl DescentAscent {
             tracker,
             working_set: None,
             restart: None,
+            doubling: None,
             log_weights: Vec::new(),
             theta_sum: DVector::zeros(0),
             weight_sum: Vec::new(),
@@ -90,6 +95,30 @@ impl DescentAscent {
 fn strong_convexity_distance(gap: f64, lambda: f64) -> Option<f64> {
     (lambda > 0.0 && gap.is_finite() && gap >= 0.0)
         .then(|| (2.0 * gap / lambda).sqrt() * (1.0 + 1e-12) + f64::MIN_POSITIVE)
+}
+
+/// The doubling trick for R (see [`DescentAscent`]'s `doubling`).
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+struct Doubling {
+    /// The current guess of `||theta_0 - theta*||`.
+    radius: f64,
+    /// `||theta_0||`: the working ball is `||theta|| <= start_norm + radius`.
+    start_norm: f64,
+    /// The strong-convexity distance, where finite: R never needs more.
+    cap: f64,
+}
+
+/// A first guess of `||theta_0 - theta*||` where strong convexity gives none
+/// (or a useless one): the certified gap over the gradient norm at theta_0,
+/// the distance at which the linear model would close the gap. Doubling
+/// corrects it when it is short; only the steps depend on it.
+fn first_distance_guess(gap: f64, gradient_norm: f64, start_norm: f64) -> f64 {
+    let guess = gap / gradient_norm;
+    if guess.is_finite() && guess > 0.0 {
+        guess
+    } else {
+        start_norm.max(1.0)
+    }
 }
 
 impl DescentAscent {
@@ -147,18 +176,34 @@ impl Solver<MinimaxProblem, MinimaxState> for DescentAscent {
         let mut r = distance_bound(&set, self.distance);
         let needs_region = self.fixed_step.is_none() || self.fixed_weight_step.is_none();
         if needs_region && (region.is_none() || r.is_none()) {
-            let estimate =
-                strong_convexity_distance(eval.max_loss() - lower, family.strong_convexity())
-                    .ok_or_else(|| {
-                        InputError::new(
-                            "--step",
-                            "descent-ascent needs step sizes: the tasks are not strongly convex, \
-                             so give --step and --weight-step, a radius in the problem, or --distance",
-                        )
-                    })?;
+            let gap = eval.max_loss() - lower;
+            let lambda = family.strong_convexity();
+            let from_strong_convexity = strong_convexity_distance(gap, lambda);
+            let guess = first_distance_guess(gap, eval.gradient.norm(), theta.norm());
+            let estimate = match from_strong_convexity {
+                Some(estimate) if estimate <= guess => {
+                    self.restart = Some((lambda, estimate));
+                    estimate
+                }
+                cap => {
+                    self.doubling = Some(Doubling {
+                        radius: guess,
+                        start_norm: theta.norm(),
+                        cap: cap.unwrap_or(f64::INFINITY),
+                    });
+                    guess
+                }
+            };
+            if !estimate.is_finite() {
+                return Err(InputError::new(
+                    "--step",
+                    "descent-ascent found no finite distance to tune its steps; give --step \
+                     and --weight-step, a radius in the problem, or --distance",
+                )
+                .into());
+            }
             let reach = theta.norm() + estimate;
             self.working_set = Some(FeasibleSet::with_radius(reach));
-            self.restart = Some((family.strong_convexity(), estimate));
             region = Some(reach);
             r = Some(estimate);
         }
@@ -202,6 +247,7 @@ impl Solver<MinimaxProblem, MinimaxState> for DescentAscent {
         self.averages += 1;
         // Simultaneous updates: theta descends, log q ascends on f(theta_t).
         current.axpy(-self.step, &eval.gradient, 1.0);
+        let unprojected_norm = current.norm();
         self.working_set.unwrap_or(set).project(&mut current);
         for (l, &f) in self.log_weights.iter_mut().zip(&eval.losses) {
             *l += self.weight_step * f;
@@ -263,6 +309,25 @@ impl Solver<MinimaxProblem, MinimaxState> for DescentAscent {
                     self.weight_sum.fill(0.0);
                     self.averages = 0;
                 }
+            }
+        }
+        // A guessed R that the iterates outgrow is doubled (up to the
+        // strong-convexity distance), and the steps retuned for what is left.
+        if let (Some(mut doubling), Some(FeasibleSet::Ball { radius: reach })) =
+            (self.doubling, self.working_set)
+        {
+            if unprojected_norm >= reach && iteration < self.horizon {
+                doubling.radius = (2.0 * doubling.radius).min(doubling.cap);
+                let reach = doubling.start_norm + doubling.radius;
+                self.working_set = Some(FeasibleSet::with_radius(reach));
+                if doubling.radius >= doubling.cap {
+                    self.doubling = None;
+                    self.restart = Some((family.strong_convexity(), doubling.cap));
+                } else {
+                    self.doubling = Some(doubling);
+                }
+                let left = (self.horizon - iteration) as f64;
+                self.tune(family.as_ref(), Some(reach), Some(doubling.radius), left);
             }
         }
         self.current = Some(current);
