@@ -29,7 +29,12 @@
 //! chains on every rayon thread, at the widest vectors the Gram kernel uses),
 //! counting `2 M n d (d + 1) / 2` flops for the upper triangles.
 //!
-//! Run: `cargo bench --bench iteration` (about 4 minutes on 2 cores).
+//! The certificate group times one certificate against one pass at the same
+//! point (M = 16, n_i = 8192, d = 256): the default `--certify-every 1` adds
+//! one per iteration, so their ratio is the certificate's share of a solve.
+//!
+//! Run: `cargo bench --bench iteration` (about 5 minutes on 2 cores);
+//! `cargo bench --bench iteration -- certificate` for that group alone.
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use nalgebra::{DMatrix, DVector};
@@ -330,7 +335,48 @@ fn gram_setup(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, triad, gram_setup, iteration, exact);
+/// The certificate's share of a default softmax-gd iteration (issue 11: at
+/// most 10%): one pass over the data (`evaluate`, what every iteration does)
+/// against one certificate at the same point (`certify`, which the default
+/// `--certify-every 1` adds to every iteration), both at M = 16, n_i = 8192,
+/// d = 256, for each family's default form. The summary prints the ratio.
+fn certificate(c: &mut Criterion) {
+    let mut group = c.benchmark_group("certificate");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(8));
+    let (m, n, d) = (16, 8192, 256);
+    for kind in CERTIFICATE_KINDS {
+        let s = spec(m, d, 7);
+        let family: Arc<dyn TaskFamily> = match kind {
+            "least_squares" => {
+                Arc::new(least_squares_family(&s, n, 0.5, GradientForm::Auto).unwrap())
+            }
+            _ => Arc::new(logistic_family(&s, n, 0.5, 1e-3).unwrap()),
+        };
+        let theta = DVector::from_element(d, 0.01);
+        let mut eval = Evaluation::new(m, d);
+        // Warm-up: lazily built Gram matrices and spectra stay outside the timing.
+        family.evaluate(&theta, &mut |f, w| softmax_into(f, 0.1, w), &mut eval);
+        let ball = taskrobust::ball::Ball::unconstrained();
+        black_box(family.certify(&theta, &eval, &ball));
+        let id = format!("{kind}_M{m}_n{n}_d{d}");
+        group.bench_function(format!("evaluate_{id}"), |bench| {
+            bench.iter(|| {
+                family.evaluate(&theta, &mut |f, w| softmax_into(f, 0.1, w), &mut eval);
+                black_box(&eval);
+            })
+        });
+        group.bench_function(format!("certify_{id}"), |bench| {
+            bench.iter(|| black_box(family.certify(&theta, &eval, &ball)))
+        });
+    }
+    group.finish();
+}
+
+const CERTIFICATE_KINDS: [&str; 2] = ["least_squares", "logistic"];
+
+criterion_group!(benches, triad, gram_setup, iteration, exact, certificate);
 
 /// Reads criterion's median estimates back and prints the bandwidth fractions.
 fn summary() {
@@ -342,6 +388,7 @@ fn summary() {
             .as_f64()
             .map(|ns| ns * 1e-9)
     };
+    certificate_summary(&median);
     let Some(triad_s) = median("bandwidth/triad") else {
         return;
     };
@@ -394,6 +441,24 @@ fn summary() {
     }
     if let Some(t) = median("exact/quadratic_M20_d30") {
         println!("  exact/quadratic_M20_d30: {:.3} ms", t * 1e3);
+    }
+}
+
+/// The certificate's share per iteration (see [`certificate`]).
+fn certificate_summary(median: &dyn Fn(&str) -> Option<f64>) {
+    for kind in CERTIFICATE_KINDS {
+        let id = format!("{kind}_M16_n8192_d256");
+        if let (Some(pass), Some(certify)) = (
+            median(&format!("certificate/evaluate_{id}")),
+            median(&format!("certificate/certify_{id}")),
+        ) {
+            println!(
+                "  certificate/{id}: a pass {:.3} ms, a certificate {:.3} ms = {:.1}% added per iteration",
+                pass * 1e3,
+                certify * 1e3,
+                100.0 * certify / pass
+            );
+        }
     }
 }
 
