@@ -773,6 +773,177 @@ pub fn evaluation_bound(
 mod tests {
     use super::*;
 
+    // Allowance tests (mutation testing, docs/MUTANTS.md): inputs whose
+    // floating-point result is exact, so the bound is right only because of
+    // its allowance, sized so the allowance (gamma_n with large n) exceeds
+    // the relative 2^-40 and 2^-50 of round_up and round_down.
+
+    #[test]
+    fn norm_up_is_an_upper_bound_by_its_own_allowance_and_no_more() {
+        // The sum 40000 and its root 200 are exact; gamma_40000 ~ 4.4e-12.
+        let ones = vec![1.0; 40_000];
+        let norm = norm_up(&ones);
+        assert!(norm >= 200.0, "{norm}");
+        assert!(norm <= 200.0 * (1.0 + 1e-10), "{norm}");
+        assert_eq!(norm_up(&[0.0, -0.0]), 0.0);
+        assert_eq!(norm_up(&[f64::NAN, 1.0]), f64::INFINITY);
+        assert_eq!(norm_up(&[f64::INFINITY]), f64::INFINITY);
+        // Scaled by powers of two: tiny and huge vectors keep their norm.
+        let tiny = norm_up(&[3e-300, 4e-300]);
+        assert!((5e-300..=5e-300 * (1.0 + 1e-10)).contains(&tiny), "{tiny}");
+        let huge = norm_up(&[3e300, 4e300]);
+        assert!((5e300..=5e300 * (1.0 + 1e-10)).contains(&huge), "{huge}");
+    }
+
+    #[test]
+    fn per_unit_weight_divides_by_the_largest_possible_weight_sum() {
+        // The exact sum lies within gamma_M of the float one: a bound >= 0 is
+        // divided by s (1 + gamma), a negative one by s (1 - gamma).
+        let tasks = 100_000;
+        let g = gamma(tasks);
+        let positive = per_unit_weight(1.0, 1.0, tasks);
+        assert!(positive * (1.0 + g) <= 1.0, "{positive}");
+        assert!(positive >= (1.0 - 1e-9) / (1.0 + g), "{positive}");
+        let negative = per_unit_weight(-1.0, 1.0, tasks);
+        assert!(negative * (1.0 - g) <= -1.0, "{negative}");
+        assert!(negative >= -(1.0 + 1e-9) / (1.0 - g), "{negative}");
+        assert_eq!(per_unit_weight(1.0, 0.0, 3), f64::NEG_INFINITY);
+        assert_eq!(per_unit_weight(1.0, -1.0, 3), f64::NEG_INFINITY);
+        assert_eq!(per_unit_weight(f64::NAN, 1.0, 3), f64::NEG_INFINITY);
+        assert_eq!(per_unit_weight(1.0, f64::NAN, 3), f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn construction_errors_of_the_forms_lower_the_bound_to_the_worst_task_they_allow() {
+        // Stored form 1/2 theta^2 (d = 1) on the ball |theta| <= 1; the task it
+        // stands for may be 1/2 (1 + E) theta^2 + e theta + c with |E| <= 0.5,
+        // |e| <= 1, |c| <= 0.25. The worst such task, 1/2 0.5 theta^2 + theta
+        // - 0.25, has minimum 0.25 - 1 - 0.25 = -1 at theta = -1.
+        let form = QuadraticForm {
+            hessian: DMatrix::from_element(1, 1, 1.0),
+            linear: DVector::from_element(1, 0.0),
+            constant: 0.0,
+        };
+        let ball = Ball::with_radius(1.0);
+        let exact_bounds = FormBounds::exact(&form);
+        let with = |hessian_error: f64, linear_error: f64, constant_error: f64| {
+            let bounds = FormBounds {
+                hessian_error,
+                linear_error,
+                constant_error,
+                ..exact_bounds
+            };
+            sound_quadratic_bound(std::slice::from_ref(&form), &[bounds], &[1.0], &ball).bound
+        };
+        let exact = with(0.0, 0.0, 0.0);
+        assert!((-1e-12..=0.0).contains(&exact), "{exact}");
+        // Each error alone: its own worst case.
+        // min of 1/2 t^2 + t on [-1, 1] is -1/2; the bound charges the
+        // gradient error linearly over the ball (e |t| <= 1).
+        let linear = with(0.0, 1.0, 0.0);
+        assert!((-1.0 - 1e-9..=-0.5).contains(&linear), "{linear}");
+        let constant = with(0.0, 0.0, 0.25);
+        assert!((-0.25 - 1e-9..=-0.25).contains(&constant), "{constant}");
+        // Still convex (curvature >= 1/2): minimum 0 at 0; the bound charges the
+        // Hessian error over the ball instead.
+        let hessian = with(0.5, 0.0, 0.0);
+        assert!(hessian <= 0.0 && hessian > -2.0, "{hessian}");
+        let all = with(0.5, 1.0, 0.25);
+        assert!(all <= -1.0 && all > -3.0, "{all}");
+        // Two tasks with weights 1/2 each: the errors combine with their weights.
+        let two = sound_quadratic_bound(
+            &[form.clone(), form.clone()],
+            &[
+                FormBounds {
+                    linear_error: 1.0,
+                    ..exact_bounds
+                },
+                exact_bounds,
+            ],
+            &[0.5, 0.5],
+            &ball,
+        )
+        .bound;
+        // 1/2 t^2 + 1/2 e t with |e| <= 1: minimum -1/8, charged as -1/2.
+        assert!((-0.5 - 1e-9..=-0.125).contains(&two), "{two}");
+    }
+
+    #[test]
+    fn local_model_bound_meets_each_exact_model_minimum() {
+        let ball = Ball::with_radius(2.0);
+        let tight = |bound: f64, exact: f64| {
+            assert!(
+                bound <= exact && bound >= exact - 1e-11 * exact.abs().max(1.0),
+                "bound {bound} against the exact minimum {exact}"
+            );
+        };
+        // No curvature, no set: no bound (never NaN).
+        let none = local_model_bound(
+            1.0,
+            &[0.0, 0.0],
+            0.0,
+            0.0,
+            &[0.0, 0.0],
+            &Ball::unconstrained(),
+        );
+        assert_eq!(none, f64::NEG_INFINITY);
+        // Only the gradient error: min of 1 - 0.5 ||v|| on ||v|| <= 2 is 0.
+        tight(
+            local_model_bound(1.0, &[0.0, 0.0], 0.5, 0.0, &[0.0, 0.0], &ball),
+            0.0,
+        );
+        // Linear: min of 1 + 3 v_1 on ||v|| <= 2 is -5.
+        tight(
+            local_model_bound(1.0, &[3.0, 0.0], 0.0, 0.0, &[0.0, 0.0], &ball),
+            -5.0,
+        );
+        // Linearization around a point that is not the centre: v = theta' - at
+        // with at = (1, 0): min of 1 + 3 (theta'_1 - 1) is 1 - 3 - 6 = -8.
+        tight(
+            local_model_bound(1.0, &[3.0, 0.0], 0.0, 0.0, &[1.0, 0.0], &ball),
+            -8.0,
+        );
+        // Completing the square: min of 4 v_1 + 1/2 ||v||^2 on ||v|| <= 1 is
+        // -3.5, at the edge; unconstrained it is -8.
+        let unit = Ball::with_radius(1.0);
+        tight(
+            local_model_bound(0.0, &[4.0, 0.0], 0.0, 1.0, &[0.0, 0.0], &unit),
+            -3.5,
+        );
+        tight(
+            local_model_bound(
+                0.0,
+                &[4.0, 0.0],
+                0.0,
+                1.0,
+                &[0.0, 0.0],
+                &Ball::unconstrained(),
+            ),
+            -8.0,
+        );
+        // Strong convexity with a gradient error: -(||g|| + e)^2 / (2 lambda).
+        tight(
+            local_model_bound(
+                0.0,
+                &[3.0, 0.0],
+                1.0,
+                2.0,
+                &[0.0, 0.0],
+                &Ball::unconstrained(),
+            ),
+            -4.0,
+        );
+        // Non-finite inputs certify nothing.
+        assert_eq!(
+            local_model_bound(f64::NAN, &[1.0], 0.0, 1.0, &[0.0], &ball),
+            f64::NEG_INFINITY
+        );
+        assert_eq!(
+            local_model_bound(0.0, &[1.0], f64::INFINITY, 1.0, &[0.0], &ball),
+            f64::NEG_INFINITY
+        );
+    }
+
     #[test]
     fn unconstrained_minimum_of_a_quadratic_is_exact() {
         let q = QuadraticForm {
