@@ -848,6 +848,26 @@ mod tests {
         // Hessian error over the ball instead.
         let hessian = with(0.5, 0.0, 0.0);
         assert!(hessian <= 0.0 && hessian > -2.0, "{hessian}");
+        // With a linear term the Hessian error moves the minimum: 1/2 (1 + E)
+        // t^2 - t on [-1, 1] is lowest for E = -1/2, at t = 1: -0.75.
+        let tilted = QuadraticForm {
+            linear: DVector::from_element(1, -1.0),
+            ..form.clone()
+        };
+        let tilted_bound = sound_quadratic_bound(
+            std::slice::from_ref(&tilted),
+            &[FormBounds {
+                hessian_error: 0.5,
+                ..FormBounds::exact(&tilted)
+            }],
+            &[1.0],
+            &ball,
+        )
+        .bound;
+        assert!(
+            tilted_bound <= -0.75 && tilted_bound > -10.0,
+            "{tilted_bound}"
+        );
         let all = with(0.5, 1.0, 0.25);
         assert!(all <= -1.0 && all > -3.0, "{all}");
         // Two tasks with weights 1/2 each: the errors combine with their weights.
@@ -866,6 +886,50 @@ mod tests {
         .bound;
         // 1/2 t^2 + 1/2 e t with |e| <= 1: minimum -1/8, charged as -1/2.
         assert!((-0.5 - 1e-9..=-0.125).contains(&two), "{two}");
+    }
+
+    #[test]
+    fn certified_curvature_subtracts_demmels_bound_on_the_factorisation_error() {
+        // Rump's certificate as documented: lambda_min(H) >= s - gamma_{d+1}
+        // ||U||_F^2 - u max_j |h_jj - s|, with U the computed factor of
+        // H - s I (every entry of its upper triangle, the diagonal included).
+        let d = 40;
+        let hessian = DMatrix::from_fn(d, d, |i, j| {
+            let base = 1.0 / (1.0 + (i as f64 - j as f64).abs());
+            if i == j {
+                base + 3.0 + 0.37 * i as f64
+            } else {
+                base * 0.3
+            }
+        });
+        let form = QuadraticForm {
+            hessian,
+            linear: DVector::zeros(d),
+            constant: 0.0,
+        };
+        let mut work = DualWork::default();
+        work.combine(
+            std::slice::from_ref(&form),
+            &[FormBounds::exact(&form)],
+            &[1.0],
+        );
+        let shift = 2.5;
+        assert!(work.factor(shift));
+        let mut frobenius2 = 0.0;
+        let mut diagonal = 0.0f64;
+        for j in 0..d {
+            for i in 0..=j {
+                frobenius2 += work.factor[i + j * d] * work.factor[i + j * d];
+            }
+            diagonal = diagonal.max((work.hessian[j + j * d] - shift).abs());
+        }
+        let documented = shift - gamma(d + 1) * frobenius2 - UNIT_ROUNDOFF * diagonal;
+        let certified = work.certified_curvature(shift);
+        assert!(certified <= documented, "{certified} > {documented}");
+        assert!(
+            certified >= documented - 1e-12,
+            "{certified} far below {documented}"
+        );
     }
 
     #[test]
@@ -933,6 +997,19 @@ mod tests {
             ),
             -4.0,
         );
+        // Completing the square with a gradient error: min of 4 v_1 + 1/2
+        // ||v||^2 - 0.5 ||v|| on ||v|| <= 1 is -4, at the edge.
+        tight(
+            local_model_bound(0.0, &[4.0, 0.0], 0.5, 1.0, &[0.0, 0.0], &unit),
+            -4.0,
+        );
+        // The Fantope of rank 4 lies in the ball of radius 2: the linear
+        // bound of 1 + 3 v_1 is -5 there too.
+        let fantope = Ball::Fantope { dim: 2, rank: 4 };
+        tight(
+            local_model_bound(1.0, &[3.0, 0.0, 0.0, 0.0], 0.0, 0.0, &[0.0; 4], &fantope),
+            -5.0,
+        );
         // Non-finite inputs certify nothing.
         assert_eq!(
             local_model_bound(f64::NAN, &[1.0], 0.0, 1.0, &[0.0], &ball),
@@ -955,6 +1032,16 @@ mod tests {
         // only by the rounding allowance (a few gamma_5 times the terms' size).
         let bound = minimise_quadratic_on_ball(&q, &Ball::unconstrained());
         assert!((-1e-13..=0.0).contains(&bound), "{bound}");
+        // Positive definite: its curvature is certified (the shifted Cholesky
+        // succeeds), so the bound is a dual bound, not a fallback.
+        let certificate = sound_quadratic_bound(
+            std::slice::from_ref(&q),
+            &[FormBounds::exact(&q)],
+            &[1.0],
+            &Ball::unconstrained(),
+        );
+        assert_eq!(certificate.kind, "dual", "{certificate:?}");
+        assert!(certificate.note.is_empty(), "{certificate:?}");
     }
 
     #[test]
