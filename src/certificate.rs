@@ -1057,6 +1057,20 @@ mod tests {
     }
 
     #[test]
+    fn ball_bound_with_a_singular_hessian_and_an_interior_minimiser_is_tight() {
+        // 1/2 t_1^2 - t_1 / 2 on the ball of radius 2: the Hessian is singular
+        // (no Newton point), the minimum -1/8 is attained inside the ball at
+        // (1/2, anything), where the Lagrangian route must leave its point.
+        let q = QuadraticForm {
+            hessian: DMatrix::from_row_slice(2, 2, &[1.0, 0.0, 0.0, 0.0]),
+            linear: DVector::from_vec(vec![-0.5, 0.0]),
+            constant: 0.0,
+        };
+        let bound = minimise_quadratic_on_ball(&q, &Ball::with_radius(2.0));
+        assert!((-0.125 - 1e-12..=-0.125).contains(&bound), "{bound}");
+    }
+
+    #[test]
     fn singular_direction_with_linear_term_is_unbounded() {
         let q = QuadraticForm {
             hessian: DMatrix::from_row_slice(2, 2, &[1.0, 0.0, 0.0, 0.0]),
