@@ -19,7 +19,9 @@
 
 use crate::error::Error;
 use crate::experiments::reference::{minimax_reference, smoothed_reference};
-use crate::experiments::setup::{build_family, horizon_grid, log_grid, FamilyParams};
+use crate::experiments::setup::{
+    build_family, family_mu, horizon_grid, log_grid, mu_text, FamilyParams,
+};
 use crate::experiments::{
     convergence_table, figure, rows_of, Cell, CellResult, Experiment, Finished, Params,
 };
@@ -43,6 +45,9 @@ struct P {
     seeds: Vec<u64>,
     radius: f64,
     mu: f64,
+    /// Per-family temperatures that replace `mu` (a `[mu_by_family]` table).
+    #[serde(default)]
+    mu_by_family: std::collections::BTreeMap<String, f64>,
     iterations: u64,
     min_horizon: u64,
     max_horizon: u64,
@@ -107,7 +112,9 @@ impl Experiment for RateAccelerated {
     fn cells(&self, params: &Params) -> Result<Vec<Cell>, crate::InputError> {
         let p: P = params.typed(self.name())?;
         crate::error::check_positive("rate_accelerated.radius", p.radius)?;
-        crate::error::check_positive("rate_accelerated.mu", p.mu)?;
+        for family in &p.families {
+            family_mu("rate_accelerated", p.mu, &p.mu_by_family, family)?;
+        }
         if p.iterations == 0 || p.min_horizon == 0 || p.max_horizon < p.min_horizon {
             return crate::error::invalid(
                 "rate_accelerated.max_horizon",
@@ -121,6 +128,7 @@ impl Experiment for RateAccelerated {
         let p: P = params.typed(self.name())?;
         let (kind, seed) = cell.family_and_seed();
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
+        let mu = family_mu("rate_accelerated", p.mu, &p.mu_by_family, kind)?;
         let set = FeasibleSet::with_radius(p.radius);
         let m = family.num_tasks();
         let l = family.smoothness();
@@ -131,7 +139,7 @@ impl Experiment for RateAccelerated {
         let g = family.gradient_bound_on_ball(ACCELERATED_REACH * p.radius);
         let theta0 = DVector::zeros(family.dim());
         let reference = minimax_reference(&family, set, 1e-9)?;
-        let smoothed = smoothed_reference(&family, set, p.mu, 1e-10, 100_000)?;
+        let smoothed = smoothed_reference(&family, set, mu, 1e-10, 100_000)?;
         let mut rows = Vec::new();
         let row = |variant, t, mu, step, l_mu, measured, bound, initial, gap, start| Row {
             family: kind.to_string(),
@@ -155,13 +163,13 @@ impl Experiment for RateAccelerated {
             &SolveOptions {
                 method: Method::Accelerated,
                 iterations: p.iterations,
-                mu: Some(p.mu),
+                mu: Some(mu),
                 record_trace: true,
                 certify_every: p.iterations,
                 ..Default::default()
             },
         )?;
-        let l_mu = smoothed_smoothness(l, g, p.mu);
+        let l_mu = smoothed_smoothness(l, g, mu);
         let step = run.step.unwrap_or(f64::NAN);
         // The bound needs a step of at most 1/L_mu (NaN fails the check otherwise).
         let valid = step <= 1.0 / l_mu;
@@ -180,7 +188,7 @@ impl Experiment for RateAccelerated {
             rows.push(row(
                 Variant::FixedSmoothed,
                 t,
-                p.mu,
+                mu,
                 step,
                 l_mu,
                 record.smoothed_loss.unwrap_or(f64::NAN) - smoothed.min_lower,
@@ -192,7 +200,7 @@ impl Experiment for RateAccelerated {
             rows.push(row(
                 Variant::Fixed,
                 t,
-                p.mu,
+                mu,
                 step,
                 l_mu,
                 record.max_loss - reference.opt_lower,
@@ -264,7 +272,7 @@ impl Experiment for RateAccelerated {
                 "F_μ(θ_T) − min F_μ (certified)",
                 format!(
                     "Accelerated softmax-gd (FISTA on F_μ, step 1/L_μ) with fixed μ = {}: certified optimisation error F_μ(θ_T) − min F_μ (median and 10–90% band over seeds {:?}) and the bound 2 L_μ R_μ²/(T+1)² (dashed, median over seeds), slope −2.",
-                    p.mu, p.seeds
+                    mu_text(p.mu, &p.mu_by_family), p.seeds
                 ),
             ),
             (

@@ -8,7 +8,7 @@
 
 use crate::error::Error;
 use crate::experiments::reference::{minimax_reference, smoothed_reference};
-use crate::experiments::setup::{build_family, log_grid, FamilyParams};
+use crate::experiments::setup::{build_family, family_mu, log_grid, mu_text, FamilyParams};
 use crate::experiments::{
     convergence_table, draw_convergence, figure, rows_of, Cell, CellResult, Experiment, Finished,
     Params,
@@ -28,6 +28,9 @@ struct P {
     families: Vec<String>,
     seeds: Vec<u64>,
     mu: f64,
+    /// Per-family temperatures that replace `mu` (a `[mu_by_family]` table).
+    #[serde(default)]
+    mu_by_family: std::collections::BTreeMap<String, f64>,
     radius: f64,
     iterations: u64,
     family: FamilyParams,
@@ -74,6 +77,9 @@ impl Experiment for RateFixedMu {
 
     fn cells(&self, params: &Params) -> Result<Vec<Cell>, crate::InputError> {
         let p: P = params.typed(self.name())?;
+        for family in &p.families {
+            family_mu("rate_fixed_mu", p.mu, &p.mu_by_family, family)?;
+        }
         Ok(Cell::family_seed_grid(&p.families, &p.seeds))
     }
 
@@ -81,11 +87,12 @@ impl Experiment for RateFixedMu {
         let p: P = params.typed(self.name())?;
         let (kind, seed) = cell.family_and_seed();
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
+        let mu = family_mu("rate_fixed_mu", p.mu, &p.mu_by_family, kind)?;
         let set = FeasibleSet::with_radius(p.radius);
         let lambda = family.strong_convexity();
         let theta0 = DVector::zeros(family.dim());
         let reference = minimax_reference(&family, set, 1e-9)?;
-        let smoothed = smoothed_reference(&family, set, p.mu, 1e-10, 100_000)?;
+        let smoothed = smoothed_reference(&family, set, mu, 1e-10, 100_000)?;
         let r_mu = smoothed.distance_from(&theta0, lambda);
         let run = solve(
             family.clone(),
@@ -93,7 +100,7 @@ impl Experiment for RateFixedMu {
             &SolveOptions {
                 method: Method::SoftmaxGd,
                 iterations: p.iterations,
-                mu: Some(p.mu),
+                mu: Some(mu),
                 record_trace: true,
                 certify_every: p.iterations,
                 ..Default::default()
@@ -116,13 +123,13 @@ impl Experiment for RateFixedMu {
                     // and min F_mu <= F_mu(u) at the smoothed reference u: tighter
                     // than mu ln M where few tasks are active at the optimum.
                     bound: (smoothed.value_upper - reference.opt_lower)
-                        .min(smoothing_bias(p.mu, m) + reference.certified_gap)
-                        + softmax_gd_fixed_mu_tight(t, p.mu, m, l_mu, r_mu)
-                        - smoothing_bias(p.mu, m),
+                        .min(smoothing_bias(mu, m) + reference.certified_gap)
+                        + softmax_gd_fixed_mu_tight(t, mu, m, l_mu, r_mu)
+                        - smoothing_bias(mu, m),
                     smoothed_error: record.smoothed_loss.unwrap_or(f64::NAN) - smoothed.min_lower,
-                    smoothed_bound: softmax_gd_fixed_mu_tight(t, p.mu, m, l_mu, r_mu)
-                        - smoothing_bias(p.mu, m),
-                    floor: smoothing_bias(p.mu, m),
+                    smoothed_bound: softmax_gd_fixed_mu_tight(t, mu, m, l_mu, r_mu)
+                        - smoothing_bias(mu, m),
+                    floor: smoothing_bias(mu, m),
                     reference_gap: reference.certified_gap,
                     smoothed_reference_gap: smoothed.certified_gap,
                     rate_window_start,
@@ -160,7 +167,7 @@ impl Experiment for RateFixedMu {
             "rate_fixed_mu",
             format!(
                 "Softmax-gd with fixed mu = {}: certified suboptimality F(θ_T) − OPT (median and 10–90% band over seeds {:?}) and the bound min(F_μ(u) − OPT, μ ln M) + L_μ R_μ²/(4T+2) (dashed, median over seeds; Drori and Teboulle's constant). The curves flatten at the smoothing floor.",
-                p.mu, p.seeds
+                mu_text(p.mu, &p.mu_by_family), p.seeds
             ),
         ));
         Ok(finished)

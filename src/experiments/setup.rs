@@ -129,3 +129,29 @@ pub fn median_curve(points: &[(f64, f64)]) -> (Vec<f64>, Vec<f64>) {
         .collect();
     (xs, ys)
 }
+
+/// The temperature of `family`: `mu`, or its entry in `mu_by_family` (an
+/// experiment's `[mu_by_family]` table), each checked positive by name.
+pub fn family_mu(
+    experiment: &str,
+    mu: f64,
+    mu_by_family: &std::collections::BTreeMap<String, f64>,
+    family: &str,
+) -> Result<f64, crate::InputError> {
+    match mu_by_family.get(family) {
+        Some(&v) => crate::error::check_positive(&format!("{experiment}.mu_by_family.{family}"), v),
+        None => crate::error::check_positive(&format!("{experiment}.mu"), mu),
+    }
+}
+
+/// `mu` for a caption: "0.2", or "0.2 (logistic 0.05)" with overrides.
+pub fn mu_text(mu: f64, mu_by_family: &std::collections::BTreeMap<String, f64>) -> String {
+    if mu_by_family.is_empty() {
+        return format!("{mu}");
+    }
+    let overrides: Vec<String> = mu_by_family
+        .iter()
+        .map(|(f, v)| format!("{f} {v}"))
+        .collect();
+    format!("{mu} ({})", overrides.join(", "))
+}
