@@ -14,13 +14,18 @@ use crate::experiments::setup::{horizon_grid, median};
 use crate::experiments::{figure, rows_of, Cell, CellResult, Experiment, Finished, Params};
 use crate::family::generators::{gaussian_vector, quadratic_family, SyntheticSpec};
 use crate::family::{QuadraticFamily, TaskFamily};
+use crate::numerics::log_sum_exp;
 use crate::plots::lines::{xy_chart, LineSpec};
 use crate::plots::table::write_rows;
 use crate::plots::{LineTable, Scale};
 use crate::solvers::{certify_point, solve, solve_epigraph, Method, SolveOptions};
-use crate::theory::bounds::{softmax_gd_iterations_to, softmax_gd_tuned};
+use crate::theory::bounds::{
+    smoothed_smoothness, softmax_gd_comparator, softmax_gd_iterations_to, softmax_gd_tuned,
+    tuned_mu,
+};
 use crate::theory::checks::{bound_holds, growth_no_faster, Check, Growth};
 use crate::FeasibleSet;
+use nalgebra::DVector;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
@@ -87,6 +92,14 @@ struct Row {
     /// beyond the scan. Finite unless the target is below the reference's gap.
     #[serde(deserialize_with = "crate::experiments::nan_if_null")]
     iterations_bound: f64,
+    /// [`softmax_gd_comparator`] at the fixed horizon, at the reference point
+    /// u, plus the reference's certified gap.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
+    comparator_bound: f64,
+    /// The first horizon of the scan grid (extended) where the comparator
+    /// bound meets the target.
+    #[serde(deserialize_with = "crate::experiments::nan_if_null")]
+    comparator_count: f64,
 }
 
 /// A task family of the experiment with M tasks. Tasks are nested in M.
@@ -151,7 +164,7 @@ fn active_set_reference(
     family: &Arc<dyn TaskFamily>,
     set: FeasibleSet,
     relative_tolerance: f64,
-) -> Result<(f64, f64), Error> {
+) -> Result<(f64, f64, Vec<f64>), Error> {
     let forms = family
         .quadratic_forms()
         .ok_or_else(|| Error::Solver("the active-set reference needs quadratic tasks".into()))?;
@@ -170,7 +183,7 @@ fn active_set_reference(
         let upper = losses.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let lower = certify_point(family.as_ref(), &set, &solution.theta, &p);
         if upper - lower <= relative_tolerance * upper.abs().max(1e-12) || active.len() == m {
-            return Ok((lower, upper));
+            return Ok((lower, upper, solution.theta.as_slice().to_vec()));
         }
         // Add the most violated tasks outside S.
         let mut outside: Vec<usize> = (0..m).filter(|i| !active.contains(i)).collect();
@@ -230,7 +243,7 @@ impl Experiment for TasksScaling {
         let m = cell.spec["m"].as_u64().unwrap_or_default() as usize;
         let family = scaling_family(kind, &p.family, m, seed)?;
         let set = FeasibleSet::with_radius(p.radius);
-        let (opt_lower, opt_upper) = active_set_reference(&family, set, 1e-9)?;
+        let (opt_lower, opt_upper, reference_theta) = active_set_reference(&family, set, 1e-9)?;
         let reference_gap = opt_upper - opt_lower;
         let target = p.targets.get(kind).copied().unwrap_or(f64::NAN);
         // Softmax-gd with the solver's defaults: mu tuned for the horizon, step 1/L_mu.
@@ -257,6 +270,32 @@ impl Experiment for TasksScaling {
         }
         let g_ball = family.gradient_bound_on_ball(p.radius);
         let r_ball = set.diameter();
+        // The comparator bound at the reference point u (theta_0 = 0), with
+        // the run's own mu and L_mu: the tuned mu and its step at horizon t.
+        let u = DVector::from_vec(reference_theta);
+        let mut u_losses = vec![0.0; m];
+        family.losses(&u, &mut u_losses);
+        let comparator = |t: u64| {
+            let mu = tuned_mu(g_ball, r_ball, t, m);
+            let l_mu = smoothed_smoothness(family.smoothness(), g_ball, mu);
+            let excess = log_sum_exp(&u_losses, mu) - opt_lower;
+            softmax_gd_comparator(t, excess, l_mu, u.norm())
+        };
+        // The formula must be the run's: its mu is the solver's tuned mu.
+        let run_mu = fixed.mu.unwrap_or(f64::NAN);
+        let run_l_mu = fixed.constants.smoothed_smoothness.unwrap_or(f64::NAN);
+        let mu = tuned_mu(g_ball, r_ball, p.iterations, m);
+        let l_mu = smoothed_smoothness(family.smoothness(), g_ball, mu);
+        if !((run_mu - mu).abs() <= 1e-12 * mu && (run_l_mu - l_mu).abs() <= 1e-12 * l_mu) {
+            return Err(Error::Solver(format!(
+                "tasks_scaling: the run's mu {run_mu} and L_mu {run_l_mu} are not the tuned \
+                 {mu} and {l_mu} the comparator bound assumes"
+            )));
+        }
+        let comparator_count = horizon_grid(p.scan_min, p.scan_max.saturating_mul(1 << 20), 2)
+            .into_iter()
+            .find(|&t| comparator(t) <= target - reference_gap)
+            .map_or(f64::NAN, |t| t as f64);
         // The tuned bound falls to `target - reference_gap` (so that the
         // certified measurement is at most `target`) from this T on.
         let needed = softmax_gd_iterations_to(
@@ -287,6 +326,8 @@ impl Experiment for TasksScaling {
             target,
             iterations_to_target,
             iterations_bound,
+            comparator_bound: comparator(p.iterations) + reference_gap,
+            comparator_count,
         };
         Ok(vec![serde_json::to_value(row).unwrap_or(Value::Null)])
     }
@@ -380,6 +421,10 @@ fn verdicts(p: &P, rows: &[Row]) -> Vec<Check> {
             check.detail, fitted.detail
         );
         checks.push(check);
+        let comparator: Vec<f64> = mine.iter().map(|r| r.comparator_bound).collect();
+        checks.push(bound_holds(&x, &measured, &comparator).named(format!(
+            "g/{family}: suboptimality at fixed T <= (F_mu(u) - OPT) + L_mu ||u - theta_0||^2/(2T), u the reference point"
+        )));
         // Both counts are finite: a run that misses the target within the
         // scan fails the check (it is not compared against infinity), and
         // the bound's count is the real T at which the bound meets the target.
@@ -416,6 +461,10 @@ fn verdicts(p: &P, rows: &[Row]) -> Vec<Check> {
             check.detail, fitted.detail
         );
         checks.push(check);
+        let comparator_counts: Vec<f64> = mine.iter().map(|r| r.comparator_count).collect();
+        checks.push(bound_holds(&x, &iters, &comparator_counts).named(format!(
+            "g/{family}: iterations to reach the target stay under the comparator bound's count"
+        )));
     }
     checks
 }
@@ -451,6 +500,8 @@ mod tests {
                         target: 0.01,
                         iterations_to_target: Some((100.0 * l.powf(b)).round() as u64),
                         iterations_bound: (200.0 * l).round(),
+                        comparator_bound: 0.05 * l.sqrt(),
+                        comparator_count: (200.0 * l).round(),
                     });
                 }
             }
