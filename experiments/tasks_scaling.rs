@@ -512,7 +512,8 @@ mod tests {
     #[test]
     fn growth_under_the_envelopes_passes() {
         let checks = verdicts(&params(), &rows(0.5, 1.0));
-        assert_eq!(checks.len(), 6);
+        // Per family: the envelope, the comparator bound, and their two counts.
+        assert_eq!(checks.len(), 12);
         assert!(checks.iter().all(|c| c.passed), "{checks:#?}");
         let slower = verdicts(&params(), &rows(0.1, 0.3));
         assert!(slower.iter().all(|c| c.passed), "{slower:#?}");
@@ -533,7 +534,7 @@ mod tests {
         // A missed target fails (never compared against infinity).
         let mut missed = rows(0.5, 1.0);
         missed[5].iterations_to_target = None;
-        let check = &verdicts(&params(), &missed)[1];
+        let check = &verdicts(&params(), &missed)[2];
         assert!(
             !check.passed && check.detail.contains("not reached"),
             "{}",
@@ -542,7 +543,12 @@ mod tests {
         // A non-finite bound count fails too.
         let mut infinite = rows(0.5, 1.0);
         infinite[5].iterations_bound = f64::INFINITY;
-        assert!(!verdicts(&params(), &infinite)[1].passed);
+        assert!(!verdicts(&params(), &infinite)[2].passed);
+        let mut comparator = rows(0.5, 1.0);
+        comparator[5].comparator_bound = f64::NAN;
+        comparator[6].comparator_count = f64::INFINITY;
+        let checks = verdicts(&params(), &comparator);
+        assert!(!checks[1].passed && !checks[3].passed, "{checks:#?}");
     }
 
     #[test]
