@@ -933,6 +933,32 @@ mod tests {
     }
 
     #[test]
+    fn evaluation_bound_charges_the_rounding_of_the_weighted_gradient() {
+        // The weighted gradient sum_i p_i g_i is formed in floating point:
+        // the bound must allow gamma_{M+2} sum_i p_i ||g_i|| for it, over the
+        // reach of the ball (here radius 1 around theta = 0).
+        let evaluation = |norm: f64| {
+            let mut at = crate::family::Evaluation::new(2, 2);
+            at.losses.copy_from_slice(&[1.0, 1.0]);
+            at.weights.copy_from_slice(&[0.5, 0.5]);
+            at.gradient = DVector::from_vec(vec![0.0, 0.0]);
+            at.task_gradient_norms.copy_from_slice(&[norm, norm]);
+            at
+        };
+        let theta = DVector::zeros(2);
+        let ball = Ball::with_radius(1.0);
+        let bound = |norm: f64| {
+            evaluation_bound(&theta, &evaluation(norm), |_| 0.0, |_| 0.0, 0.0, &ball).bound
+        };
+        let (small, large) = (bound(0.0), bound(1e12));
+        assert!((1.0 - 1e-12..=1.0).contains(&small), "{small}");
+        // gamma_4 * 1e12 * radius ~ 6.7e-4.
+        let charged = small - large;
+        assert!(charged >= gamma(4) * 1e12, "charged {charged:e}");
+        assert!(charged <= 2.0 * gamma(4) * 1e12, "charged {charged:e}");
+    }
+
+    #[test]
     fn local_model_bound_meets_each_exact_model_minimum() {
         let ball = Ball::with_radius(2.0);
         let tight = |bound: f64, exact: f64| {
