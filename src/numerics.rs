@@ -129,30 +129,6 @@ pub fn round_up(bound: f64) -> f64 {
     bound.abs() * (1.0 + 2f64.powi(-40)) + 64.0 * UNDERFLOW_UNIT
 }
 
-/// Compensated (Neumaier) summation: used where many terms of different size
-/// are added, e.g. averaged iterates over thousands of steps.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CompensatedSum {
-    sum: f64,
-    compensation: f64,
-}
-
-impl CompensatedSum {
-    pub fn add(&mut self, value: f64) {
-        let t = self.sum + value;
-        if self.sum.abs() >= value.abs() {
-            self.compensation += (self.sum - t) + value;
-        } else {
-            self.compensation += (value - t) + self.sum;
-        }
-        self.sum = t;
-    }
-
-    pub fn value(&self) -> f64 {
-        self.sum + self.compensation
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
