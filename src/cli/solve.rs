@@ -29,8 +29,8 @@ pub struct SolveArgs {
     pub mu: Option<f64>,
     /// Step size. Default: 1/L_mu on a ball, else backtracking (softmax-gd,
     /// accelerated); R / (G sqrt T) with a radius or --distance, else Polyak
-    /// steps from the certified bound (subgradient) or R from strong convexity
-    /// (descent-ascent); 1/L (average).
+    /// steps from the certified bound (subgradient) or R from strong convexity,
+    /// else a guess doubled as the iterates need (descent-ascent); 1/L (average).
     #[arg(long, allow_negative_numbers = true)]
     pub step: Option<f64>,
     /// Step on the task weights (descent-ascent). Default: sqrt(2 ln M) / (B sqrt T).
