@@ -347,3 +347,264 @@ fn sufficient_decrease(
     // Allow rounding noise in F_mu itself.
     smoothed_new <= model + 1e-14 * smoothed_old.abs().max(1e-300)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::family::{QuadraticFamily, QuadraticTask};
+    use crate::solvers::tracker::Tracker;
+    use nalgebra::DMatrix;
+
+    /// Four quadratic tasks in R^2 with Hessians 1 and 3 and spread centres.
+    fn family() -> QuadraticFamily {
+        let centres = [[1.0, 0.0], [-1.0, 0.5], [0.0, 2.0], [0.5, -1.5]];
+        let tasks = centres
+            .iter()
+            .enumerate()
+            .map(|(i, c)| QuadraticTask {
+                a: DMatrix::from_diagonal(&DVector::from_vec(vec![
+                    1.0,
+                    1.0 + 2.0 * (i % 2) as f64,
+                ])),
+                c: DVector::from_vec(c.to_vec()),
+                b: 0.1 * i as f64,
+            })
+            .collect();
+        QuadraticFamily::new(tasks).unwrap()
+    }
+
+    fn evaluation(losses: &[f64], weights: &[f64]) -> Evaluation {
+        let mut at = Evaluation::new(losses.len(), 2);
+        at.losses.copy_from_slice(losses);
+        at.weights.copy_from_slice(weights);
+        at
+    }
+
+    #[test]
+    fn regions_and_distances_come_from_the_set_or_the_given_distance() {
+        let theta0 = DVector::from_vec(vec![3.0, 4.0]);
+        let ball = FeasibleSet::with_radius(3.0);
+        assert_eq!(region_radius(&ball, &theta0, Some(1.0)), Some(3.0));
+        assert_eq!(
+            region_radius(&FeasibleSet::Unconstrained, &theta0, Some(2.0)),
+            Some(7.0)
+        );
+        assert_eq!(
+            region_radius(&FeasibleSet::Unconstrained, &theta0, None),
+            None
+        );
+        assert_eq!(distance_bound(&ball, Some(1.5)), Some(1.5));
+        assert_eq!(distance_bound(&ball, None), Some(6.0));
+        assert_eq!(distance_bound(&FeasibleSet::Unconstrained, None), None);
+        assert_eq!(gradient_reach(&ball, false), Some(3.0));
+        assert_eq!(gradient_reach(&ball, true), Some(9.0));
+        assert_eq!(gradient_reach(&FeasibleSet::Unconstrained, true), None);
+    }
+
+    #[test]
+    fn continuation_starts_at_the_gap_over_ln_m_and_lowers_once_smoothing_dominates() {
+        let schedule = Continuation::new(4, 0.5);
+        let ln4 = 4f64.ln();
+        assert_eq!(schedule.initial(&[1.0, 3.0], 1.0), 2.0 / ln4);
+        // Without a bound: the spread, at least 1% of the largest loss.
+        assert_eq!(schedule.initial(&[1.0, 3.0], f64::NEG_INFINITY), 2.0 / ln4);
+        assert_eq!(schedule.initial(&[2.0, 2.0], f64::NEG_INFINITY), 0.02 / ln4);
+        assert_eq!(
+            schedule.initial(&[0.0, 0.0], f64::NEG_INFINITY),
+            f64::MIN_POSITIVE / ln4
+        );
+        // losses (1, 3), weights 1/2: smoothing part F - Phi_p = 1.
+        let at = evaluation(&[1.0, 3.0], &[0.5, 0.5]);
+        assert_eq!(schedule.lowered(0.8, &at, 1.6), Some(0.4)); // optimisation 0.4 <= 0.5
+        assert_eq!(schedule.lowered(0.8, &at, 1.5), Some(0.4)); // exactly half
+        assert_eq!(schedule.lowered(0.8, &at, 1.0), None); // optimisation 1.0 > 0.5
+        assert_eq!(schedule.lowered(0.8, &at, f64::NEG_INFINITY), None);
+        assert_eq!(
+            Continuation::new(4, GRADIENT_SHRINK).lowered(1.0, &at, 2.0),
+            Some(0.8)
+        );
+    }
+
+    #[test]
+    fn tuned_temperatures_follow_their_formulas() {
+        let f = family();
+        let theta0 = DVector::zeros(2);
+        let ball = FeasibleSet::with_radius(2.0);
+        let losses = [1.0, 2.0, 4.0, 3.0];
+        let (t, ln_m) = (100u64, 4f64.ln());
+        let g = f.gradient_bound_on_ball(2.0);
+        let plain = tuned_temperature(&f, &ball, &theta0, &losses, None, t, false);
+        assert_eq!(plain, g * 4.0 / (2.0 * 100.0 * ln_m).sqrt());
+        let g3 = f.gradient_bound_on_ball(6.0);
+        let accelerated = tuned_temperature(&f, &ball, &theta0, &losses, None, t, true);
+        assert_eq!(
+            accelerated,
+            std::f64::consts::SQRT_2 * g3 * 4.0 / (101.0 * ln_m.sqrt())
+        );
+        // No region: 1% of the spread over ln M.
+        let fallback = tuned_temperature(
+            &f,
+            &FeasibleSet::Unconstrained,
+            &theta0,
+            &losses,
+            None,
+            t,
+            false,
+        );
+        assert_eq!(fallback, 0.01 * 3.0 / ln_m);
+        // --distance gives the region and R.
+        let given = tuned_temperature(
+            &f,
+            &FeasibleSet::Unconstrained,
+            &theta0,
+            &losses,
+            Some(1.0),
+            t,
+            false,
+        );
+        assert_eq!(
+            given,
+            f.gradient_bound_on_ball(1.0) / (2.0 * 100.0 * ln_m).sqrt()
+        );
+    }
+
+    #[test]
+    fn steps_are_given_or_one_over_l_mu_or_backtracking_from_theta_0() {
+        let f = family();
+        let ball = FeasibleSet::with_radius(2.0);
+        let mut at = evaluation(&[1.0, 2.0, 4.0, 3.0], &[0.25; 4]);
+        at.task_gradient_norms
+            .copy_from_slice(&[1.0, 3.0, 2.0, 0.5]);
+        assert_eq!(
+            step_rule(&f, &ball, &at, 0.5, Some(0.1), false),
+            (StepRule::Fixed(0.1), None)
+        );
+        let g = f.gradient_bound_on_ball(2.0);
+        let l_mu = f.smoothness() + g * g / 0.5;
+        assert_eq!(
+            step_rule(&f, &ball, &at, 0.5, None, false),
+            (StepRule::Fixed(1.0 / l_mu), Some(l_mu))
+        );
+        let l_mu0 = f.smoothness() + 9.0 / 0.5;
+        assert_eq!(
+            step_rule(&f, &FeasibleSet::Unconstrained, &at, 0.5, None, false),
+            (
+                StepRule::Backtracking {
+                    initial: 1.0 / l_mu0
+                },
+                None
+            )
+        );
+    }
+
+    #[test]
+    fn backtracking_accepts_exactly_the_sufficient_decrease() {
+        let g = DVector::from_vec(vec![1.0, -2.0]);
+        let old = DVector::from_vec(vec![0.0, 0.0]);
+        let new = DVector::from_vec(vec![-0.5, 1.0]);
+        // model = 1 + (-0.5 - 2) + 1.25 / (2 * 0.5) = -0.25.
+        assert!(sufficient_decrease(-0.25, 1.0, &g, &old, &new, 0.5));
+        assert!(!sufficient_decrease(-0.2, 1.0, &g, &old, &new, 0.5));
+    }
+
+    #[test]
+    fn a_fixed_step_is_one_projected_gradient_step() {
+        let f = family();
+        let ball = FeasibleSet::with_radius(0.5);
+        let from = DVector::from_vec(vec![0.1, 0.2]);
+        let mut at_from = Evaluation::new(4, 2);
+        f.evaluate(&from, &mut |l, w| softmax_into(l, 0.3, w), &mut at_from);
+        let mut next = DVector::zeros(2);
+        let mut at_next = Evaluation::new(4, 2);
+        let mut rule = StepRule::Fixed(0.7);
+        let (eta, gave_up) = projected_step(
+            &f,
+            &ball,
+            0.3,
+            &mut rule,
+            &from,
+            &at_from,
+            &mut next,
+            &mut at_next,
+        );
+        let mut expected = &from - 0.7 * &at_from.gradient;
+        ball.project(&mut expected);
+        assert_eq!((eta, gave_up), (0.7, false));
+        assert_eq!(next, expected);
+        // Backtracking from a huge step halves until F_mu decreases enough.
+        let mut rule = StepRule::Backtracking { initial: 1e3 };
+        let (eta, gave_up) = projected_step(
+            &f,
+            &ball,
+            0.3,
+            &mut rule,
+            &from,
+            &at_from,
+            &mut next,
+            &mut at_next,
+        );
+        assert!(!gave_up && eta < 1e3 && eta > 1e-6, "{eta}");
+        assert_eq!(rule, StepRule::Backtracking { initial: eta });
+        let smoothed = |at: &Evaluation| log_sum_exp(&at.losses, 0.3);
+        assert!(smoothed(&at_next) < smoothed(&at_from));
+    }
+
+    #[test]
+    fn the_start_picks_continuation_only_without_mu_and_region() {
+        let f = family();
+        let theta0 = DVector::zeros(2);
+        let unconstrained = FeasibleSet::Unconstrained;
+        let mut tracker = Tracker::new(unconstrained, 1, false);
+        let (smoothing, at) = evaluate_start(
+            &f,
+            &unconstrained,
+            &theta0,
+            None,
+            None,
+            None,
+            50,
+            false,
+            &mut tracker,
+        );
+        let schedule = smoothing
+            .schedule
+            .expect("continuation without mu or region");
+        // mu_0 is the certified gap at theta_0 (uniform weights) over ln M.
+        let mut uniform = Evaluation::new(4, 2);
+        f.evaluate(&theta0, &mut |_, w| w.fill(0.25), &mut uniform);
+        let mut fresh = Tracker::new(unconstrained, 1, false);
+        let lower = fresh.certify_evaluated(&f, &theta0, &uniform);
+        assert_eq!(smoothing.mu, schedule.initial(&uniform.losses, lower));
+        // The weights of the returned evaluation are the softmax at that mu.
+        let mut expected = vec![0.0; 4];
+        softmax_into(&at.losses, smoothing.mu, &mut expected);
+        assert_eq!(at.weights, expected);
+        // A given mu, or a region, means no continuation.
+        let (fixed, _) = evaluate_start(
+            &f,
+            &unconstrained,
+            &theta0,
+            Some(0.3),
+            None,
+            None,
+            50,
+            false,
+            &mut tracker,
+        );
+        assert!(fixed.schedule.is_none() && fixed.mu == 0.3);
+        let ball = FeasibleSet::with_radius(2.0);
+        let (tuned, _) = evaluate_start(
+            &f,
+            &ball,
+            &theta0,
+            None,
+            None,
+            None,
+            50,
+            false,
+            &mut tracker,
+        );
+        assert!(tuned.schedule.is_none());
+        assert!(matches!(tuned.step, StepRule::Fixed(_)) && tuned.smoothed_smoothness.is_some());
+    }
+}
