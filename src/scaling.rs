@@ -70,7 +70,7 @@ fn scale_in_place(values: &mut [f64], k: i32) {
 
 /// One unit in the last place of the subnormal range: the most that mapping
 /// a normal number into that range can move it.
-const SUBNORMAL_UNIT: f64 = 4.9406564584124654e-324;
+const SUBNORMAL_UNIT: f64 = crate::numerics::UNDERFLOW_UNIT;
 
 impl Scaling {
     pub const IDENTITY: Self = Self {

@@ -330,8 +330,10 @@ fn a_hessian_or_features_beyond_f64_squared_solve_in_internal_units() {
                 number(&v, "lower_bound") <= number(&v, "max_loss"),
                 "{name} {method}: {v}"
             );
+            let exponent = |key: &str| v["scaling"][key].as_i64().unwrap_or(0);
             assert!(
-                !v["scaling"]["theta_exp"].as_i64().is_some_and(|e| e == 0) || name == "q_a.json"
+                exponent("theta_exp") != 0 || exponent("loss_exp") != 0,
+                "{name} {method}: solved without rescaling: {v}"
             );
         }
     }
