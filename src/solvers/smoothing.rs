@@ -547,6 +547,27 @@ mod tests {
         assert_eq!(rule, StepRule::Backtracking { initial: eta });
         let smoothed = |at: &Evaluation| log_sum_exp(&at.losses, 0.3);
         assert!(smoothed(&at_next) < smoothed(&at_from));
+        // A gradient that points uphill never passes the test at a normal
+        // step: backtracking gives up after its halvings instead of looping.
+        let mut uphill = at_from.clone();
+        uphill.gradient = -&at_from.gradient;
+        let mut rule = StepRule::Backtracking { initial: 1e12 };
+        let (eta, gave_up) = projected_step(
+            &f,
+            &unconstrained_ball(),
+            0.3,
+            &mut rule,
+            &from,
+            &uphill,
+            &mut next,
+            &mut at_next,
+        );
+        assert!(gave_up, "{eta}");
+        assert_eq!(eta, 1e12 * 0.5f64.powi(MAX_HALVINGS as i32));
+    }
+
+    fn unconstrained_ball() -> FeasibleSet {
+        FeasibleSet::Unconstrained
     }
 
     #[test]

@@ -351,6 +351,100 @@ mod tests {
         (a - b).abs() <= rel * a.abs().max(b.abs())
     }
 
+    /// Every bound at one point, against its documented formula evaluated
+    /// by hand (t = 9, mu = 0.5, M = 8, L = 2, G = 1.5, R = 2, L_mu = 3, ...):
+    /// a changed operator or constant in any of them moves its value.
+    #[test]
+    fn each_bound_matches_its_formula_at_a_hand_computed_point() {
+        let cases = [
+            (smoothing_bias(0.5, 8), 1.0397207708399179),
+            (smoothed_smoothness(2.0, 1.5, 0.5), 6.5),
+            (softmax_gd_fixed_mu(9, 0.5, 8, 3.0, 2.0), 1.7063874375065846),
+            (
+                softmax_gd_fixed_mu_tight(9, 0.5, 8, 3.0, 2.0),
+                1.3555102445241283,
+            ),
+            (softmax_gd_comparator(9, 0.3, 3.0, 2.0), 0.9666666666666666),
+            (
+                softmax_gd_backtracking(9, 0.5, 8, 0.25, 2.0),
+                1.9286096597288067,
+            ),
+            (tuned_mu(1.5, 2.0, 9, 8), 0.49035617002490545),
+            (softmax_gd_tuned(9, 2.0, 1.5, 2.0, 8), 2.483778424782062),
+            (
+                softmax_gd_iterations_to(0.3, 2.0, 1.5, 2.0, 8),
+                442.1529019256435,
+            ),
+            (
+                temperature_sweep_bound(9, 0.5, 8, 2.0, 1.5, 2.0),
+                2.4841652152843623,
+            ),
+            (predicted_best_mu(1.5, 2.0, 9, 8), 0.49035617002490545),
+            (
+                accelerated_fixed_mu(9, 0.5, 8, 3.0, 2.0),
+                1.2797207708399179,
+            ),
+            (
+                accelerated_backtracking(9, 0.5, 8, 0.25, 2.0),
+                1.359720770839918,
+            ),
+            (accelerated_comparator(9, 0.3, 3.0, 2.0), 0.54),
+            (accelerated_tuned_mu(1.5, 2.0, 9, 8), 0.2942137020149433),
+            (accelerated_tuned(9, 2.0, 1.5, 2.0, 8), 1.3836003882025705),
+            (linear_rate_factor(0.6, 3.0), 0.8),
+            (
+                strongly_convex_smoothed(9, 0.6, 3.0, 1.7),
+                0.2281701376000001,
+            ),
+            (
+                strongly_convex_certified(9, 0.6, 3.0, 1.7, 0.01),
+                0.23682796032000009,
+            ),
+            (
+                descent_ascent(9, 0.25, 0.4, 2.0, 1.5, 0.7, 8),
+                1.8457615393555098,
+            ),
+            (
+                descent_ascent_tuned(9, 2.0, 1.5, 0.7, 8),
+                1.4758445954121109,
+            ),
+            (
+                descent_ascent_steps(9, 2.0, 1.5, 0.7, 8).0,
+                0.4444444444444444,
+            ),
+            (
+                descent_ascent_steps(9, 2.0, 1.5, 0.7, 8).1,
+                0.9711114192083895,
+            ),
+            (subgradient_step(9, 1.5, 2.0), 0.4444444444444444),
+            (subgradient_with_step(9, 0.25, 1.5, 2.0), 1.1701388888888888),
+            (
+                subgradient_comparator(9, 0.25, 1.5, 0.3, 2.0),
+                1.4701388888888889,
+            ),
+            (subgradient(9, 1.5, 2.0), 1.0),
+            // 1 + sqrt(2 * 0.5 / 0.25) + 0.5 sqrt(0.5 / 2) = 1 + 2 + 0.25.
+            (sublevel_radius(1.0, 0.5, 0.25, 0.5, 2.0), 3.25),
+        ];
+        for (i, (value, expected)) in cases.iter().enumerate() {
+            assert!(
+                close(*value, *expected, 1e-12),
+                "case {i}: {value} != {expected}"
+            );
+        }
+        // Edge cases: no smoothness means no step reach; a single task no bias.
+        assert_eq!(sublevel_radius(1.0, 0.5, 0.25, 0.5, 0.0), f64::INFINITY);
+        assert_eq!(sublevel_radius(1.0, -3.0, 0.25, 0.5, 2.0), 1.25);
+        assert_eq!(smoothing_bias(0.5, 1), 0.0);
+        assert_eq!(smoothing_bias(0.5, 0), 0.0);
+        // Without curvature the count inverts the linear term alone.
+        assert!(close(
+            softmax_gd_iterations_to(0.3, 0.0, 1.5, 2.0, 8),
+            (1.5f64 * 2.0 * (2.0 * 8f64.ln()).sqrt() / 0.3).powi(2),
+            1e-12
+        ));
+    }
+
     #[test]
     fn tuned_mu_minimises_the_fixed_mu_bound() {
         let (l, g, r, t, m) = (3.0, 2.0, 1.5, 400, 16);
