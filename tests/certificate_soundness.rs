@@ -273,6 +273,90 @@ fn cases() -> u32 {
         .unwrap_or(400)
 }
 
+/// The weighted least-squares quadratic `sum_i p_i ||X_i theta - y_i||^2 / (2 n_i)`
+/// in exact rationals, and in f64 (its Hessian and linear term).
+fn exact_least_squares(
+    data: &[(DMatrix<f64>, DVector<f64>)],
+    p: &[f64],
+    d: usize,
+) -> (ExactQuadratic, DMatrix<f64>, DVector<f64>) {
+    let mut exact = ExactQuadratic::zeros(d);
+    let mut h64 = DMatrix::zeros(d, d);
+    let mut l64 = DVector::zeros(d);
+    for ((x, y), &w) in data.iter().zip(p) {
+        let n = Q::from_integer(BigInt::from(x.nrows()));
+        let pw = q(w) / &n;
+        for a in 0..d {
+            for b in 0..d {
+                let mut s = zero();
+                for j in 0..x.nrows() {
+                    s += q(x[(j, a)]) * q(x[(j, b)]);
+                }
+                exact.h[a][b] += &pw * s;
+            }
+            let mut s = zero();
+            for j in 0..x.nrows() {
+                s += q(x[(j, a)]) * q(y[j]);
+            }
+            exact.l[a] -= &pw * s;
+        }
+        let y2: Q = y.iter().map(|&v| q(v) * q(v)).fold(zero(), |a, b| a + b);
+        exact.c += &pw * y2 / Q::from_integer(BigInt::from(2));
+        h64 += x.transpose() * x * (w / x.nrows() as f64);
+        l64 -= x.transpose() * y * (w / x.nrows() as f64);
+    }
+    (exact, h64, l64)
+}
+
+/// Power: a certifier that never certifies would pass the soundness
+/// properties above. On well-conditioned least-squares problems the bound
+/// must be finite, of the dual kind, and within 1e-9 of the exact D(p).
+#[test]
+fn well_conditioned_certificates_are_tight() {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut uniform = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    };
+    for case in 0..40 {
+        let (m, n, d) = (3, 12, 3);
+        let data: Vec<(DMatrix<f64>, DVector<f64>)> = (0..m)
+            .map(|_| {
+                let x =
+                    DMatrix::from_fn(n, d, |i, j| uniform() + if i % d == j { 1.0 } else { 0.0 });
+                let y = DVector::from_fn(n, |_, _| 2.0 * uniform());
+                (x, y)
+            })
+            .collect();
+        let raw: Vec<f64> = (0..m).map(|_| uniform() + 0.6).collect();
+        let total: f64 = raw.iter().sum();
+        let p: Vec<f64> = raw.iter().map(|w| w / total).collect();
+        let family = LeastSquaresFamily::new(
+            data.iter()
+                .map(|(x, y)| TaskData::from_rows(x, y.clone()))
+                .collect(),
+            GradientForm::Auto,
+        )
+        .unwrap();
+        let (exact, _, _) = exact_least_squares(&data, &p, d);
+        let s: Q = p.iter().map(|&w| q(w)).fold(zero(), |a, b| a + b);
+        let reference = rational_to_f64(&(exact.minimum().unwrap() / &s));
+        let theta = DVector::from_element(d, 0.1);
+        let mut eval = Evaluation::new(m, d);
+        family.evaluate(&theta, &mut |_, w| w.copy_from_slice(&p), &mut eval);
+        let certificate = family.certify(&theta, &eval, &FeasibleSet::Unconstrained);
+        assert_eq!(certificate.kind, "dual", "case {case}: {certificate:?}");
+        assert!(
+            certificate.bound <= reference
+                && reference - certificate.bound <= 1e-9 * reference.abs().max(1.0),
+            "case {case}: bound {} against the exact {reference}",
+            certificate.bound
+        );
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
@@ -303,32 +387,7 @@ proptest! {
             GradientForm::Auto,
         );
         let Ok(family) = family else { return Ok(()) };
-        // The exact weighted quadratic.
-        let mut exact = ExactQuadratic::zeros(d);
-        let mut h64 = DMatrix::zeros(d, d);
-        let mut l64 = DVector::zeros(d);
-        for ((x, y), &w) in data.iter().zip(&p) {
-            let n = Q::from_integer(BigInt::from(x.nrows()));
-            let pw = q(w) / &n;
-            for a in 0..d {
-                for b in 0..d {
-                    let mut s = zero();
-                    for j in 0..x.nrows() {
-                        s += q(x[(j, a)]) * q(x[(j, b)]);
-                    }
-                    exact.h[a][b] += &pw * s;
-                }
-                let mut s = zero();
-                for j in 0..x.nrows() {
-                    s += q(x[(j, a)]) * q(y[j]);
-                }
-                exact.l[a] -= &pw * s;
-            }
-            let y2: Q = y.iter().map(|&v| q(v) * q(v)).fold(zero(), |a, b| a + b);
-            exact.c += &pw * y2 / Q::from_integer(BigInt::from(2));
-            h64 += x.transpose() * x * (w / x.nrows() as f64);
-            l64 -= x.transpose() * y * (w / x.nrows() as f64);
-        }
+        let (exact, h64, l64) = exact_least_squares(&data, &p, d);
         let theta: Vec<f64> = theta_seed[..d].to_vec();
         match radius {
             None => {
