@@ -605,6 +605,32 @@ pub fn growth_no_faster(m: &[usize], y: &[f64], growth: Growth) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ratios_and_slack_medians_are_exact_at_small_cases() {
+        assert_eq!(ratio(2.0, 4.0), 0.5);
+        // A non-positive bound: met (ratio 0) or exceeded (ratio +inf).
+        assert_eq!(ratio(-1.0, 0.0), 0.0);
+        assert_eq!(ratio(0.0, 0.0), 0.0);
+        assert_eq!(ratio(1.0, 0.0), f64::INFINITY);
+        assert_eq!(ratio(-0.5, -1.0), f64::INFINITY);
+        // The slack at the largest x is the median of bound/measured there:
+        // ratios 2 and 4 (even count) give 3; 2, 4, 10 give 4.
+        let x = [1.0, 5.0, 5.0];
+        assert_eq!(
+            slack_at_largest(&x, &[1.0, 1.0, 1.0], &[9.0, 2.0, 4.0]),
+            Some(3.0)
+        );
+        let x = [5.0, 5.0, 5.0, 1.0];
+        assert_eq!(
+            slack_at_largest(&x, &[1.0, 1.0, 1.0, 1.0], &[10.0, 2.0, 4.0, 7.0]),
+            Some(4.0)
+        );
+        assert_eq!(
+            slack_at_largest(&x, &[0.0, -1.0, f64::NAN, 1.0], &[1.0, 1.0, 1.0, 1.0]),
+            None
+        );
+    }
     use crate::theory::bounds;
     use crate::theory::rate_fit::{fit_linear_rate, fit_power_law};
 
