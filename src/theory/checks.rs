@@ -607,6 +607,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn growth_functions_name_themselves_in_the_detail() {
+        assert_eq!(Growth::SqrtLog.name(), "sqrt(ln M)");
+        assert_eq!(Growth::Log.name(), "ln M");
+        assert_eq!(Growth::Log.eval(8), 8f64.ln());
+        assert_eq!(Growth::SqrtLog.eval(8), 8f64.ln().sqrt());
+        let m = [2, 4, 8, 16, 32];
+        let y: Vec<f64> = m.iter().map(|&k| Growth::Log.eval(k)).collect();
+        let verdict = growth_no_faster(&m, &y, Growth::Log);
+        assert!(
+            verdict
+                .detail
+                .contains("exponent of ln M over M in [2, 32]"),
+            "{}",
+            verdict.detail
+        );
+    }
+
+    #[test]
     fn ratios_and_slack_medians_are_exact_at_small_cases() {
         assert_eq!(ratio(2.0, 4.0), 0.5);
         // A non-positive bound: met (ratio 0) or exceeded (ratio +inf).
