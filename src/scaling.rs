@@ -264,7 +264,9 @@ mod tests {
     #[test]
     fn ldexp_reaches_past_the_exponent_range_and_rounds_once() {
         assert_eq!(ldexp(1.5, 1500 - 1000), 1.5 * 2f64.powi(500));
-        assert_eq!(ldexp(ldexp(3.0, 1800), -1800), 3.0);
+        assert_eq!(ldexp(ldexp(3.0, 1000), -1000), 3.0);
+        assert_eq!(ldexp(ldexp(3.0, -1020), 1020), 3.0);
+        assert_eq!(ldexp(3.0, 1800), f64::INFINITY);
         assert_eq!(ldexp(1e200, -1800), ldexp(1e200 * 2f64.powi(-900), -900));
         assert_eq!(ldexp(1.0, 1100), f64::INFINITY);
         assert_eq!(ldexp(1.0, -1100), 0.0);
