@@ -868,6 +868,30 @@ mod tests {
             tilted_bound <= -0.75 && tilted_bound > -10.0,
             "{tilted_bound}"
         );
+        // Away from the origin the linear error is charged at |theta|: the
+        // form 1/2 (t - 1)^2 (centre t = 1) with |e| <= 1/2 and |e_c| <= 1 is
+        // at least 1/2 (t - 1)^2 - t/2 - 1, whose minimum is -1.625 (t = 1.5).
+        // Rump's shift certifies the curvature only as positive, so the bound
+        // is the linearization on the ball with the documented allowances:
+        // value - (e |t| + e_c) - e (r + |t|) = 0 - 1.5 - 1.5 = -3.
+        let shifted = QuadraticForm {
+            hessian: DMatrix::from_element(1, 1, 1.0),
+            linear: DVector::from_element(1, -1.0),
+            constant: 0.5,
+        };
+        let shifted_bound = sound_quadratic_bound(
+            std::slice::from_ref(&shifted),
+            &[FormBounds {
+                linear_error: 0.5,
+                constant_error: 1.0,
+                ..FormBounds::exact(&shifted)
+            }],
+            &[1.0],
+            &Ball::with_radius(2.0),
+        )
+        .bound;
+        assert!(shifted_bound <= -1.625, "{shifted_bound}");
+        assert!((shifted_bound + 3.0).abs() < 1e-9, "{shifted_bound}");
         let all = with(0.5, 1.0, 0.25);
         assert!(all <= -1.0 && all > -3.0, "{all}");
         // Two tasks with weights 1/2 each: the errors combine with their weights.
