@@ -448,6 +448,35 @@ fn data_from_1e_minus_200_to_1e200_solve_like_the_same_problem_at_scale_one() {
 }
 
 #[test]
+fn a_radius_beyond_the_internal_units_is_unconstrained_or_refused_by_name() {
+    let dir = scratch("radius-units");
+    let with_radius =
+        |text: String, radius: &str| text.replacen('{', &format!(r#"{{"radius": {radius}, "#), 1);
+    // X near 1e200: theta is measured in units of 2^-665, so a radius of
+    // 1e300 is beyond f64 there: every representable theta is inside.
+    let wide = write(
+        &dir,
+        "wide.json",
+        &with_radius(scaled_least_squares(665, 0), "1e300"),
+    );
+    let open = write(&dir, "open.json", &scaled_least_squares(665, 0));
+    let a = assert_valid_solve(&["solve", &wide, "--method", "exact", "--format", "json"]);
+    let b = assert_valid_solve(&["solve", &open, "--method", "exact", "--format", "json"]);
+    assert_eq!(a["max_loss"], b["max_loss"]);
+    // X near 1e-200: theta is measured in units of 2^664, where a radius of
+    // 1e-300 underflows: refused by name, not solved on the point {0}.
+    let tiny = write(
+        &dir,
+        "tiny.json",
+        &with_radius(scaled_least_squares(-664, 0), "1e-300"),
+    );
+    assert_bad(
+        &["solve", &tiny, "--format", "json"],
+        &["tiny.json", "radius"],
+    );
+}
+
+#[test]
 fn quadratics_with_extreme_hessians_and_centres_solve_in_internal_units() {
     let dir = scratch("quadratic-scales");
     let problem = |a_scale: f64, c_scale: f64| {

@@ -501,7 +501,7 @@ impl Loader {
         let set = match set {
             FeasibleSet::Ball { radius } if !scaling.is_identity() => {
                 let internal = scaling.length_to_internal(radius);
-                if internal == 0.0 || !internal.is_normal() {
+                if internal.is_finite() && !internal.is_normal() {
                     return Err(self.err(
                         "radius",
                         format!(
