@@ -56,7 +56,8 @@ pub fn exponent(x: f64) -> Option<i32> {
     (x > 0.0 && x.is_finite()).then(|| x.log2().floor() as i32 + 1)
 }
 
-fn largest_magnitude(values: &[f64]) -> f64 {
+/// The largest |value| (0 for none; NaN is skipped, as `f64::max` does).
+pub(crate) fn largest_magnitude(values: &[f64]) -> f64 {
     values.iter().fold(0.0f64, |m, v| m.max(v.abs()))
 }
 

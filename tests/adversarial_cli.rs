@@ -609,22 +609,13 @@ fn generate(dir: &Path, name: &str, seed: &str) -> String {
 /// Writes a checkpoint of `problem` after 20 of 40 iterations.
 fn checkpoint_of(problem: &str, checkpoint: &Path) {
     let _ = std::fs::remove_file(checkpoint);
-    let ran = run(&[
-        "solve",
-        problem,
-        "--iters",
-        "20",
-        "--checkpoint",
-        checkpoint.to_str().unwrap(),
-        "--checkpoint-every",
-        "10",
-        "--format",
-        "json",
-    ]);
+    let ran = run(&args(&resume(problem, checkpoint)));
     assert_eq!(ran.code, Some(0), "checkpointed solve: {}", ran.stderr);
     assert!(checkpoint.exists());
 }
 
+/// The solve that writes the checkpoint, and resumes from it when it exists
+/// (same problem and options, so the fingerprint matches).
 fn resume(problem: &str, checkpoint: &Path) -> Vec<String> {
     [
         "solve",

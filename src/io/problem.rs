@@ -459,7 +459,7 @@ impl Loader {
                     .enumerate()
                     .map(|(i, t)| self.quadratic_task(t, i))
                     .collect::<Result<Vec<_>, _>>()?;
-                let largest = |v: &[f64]| v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+                let largest = crate::scaling::largest_magnitude;
                 fields = tasks
                     .iter()
                     .enumerate()

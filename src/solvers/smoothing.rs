@@ -554,7 +554,7 @@ mod tests {
         let mut rule = StepRule::Backtracking { initial: 1e12 };
         let (eta, gave_up) = projected_step(
             &f,
-            &unconstrained_ball(),
+            &FeasibleSet::Unconstrained,
             0.3,
             &mut rule,
             &from,
@@ -564,10 +564,6 @@ mod tests {
         );
         assert!(gave_up, "{eta}");
         assert_eq!(eta, 1e12 * 0.5f64.powi(MAX_HALVINGS as i32));
-    }
-
-    fn unconstrained_ball() -> FeasibleSet {
-        FeasibleSet::Unconstrained
     }
 
     #[test]
