@@ -109,7 +109,7 @@ impl Experiment for AverageVsMinimax {
                     method,
                     iterations: p.iterations,
                     mu,
-                    certify_every: p.iterations,
+                    certify_every: Some(p.iterations),
                     ..Default::default()
                 },
             )

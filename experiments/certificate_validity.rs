@@ -193,7 +193,7 @@ impl Experiment for CertificateValidity {
             &SolveOptions {
                 method: Method::SoftmaxGd,
                 iterations: p.iterations,
-                certify_every: p.iterations,
+                certify_every: Some(p.iterations),
                 ..Default::default()
             },
         )?;

@@ -165,7 +165,7 @@ impl Experiment for RateAccelerated {
                 iterations: p.iterations,
                 mu: Some(mu),
                 record_trace: true,
-                certify_every: p.iterations,
+                certify_every: Some(p.iterations),
                 ..Default::default()
             },
         )?;
@@ -223,7 +223,7 @@ impl Experiment for RateAccelerated {
                     method: Method::Accelerated,
                     iterations: t,
                     mu: Some(mu),
-                    certify_every: t,
+                    certify_every: Some(t),
                     ..Default::default()
                 },
             )?;

@@ -134,7 +134,7 @@ impl Experiment for RateDescentAscent {
                 iterations: t,
                 step: Some(eta_x),
                 weight_step: Some(eta_q),
-                certify_every: t,
+                certify_every: Some(t),
                 ..Default::default()
             },
         )?;

@@ -102,7 +102,7 @@ impl Experiment for RateFixedMu {
                 iterations: p.iterations,
                 mu: Some(mu),
                 record_trace: true,
-                certify_every: p.iterations,
+                certify_every: Some(p.iterations),
                 ..Default::default()
             },
         )?;

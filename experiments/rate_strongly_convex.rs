@@ -132,7 +132,7 @@ impl Experiment for RateStronglyConvex {
                 mu: Some(p.mu),
                 step: Some(1.0 / l_mu),
                 record_trace: true,
-                certify_every: p.iterations,
+                certify_every: Some(p.iterations),
                 ..Default::default()
             },
         )?;

@@ -110,7 +110,7 @@ impl Experiment for RateSubgradient {
                     method: Method::Subgradient,
                     iterations: t,
                     step: Some(step),
-                    certify_every: t,
+                    certify_every: Some(t),
                     record_trace: true,
                     ..Default::default()
                 },

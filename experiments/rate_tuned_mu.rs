@@ -119,7 +119,7 @@ impl Experiment for RateTunedMu {
                     method: Method::SoftmaxGd,
                     iterations: t,
                     mu: Some(mu),
-                    certify_every: t,
+                    certify_every: Some(t),
                     ..Default::default()
                 },
             )?;

@@ -148,7 +148,7 @@ impl Experiment for StochasticBias {
                 method: Method::SoftmaxGd,
                 iterations: p.theta_iterations,
                 mu: Some(mu),
-                certify_every: p.theta_iterations,
+                certify_every: Some(p.theta_iterations),
                 ..Default::default()
             },
         )?;

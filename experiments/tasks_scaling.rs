@@ -255,7 +255,7 @@ impl Experiment for TasksScaling {
                 &SolveOptions {
                     method: Method::SoftmaxGd,
                     iterations: t,
-                    certify_every: t,
+                    certify_every: Some(t),
                     ..Default::default()
                 },
             )

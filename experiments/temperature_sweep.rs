@@ -117,7 +117,7 @@ impl Experiment for TemperatureSweep {
                     method: Method::SoftmaxGd,
                     iterations: t,
                     mu: Some(mu),
-                    certify_every: t,
+                    certify_every: Some(t),
                     ..Default::default()
                 },
             )?;

@@ -189,7 +189,7 @@ fn interrupted_and_resumed_runs_are_bit_identical() {
                 iterations: 40,
                 distance: Some(5.0),
                 seed: 11,
-                certify_every: 3,
+                certify_every: Some(3),
                 record_trace: true,
                 ..Default::default()
             };

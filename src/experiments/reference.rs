@@ -94,7 +94,7 @@ pub fn minimax_reference(
                 iterations: 4000,
                 mu: Some(mu),
                 init: Some(theta.clone()),
-                certify_every: 500,
+                certify_every: Some(500),
                 ..Default::default()
             },
         )?;
@@ -212,7 +212,7 @@ pub fn smoothed_reference(
                 iterations: stage,
                 mu: Some(mu),
                 init: Some(theta),
-                certify_every: stage,
+                certify_every: Some(stage),
                 ..Default::default()
             },
         )?;

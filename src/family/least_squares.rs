@@ -306,6 +306,32 @@ impl LeastSquaresFamily {
 }
 
 impl TaskFamily for LeastSquaresFamily {
+    fn work_estimate(&self) -> super::WorkEstimate {
+        let (m, d) = (self.num_tasks(), self.dim());
+        // A pass: d x d per Gram-form task, X theta and X^T r per data-form task.
+        let pass_flops = self
+            .data
+            .tasks()
+            .iter()
+            .zip(&self.use_gram)
+            .map(|(task, &gram)| {
+                if gram {
+                    2.0 * (d * d) as f64
+                } else {
+                    4.0 * task.samples() as f64 * d as f64
+                }
+            })
+            .sum();
+        if self.wide {
+            // Wide tasks: the local model on the samples, O(M) beside the pass.
+            return super::WorkEstimate {
+                pass_flops,
+                certificate_flops: 0.0,
+            };
+        }
+        super::WorkEstimate::quadratic_dual(pass_flops, m, d)
+    }
+
     fn kind(&self) -> &'static str {
         "least_squares"
     }

@@ -65,6 +65,30 @@ impl Evaluation {
     }
 }
 
+/// Estimated floating-point operations of one pass ([`TaskFamily::evaluate`])
+/// and of one certificate ([`TaskFamily::certify`]). The default certificate
+/// schedule uses their ratio (see `solvers::certificate_interval`); estimates,
+/// not measurements, so that the schedule, and with it the run, is the same on
+/// every machine.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WorkEstimate {
+    pub pass_flops: f64,
+    pub certificate_flops: f64,
+}
+
+impl WorkEstimate {
+    /// The dual certificate of M quadratic forms in dimension d: the weighted
+    /// sum (2 M d^2), its Cholesky factor (d^3 / 3), the Newton point with two
+    /// refinement steps and the model's evaluation (about 12 d^2 + 2 M d^2).
+    pub fn quadratic_dual(pass_flops: f64, tasks: usize, dim: usize) -> Self {
+        let (m, d) = (tasks as f64, dim as f64);
+        Self {
+            pass_flops,
+            certificate_flops: d * d * d / 3.0 + 4.0 * m * d * d + 12.0 * d * d,
+        }
+    }
+}
+
 /// How a solver turns losses into weights: `weigh(losses, weights)`.
 pub type Weigh<'a> = dyn FnMut(&[f64], &mut [f64]) + 'a;
 
@@ -132,6 +156,15 @@ pub trait TaskFamily: Send + Sync {
             kind: if bound.is_finite() { "dual" } else { "none" },
             error_bound: 0.0,
             note: "",
+        }
+    }
+
+    /// The estimated cost of a pass and of a certificate. The default: a pass
+    /// reads M d-vectors, and a certificate costs next to nothing beside it.
+    fn work_estimate(&self) -> WorkEstimate {
+        WorkEstimate {
+            pass_flops: 2.0 * self.num_tasks() as f64 * self.dim() as f64,
+            certificate_flops: 0.0,
         }
     }
 

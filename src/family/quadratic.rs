@@ -183,6 +183,12 @@ fn quadratic_form_bounds(task: &QuadraticTask, form: &QuadraticForm) -> FormBoun
 }
 
 impl TaskFamily for QuadraticFamily {
+    fn work_estimate(&self) -> super::WorkEstimate {
+        let (m, d) = (self.num_tasks(), self.dim());
+        // A pass: one Hessian-vector product per task.
+        super::WorkEstimate::quadratic_dual(2.0 * (m * d * d) as f64, m, d)
+    }
+
     fn kind(&self) -> &'static str {
         "quadratic"
     }

@@ -431,7 +431,7 @@ pub fn cross_check(
         mu: Some(mu),
         step: Some(step),
         // Only theta and the losses are compared: certify once.
-        certify_every: iterations + 1,
+        certify_every: Some(iterations + 1),
         record_trace: false,
         ..SolveOptions::default()
     };
@@ -921,7 +921,7 @@ mod device_run {
             let options = SolveOptions {
                 method,
                 iterations: size.iterations,
-                certify_every: size.certify_every,
+                certify_every: Some(size.certify_every),
                 record_trace: true,
                 seed,
                 ..SolveOptions::default()
@@ -1115,7 +1115,7 @@ mod tests {
                 let options = SolveOptions {
                     method,
                     iterations: 40,
-                    certify_every: 1,
+                    certify_every: Some(1),
                     record_trace: true,
                     ..SolveOptions::default()
                 };

@@ -50,7 +50,7 @@ pub struct Fingerprint {
     pub distance: Option<f64>,
     pub batch_size: usize,
     pub ema: Option<f64>,
-    pub certify_every: u64,
+    pub certify_every: Option<u64>,
     pub record_trace: bool,
     /// The starting point, bit for bit (hex), or None for the default.
     pub init: Option<String>,

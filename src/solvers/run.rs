@@ -376,7 +376,8 @@ pub fn solve(
         .clone()
         .unwrap_or_else(|| DVector::zeros(family.dim()));
     set.project(&mut theta0);
-    let tracker = Tracker::new(set, options.certify_every, options.record_trace).quiet();
+    let interval = super::certificate_interval(options.certify_every, family.work_estimate());
+    let tracker = Tracker::new(set, interval, options.record_trace).quiet();
     let problem = MinimaxProblem::new(family.clone(), set);
     let t = options.iterations;
     let f = family.as_ref();

@@ -396,7 +396,7 @@ pub fn fantope_minimax(
         iterations,
         mu,
         init: init.map(vectorise),
-        certify_every: 10,
+        certify_every: Some(10),
         ..SolveOptions::default()
     };
     // The options are built here from a validated scenario; should the core
