@@ -6,7 +6,15 @@
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-const INPUTS: [&str; 5] = ["src", "experiments", "build.rs", "Cargo.toml", "Cargo.lock"];
+const INPUTS: [&str; 7] = [
+    "src",
+    "core/src",
+    "core/Cargo.toml",
+    "experiments",
+    "build.rs",
+    "Cargo.toml",
+    "Cargo.lock",
+];
 
 fn collect(path: &Path, files: &mut Vec<PathBuf>) {
     if path.is_dir() {

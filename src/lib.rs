@@ -1,30 +1,22 @@
-//! taskrobust: task-robust (minimax) pre-training, made checkable.
+//! The taskrobust lab: the experiments, checks, figures, reports, file
+//! formats and command line built on the `taskrobust` core crate.
 //!
-//! Solve `min_theta max_i f_i(theta)` over M convex task losses with
-//! softmax-weighted gradient descent (Wang, Chen, Xie, Fang, Lin, NeurIPS
-//! 2023) and its baselines, with a certified duality gap at every iteration.
-//! The bounds the toolkit checks are written up in docs/THEORY.md.
+//! Data flow one way: tasks -> solver -> certificate -> check -> table ->
+//! figure. The core crate holds the first three; this crate the rest.
 
-pub mod ball;
-pub mod certificate;
+// The core's modules under their old names, for this crate's own code.
+pub(crate) use taskrobust::linalg::memory;
+pub(crate) use taskrobust::problem::{ball, certificate, numerics, scaling};
+pub(crate) use taskrobust::{error, family, solvers};
+
 pub mod cli;
-pub mod error;
 pub mod experiments;
-pub mod family;
 pub mod gpu;
-pub mod gram;
 pub mod io;
-pub mod kernels;
 pub mod latex;
-pub mod memory;
-pub mod numerics;
 pub mod plots;
 pub mod report;
-pub mod scaling;
-pub mod solvers;
 pub mod theory;
 pub mod transfer;
 
-pub use ball::{Ball, FeasibleSet};
-pub use error::{Error, InputError};
-pub use family::{Evaluation, TaskFamily};
+pub use taskrobust::{Ball, Error, Evaluation, FeasibleSet, InputError, TaskFamily};

@@ -1,7 +1,7 @@
 use clap::Parser;
 use std::io::Write;
 use std::process::ExitCode;
-use taskrobust::cli::{run, Cli};
+use taskrobust_lab::cli::{run, Cli};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

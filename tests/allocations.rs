@@ -13,7 +13,7 @@ use taskrobust::family::generators::{
     least_squares_family, logistic_family, quadratic_family, SyntheticSpec,
 };
 use taskrobust::family::{Evaluation, GradientForm, TaskFamily};
-use taskrobust::numerics::softmax_into;
+use taskrobust::problem::numerics::softmax_into;
 use taskrobust::FeasibleSet;
 
 struct Counting;

@@ -19,11 +19,11 @@ use num_rational::BigRational;
 use num_traits::{One, Signed, Zero};
 use proptest::prelude::*;
 use std::sync::Arc;
-use taskrobust::ball::FeasibleSet;
 use taskrobust::family::{
     Evaluation, GradientForm, LeastSquaresFamily, QuadraticFamily, QuadraticTask, TaskData,
     TaskFamily,
 };
+use taskrobust::problem::ball::FeasibleSet;
 use taskrobust::solvers::{solve, Method, SolveOptions};
 
 type Q = BigRational;

@@ -1,7 +1,7 @@
 //! Invariants of the smoothed maximum and the softmax weights.
 
 use proptest::prelude::*;
-use taskrobust::numerics::{entropy, log_sum_exp, softmax};
+use taskrobust::problem::numerics::{entropy, log_sum_exp, softmax};
 
 fn losses() -> impl Strategy<Value = Vec<f64>> {
     prop::collection::vec(-1e6f64..1e6, 1..40)

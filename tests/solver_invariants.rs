@@ -7,7 +7,7 @@ use taskrobust::family::generators::{
     least_squares_family, logistic_family, polygon_family, quadratic_family, SyntheticSpec,
 };
 use taskrobust::family::{Evaluation, GradientForm, QuadraticFamily, QuadraticTask, TaskFamily};
-use taskrobust::numerics::{log_sum_exp, softmax_into};
+use taskrobust::problem::numerics::{log_sum_exp, softmax_into};
 use taskrobust::solvers::{certify_point, certify_returned_point, solve, Method, SolveOptions};
 use taskrobust::FeasibleSet;
 

@@ -7,12 +7,12 @@ use nalgebra::DVector;
 use std::sync::Arc;
 use taskrobust::family::generators::{quadratic_family, SyntheticSpec};
 use taskrobust::family::TaskFamily;
-use taskrobust::numerics::log_sum_exp;
+use taskrobust::problem::numerics::log_sum_exp;
 use taskrobust::solvers::{solve, Method, SolveOptions, SolveOutcome};
 use taskrobust::theory::bounds;
-use taskrobust::theory::checks::{bound_holds, rate_no_shallower};
 use taskrobust::theory::Window;
 use taskrobust::FeasibleSet;
+use taskrobust_lab::theory::checks::{bound_holds, rate_no_shallower};
 
 fn family(seed: u64) -> Arc<dyn TaskFamily> {
     Arc::new(

@@ -318,7 +318,7 @@ fn check_checkpoint_path(path: &std::path::Path) -> Result<(), crate::error::Inp
 /// losses, weights, theta, seconds) plus the run's constants.
 pub fn outcome_json(outcome: &SolveOutcome) -> serde_json::Value {
     json!({
-        "method": outcome.method.name(),
+        "method": outcome.method,
         "iterations": outcome.iterations,
         "max_loss": outcome.max_loss,
         "lower_bound": outcome.lower_bound,

@@ -456,7 +456,7 @@ pub fn run_against_bound(outcome: &SolveOutcome, num_tasks: usize, distance: f64
         .smoothed_smoothness
         .or(outcome.step.map(|s| 1.0 / s))
         .unwrap_or(f64::NAN);
-    let accelerated = outcome.method == Method::Accelerated;
+    let accelerated = outcome.method == Method::Accelerated.name();
     let (curve, worst, violations) = gap_against_bound(&outcome.trace, |t| {
         if accelerated {
             accelerated_fixed_mu(t, mu, num_tasks, l_mu, distance)
@@ -465,7 +465,7 @@ pub fn run_against_bound(outcome: &SolveOutcome, num_tasks: usize, distance: f64
         }
     });
     MethodRun {
-        method: outcome.method.name().to_string(),
+        method: outcome.method.clone(),
         iterations: outcome.iterations,
         seconds: outcome.seconds,
         seconds_per_iteration: outcome.seconds / outcome.iterations.max(1) as f64,

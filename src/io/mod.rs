@@ -4,14 +4,12 @@
 //! file (and the JSON field that pointed to it); every writer goes through a
 //! temp file and a rename, so no output is ever left half-written.
 
-mod atomic;
 mod csv;
 mod npy;
 mod problem;
 pub mod strict_json;
 
 pub use self::csv::{read_csv, CsvTable};
-pub use atomic::{write_atomic, write_atomic_with, write_json_atomic, write_text_atomic};
 pub use npy::{
     read_npy, read_npy_values, write_npy, write_npy_matrix, write_npy_transposed, write_npy_vector,
     NpyArray,
@@ -19,6 +17,9 @@ pub use npy::{
 pub use problem::{
     check_overflow, export_data_problem, export_quadratic_problem, load_problem, LoadedProblem,
     PROBLEM_KINDS,
+};
+pub use taskrobust::files::{
+    write_atomic, write_atomic_with, write_json_atomic, write_text_atomic,
 };
 
 use crate::error::InputError;

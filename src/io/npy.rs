@@ -4,7 +4,6 @@
 //! matrix, so loading a data set holds one copy of it; or, where the caller
 //! allows it, a large payload is mapped from the file and not copied at all. Writing streams through [`write_atomic_with`](super::write_atomic_with).
 
-use super::atomic::write_atomic_with;
 use super::read_error;
 use crate::error::InputError;
 use crate::family::Samples;
@@ -14,6 +13,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
+use taskrobust::files::write_atomic_with;
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// Values converted per write; large enough that syscalls do not matter.

@@ -1,0 +1,1188 @@
+//! Certified lower bounds on OPT through the weighted dual function, true in
+//! floating point.
+//!
+//! For any weights p >= 0 with `s = sum_i p_i > 0`, `D(p) = min_{theta in Theta}
+//! sum_i p_i f_i(theta) <= s OPT`, so `D(p) / s <= OPT <= F(theta)`. Every
+//! certificate here is computed in two steps: a point `theta^` and a curvature
+//! `lambda` are chosen by any (approximate) means, then the bound
+//! `min_{theta'} Phi(theta^) + g^T (theta' - theta^) + lambda/2 ||theta' - theta^||^2`
+//! -- valid for ANY `theta^` by convexity -- is *evaluated* with a posteriori
+//! error bounds of Higham's gamma_n type on every sum and product, the
+//! distance between the stored quadratic forms and the true tasks, and a
+//! certified `lambda` (Rump's shifted Cholesky). See docs/THEORY.md,
+//! "Certificates under rounding".
+
+use crate::linalg::kernels::{axpy, dot};
+use crate::problem::ball::Ball;
+use crate::problem::numerics::{gamma, round_up, UNDERFLOW_UNIT, UNIT_ROUNDOFF};
+use nalgebra::{DMatrix, DVector};
+
+/// A certified lower bound and how it was obtained (the JSON `certificate`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Certificate {
+    /// A lower bound on OPT, true in floating point; `-inf` where none is valid.
+    pub bound: f64,
+    /// "dual" (certified curvature), "linearization" (convexity on a ball),
+    /// "strong-convexity", "trivial" (the losses' own floor) or "none".
+    pub kind: &'static str,
+    /// The rounding allowance subtracted from the computed value (>= 0).
+    pub error_bound: f64,
+    /// Why the bound is loose or missing; empty otherwise.
+    pub note: &'static str,
+}
+
+impl Certificate {
+    /// No valid bound, with the reason.
+    pub fn none(note: &'static str) -> Self {
+        Self {
+            bound: f64::NEG_INFINITY,
+            kind: "none",
+            error_bound: 0.0,
+            note,
+        }
+    }
+
+    /// A bound that holds without computation (e.g. least-squares losses >= 0).
+    pub fn trivial(bound: f64, note: &'static str) -> Self {
+        Self {
+            bound,
+            kind: "trivial",
+            error_bound: 0.0,
+            note,
+        }
+    }
+
+    /// A bound from a convex model, made valid for a weighted sum that is
+    /// only certified to have curvature `>= -deficit`: on a ball of radius r,
+    /// `Phi(theta') >= model(theta') - deficit/2 (r + ||theta||)^2`; without a
+    /// ball (or with an unknown deficit) no bound is valid.
+    pub fn allowing_for_nonconvexity(self, deficit: f64, theta: &[f64], set: &Ball) -> Self {
+        if deficit == 0.0 || self.kind == "none" {
+            return self;
+        }
+        let reach = match (deficit.is_finite(), set.radius()) {
+            (true, Some(r)) => round_up(r + norm_up(theta)),
+            _ => {
+                return Certificate::none(
+                    "the weighted Hessian is not certifiably positive semidefinite \
+                     (the tasks may be slightly nonconvex) and no radius bounds theta",
+                )
+            }
+        };
+        let allowance = round_up(0.5 * deficit * reach * reach * (1.0 + 4.0 * UNIT_ROUNDOFF));
+        let bound = round_down(self.bound - allowance);
+        if !bound.is_finite() {
+            return Certificate::none("the nonconvexity allowance overflows f64");
+        }
+        Self {
+            bound,
+            error_bound: round_up(self.error_bound + allowance),
+            note: "the weighted Hessian is only certified to be nearly positive \
+                   semidefinite: the bound allows for its possible negative curvature",
+            ..self
+        }
+    }
+
+    /// The larger of two valid bounds; a loser's note is kept where the
+    /// winner is the trivial bound (it says why the better route failed).
+    pub fn better(self, other: Self) -> Self {
+        let (mut winner, loser) = if other.bound > self.bound || self.bound.is_nan() {
+            (other, self)
+        } else {
+            (self, other)
+        };
+        if winner.note.is_empty() {
+            winner.note = loser.note;
+        }
+        winner
+    }
+}
+
+/// `D / s` rounded down, for a bound D on `sum_i p_i f_i` and the float
+/// weights' sum `s_hat`: OPT >= D(p) / s whatever the exact sum s is, which
+/// lies within `gamma_M s_hat` of `s_hat`.
+fn per_unit_weight(bound: f64, weight_sum: f64, tasks: usize) -> f64 {
+    if weight_sum.is_nan() || weight_sum <= 0.0 || bound.is_nan() {
+        return f64::NEG_INFINITY;
+    }
+    let slack = gamma(tasks);
+    let s = if bound >= 0.0 {
+        weight_sum * (1.0 + slack)
+    } else {
+        weight_sum * (1.0 - slack)
+    };
+    round_down(bound / s)
+}
+
+/// `x` rounded down past a few roundings (relative 2^-50, plus underflow).
+pub fn round_down(x: f64) -> f64 {
+    x - x.abs() * 2f64.powi(-50) - 64.0 * UNDERFLOW_UNIT
+}
+
+/// Upper bound on the Euclidean norm, computed on the vector scaled by a
+/// power of two (exact) so that its squares neither underflow nor overflow.
+pub fn norm_up(x: &[f64]) -> f64 {
+    // f64::max skips NaN, so a NaN entry must be caught before the fold.
+    if x.iter().any(|v| v.is_nan()) {
+        return f64::INFINITY;
+    }
+    let largest = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    if largest == 0.0 {
+        return 0.0;
+    }
+    if !largest.is_finite() {
+        return f64::INFINITY;
+    }
+    // 2^-e with 2^e near the largest entry: exact scaling both ways.
+    let exponent = largest.log2().floor().clamp(-1000.0, 1000.0) as i32;
+    let down = 2f64.powi(-exponent);
+    let sum: f64 = x.iter().map(|v| (v * down) * (v * down)).sum();
+    let scaled = (sum * (1.0 + gamma(x.len())) + (x.len() as f64) * 1e-300).sqrt();
+    round_up(scaled * (1.0 + 2.0 * UNIT_ROUNDOFF) * 2f64.powi(exponent))
+}
+
+/// A certified lower bound on `min_{theta' in set} M(theta')` for the local model
+/// `M(theta') = value + g^T v + lambda/2 ||v||^2 - g_err ||v||`, `v = theta' - at`,
+/// where `value`, `g_err` and `lambda` are already certified (a lower bound on
+/// `Phi(at)`, a bound on `||grad Phi(at) - g||`, a lower bound on the curvature).
+/// Returns `-inf` where the set is unbounded and `lambda = 0`.
+pub fn local_model_bound(
+    value: f64,
+    g: &[f64],
+    g_err: f64,
+    lambda: f64,
+    at: &[f64],
+    set: &Ball,
+) -> f64 {
+    if !value.is_finite() || !g_err.is_finite() {
+        return f64::NEG_INFINITY;
+    }
+    let u = UNIT_ROUNDOFF;
+    let d = g.len();
+    let g_norm = norm_up(g);
+    let mut best = f64::NEG_INFINITY;
+    // Strong convexity, whatever the set: >= value - (||g|| + g_err)^2 / (2 lambda).
+    if lambda > 0.0 {
+        // Products in this order: a square of a tiny norm would underflow.
+        let reach = g_norm + g_err;
+        best = round_down(value - (reach / lambda) * reach * 0.5 * (1.0 + 8.0 * u));
+    }
+    // The set's enclosing ball (the Fantope lies in the ball of radius sqrt k).
+    let radius = match *set {
+        Ball::Unconstrained => return best,
+        Ball::Ball { radius } => radius,
+        Ball::Fantope { rank, .. } => (rank as f64).sqrt() * (1.0 + 4.0 * u),
+    };
+    let at_norm = norm_up(at);
+    let far = round_up(g_err * (radius + at_norm));
+    // Linearization: g^T (theta' - at) >= -g^T at - r ||g||.
+    let g_at = dot(g, at);
+    let g_at_err = gamma(d) * g_norm * at_norm;
+    let linear = value - g_at - g_at_err - radius * g_norm * (1.0 + 4.0 * u) - far;
+    best = best.max(round_down(linear));
+    if lambda > 0.0 {
+        // Completing the square: lambda/2 dist(m, ball)^2 - ||g||^2 / (2 lambda),
+        // m = at - g / lambda; ||m_hat - m|| <= u (1 + u) ||g|| / lambda + u ||m||.
+        // ||m_hat|| from below, scaled by a power of two as in norm_up.
+        let m_at = |k: usize| at[k] - g[k] / lambda;
+        let largest = (0..d).fold(0.0f64, |acc, k| acc.max(m_at(k).abs()));
+        let m_hat = if largest > 0.0 && largest.is_finite() {
+            let exponent = largest.log2().floor().clamp(-1000.0, 1000.0) as i32;
+            let down = 2f64.powi(-exponent);
+            let sum: f64 = (0..d).map(|k| (m_at(k) * down) * (m_at(k) * down)).sum();
+            (sum * (1.0 - gamma(d))).sqrt() * (1.0 - 2.0 * u) * 2f64.powi(exponent)
+        } else {
+            0.0
+        };
+        let m_lo = (m_hat - u * (1.0 + u) * (g_norm / lambda)) / (1.0 + u);
+        let dist = ((m_lo - radius) * (1.0 - 2.0 * u)).max(0.0);
+        let square = value - (g_norm / lambda) * g_norm * 0.5 * (1.0 + 8.0 * u)
+            + (lambda * dist) * dist * 0.5 * (1.0 - 8.0 * u)
+            - far;
+        if square.is_finite() {
+            best = best.max(round_down(square));
+        }
+    }
+    best
+}
+
+/// `q(theta) = 1/2 theta^T Q theta + l^T theta + c` with Q symmetric PSD.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuadraticForm {
+    pub hessian: DMatrix<f64>,
+    pub linear: DVector<f64>,
+    pub constant: f64,
+}
+
+impl QuadraticForm {
+    pub fn value(&self, theta: &DVector<f64>) -> f64 {
+        0.5 * theta.dot(&(&self.hessian * theta)) + self.linear.dot(theta) + self.constant
+    }
+
+    pub fn dim(&self) -> usize {
+        self.linear.len()
+    }
+}
+
+/// How far a stored [`QuadraticForm`] may be from the task it stands for, and
+/// its own sizes: the true task is `1/2 theta^T (Q + E) theta + (l + e)^T theta
+/// + c + e_c` with `||E||_2 <= hessian_error`, `||e|| <= linear_error`,
+/// `|e_c| <= constant_error`. All fields are upper bounds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct FormBounds {
+    /// `||Q||_F`, `||l||`, `|c|`.
+    pub hessian_norm: f64,
+    pub linear_norm: f64,
+    pub constant_abs: f64,
+    pub hessian_error: f64,
+    pub linear_error: f64,
+    pub constant_error: f64,
+}
+
+impl FormBounds {
+    /// The sizes of a form that is its task exactly (no construction error).
+    pub fn exact(form: &QuadraticForm) -> Self {
+        Self {
+            hessian_norm: norm_up(form.hessian.as_slice()),
+            linear_norm: norm_up(form.linear.as_slice()),
+            constant_abs: form.constant.abs(),
+            ..Self::default()
+        }
+    }
+}
+
+/// Certified lower bound on OPT from the weights `p` for quadratic tasks
+/// given as stored forms with their [`FormBounds`] (see the module docs):
+/// Rump's shifted Cholesky certifies the weighted Hessian's curvature, a
+/// refined Newton point (or, on a ball, the Lagrangian point) is the model
+/// centre, and [`local_model_bound`] evaluates the bound with every rounding
+/// and construction error subtracted. Without certified curvature and without
+/// a radius there is no valid bound (`kind = "none"`).
+pub fn sound_quadratic_bound(
+    forms: &[QuadraticForm],
+    bounds: &[FormBounds],
+    weights: &[f64],
+    set: &Ball,
+) -> Certificate {
+    // Solvers certify every iteration: reuse one work space per thread, so
+    // the common case (positive definite, minimiser inside the ball) neither
+    // allocates nor leaves the caches.
+    thread_local! {
+        static WORK: std::cell::RefCell<DualWork> = std::cell::RefCell::new(DualWork::default());
+    }
+    WORK.with(|work| {
+        let mut work = work.borrow_mut();
+        let totals = work.combine(forms, bounds, weights);
+        let certificate = work.certify(&totals, set);
+        Certificate {
+            bound: per_unit_weight(certificate.bound, totals.weight_sum, forms.len()),
+            ..certificate
+        }
+    })
+}
+
+/// [`sound_quadratic_bound`] for forms that are their tasks exactly; the
+/// bound alone (`-inf` where none is valid).
+pub fn quadratic_dual_bound(forms: &[QuadraticForm], weights: &[f64], ball: &Ball) -> f64 {
+    let bounds: Vec<FormBounds> = forms.iter().map(FormBounds::exact).collect();
+    sound_quadratic_bound(forms, &bounds, weights, ball).bound
+}
+
+/// Certified lower bound on `min_{theta in ball} q(theta)` (see [`sound_quadratic_bound`]).
+pub fn minimise_quadratic_on_ball(q: &QuadraticForm, ball: &Ball) -> f64 {
+    quadratic_dual_bound(std::slice::from_ref(q), &[1.0], ball)
+}
+
+/// Weighted sums of the forms' sizes and errors (upper bounds).
+#[derive(Debug, Default)]
+struct Totals {
+    weight_sum: f64,
+    hessian_norm: f64,
+    linear_norm: f64,
+    constant_abs: f64,
+    hessian_error: f64,
+    linear_error: f64,
+    constant_error: f64,
+}
+
+/// Work space of [`sound_quadratic_bound`]: the weighted sum of the forms and
+/// its Cholesky factor, column-major d x d.
+#[derive(Default)]
+struct DualWork {
+    d: usize,
+    hessian: Vec<f64>,
+    linear: Vec<f64>,
+    constant: f64,
+    /// Upper Cholesky factor U (H - s I = U^T U) in the upper triangle.
+    factor: Vec<f64>,
+    theta: Vec<f64>,
+    rhs: Vec<f64>,
+    step: Vec<f64>,
+}
+
+impl DualWork {
+    fn combine(
+        &mut self,
+        forms: &[QuadraticForm],
+        bounds: &[FormBounds],
+        weights: &[f64],
+    ) -> Totals {
+        let d = forms[0].dim();
+        if self.d != d {
+            *self = Self {
+                d,
+                hessian: vec![0.0; d * d],
+                linear: vec![0.0; d],
+                factor: vec![0.0; d * d],
+                theta: vec![0.0; d],
+                rhs: vec![0.0; d],
+                step: vec![0.0; d],
+                constant: 0.0,
+            };
+        }
+        self.hessian.fill(0.0);
+        self.linear.fill(0.0);
+        self.constant = 0.0;
+        let mut totals = Totals::default();
+        for ((form, bound), &p) in forms.iter().zip(bounds).zip(weights) {
+            if p == 0.0 {
+                continue;
+            }
+            // Negative or NaN weights certify nothing.
+            if p.is_nan() || p < 0.0 {
+                totals.weight_sum = f64::NAN;
+                continue;
+            }
+            axpy(p, form.hessian.as_slice(), &mut self.hessian);
+            axpy(p, form.linear.as_slice(), &mut self.linear);
+            self.constant += p * form.constant;
+            totals.weight_sum += p;
+            totals.hessian_norm += p * bound.hessian_norm;
+            totals.linear_norm += p * bound.linear_norm;
+            totals.constant_abs += p * bound.constant_abs;
+            totals.hessian_error += p * bound.hessian_error;
+            totals.linear_error += p * bound.linear_error;
+            totals.constant_error += p * bound.constant_error;
+        }
+        // Symmetrise away rounding so the factorisation sees a symmetric matrix.
+        for j in 0..d {
+            for i in j + 1..d {
+                let mean = 0.5 * (self.hessian[i + j * d] + self.hessian[j + i * d]);
+                self.hessian[i + j * d] = mean;
+                self.hessian[j + i * d] = mean;
+            }
+        }
+        // The combination (two roundings per axpy, and the mean) moves each
+        // entry by at most gamma_{2M+2} sum_i p_i |entry_i|; Frobenius norms bound it.
+        let m = forms.len();
+        let combine = gamma(2 * m + 2);
+        let sum_slack = 1.0 + gamma(m);
+        let tiny = (4 * m * d) as f64 * UNDERFLOW_UNIT;
+        totals.hessian_norm = round_up(totals.hessian_norm * sum_slack);
+        totals.linear_norm = round_up(totals.linear_norm * sum_slack);
+        totals.constant_abs = round_up(totals.constant_abs * sum_slack);
+        totals.hessian_error = round_up(
+            totals.hessian_error * sum_slack + combine * totals.hessian_norm + tiny * d as f64,
+        );
+        totals.linear_error =
+            round_up(totals.linear_error * sum_slack + combine * totals.linear_norm + tiny);
+        totals.constant_error =
+            round_up(totals.constant_error * sum_slack + combine * totals.constant_abs + tiny);
+        // Bounds on the combined form's own norms.
+        totals.hessian_norm = round_up(totals.hessian_norm * (1.0 + combine));
+        totals.linear_norm = round_up(totals.linear_norm * (1.0 + combine));
+        totals.constant_abs = round_up(totals.constant_abs * (1.0 + combine));
+        totals
+    }
+
+    /// `H v` for the symmetric `H`: entry i is column i . v (contiguous).
+    fn apply(&self, v: &[f64], out: &mut [f64]) {
+        for (o, column) in out.iter_mut().zip(self.hessian.chunks_exact(self.d)) {
+            *o = dot(column, v);
+        }
+    }
+
+    /// Upper Cholesky factor of `H - shift I` by contiguous column dot
+    /// products; `false` where it breaks down.
+    fn factor(&mut self, shift: f64) -> bool {
+        let d = self.d;
+        for j in 0..d {
+            let (done, rest) = self.factor.split_at_mut(j * d);
+            let column = &mut rest[..d];
+            for i in 0..j {
+                let ui = &done[i * d..i * d + i];
+                let v = (self.hessian[i + j * d] - dot(ui, &column[..i])) / done[i * d + i];
+                column[i] = v;
+            }
+            let pivot = (self.hessian[j + j * d] - shift) - dot(&column[..j], &column[..j]);
+            if !(pivot > 0.0 && pivot.is_finite()) {
+                return false;
+            }
+            column[j] = pivot.sqrt();
+        }
+        true
+    }
+
+    /// Solves `(H - s I) x = rhs` in place with the factor: `U^T z = rhs`, then `U x = z`.
+    fn solve(&self, x: &mut [f64]) {
+        let d = self.d;
+        for i in 0..d {
+            let ui = &self.factor[i * d..i * d + i];
+            x[i] = (x[i] - dot(ui, &x[..i])) / self.factor[i * d + i];
+        }
+        for i in (0..d).rev() {
+            x[i] /= self.factor[i * d + i];
+            let xi = x[i];
+            axpy(-xi, &self.factor[i * d..i * d + i], &mut x[..i]);
+        }
+    }
+
+    /// Rump's certificate: a completed Cholesky factorisation `U` of
+    /// `fl(H - s I)` satisfies `U^T U = fl(H - s I) + Delta` with `||Delta||_2 <=
+    /// gamma_{d+1} ||U||_F^2` (Demmel), so `lambda_min(H) >= s - gamma_{d+1}
+    /// ||U||_F^2 - u max_j |h_jj - s|`. Returns that lower bound.
+    fn certified_curvature(&self, shift: f64) -> f64 {
+        let d = self.d;
+        let mut frobenius2 = 0.0;
+        let mut diagonal = 0.0f64;
+        for j in 0..d {
+            let column = &self.factor[j * d..j * d + j + 1];
+            frobenius2 += dot(column, column);
+            diagonal = diagonal.max((self.hessian[j + j * d] - shift).abs());
+        }
+        let slack = round_up(
+            gamma(d + 1) * frobenius2 * (1.0 + gamma(d * d))
+                + UNIT_ROUNDOFF * diagonal * (1.0 + UNIT_ROUNDOFF)
+                + (8 * d * d) as f64 * UNDERFLOW_UNIT,
+        );
+        round_down(shift - slack)
+    }
+
+    fn certify(&mut self, totals: &Totals, set: &Ball) -> Certificate {
+        let d = self.d;
+        if totals.weight_sum.is_nan() || totals.weight_sum <= 0.0 {
+            return Certificate::none(
+                "the certificate weights are not a nonnegative nonzero vector",
+            );
+        }
+        let finite = self
+            .hessian
+            .iter()
+            .chain(&self.linear)
+            .all(|v| v.is_finite())
+            && self.constant.is_finite()
+            && totals.hessian_error.is_finite();
+        if !finite {
+            return Certificate::none("the weighted quadratic overflows f64");
+        }
+        // The shift leaves room for the factorisation's rounding and the
+        // forms' own error, so that success certifies positive curvature.
+        let trace: f64 = (0..d).map(|j| self.hessian[j + j * d].abs()).sum();
+        let shift = 2.0 * round_up(gamma(d + 1) * trace * 1.01 + totals.hessian_error);
+        let factored = shift.is_finite() && self.factor(shift);
+        // A certified lower bound on the weighted Hessian's smallest
+        // eigenvalue, which may be negative: the input check accepts matrices
+        // within a tolerance of PSD, so convexity itself must be certified.
+        let mut smallest = if factored {
+            Some(round_down(
+                self.certified_curvature(shift) - totals.hessian_error,
+            ))
+        } else {
+            None
+        };
+        if !factored && shift.is_finite() {
+            // Not positive definite: bound how far it may be from convex.
+            let mut below = -2.0 * shift;
+            for _ in 0..5 {
+                if below.is_finite() && self.factor(below) {
+                    smallest = Some(round_down(
+                        self.certified_curvature(below) - totals.hessian_error,
+                    ));
+                    break;
+                }
+                below *= 1e3;
+            }
+        }
+        let curvature = smallest.map_or(0.0, |c| c.max(0.0));
+        // Convexity deficit: Phi(theta') >= its linear model - deficit/2 ||theta' - theta||^2.
+        let deficit = smallest.map_or(f64::INFINITY, |c| (-c).max(0.0));
+        let mut theta = std::mem::take(&mut self.theta);
+        let mut rhs = std::mem::take(&mut self.rhs);
+        let mut step = std::mem::take(&mut self.step);
+        let mut centre_found = false;
+        if factored {
+            // Newton point of the unshifted H, refined against the shifted factor.
+            for (t, l) in theta.iter_mut().zip(&self.linear) {
+                *t = -l;
+            }
+            self.solve(&mut theta);
+            for _ in 0..2 {
+                self.apply(&theta, &mut rhs);
+                for (r, l) in rhs.iter_mut().zip(&self.linear) {
+                    *r += l;
+                }
+                step.copy_from_slice(&rhs);
+                self.solve(&mut step);
+                for (t, s) in theta.iter_mut().zip(&step) {
+                    *t -= s;
+                }
+            }
+            centre_found = theta.iter().all(|t| t.is_finite());
+        }
+        let radius = set.radius();
+        let inside = match radius {
+            None => true,
+            Some(r) => dot(&theta, &theta).sqrt() <= r,
+        };
+        if !(centre_found && inside) {
+            match radius {
+                Some(r) => {
+                    // On the ball: the Lagrangian point (eigen-decomposition route).
+                    let combined = DMatrix::from_column_slice(d, d, &self.hessian);
+                    let linear = DVector::from_column_slice(&self.linear);
+                    match lagrangian_point(&combined, &linear, r) {
+                        Some(point) => {
+                            theta.copy_from_slice(point.as_slice());
+                            centre_found = true;
+                        }
+                        None => centre_found = false,
+                    }
+                }
+                None => centre_found = false,
+            }
+        }
+        let result = if !centre_found {
+            Certificate::none(
+                "the weighted Hessian is not certifiably positive definite \
+                 (singular, ill-conditioned or badly scaled) and no radius bounds theta",
+            )
+        } else {
+            self.evaluate_model(&theta, &mut rhs, totals, curvature, set)
+                .allowing_for_nonconvexity(deficit, &theta, set)
+        };
+        self.theta = theta;
+        self.rhs = rhs;
+        self.step = step;
+        result
+    }
+
+    /// The local model bound at `theta`, every error accounted for.
+    fn evaluate_model(
+        &self,
+        theta: &[f64],
+        gradient: &mut [f64],
+        totals: &Totals,
+        curvature: f64,
+        set: &Ball,
+    ) -> Certificate {
+        let d = self.d;
+        self.apply(theta, gradient); // H theta
+        let quadratic = dot(theta, gradient);
+        for (g, l) in gradient.iter_mut().zip(&self.linear) {
+            *g += l;
+        }
+        let value = 0.5 * quadratic + dot(&self.linear, theta) + self.constant;
+        let t = norm_up(theta);
+        let (hn, ln, cn) = (totals.hessian_norm, totals.linear_norm, totals.constant_abs);
+        let tiny = (8 * d + 8) as f64 * UNDERFLOW_UNIT * (d as f64).sqrt();
+        // |fl(H theta + l) - (H theta + l)| <= gamma_{d+1} (|H| |theta| + |l|), and
+        // the true gradient differs by (E theta + e).
+        let g_err = round_up(
+            gamma(d + 1) * (hn * t + ln) + totals.hessian_error * t + totals.linear_error + tiny,
+        );
+        let value_err = round_up(
+            gamma(d + 3) * (1.01 * hn * t * t + ln * t + cn)
+                + 0.5 * totals.hessian_error * t * t
+                + totals.linear_error * t
+                + totals.constant_error
+                + tiny,
+        );
+        let model = |value: f64, g_err: f64| {
+            local_model_bound(value, gradient, g_err, curvature, theta, set)
+        };
+        let bound = model(value - value_err, g_err);
+        if !bound.is_finite() {
+            return Certificate::none("the certificate's rounding bound overflows f64");
+        }
+        let estimate = model(value, 0.0);
+        Certificate {
+            bound,
+            kind: if curvature > 0.0 {
+                "dual"
+            } else {
+                "linearization"
+            },
+            error_bound: round_up((estimate - bound).max(0.0)),
+            note: if curvature > 0.0 {
+                ""
+            } else {
+                "the weighted Hessian is not certifiably positive definite: \
+                 linearization on the ball"
+            },
+        }
+    }
+}
+
+/// The minimiser of `1/2 theta^T H theta + l^T theta` on the ball of radius r
+/// (to rounding), from the eigen-decomposition: `theta(nu) = -(H + nu I)^{-1} l`
+/// with the smallest `nu >= 0` found by bisection that keeps it in the ball.
+/// Any point will do for the certificate; this one makes it tight.
+fn lagrangian_point(hessian: &DMatrix<f64>, linear: &DVector<f64>, r: f64) -> Option<DVector<f64>> {
+    let eigen = hessian.clone().symmetric_eigen();
+    let a = eigen.eigenvectors.transpose() * linear;
+    let eigenvalues: Vec<f64> = eigen.eigenvalues.iter().map(|&l| l.max(0.0)).collect();
+    let norm2_at = |nu: f64| -> f64 {
+        a.iter()
+            .zip(&eigenvalues)
+            .map(|(aj, lj)| {
+                if *aj == 0.0 {
+                    0.0
+                } else {
+                    aj * aj / ((lj + nu) * (lj + nu))
+                }
+            })
+            .sum()
+    };
+    let r2 = r * r;
+    let mut hi = 0.0;
+    let outside = |nu: f64| {
+        let n2 = norm2_at(nu);
+        n2.is_nan() || n2 > r2
+    };
+    if outside(0.0) {
+        let mut lo = 0.0;
+        hi = (a.norm() / r).max(f64::MIN_POSITIVE);
+        let mut guard = 0;
+        while outside(hi) {
+            hi *= 2.0;
+            guard += 1;
+            if guard > 2100 {
+                return None;
+            }
+        }
+        for _ in 0..200 {
+            let mid = 0.5 * (lo + hi);
+            if norm2_at(mid) > r2 {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+            if hi - lo <= 1e-15 * hi {
+                break;
+            }
+        }
+    }
+    let coordinates = DVector::from_iterator(
+        a.len(),
+        a.iter()
+            .zip(&eigenvalues)
+            .map(|(aj, lj)| if *aj == 0.0 { 0.0 } else { -aj / (lj + hi) }),
+    );
+    let mut point = &eigen.eigenvectors * coordinates;
+    // Onto the ball where rounding left it just outside.
+    let norm = point.norm();
+    if norm > r {
+        point *= r / norm * (1.0 - 4.0 * UNIT_ROUNDOFF);
+    }
+    point.iter().all(|v| v.is_finite()).then_some(point)
+}
+
+/// Certified lower bound for a lambda-strongly convex `Phi` from one point
+/// whose value and gradient are exact: `Phi(theta) >= Phi(t') + g^T (theta - t')
+/// + lambda/2 ||theta - t'||^2`, minimised over the set (rounded down).
+pub fn strongly_convex_bound(
+    value: f64,
+    gradient: &DVector<f64>,
+    at: &DVector<f64>,
+    lambda: f64,
+    ball: &Ball,
+) -> f64 {
+    local_model_bound(
+        value,
+        gradient.as_slice(),
+        0.0,
+        lambda.max(0.0),
+        at.as_slice(),
+        ball,
+    )
+}
+
+/// Certified lower bound on OPT from an evaluation at `theta` of data tasks
+/// (losses, weights, weighted gradient, per-task gradient norms as
+/// [`crate::family::TaskFamily::evaluate`] leaves them), given per-task bounds
+/// on the rounding of each loss and each task gradient, and a curvature
+/// `lambda` that every task is known to have exactly (e.g. the l2 penalty):
+/// the local model bound around `theta` ([`local_model_bound`]).
+pub fn evaluation_bound(
+    theta: &DVector<f64>,
+    at: &crate::family::Evaluation,
+    loss_error: impl Fn(usize) -> f64,
+    gradient_error: impl Fn(usize) -> f64,
+    lambda: f64,
+    set: &Ball,
+) -> Certificate {
+    let m = at.losses.len();
+    let (mut weight_sum, mut value, mut size) = (0.0, 0.0, 0.0);
+    let (mut value_err, mut g_err, mut g_size) = (0.0, 0.0, 0.0);
+    for i in 0..m {
+        let p = at.weights[i];
+        if p == 0.0 {
+            continue;
+        }
+        if p.is_nan() || p < 0.0 {
+            return Certificate::none(
+                "the certificate weights are not a nonnegative nonzero vector",
+            );
+        }
+        weight_sum += p;
+        value += p * at.losses[i];
+        size += p * at.losses[i].abs();
+        value_err += p * loss_error(i);
+        g_err += p * gradient_error(i);
+        g_size += p * at.task_gradient_norms[i];
+    }
+    if weight_sum.is_nan() || weight_sum <= 0.0 {
+        return Certificate::none("the certificate weights are not a nonnegative nonzero vector");
+    }
+    let slack = 1.0 + gamma(m);
+    let value_err = round_up((value_err + gamma(m + 1) * size) * slack);
+    // The weighted gradient: axpys of the task gradients, gamma_{M+1} of their sizes.
+    let g_err = round_up((g_err + gamma(m + 2) * g_size) * slack);
+    let curvature = round_down(lambda * weight_sum * (1.0 - gamma(m))).max(0.0);
+    let (g, t) = (at.gradient.as_slice(), theta.as_slice());
+    let bound = local_model_bound(value - value_err, g, g_err, curvature, t, set);
+    if bound == f64::NEG_INFINITY {
+        return Certificate::none(
+            "no certified curvature and no radius: the linearization bound needs a ball",
+        );
+    }
+    let estimate = local_model_bound(value, g, 0.0, curvature, t, set);
+    Certificate {
+        bound: per_unit_weight(bound, weight_sum, m),
+        kind: if curvature > 0.0 {
+            "strong-convexity"
+        } else {
+            "linearization"
+        },
+        error_bound: round_up(((estimate - bound) / weight_sum).max(0.0)),
+        note: "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Allowance tests (mutation testing, docs/MUTANTS.md): inputs whose
+    // floating-point result is exact, so the bound is right only because of
+    // its allowance, sized so the allowance (gamma_n with large n) exceeds
+    // the relative 2^-40 and 2^-50 of round_up and round_down.
+
+    #[test]
+    fn norm_up_is_an_upper_bound_by_its_own_allowance_and_no_more() {
+        // The sum 40000 and its root 200 are exact; gamma_40000 ~ 4.4e-12.
+        let ones = vec![1.0; 40_000];
+        let norm = norm_up(&ones);
+        assert!(norm >= 200.0, "{norm}");
+        assert!(norm <= 200.0 * (1.0 + 1e-10), "{norm}");
+        assert_eq!(norm_up(&[0.0, -0.0]), 0.0);
+        assert_eq!(norm_up(&[f64::NAN, 1.0]), f64::INFINITY);
+        assert_eq!(norm_up(&[f64::INFINITY]), f64::INFINITY);
+        // Scaled by powers of two: tiny and huge vectors keep their norm.
+        let tiny = norm_up(&[3e-300, 4e-300]);
+        assert!((5e-300..=5e-300 * (1.0 + 1e-10)).contains(&tiny), "{tiny}");
+        let huge = norm_up(&[3e300, 4e300]);
+        assert!((5e300..=5e300 * (1.0 + 1e-10)).contains(&huge), "{huge}");
+    }
+
+    #[test]
+    fn per_unit_weight_divides_by_the_largest_possible_weight_sum() {
+        // The exact sum lies within gamma_M of the float one: a bound >= 0 is
+        // divided by s (1 + gamma), a negative one by s (1 - gamma).
+        let tasks = 100_000;
+        let g = gamma(tasks);
+        let positive = per_unit_weight(1.0, 1.0, tasks);
+        assert!(positive * (1.0 + g) <= 1.0, "{positive}");
+        assert!(positive >= (1.0 - 1e-9) / (1.0 + g), "{positive}");
+        let negative = per_unit_weight(-1.0, 1.0, tasks);
+        assert!(negative * (1.0 - g) <= -1.0, "{negative}");
+        assert!(negative >= -(1.0 + 1e-9) / (1.0 - g), "{negative}");
+        assert_eq!(per_unit_weight(1.0, 0.0, 3), f64::NEG_INFINITY);
+        assert_eq!(per_unit_weight(1.0, -1.0, 3), f64::NEG_INFINITY);
+        assert_eq!(per_unit_weight(f64::NAN, 1.0, 3), f64::NEG_INFINITY);
+        assert_eq!(per_unit_weight(1.0, f64::NAN, 3), f64::NEG_INFINITY);
+    }
+
+    #[test]
+    fn construction_errors_of_the_forms_lower_the_bound_to_the_worst_task_they_allow() {
+        // Stored form 1/2 theta^2 (d = 1) on the ball |theta| <= 1; the task it
+        // stands for may be 1/2 (1 + E) theta^2 + e theta + c with |E| <= 0.5,
+        // |e| <= 1, |c| <= 0.25. The worst such task, 1/2 0.5 theta^2 + theta
+        // - 0.25, has minimum 0.25 - 1 - 0.25 = -1 at theta = -1.
+        let form = QuadraticForm {
+            hessian: DMatrix::from_element(1, 1, 1.0),
+            linear: DVector::from_element(1, 0.0),
+            constant: 0.0,
+        };
+        let ball = Ball::with_radius(1.0);
+        let exact_bounds = FormBounds::exact(&form);
+        let with = |hessian_error: f64, linear_error: f64, constant_error: f64| {
+            let bounds = FormBounds {
+                hessian_error,
+                linear_error,
+                constant_error,
+                ..exact_bounds
+            };
+            sound_quadratic_bound(std::slice::from_ref(&form), &[bounds], &[1.0], &ball).bound
+        };
+        let exact = with(0.0, 0.0, 0.0);
+        assert!((-1e-12..=0.0).contains(&exact), "{exact}");
+        // Each error alone: its own worst case.
+        // min of 1/2 t^2 + t on [-1, 1] is -1/2; the bound charges the
+        // gradient error linearly over the ball (e |t| <= 1).
+        let linear = with(0.0, 1.0, 0.0);
+        assert!((-1.0 - 1e-9..=-0.5).contains(&linear), "{linear}");
+        let constant = with(0.0, 0.0, 0.25);
+        assert!((-0.25 - 1e-9..=-0.25).contains(&constant), "{constant}");
+        // Still convex (curvature >= 1/2): minimum 0 at 0; the bound charges the
+        // Hessian error over the ball instead.
+        let hessian = with(0.5, 0.0, 0.0);
+        assert!(hessian <= 0.0 && hessian > -2.0, "{hessian}");
+        // With a linear term the Hessian error moves the minimum: 1/2 (1 + E)
+        // t^2 - t on [-1, 1] is lowest for E = -1/2, at t = 1: -0.75.
+        let tilted = QuadraticForm {
+            linear: DVector::from_element(1, -1.0),
+            ..form.clone()
+        };
+        let tilted_bound = sound_quadratic_bound(
+            std::slice::from_ref(&tilted),
+            &[FormBounds {
+                hessian_error: 0.5,
+                ..FormBounds::exact(&tilted)
+            }],
+            &[1.0],
+            &ball,
+        )
+        .bound;
+        assert!(
+            tilted_bound <= -0.75 && tilted_bound > -10.0,
+            "{tilted_bound}"
+        );
+        // Away from the origin the linear error is charged at |theta|: the
+        // form 1/2 (t - 1)^2 (centre t = 1) with |e| <= 1/2 and |e_c| <= 1 is
+        // at least 1/2 (t - 1)^2 - t/2 - 1, whose minimum is -1.625 (t = 1.5).
+        // Rump's shift certifies the curvature only as positive, so the bound
+        // is the linearization on the ball with the documented allowances:
+        // value - (e |t| + e_c) - e (r + |t|) = 0 - 1.5 - 1.5 = -3.
+        let shifted = QuadraticForm {
+            hessian: DMatrix::from_element(1, 1, 1.0),
+            linear: DVector::from_element(1, -1.0),
+            constant: 0.5,
+        };
+        let shifted_bound = sound_quadratic_bound(
+            std::slice::from_ref(&shifted),
+            &[FormBounds {
+                linear_error: 0.5,
+                constant_error: 1.0,
+                ..FormBounds::exact(&shifted)
+            }],
+            &[1.0],
+            &Ball::with_radius(2.0),
+        )
+        .bound;
+        assert!(shifted_bound <= -1.625, "{shifted_bound}");
+        assert!((shifted_bound + 3.0).abs() < 1e-9, "{shifted_bound}");
+        let all = with(0.5, 1.0, 0.25);
+        assert!(all <= -1.0 && all > -3.0, "{all}");
+        // Two tasks with weights 1/2 each: the errors combine with their weights.
+        let two = sound_quadratic_bound(
+            &[form.clone(), form.clone()],
+            &[
+                FormBounds {
+                    linear_error: 1.0,
+                    ..exact_bounds
+                },
+                exact_bounds,
+            ],
+            &[0.5, 0.5],
+            &ball,
+        )
+        .bound;
+        // 1/2 t^2 + 1/2 e t with |e| <= 1: minimum -1/8, charged as -1/2.
+        assert!((-0.5 - 1e-9..=-0.125).contains(&two), "{two}");
+    }
+
+    #[test]
+    fn certified_curvature_subtracts_demmels_bound_on_the_factorisation_error() {
+        // Rump's certificate as documented: lambda_min(H) >= s - gamma_{d+1}
+        // ||U||_F^2 - u max_j |h_jj - s|, with U the computed factor of
+        // H - s I (every entry of its upper triangle, the diagonal included).
+        let d = 40;
+        let hessian = DMatrix::from_fn(d, d, |i, j| {
+            let base = 1.0 / (1.0 + (i as f64 - j as f64).abs());
+            if i == j {
+                base + 3.0 + 0.37 * i as f64
+            } else {
+                base * 0.3
+            }
+        });
+        let form = QuadraticForm {
+            hessian,
+            linear: DVector::zeros(d),
+            constant: 0.0,
+        };
+        let mut work = DualWork::default();
+        work.combine(
+            std::slice::from_ref(&form),
+            &[FormBounds::exact(&form)],
+            &[1.0],
+        );
+        let shift = 2.5;
+        assert!(work.factor(shift));
+        let mut frobenius2 = 0.0;
+        let mut diagonal = 0.0f64;
+        for j in 0..d {
+            for i in 0..=j {
+                frobenius2 += work.factor[i + j * d] * work.factor[i + j * d];
+            }
+            diagonal = diagonal.max((work.hessian[j + j * d] - shift).abs());
+        }
+        let documented = shift - gamma(d + 1) * frobenius2 - UNIT_ROUNDOFF * diagonal;
+        let certified = work.certified_curvature(shift);
+        assert!(certified <= documented, "{certified} > {documented}");
+        assert!(
+            certified >= documented - 1e-12,
+            "{certified} far below {documented}"
+        );
+    }
+
+    #[test]
+    fn evaluation_bound_charges_the_rounding_of_the_weighted_gradient() {
+        // The weighted gradient sum_i p_i g_i is formed in floating point:
+        // the bound must allow gamma_{M+2} sum_i p_i ||g_i|| for it, over the
+        // reach of the ball (here radius 1 around theta = 0).
+        let evaluation = |norm: f64| {
+            let mut at = crate::family::Evaluation::new(2, 2);
+            at.losses.copy_from_slice(&[1.0, 1.0]);
+            at.weights.copy_from_slice(&[0.5, 0.5]);
+            at.gradient = DVector::from_vec(vec![0.0, 0.0]);
+            at.task_gradient_norms.copy_from_slice(&[norm, norm]);
+            at
+        };
+        let theta = DVector::zeros(2);
+        let ball = Ball::with_radius(1.0);
+        let bound = |norm: f64| {
+            evaluation_bound(&theta, &evaluation(norm), |_| 0.0, |_| 0.0, 0.0, &ball).bound
+        };
+        let (small, large) = (bound(0.0), bound(1e12));
+        assert!((1.0 - 1e-12..=1.0).contains(&small), "{small}");
+        // gamma_4 * 1e12 * radius ~ 6.7e-4.
+        let charged = small - large;
+        assert!(charged >= gamma(4) * 1e12, "charged {charged:e}");
+        assert!(charged <= 2.0 * gamma(4) * 1e12, "charged {charged:e}");
+    }
+
+    #[test]
+    fn local_model_bound_meets_each_exact_model_minimum() {
+        let ball = Ball::with_radius(2.0);
+        let tight = |bound: f64, exact: f64| {
+            assert!(
+                bound <= exact && bound >= exact - 1e-11 * exact.abs().max(1.0),
+                "bound {bound} against the exact minimum {exact}"
+            );
+        };
+        // No curvature, no set: no bound (never NaN).
+        let none = local_model_bound(
+            1.0,
+            &[0.0, 0.0],
+            0.0,
+            0.0,
+            &[0.0, 0.0],
+            &Ball::unconstrained(),
+        );
+        assert_eq!(none, f64::NEG_INFINITY);
+        // Only the gradient error: min of 1 - 0.5 ||v|| on ||v|| <= 2 is 0.
+        tight(
+            local_model_bound(1.0, &[0.0, 0.0], 0.5, 0.0, &[0.0, 0.0], &ball),
+            0.0,
+        );
+        // Linear: min of 1 + 3 v_1 on ||v|| <= 2 is -5.
+        tight(
+            local_model_bound(1.0, &[3.0, 0.0], 0.0, 0.0, &[0.0, 0.0], &ball),
+            -5.0,
+        );
+        // Linearization around a point that is not the centre: v = theta' - at
+        // with at = (1, 0): min of 1 + 3 (theta'_1 - 1) is 1 - 3 - 6 = -8.
+        tight(
+            local_model_bound(1.0, &[3.0, 0.0], 0.0, 0.0, &[1.0, 0.0], &ball),
+            -8.0,
+        );
+        // Completing the square: min of 4 v_1 + 1/2 ||v||^2 on ||v|| <= 1 is
+        // -3.5, at the edge; unconstrained it is -8.
+        let unit = Ball::with_radius(1.0);
+        tight(
+            local_model_bound(0.0, &[4.0, 0.0], 0.0, 1.0, &[0.0, 0.0], &unit),
+            -3.5,
+        );
+        tight(
+            local_model_bound(
+                0.0,
+                &[4.0, 0.0],
+                0.0,
+                1.0,
+                &[0.0, 0.0],
+                &Ball::unconstrained(),
+            ),
+            -8.0,
+        );
+        // Strong convexity with a gradient error: -(||g|| + e)^2 / (2 lambda).
+        tight(
+            local_model_bound(
+                0.0,
+                &[3.0, 0.0],
+                1.0,
+                2.0,
+                &[0.0, 0.0],
+                &Ball::unconstrained(),
+            ),
+            -4.0,
+        );
+        // Completing the square with a gradient error: min of 4 v_1 + 1/2
+        // ||v||^2 - 0.5 ||v|| on ||v|| <= 1 is -4, at the edge.
+        tight(
+            local_model_bound(0.0, &[4.0, 0.0], 0.5, 1.0, &[0.0, 0.0], &unit),
+            -4.0,
+        );
+        // The Fantope of rank 4 lies in the ball of radius 2: the linear
+        // bound of 1 + 3 v_1 is -5 there too.
+        let fantope = Ball::Fantope { dim: 2, rank: 4 };
+        tight(
+            local_model_bound(1.0, &[3.0, 0.0, 0.0, 0.0], 0.0, 0.0, &[0.0; 4], &fantope),
+            -5.0,
+        );
+        // Non-finite inputs certify nothing.
+        assert_eq!(
+            local_model_bound(f64::NAN, &[1.0], 0.0, 1.0, &[0.0], &ball),
+            f64::NEG_INFINITY
+        );
+        assert_eq!(
+            local_model_bound(0.0, &[1.0], f64::INFINITY, 1.0, &[0.0], &ball),
+            f64::NEG_INFINITY
+        );
+    }
+
+    #[test]
+    fn unconstrained_minimum_of_a_quadratic_is_exact() {
+        let q = QuadraticForm {
+            hessian: DMatrix::from_row_slice(2, 2, &[2.0, 0.0, 0.0, 4.0]),
+            linear: DVector::from_vec(vec![-2.0, -4.0]),
+            constant: 3.0,
+        };
+        // Minimiser (1, 1), value 3 - 1 - 2 = 0: never above it, and below it
+        // only by the rounding allowance (a few gamma_5 times the terms' size).
+        let bound = minimise_quadratic_on_ball(&q, &Ball::unconstrained());
+        assert!((-1e-13..=0.0).contains(&bound), "{bound}");
+        // Positive definite: its curvature is certified (the shifted Cholesky
+        // succeeds), so the bound is a dual bound, not a fallback.
+        let certificate = sound_quadratic_bound(
+            std::slice::from_ref(&q),
+            &[FormBounds::exact(&q)],
+            &[1.0],
+            &Ball::unconstrained(),
+        );
+        assert_eq!(certificate.kind, "dual", "{certificate:?}");
+        assert!(certificate.note.is_empty(), "{certificate:?}");
+    }
+
+    #[test]
+    fn ball_bound_matches_the_constrained_minimum() {
+        // min 1/2 ||theta - (3, 0)||^2 on the unit ball is 1/2 * 2^2 = 2.
+        let q = QuadraticForm {
+            hessian: DMatrix::identity(2, 2),
+            linear: DVector::from_vec(vec![-3.0, 0.0]),
+            constant: 4.5,
+        };
+        let bound = minimise_quadratic_on_ball(&q, &Ball::with_radius(1.0));
+        assert!(bound <= 2.0 + 1e-12 && bound > 2.0 - 1e-9, "{bound}");
+    }
+
+    #[test]
+    fn ball_bound_with_a_singular_hessian_and_an_interior_minimiser_is_tight() {
+        // 1/2 t_1^2 - t_1 / 2 on the ball of radius 2: the Hessian is singular
+        // (no Newton point), the minimum -1/8 is attained inside the ball at
+        // (1/2, anything), where the Lagrangian route must leave its point.
+        let q = QuadraticForm {
+            hessian: DMatrix::from_row_slice(2, 2, &[1.0, 0.0, 0.0, 0.0]),
+            linear: DVector::from_vec(vec![-0.5, 0.0]),
+            constant: 0.0,
+        };
+        let bound = minimise_quadratic_on_ball(&q, &Ball::with_radius(2.0));
+        assert!((-0.125 - 1e-12..=-0.125).contains(&bound), "{bound}");
+    }
+
+    #[test]
+    fn singular_direction_with_linear_term_is_unbounded() {
+        let q = QuadraticForm {
+            hessian: DMatrix::from_row_slice(2, 2, &[1.0, 0.0, 0.0, 0.0]),
+            linear: DVector::from_vec(vec![0.0, 1.0]),
+            constant: 0.0,
+        };
+        assert_eq!(
+            minimise_quadratic_on_ball(&q, &Ball::unconstrained()),
+            f64::NEG_INFINITY
+        );
+        let bounded = minimise_quadratic_on_ball(&q, &Ball::with_radius(2.0));
+        assert!((bounded + 2.0).abs() < 1e-9, "{bounded}");
+    }
+
+    fn combined(forms: &[QuadraticForm], p: &[f64]) -> QuadraticForm {
+        let d = forms[0].dim();
+        let mut q = QuadraticForm {
+            hessian: DMatrix::zeros(d, d),
+            linear: DVector::zeros(d),
+            constant: 0.0,
+        };
+        for (f, &w) in forms.iter().zip(p) {
+            q.hessian += &f.hessian * w;
+            q.linear += &f.linear * w;
+            q.constant += w * f.constant;
+        }
+        q
+    }
+
+    #[test]
+    fn reused_work_space_matches_the_direct_route() {
+        use crate::family::generators::random_psd;
+        use rand::{rngs::StdRng, SeedableRng};
+        let mut rng = StdRng::seed_from_u64(4);
+        for d in [1, 5, 33] {
+            let forms: Vec<QuadraticForm> = (0..4)
+                .map(|i| QuadraticForm {
+                    hessian: random_psd(&mut rng, d, 2.0, 30.0),
+                    linear: DVector::from_fn(d, |j, _| (i + j) as f64 * 0.1 - 0.7),
+                    constant: 1.5 + i as f64,
+                })
+                .collect();
+            for p in [[0.25; 4], [0.7, 0.0, 0.1, 0.2], [0.0, 0.0, 1.0, 0.0]] {
+                for ball in [Ball::unconstrained(), Ball::with_radius(0.3)] {
+                    let fast = quadratic_dual_bound(&forms, &p, &ball);
+                    let direct = minimise_quadratic_on_ball(&combined(&forms, &p), &ball);
+                    assert!(
+                        (fast - direct).abs() <= 1e-11 * direct.abs().max(1.0),
+                        "d={d} {p:?} {ball:?}: {fast} vs {direct}"
+                    );
+                }
+            }
+        }
+        // A singular weighted sum with a linear term outside its range: -inf.
+        let singular = vec![QuadraticForm {
+            hessian: DMatrix::from_row_slice(2, 2, &[1.0, 0.0, 0.0, 0.0]),
+            linear: DVector::from_vec(vec![0.0, 1.0]),
+            constant: 0.0,
+        }];
+        assert_eq!(
+            quadratic_dual_bound(&singular, &[1.0], &Ball::unconstrained()),
+            f64::NEG_INFINITY
+        );
+    }
+}

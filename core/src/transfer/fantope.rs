@@ -1,0 +1,721 @@
+//! The convex relaxation of rank-k minimax pre-training: minimise
+//! `max_i f_i(P)` over the Fantope `{P symmetric : 0 <= P <= I, tr P = k}`,
+//! with the linear upstream losses `f_i(P) = c_i - <M_i, P>` (upstream.rs).
+//!
+//! As a [`TaskFamily`], theta is vec(P) (d*d entries, column-major) and the
+//! core solver handles it with `FeasibleSet::Fantope { dim: d, rank: k }`.
+//!
+//! Dual (Ky Fan): for weights p on the simplex,
+//! `D(p) = min_{P in Fantope} sum_i p_i f_i(P) = sum_i p_i c_i - kyfan_k(sum_i p_i M_i)`,
+//! because the maximum of the linear function `<A, P>` over the Fantope is the
+//! sum of the k largest eigenvalues of A, attained at a rank-k projector. So
+//! `D(p)` lower-bounds the minimax over the Fantope *and* over every rank-k
+//! projector (a subset of the Fantope).
+
+use super::spectral::{ky_fan_sum, sorted_eigen};
+use super::upstream::UpstreamLosses;
+use crate::family::{Evaluation, TaskFamily, Weigh};
+use crate::problem::ball::{Ball, FeasibleSet};
+use crate::solvers::{solve, Method, SolveOptions};
+use nalgebra::{DMatrix, DVector};
+use std::sync::Arc;
+
+/// Upstream losses as a task family over vec(P).
+#[derive(Debug, Clone)]
+pub struct FantopeFamily {
+    losses: UpstreamLosses,
+    rank: usize,
+    /// `-vec(M_i)` as columns: the task gradients (constant: the losses are linear).
+    gradients: DMatrix<f64>,
+    norms: Vec<f64>,
+}
+
+impl FantopeFamily {
+    pub fn new(losses: UpstreamLosses, rank: usize) -> Self {
+        let d = losses.dim();
+        let m = losses.num_tasks();
+        let mut gradients = DMatrix::<f64>::zeros(d * d, m);
+        for (i, matrix) in losses.matrices.iter().enumerate() {
+            for (g, v) in gradients.column_mut(i).iter_mut().zip(matrix.iter()) {
+                *g = -v;
+            }
+        }
+        let norms = losses.matrices.iter().map(|m| m.norm()).collect();
+        Self {
+            losses,
+            rank,
+            gradients,
+            norms,
+        }
+    }
+
+    pub fn rank(&self) -> usize {
+        self.rank
+    }
+
+    pub fn upstream(&self) -> &UpstreamLosses {
+        &self.losses
+    }
+
+    /// The Ky Fan dual `D(p)` (exact up to rounding) for non-negative weights.
+    pub fn dual(&self, weights: &[f64]) -> f64 {
+        let a = self.losses.weighted_matrix(weights);
+        self.losses.weighted_constant(weights) - ky_fan_sum(&a, self.rank)
+    }
+
+    /// A lower bound on `min_{P in Fantope} max_i f_i(P)` that holds in
+    /// floating point: `D(p) / sum_i p_i` less an a posteriori bound on the
+    /// rounding of both sums and of the eigenvalue computation
+    /// ([`enclose_eigenvalues`]; docs/THEORY.md#transfer-model). `-inf` (no
+    /// bound) for weights that are negative or not finite, or when the
+    /// computed eigenvectors are too far from orthonormal to bound the error.
+    pub fn certified_dual(&self, weights: &[f64]) -> f64 {
+        let Some(total) = checked_weight_sum(weights) else {
+            return f64::NEG_INFINITY;
+        };
+        let m = weights.len();
+        let d = self.losses.dim();
+        let a = self.losses.weighted_matrix(weights);
+        // |fl(sum w_i M_i) - sum w_i M_i| <= gamma_{m+1} sum w_i |M_i| entrywise,
+        // whose Frobenius norm is at most sum w_i ||M_i||_F.
+        let weighted_norms: f64 = weights.iter().zip(&self.norms).map(|(w, n)| w * n).sum();
+        let input_error = gamma(m + 1) * weighted_norms * (1.0 + gamma(m + d * d + 4));
+        let Ok(enclosure) = enclose_eigenvalues(&a, input_error) else {
+            return f64::NEG_INFINITY;
+        };
+        let top = enclosure.top_sum_upper(self.rank);
+        let constant = self.losses.weighted_constant(weights);
+        let constant_error: f64 = weights
+            .iter()
+            .zip(&self.losses.constants)
+            .map(|(w, c)| (w * c).abs())
+            .sum::<f64>()
+            * gamma(m + 2);
+        let dual = constant - constant_error - top;
+        // Two more roundings (the subtractions), then divide by the weight sum
+        // rounded the way that lowers the quotient.
+        let dual = dual - 2.0 * UNIT_ROUNDOFF * (constant.abs() + constant_error + top.abs());
+        divide_down(dual, total, m)
+    }
+}
+
+/// Unit roundoff of f64 (round to nearest): `2^-53`.
+pub const UNIT_ROUNDOFF: f64 = f64::EPSILON / 2.0;
+
+/// Higham's `gamma_n = n u / (1 - n u)`: the relative error bound of a
+/// recursive sum or dot product of n terms (`+inf` once `n u >= 1`).
+pub fn gamma(n: usize) -> f64 {
+    let nu = n as f64 * UNIT_ROUNDOFF;
+    if nu < 1.0 {
+        nu / (1.0 - nu)
+    } else {
+        f64::INFINITY
+    }
+}
+
+/// `sum_i p_i` for finite non-negative weights with a positive sum.
+fn checked_weight_sum(weights: &[f64]) -> Option<f64> {
+    if weights.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
+        return None;
+    }
+    let total: f64 = weights.iter().sum();
+    (total > 0.0 && total.is_finite()).then_some(total)
+}
+
+/// A lower bound on `value / exact_sum` where `total` is the floating-point
+/// sum of `terms` non-negative weights (so `exact_sum` lies within
+/// `gamma_terms` of it), rounded down.
+fn divide_down(value: f64, total: f64, terms: usize) -> f64 {
+    let g = gamma(terms);
+    let quotient = if value >= 0.0 {
+        value / (total * (1.0 + g))
+    } else {
+        value / (total * (1.0 - g))
+    };
+    quotient - quotient.abs() * 2.0 * UNIT_ROUNDOFF
+}
+
+/// Eigenvalues of a symmetric matrix `A` that is known only to within a
+/// Frobenius distance `input_error` of the exact one, with a radius that
+/// provably encloses every exact eigenvalue: the j-th largest eigenvalue of
+/// the exact matrix lies in `values[j] +- radius`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EigenEnclosure {
+    /// Computed eigenvalues, descending.
+    pub values: Vec<f64>,
+    pub radius: f64,
+}
+
+impl EigenEnclosure {
+    /// Upper bound on the sum of the k largest exact eigenvalues.
+    pub fn top_sum_upper(&self, k: usize) -> f64 {
+        let k = k.min(self.values.len());
+        let sum: f64 = self.values[..k].iter().sum();
+        let magnitude: f64 = self.values[..k].iter().map(|v| v.abs()).sum();
+        let bound = sum + k as f64 * self.radius + gamma(k + 2) * magnitude;
+        bound + bound.abs() * 4.0 * UNIT_ROUNDOFF
+    }
+
+    /// Lower bound on the sum of all but the k largest exact eigenvalues.
+    pub fn tail_sum_lower(&self, k: usize) -> f64 {
+        let tail = &self.values[k.min(self.values.len())..];
+        let sum: f64 = tail.iter().sum();
+        let magnitude: f64 = tail.iter().map(|v| v.abs()).sum();
+        let bound = sum - tail.len() as f64 * self.radius - gamma(tail.len() + 2) * magnitude;
+        bound - bound.abs() * 4.0 * UNIT_ROUNDOFF
+    }
+}
+
+/// Encloses the eigenvalues of the exact symmetric matrix behind `a`
+/// (`||A_exact - a||_F <= input_error`) by an a posteriori bound.
+///
+/// With the computed decomposition `a ~ V diag(lambda) V^T`:
+/// - `eta >= ||V^T V - I||_2` (the computed `V^T V - I` plus its rounding);
+///   the orthogonal polar factor Q of V then has `||V - Q||_2 <= eta`, so
+///   `||V L V^T - Q L Q^T||_2 <= eta (2 + eta) max|lambda|`;
+/// - `r >= ||a - V L V^T||_F` (the computed residual plus its rounding,
+///   `gamma_{d+2} max|lambda| ||V||_F^2`);
+/// - Q L Q^T has exactly the eigenvalues lambda, and by Weyl's inequality
+///   every sorted eigenvalue of A_exact is within
+///   `input_error + r + eta (2 + eta) max|lambda|` of the matching lambda.
+///
+/// Fails (with the reason) when the matrix is not finite, or V is too far
+/// from orthonormal (`eta >= 1/2`) for the bound to mean anything.
+pub fn enclose_eigenvalues(a: &DMatrix<f64>, input_error: f64) -> Result<EigenEnclosure, String> {
+    let d = a.nrows();
+    if !input_error.is_finite() || a.iter().any(|v| !v.is_finite()) {
+        return Err("the weighted matrix is not finite".into());
+    }
+    let (values, vectors) = sorted_eigen(a);
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err("the eigen-decomposition did not produce finite eigenvalues".into());
+    }
+    let largest = values.iter().map(|v| v.abs()).fold(0.0, f64::max);
+    let norm_factor = 1.0 + gamma(d * d + 4);
+    let frobenius_v2 = vectors.norm_squared() * norm_factor;
+    let gram_error = (vectors.tr_mul(&vectors) - DMatrix::<f64>::identity(d, d)).norm();
+    let eta = gram_error * norm_factor + gamma(d + 1) * frobenius_v2;
+    if eta.is_nan() || eta >= 0.5 {
+        return Err(format!(
+            "the computed eigenvectors are not orthonormal enough to bound the error (||V^T V - I|| <= {eta:.1e})"
+        ));
+    }
+    let mut scaled = vectors.clone();
+    for (mut column, lambda) in scaled.column_iter_mut().zip(&values) {
+        column *= *lambda;
+    }
+    let rebuilt = &scaled * vectors.transpose();
+    let residual = (a - &rebuilt).norm() * norm_factor
+        + gamma(d + 2) * largest * frobenius_v2 * (1.0 + 2.0 * UNIT_ROUNDOFF);
+    let radius = (input_error + residual + eta * (2.0 + eta) * largest) * (1.0 + 1e-12);
+    if !radius.is_finite() {
+        return Err("the eigenvalue error bound is not finite".into());
+    }
+    Ok(EigenEnclosure { values, radius })
+}
+
+/// A certified lower bound on the worst residual, with its error analysis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResidualBound {
+    /// Certified: at most `min over rank-k U of max_i ||(I - U U^T) beta_i||^2`
+    /// in exact arithmetic (0 when nothing better is certified).
+    pub value: f64,
+    /// What was subtracted from the computed dual for rounding and
+    /// eigenvalue perturbation (same units as `value`).
+    pub error_bound: f64,
+    /// Empty when the bound is the Ky Fan dual; otherwise why it fell back to 0.
+    pub note: String,
+}
+
+/// Certified lower bound on the worst residual `max_i ||(I - P) beta_i||^2`
+/// of every rank-k projector P (and of every P in the Fantope), from the
+/// Ky Fan dual at `weights` in its cancellation-free form:
+///
+/// `min_{P in F_k} sum_i p_i beta_i^T (I - P) beta_i` = the sum of the `d - k`
+/// smallest eigenvalues of `A(p) = sum_i p_i beta_i beta_i^T`,
+///
+/// because `I - P` ranges over the Fantope of rank `d - k`. No constant is
+/// subtracted (in particular no sigma^2, and not `tr A` minus the top k), so
+/// the bound keeps its relative accuracy at any noise level. The tasks are
+/// divided by a power of two first (exact), so any magnitude of beta whose
+/// squares are representable works; the eigenvalue error is bounded by
+/// [`enclose_eigenvalues`], the rounding of `A(p)` by `gamma_{m+1} sum_i p_i
+/// ||beta_i||^2`, and the bound is divided by an upper bound on `sum_i p_i`.
+/// Since `A(p)` is positive semi-definite, the bound is at least 0; where no
+/// error bound is available it is 0 (always valid: residuals are >= 0).
+pub fn certified_residual_bound(
+    tasks: &[DVector<f64>],
+    weights: &[f64],
+    k: usize,
+) -> ResidualBound {
+    let fallback = |note: String| ResidualBound {
+        value: 0.0,
+        error_bound: f64::NAN,
+        note,
+    };
+    if tasks.len() != weights.len() || tasks.is_empty() {
+        return fallback("no weights for the tasks".into());
+    }
+    let Some(total) = checked_weight_sum(weights) else {
+        return fallback("the certificate weights are not finite and non-negative".into());
+    };
+    let d = tasks[0].len();
+    let m = tasks.len();
+    let scale = super::model::power_of_two_scale(
+        tasks
+            .iter()
+            .zip(weights)
+            .filter(|(_, w)| **w > 0.0)
+            .flat_map(|(t, _)| t.iter().copied()),
+    );
+    let mut a = DMatrix::<f64>::zeros(d, d);
+    let mut weighted_energy = 0.0;
+    for (beta, &w) in tasks.iter().zip(weights) {
+        if w > 0.0 {
+            let scaled = beta / scale;
+            a.ger(w, &scaled, &scaled, 1.0);
+            weighted_energy += w * scaled.norm_squared();
+        }
+    }
+    let input_error = gamma(m + 2) * weighted_energy * (1.0 + gamma(m + d + 2));
+    let enclosure = match enclose_eigenvalues(&a, input_error) {
+        Ok(e) => e,
+        Err(reason) => return fallback(reason),
+    };
+    let tail = enclosure.tail_sum_lower(k);
+    let computed: f64 = enclosure.values[k.min(d)..].iter().sum();
+    let value_scaled = divide_down(tail.max(0.0), total, m);
+    let scale2 = scale * scale;
+    let mut value = value_scaled * scale2;
+    // Scaling back is exact unless the result is subnormal (then it may round up).
+    if value < f64::MIN_POSITIVE {
+        value = 0.0;
+    }
+    ResidualBound {
+        value,
+        error_bound: ((computed - tail) / total).max(0.0) * scale2,
+        note: String::new(),
+    }
+}
+
+impl TaskFamily for FantopeFamily {
+    fn kind(&self) -> &'static str {
+        "fantope"
+    }
+
+    fn num_tasks(&self) -> usize {
+        self.losses.num_tasks()
+    }
+
+    fn dim(&self) -> usize {
+        let d = self.losses.dim();
+        d * d
+    }
+
+    fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) {
+        for (i, loss) in losses.iter_mut().enumerate() {
+            *loss = self.losses.constants[i] + self.gradients.column(i).dot(theta);
+        }
+    }
+
+    fn evaluate(&self, theta: &DVector<f64>, weigh: &mut Weigh<'_>, out: &mut Evaluation) {
+        self.losses(theta, &mut out.losses);
+        weigh(&out.losses, &mut out.weights);
+        crate::family::combine_task_gradients(
+            &self.gradients,
+            &out.weights,
+            &mut out.gradient,
+            &mut out.task_gradient_norms,
+        );
+    }
+
+    fn task_gradient(&self, task: usize, _theta: &DVector<f64>, gradient: &mut DVector<f64>) {
+        gradient.copy_from(&self.gradients.column(task));
+    }
+
+    /// Linear losses: L = 0.
+    fn smoothness(&self) -> f64 {
+        0.0
+    }
+
+    fn gradient_bound_on_ball(&self, _radius: f64) -> f64 {
+        self.norms.iter().copied().fold(0.0, f64::max)
+    }
+
+    fn loss_bound_on_ball(&self, radius: f64) -> f64 {
+        self.losses
+            .constants
+            .iter()
+            .zip(&self.norms)
+            .map(|(c, g)| c.abs() + g * radius)
+            .fold(0.0, f64::max)
+    }
+
+    /// The Ky Fan dual at `at.weights` (the feasible set is the Fantope
+    /// whatever `ball` says: the family only makes sense there).
+    fn certified_lower_bound(&self, _theta: &DVector<f64>, at: &Evaluation, _ball: &Ball) -> f64 {
+        self.certified_dual(&at.weights)
+    }
+}
+
+/// The Fantope minimax solution (convex relaxation) and its certificate.
+#[derive(Debug, Clone)]
+pub struct FantopeSolution {
+    /// P in the Fantope (symmetric, eigenvalues in [0, 1], trace k).
+    pub projector: DMatrix<f64>,
+    pub losses: Vec<f64>,
+    pub max_loss: f64,
+    /// Certificate weights on the upstream tasks (on the simplex).
+    pub weights: Vec<f64>,
+    /// Certified lower bound (best Ky Fan dual seen) on the minimax over the
+    /// Fantope, hence over every rank-k representation.
+    pub lower_bound: f64,
+    pub gap: f64,
+    pub iterations: u64,
+    pub mu: Option<f64>,
+    pub seconds: f64,
+}
+
+/// Solves `min_{P in Fantope} max_i f_i(P)` with a core softmax-weighted
+/// solver on `FeasibleSet::Fantope` (`Method::SoftmaxGd`: projected gradient on
+/// the smoothed maximum; `Method::Accelerated`: its FISTA variant, which
+/// certifies the same problems to a far smaller gap in the same number of
+/// iterations -- see docs/THEORY.md#transfer-model), starting from `init` when given.
+pub fn fantope_minimax(
+    losses: &UpstreamLosses,
+    k: usize,
+    init: Option<&DMatrix<f64>>,
+    iterations: u64,
+    mu: Option<f64>,
+    method: Method,
+) -> Result<FantopeSolution, crate::Error> {
+    let d = losses.dim();
+    let family = FantopeFamily::new(losses.clone(), k);
+    let options = SolveOptions {
+        method,
+        iterations,
+        mu,
+        init: init.map(vectorise),
+        certify_every: Some(10),
+        ..SolveOptions::default()
+    };
+    // The options are built here from a validated scenario; should the core
+    // solver still reject one, it is our bug, not the user's flag.
+    let outcome = solve(
+        Arc::new(family),
+        FeasibleSet::Fantope { dim: d, rank: k },
+        &options,
+    )
+    .map_err(|e| match e {
+        crate::Error::Input(input) => crate::Error::Solver(format!(
+            "Fantope solve: the core solver rejected an internal setting ({input}); the scenario passed validation, so please report this"
+        )),
+        other => other,
+    })?;
+    Ok(FantopeSolution {
+        projector: DMatrix::from_column_slice(d, d, &outcome.theta),
+        losses: outcome.losses,
+        max_loss: outcome.max_loss,
+        weights: outcome.weights,
+        lower_bound: outcome.lower_bound,
+        gap: outcome.gap,
+        iterations: outcome.iterations,
+        mu: outcome.mu,
+        seconds: outcome.seconds,
+    })
+}
+
+/// vec(P) (column-major) of a d x d matrix.
+pub fn vectorise(p: &DMatrix<f64>) -> DVector<f64> {
+    DVector::from_column_slice(p.as_slice())
+}
+
+/// The d x d matrix behind vec(P).
+pub fn unvectorise(theta: &DVector<f64>, d: usize) -> DMatrix<f64> {
+    DMatrix::from_column_slice(d, d, theta.as_slice())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transfer::model::residual;
+    use crate::transfer::spectral::top_eigenvectors;
+
+    fn unit(d: usize, i: usize) -> DVector<f64> {
+        DVector::from_fn(d, |j, _| if i == j { 1.0 } else { 0.0 })
+    }
+
+    #[test]
+    fn losses_and_gradients_match_the_population_formula() {
+        let tasks = vec![
+            DVector::from_vec(vec![1.0, 2.0, 0.5]),
+            DVector::from_vec(vec![0.0, -1.0, 1.0]),
+        ];
+        let family = FantopeFamily::new(UpstreamLosses::population(&tasks), 1);
+        let u = DMatrix::from_column_slice(3, 1, &[0.6, 0.8, 0.0]);
+        let p = &u * u.transpose();
+        let mut losses = vec![0.0; 2];
+        family.losses(&vectorise(&p), &mut losses);
+        for (i, beta) in tasks.iter().enumerate() {
+            assert!((losses[i] - residual(&u, beta)).abs() < 1e-12);
+        }
+        // Linear loss: f(P + t D) - f(P) = t <grad, vec D>.
+        let mut g = DVector::zeros(9);
+        family.task_gradient(0, &vectorise(&p), &mut g);
+        let dir = DMatrix::from_fn(3, 3, |i, j| (i + 2 * j) as f64 * 0.1);
+        let mut moved = vec![0.0; 2];
+        family.losses(&vectorise(&(&p + &dir)), &mut moved);
+        assert!((moved[0] - losses[0] - g.dot(&vectorise(&dir))).abs() < 1e-12);
+    }
+
+    #[test]
+    fn ky_fan_dual_lower_bounds_every_projector_and_is_tight_for_one_task() {
+        let tasks: Vec<_> = (0..3).map(|i| unit(3, i)).collect();
+        let family = FantopeFamily::new(UpstreamLosses::population(&tasks), 2);
+        // e1, e2, e3 with k = 2: OPT = 1/3 (P = 2/3 I), attained by uniform weights.
+        let bound = family.certified_dual(&[1.0 / 3.0; 3]);
+        assert!(bound <= 1.0 / 3.0 && bound > 1.0 / 3.0 - 1e-12);
+        // Any weights give a bound below the worst loss of a random rank-2 projector.
+        let a = DMatrix::from_fn(3, 3, |i, j| ((i * 5 + j * 3) % 7) as f64);
+        let u = top_eigenvectors(&(&a + a.transpose()), 2);
+        let worst = UpstreamLosses::population(&tasks)
+            .losses_at_basis(&u)
+            .into_iter()
+            .fold(f64::NEG_INFINITY, f64::max);
+        for w in [[0.2, 0.3, 0.5], [1.0, 0.0, 0.0], [0.0, 0.5, 0.5]] {
+            assert!(family.certified_dual(&w) <= worst);
+        }
+        // One task: its weight-1 dual equals the best rank-k residual (0).
+        let single = FantopeFamily::new(UpstreamLosses::population(&tasks[..1]), 2);
+        assert!(single.certified_dual(&[1.0]).abs() < 1e-12);
+    }
+
+    /// Orthogonal tasks sqrt(c_j) e_j: A(p) = diag(p_j c_j), so the bound is
+    /// the sum of all but the k largest `p_j c_j`, divided by `sum p`.
+    #[test]
+    fn residual_bound_matches_the_closed_form_two_sided() {
+        let tasks = vec![
+            unit(4, 0) * 1.0,
+            unit(4, 1) * 2f64.sqrt(),
+            unit(4, 2) * 3f64.sqrt(),
+        ];
+        for (weights, k, want) in [
+            (vec![0.5, 0.3, 0.2], 1, 0.5 + 0.6),
+            (vec![1.0, 0.6, 0.4], 1, 1.1), // sum 2: divided by it
+            (vec![0.5, 0.3, 0.2], 2, 0.5),
+            (vec![0.2, 0.2, 0.6], 1, 0.2 + 0.4),
+            (vec![0.0, 0.0, 1.0], 1, 0.0),
+            (vec![0.25, 0.25, 0.5], 3, 0.0),
+        ] {
+            let b = certified_residual_bound(&tasks, &weights, k);
+            assert!(b.note.is_empty(), "{}", b.note);
+            assert!(
+                b.value <= want,
+                "{weights:?} k {k}: {} above {want}",
+                b.value
+            );
+            assert!(
+                b.value >= want - b.error_bound - 1e-15 && b.error_bound < 1e-13,
+                "{weights:?} k {k}: {} too far below {want}",
+                b.value
+            );
+            assert!(
+                b.error_bound >= 0.0 && b.error_bound < 1e-13,
+                "{}",
+                b.error_bound
+            );
+            // The family (generic losses, top-k form) agrees.
+            let family = FantopeFamily::new(UpstreamLosses::population(&tasks), k);
+            let dual = family.certified_dual(&weights);
+            assert!(
+                dual <= want && dual >= want - 1e-13,
+                "{weights:?} k {k}: family {dual}"
+            );
+        }
+    }
+
+    #[test]
+    fn residual_bound_is_scale_invariant_and_refuses_bad_weights() {
+        let tasks: Vec<_> = (0..3).map(|i| unit(3, i)).collect();
+        let third = 1.0 / 3.0;
+        for t in [1.0, 1e150, 1e-150, 3.0] {
+            let scaled: Vec<_> = tasks.iter().map(|b| b * t).collect();
+            let b = certified_residual_bound(&scaled, &[third; 3], 2);
+            let want = third * t * t;
+            assert!(
+                b.value <= want && b.value >= want * (1.0 - 1e-13),
+                "t = {t}: {}",
+                b.value
+            );
+        }
+        for bad in [f64::NAN, -0.1, f64::INFINITY] {
+            let b = certified_residual_bound(&tasks, &[0.5, 0.6, bad], 2);
+            assert_eq!(b.value, 0.0);
+            assert!(!b.note.is_empty());
+            assert_eq!(
+                FantopeFamily::new(UpstreamLosses::population(&tasks), 2)
+                    .certified_dual(&[0.5, 0.6, bad]),
+                f64::NEG_INFINITY
+            );
+        }
+        assert_eq!(certified_residual_bound(&tasks, &[0.0; 3], 2).value, 0.0);
+        assert_eq!(certified_residual_bound(&tasks, &[0.5; 2], 2).value, 0.0);
+    }
+
+    /// Random tasks at several scales and conditionings: the bound never
+    /// exceeds the worst residual of any rank-k representation tried (the
+    /// top-k eigenvectors of A(p), and random planes), and it is within
+    /// rounding of the exact dual at the eigenvector plane.
+    #[test]
+    fn residual_bound_is_below_every_representation_on_random_instances() {
+        use rand::Rng;
+        let mut rng = crate::transfer::seed::rng_for(&[42]);
+        for case in 0..60 {
+            let d = 3 + case % 6;
+            let m = 2 + case % 5;
+            let k = 1 + case % (d - 1);
+            let scale = [1.0, 1e-120, 1e120, 1e-8][case % 4];
+            let collinear = case % 3 == 0;
+            let base: Vec<f64> = (0..d).map(|_| rng.random::<f64>() - 0.5).collect();
+            let tasks: Vec<DVector<f64>> = (0..m)
+                .map(|_| {
+                    DVector::from_fn(d, |j, _| {
+                        let noise = rng.random::<f64>() - 0.5;
+                        scale
+                            * if collinear {
+                                base[j] + 1e-9 * noise
+                            } else {
+                                noise
+                            }
+                    })
+                })
+                .collect();
+            let weights: Vec<f64> = (0..m).map(|_| rng.random::<f64>()).collect();
+            let bound = certified_residual_bound(&tasks, &weights, k);
+            // Every rank-k representation: the worst residual is at least the
+            // p-weighted mean residual, which the bound must not exceed.
+            let total: f64 = weights.iter().sum();
+            let mean_residual = |u: &DMatrix<f64>| {
+                tasks
+                    .iter()
+                    .zip(&weights)
+                    .map(|(b, w)| w * residual(u, b))
+                    .sum::<f64>()
+                    / total
+            };
+            let a = tasks
+                .iter()
+                .zip(&weights)
+                .fold(DMatrix::zeros(d, d), |acc, (b, w)| {
+                    acc + (b / scale) * (b / scale).transpose() * *w
+                });
+            let best = top_eigenvectors(&a, k);
+            let at_best = mean_residual(&best);
+            assert!(
+                bound.value <= at_best,
+                "case {case}: {} > {at_best}",
+                bound.value
+            );
+            assert!(
+                bound.value >= at_best - 1e-12 * scale * scale * (1.0 + a.norm()),
+                "case {case}: {} far below {at_best}",
+                bound.value
+            );
+            for _ in 0..5 {
+                let random = DMatrix::from_fn(d, k, |_, _| rng.random::<f64>() - 0.5)
+                    .qr()
+                    .q();
+                assert!(bound.value <= mean_residual(&random), "case {case}");
+            }
+        }
+    }
+
+    #[test]
+    fn enclosure_contains_the_exact_eigenvalues_and_rounding_helpers_round_down() {
+        // Eigenvalues 1, 2, 4 of Q diag Q^T with a rotation Q (exact up to rounding of a).
+        let (c, s) = (0.6, 0.8);
+        let q = DMatrix::from_row_slice(3, 3, &[c, -s, 0.0, s, c, 0.0, 0.0, 0.0, 1.0]);
+        let a =
+            &q * DMatrix::from_diagonal(&DVector::from_vec(vec![1.0, 2.0, 4.0])) * q.transpose();
+        let e = enclose_eigenvalues(&a, 0.0).unwrap();
+        for (got, want) in e.values.iter().zip([4.0, 2.0, 1.0]) {
+            assert!((got - want).abs() <= e.radius + 1e-15, "{got} vs {want}");
+        }
+        assert!(e.radius > 0.0 && e.radius < 1e-13, "{}", e.radius);
+        assert!(e.top_sum_upper(1) >= 4.0 && e.top_sum_upper(1) < 4.0 + 1e-12);
+        assert!(e.tail_sum_lower(1) <= 3.0 && e.tail_sum_lower(1) > 3.0 - 1e-12);
+        assert!(e.top_sum_upper(2) >= 6.0 && e.tail_sum_lower(2) <= 1.0);
+        // An input error widens the radius by at least that much.
+        let wide = enclose_eigenvalues(&a, 0.5).unwrap();
+        assert!(wide.radius >= 0.5 && wide.radius < 0.5 + 1e-12);
+        assert!(wide.tail_sum_lower(1) <= 3.0 - 1.0);
+        let mut bad = a.clone();
+        bad[(0, 1)] = f64::NAN;
+        assert!(enclose_eigenvalues(&bad, 0.0).is_err());
+        // Rounding helpers.
+        assert_eq!(gamma(0), 0.0);
+        assert!((gamma(2) - 2.0 * UNIT_ROUNDOFF / (1.0 - 2.0 * UNIT_ROUNDOFF)).abs() == 0.0);
+        assert_eq!(gamma(usize::MAX), f64::INFINITY);
+        let down = divide_down(1.0, 2.0, 2);
+        assert!(down < 0.5 && down > 0.5 - 1e-15);
+        let down = divide_down(-1.0, 2.0, 2);
+        assert!(down < -0.5 && down > -0.5 - 1e-15);
+        assert_eq!(checked_weight_sum(&[0.25, 0.75]), Some(1.0));
+        assert_eq!(checked_weight_sum(&[0.0, 0.0]), None);
+        assert_eq!(checked_weight_sum(&[1.0, -0.0]), Some(1.0));
+    }
+
+    #[test]
+    fn family_reports_its_shape_gradients_and_bounds() {
+        let tasks = vec![
+            DVector::from_vec(vec![1.0, 2.0, 0.0]),
+            DVector::from_vec(vec![0.0, 0.0, 3.0]),
+        ];
+        let family = FantopeFamily::new(UpstreamLosses::population(&tasks), 1);
+        assert_eq!(family.kind(), "fantope");
+        assert_eq!((family.num_tasks(), family.dim(), family.rank()), (2, 9, 1));
+        assert_eq!(family.smoothness(), 0.0);
+        // ||beta beta^T||_F = ||beta||^2: 5 and 9; constants 5 and 9.
+        assert!((family.gradient_bound_on_ball(7.0) - 9.0).abs() < 1e-12);
+        assert!((family.loss_bound_on_ball(2.0) - (9.0 + 9.0 * 2.0)).abs() < 1e-12);
+        assert_eq!(family.upstream().num_tasks(), 2);
+        // evaluate: losses at P = e3 e3^T are (5, 0); gradient = sum w_i (-vec M_i).
+        let p = DMatrix::from_fn(3, 3, |i, j| if i == 2 && j == 2 { 1.0 } else { 0.0 });
+        let theta = vectorise(&p);
+        assert_eq!(unvectorise(&theta, 3), p);
+        let mut out = Evaluation::new(2, 9);
+        let mut weigh = |_: &[f64], w: &mut [f64]| {
+            w[0] = 0.25;
+            w[1] = 0.75;
+        };
+        family.evaluate(&theta, &mut weigh, &mut out);
+        assert!((out.losses[0] - 5.0).abs() < 1e-12 && out.losses[1].abs() < 1e-12);
+        let m0 = &tasks[0] * tasks[0].transpose();
+        let m1 = &tasks[1] * tasks[1].transpose();
+        let want = vectorise(&(m0 * -0.25 + m1 * -0.75));
+        assert!((&out.gradient - want).amax() < 1e-12);
+        // The certificate at the evaluation's weights is the certified dual.
+        let bound = family.certified_lower_bound(&theta, &out, &Ball::unconstrained());
+        assert_eq!(bound, family.certified_dual(&[0.25, 0.75]));
+        // D(0.25, 0.75) = 0.25 * 5 + 0.75 * 9 - max(1.25, 6.75) = 1.25 (k = 1).
+        assert!(bound <= 1.25 && bound > 1.25 - 1e-12, "{bound}");
+        assert!((family.dual(&[0.25, 0.75]) - 1.25).abs() < 1e-12);
+    }
+
+    #[test]
+    fn fantope_minimax_certifies_the_tied_optimum() {
+        // e1, e2, e3, k = 2: OPT = 1/3 at P = (2/3) I.
+        let tasks: Vec<_> = (0..3).map(|i| unit(3, i)).collect();
+        let losses = UpstreamLosses::population(&tasks);
+        let solution = fantope_minimax(&losses, 2, None, 600, None, Method::Accelerated).unwrap();
+        assert!(
+            solution.lower_bound <= 1.0 / 3.0,
+            "{}",
+            solution.lower_bound
+        );
+        assert!(solution.max_loss >= 1.0 / 3.0 - 1e-12);
+        assert!(solution.gap < 1e-2, "gap {}", solution.gap);
+        assert!((solution.projector.trace() - 2.0).abs() < 1e-9);
+        assert!((solution.weights.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    }
+}
