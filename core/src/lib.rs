@@ -18,6 +18,8 @@
 //!
 //! [`prelude`] gathers what a solve needs.
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod family;
 pub mod files;
