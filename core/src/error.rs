@@ -9,10 +9,12 @@ use thiserror::Error;
 pub struct InputError {
     /// The file, JSON field or option at fault, e.g. `tasks[3].a` or `--mu`.
     pub field: String,
+    /// What is wrong with it.
     pub message: String,
 }
 
 impl InputError {
+    /// An error naming `field` with `message`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),
@@ -88,10 +90,13 @@ pub fn first_non_finite(values: &[f64]) -> Option<usize> {
 /// failure inside a solver or while writing results (exit status 1).
 #[derive(Debug, Error)]
 pub enum Error {
+    /// Bad user input (exit status 2 in the CLI).
     #[error(transparent)]
     Input(#[from] InputError),
+    /// A failure inside a solver (exit status 1).
     #[error("{0}")]
     Solver(String),
+    /// An I/O failure, e.g. while writing results (exit status 1).
     #[error("{0}")]
     Io(String),
 }

@@ -19,6 +19,7 @@
 //! [`prelude`] gathers what a solve needs.
 
 #![warn(missing_docs)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod error;
 pub mod family;

@@ -483,7 +483,7 @@ pub fn run_against_bound(outcome: &SolveOutcome, num_tasks: usize, distance: f64
 }
 
 /// The gap curves and their bounds as a tidy line table (series
-/// "<family> <method>"; measured = certified gap, bound = the rate bound).
+/// `"<family> <method>"`; measured = certified gap, bound = the rate bound).
 pub fn gap_table(families: &[FamilyReport]) -> LineTable {
     let mut table = LineTable::new();
     for family in families {

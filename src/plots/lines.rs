@@ -31,7 +31,7 @@ pub struct LineSpec {
     pub size: FigureSize,
     /// Usually `None`: papers caption figures outside the image.
     pub title: Option<String>,
-    /// What a dashed curve is called in the legend ("<series>: <bound_label>"):
+    /// What a dashed curve is called in the legend (`"<series>: <bound_label>"`):
     /// "bound" by default, "predicted" for predictions that are not bounds.
     pub bound_label: String,
 }

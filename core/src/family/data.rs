@@ -51,6 +51,7 @@ impl Samples {
         self.count
     }
 
+    /// The values, sample after sample (`dim` per sample).
     pub fn as_slice(&self) -> &[f64] {
         self.values.as_slice()
     }
@@ -65,6 +66,7 @@ impl Samples {
         DMatrixView::from_slice(self.as_slice(), self.dim, self.count)
     }
 
+    /// Whether the values are mapped from a file rather than owned.
     pub fn is_mapped(&self) -> bool {
         self.values.is_mapped()
     }
@@ -82,7 +84,9 @@ impl Samples {
 /// One task's samples: `xt` is d x n (one column per sample), `y` has n entries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskData {
+    /// `X_i^T`: the samples, d x n (one column per sample).
     pub xt: Samples,
+    /// `y_i`: targets (least squares) or +1/-1 labels (logistic), one per sample.
     pub y: DVector<f64>,
 }
 
@@ -105,10 +109,12 @@ impl TaskData {
         }
     }
 
+    /// n: the number of samples.
     pub fn samples(&self) -> usize {
         self.xt.ncols()
     }
 
+    /// Sample `j`: its d features, `x_j`.
     pub fn sample(&self, j: usize) -> &[f64] {
         let d = self.xt.nrows();
         &self.xt.as_slice()[j * d..(j + 1) * d]
@@ -209,8 +215,9 @@ pub struct SampleNorms {
     pub y_norm: f64,
     /// `max_j ||x_j||`.
     pub largest_sample: f64,
-    /// `||X^T y / n||` and `||y||^2 / (2 n)` (least squares: `||l||`, `c`).
+    /// `||X^T y / n||` (least squares: `||l||`).
     pub moment_norm: f64,
+    /// `||y||^2 / (2 n)` (least squares: `c`).
     pub half_mean_square: f64,
 }
 
@@ -276,14 +283,17 @@ impl DataTasks {
         })
     }
 
+    /// The tasks' data, in task order.
     pub fn tasks(&self) -> &[TaskData] {
         &self.tasks
     }
 
+    /// d: the number of features.
     pub fn dim(&self) -> usize {
         self.dim
     }
 
+    /// M: the number of tasks.
     pub fn num_tasks(&self) -> usize {
         self.tasks.len()
     }

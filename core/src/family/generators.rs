@@ -19,15 +19,21 @@ use serde::{Deserialize, Serialize};
 /// that average and minimax solutions differ clearly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyntheticSpec {
+    /// M: the number of tasks.
     pub num_tasks: usize,
+    /// d: the dimension (the number of features for data families).
     pub dim: usize,
     /// Largest Hessian (or covariance) eigenvalue.
     pub smoothness: f64,
     /// Ratio of largest to smallest eigenvalue (>= 1).
     pub condition_number: f64,
+    /// Standard deviation of the task centres around the common point.
     pub spread: f64,
+    /// How many tasks (the last ones) are outliers.
     pub outliers: usize,
+    /// How far each outlier's centre is moved, along its own random direction.
     pub outlier_distance: f64,
+    /// Seed of the draws; every task's RNG mixes it with the task index.
     pub seed: u64,
 }
 
@@ -156,10 +162,12 @@ fn log_spaced(lo: f64, hi: f64, n: usize) -> Vec<f64> {
         .collect()
 }
 
+/// A vector of `d` independent standard normal entries.
 pub fn gaussian_vector(rng: &mut StdRng, d: usize) -> DVector<f64> {
     DVector::from_iterator(d, (0..d).map(|_| rng.sample::<f64, _>(StandardNormal)))
 }
 
+/// A `rows` x `cols` matrix of independent standard normal entries.
 pub fn gaussian_matrix(rng: &mut StdRng, rows: usize, cols: usize) -> DMatrix<f64> {
     DMatrix::from_iterator(
         rows,
@@ -195,10 +203,10 @@ pub fn random_psd(rng: &mut StdRng, d: usize, top: f64, condition: f64) -> DMatr
     random_psd_with_eigenvalues(rng, &log_spaced(top / condition, top, d))
 }
 
-/// Quadratic tasks with random PSD Hessians (the spec's spectrum) around the spec's centres.
 /// How the generators name the sizes in their errors.
 const SIZE_NAMES: [&str; 3] = ["num_tasks", "dim", "samples_per_task"];
 
+/// Quadratic tasks with random PSD Hessians (the spec's spectrum) around the spec's centres.
 pub fn quadratic_family(spec: &SyntheticSpec) -> Result<QuadraticFamily, InputError> {
     spec.check()?;
     spec.check_memory(None, SIZE_NAMES)?;

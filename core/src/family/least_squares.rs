@@ -62,6 +62,8 @@ pub struct LeastSquaresFamily {
 }
 
 impl LeastSquaresFamily {
+    /// Validates the tasks and builds the family, each task evaluated in the form
+    /// `form` selects (see [`GradientForm`]); Gram forms are built here.
     pub fn new(tasks: Vec<TaskData>, form: GradientForm) -> Result<Self, InputError> {
         let d = tasks.first().map_or(0, |t| t.xt.nrows());
         let wide = tasks.iter().any(|t| t.samples() < d);
@@ -192,6 +194,7 @@ impl LeastSquaresFamily {
         )
     }
 
+    /// The task data.
     pub fn data(&self) -> &DataTasks {
         &self.data
     }

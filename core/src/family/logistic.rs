@@ -31,6 +31,7 @@ pub struct LogisticFamily {
 }
 
 impl LogisticFamily {
+    /// Validates the tasks (labels must be +1 or -1) and the penalty `l2` (> 0).
     pub fn new(tasks: Vec<TaskData>, l2: f64) -> Result<Self, InputError> {
         check_positive("l2", l2)?;
         let data = DataTasks::new(tasks, true)?;
@@ -45,10 +46,12 @@ impl LogisticFamily {
         })
     }
 
+    /// The l2 penalty: every task is `l2`-strongly convex.
     pub fn l2(&self) -> f64 {
         self.l2
     }
 
+    /// The task data.
     pub fn data(&self) -> &DataTasks {
         &self.data
     }

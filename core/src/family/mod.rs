@@ -38,6 +38,7 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
+    /// Zeroed buffers for `num_tasks` tasks in dimension `dim`.
     pub fn new(num_tasks: usize, dim: usize) -> Self {
         Self {
             losses: vec![0.0; num_tasks],
@@ -72,7 +73,9 @@ impl Evaluation {
 /// every machine.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WorkEstimate {
+    /// Flops of one pass ([`TaskFamily::evaluate`]).
     pub pass_flops: f64,
+    /// Flops of one certificate ([`TaskFamily::certify`]).
     pub certificate_flops: f64,
 }
 
@@ -99,7 +102,9 @@ pub type Weigh<'a> = dyn FnMut(&[f64], &mut [f64]) + 'a;
 pub trait TaskFamily: Send + Sync {
     /// "quadratic", "least_squares", "logistic", ...
     fn kind(&self) -> &'static str;
+    /// M: the number of tasks.
     fn num_tasks(&self) -> usize;
+    /// d: the dimension of theta.
     fn dim(&self) -> usize;
 
     /// `f_i(theta)` for every task, into `losses`.

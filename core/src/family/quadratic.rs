@@ -14,8 +14,11 @@ use std::sync::Mutex;
 /// One quadratic task.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuadraticTask {
+    /// `A_i`: the Hessian (symmetric PSD).
     pub a: DMatrix<f64>,
+    /// `c_i`: the centre, a minimiser of `f_i`.
     pub c: DVector<f64>,
+    /// `b_i`: the minimum value `f_i(c_i)`.
     pub b: f64,
 }
 
@@ -127,6 +130,7 @@ impl QuadraticFamily {
         })
     }
 
+    /// The tasks as given.
     pub fn tasks(&self) -> &[QuadraticTask] {
         &self.tasks
     }

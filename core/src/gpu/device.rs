@@ -83,10 +83,12 @@ impl GpuDevice {
         }))
     }
 
+    /// What the device says about itself (queried when it was opened).
     pub fn info(&self) -> &DeviceInfo {
         &self.info
     }
 
+    /// The device's name, as the driver reports it.
     pub fn name(&self) -> &str {
         &self.info.name
     }
@@ -98,6 +100,7 @@ impl GpuDevice {
             .map_err(|e| GpuError::cuda("memory info", e))
     }
 
+    /// Blocks until every operation queued on the device's stream has finished.
     pub fn synchronize(&self) -> Result<(), GpuError> {
         self.stream
             .synchronize()

@@ -45,6 +45,7 @@ pub enum GradientKernel {
 }
 
 impl GradientKernel {
+    /// The name as serialised: "cublas" or "partials".
     pub fn name(&self) -> &'static str {
         match self {
             GradientKernel::Cublas => "cublas",
@@ -264,22 +265,27 @@ impl GpuData {
         Ok(data)
     }
 
+    /// M: the number of tasks.
     pub fn num_tasks(&self) -> usize {
         self.offsets.len() - 1
     }
 
+    /// d: the number of features.
     pub fn dim(&self) -> usize {
         self.dim
     }
 
+    /// N: the number of samples of all tasks together.
     pub fn total_samples(&self) -> usize {
         self.offsets[self.num_tasks()]
     }
 
+    /// n_i: the number of samples of each task.
     pub fn sample_counts(&self) -> Vec<usize> {
         self.offsets.windows(2).map(|w| w[1] - w[0]).collect()
     }
 
+    /// The device the data live on.
     pub fn device(&self) -> &Arc<GpuDevice> {
         &self.device
     }
@@ -762,10 +768,12 @@ macro_rules! shared_methods {
             self.core.take_error()
         }
 
+        /// The device the family's data live on.
         pub fn device(&self) -> &Arc<GpuDevice> {
             &self.core.data.device
         }
 
+        /// How the task gradients are formed on the device.
         pub fn gradient_kernel(&self) -> GradientKernel {
             self.core.kernel
         }
@@ -781,6 +789,7 @@ macro_rules! shared_methods {
             self.core.bytes_per_evaluation()
         }
 
+        /// Bytes of the design matrix on the device.
         pub fn data_bytes(&self) -> usize {
             self.core.data.data_bytes()
         }
@@ -854,6 +863,7 @@ impl GpuLeastSquares {
         })
     }
 
+    /// Uploads `tasks` to `device`, then as [`GpuLeastSquares::new`].
     pub fn from_tasks(
         device: Arc<GpuDevice>,
         tasks: &[TaskData],
@@ -944,6 +954,7 @@ impl GpuLogistic {
         })
     }
 
+    /// Uploads `tasks` to `device` (with label checks), then as [`GpuLogistic::new`].
     pub fn from_tasks(
         device: Arc<GpuDevice>,
         tasks: &[TaskData],
@@ -954,6 +965,7 @@ impl GpuLogistic {
         Self::new(GpuData::from_tasks(device, tasks, true)?, l2, kernel)
     }
 
+    /// The l2 penalty: every task is `l2`-strongly convex.
     pub fn l2(&self) -> f64 {
         self.core.l2
     }

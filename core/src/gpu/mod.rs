@@ -38,8 +38,10 @@ pub enum GpuError {
     /// A CUDA, cuBLAS or NVRTC call failed after the device was opened.
     #[error("CUDA error: {0}")]
     Cuda(String),
+    /// Bad user input (exit status 2).
     #[error(transparent)]
     Input(#[from] InputError),
+    /// An I/O failure during a run (exit status 1).
     #[error("{0}")]
     Io(String),
 }
@@ -53,6 +55,7 @@ impl GpuError {
         }
     }
 
+    /// Whether this is [`GpuError::NoDevice`].
     pub fn is_no_device(&self) -> bool {
         matches!(self, GpuError::NoDevice(_))
     }
@@ -72,13 +75,19 @@ impl From<std::io::Error> for GpuError {
 /// What the device says about itself.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct DeviceInfo {
+    /// The device's name, as the driver reports it.
     pub name: String,
+    /// The CUDA device index it was opened with.
     pub ordinal: usize,
+    /// Compute capability (major, minor).
     pub compute_capability: (i32, i32),
+    /// Number of streaming multiprocessors.
     pub multiprocessors: i32,
+    /// Total device memory in bytes.
     pub total_memory_bytes: usize,
     /// Peak memory clock in kHz, where the driver reports it.
     pub memory_clock_khz: Option<i64>,
+    /// Global memory bus width in bits, where the driver reports it.
     pub memory_bus_width_bits: Option<i64>,
     /// `2 * clock * bus width / 8` (double data rate), bytes/s.
     pub peak_bandwidth_bytes_per_s: Option<f64>,
@@ -89,7 +98,9 @@ pub struct DeviceInfo {
 pub struct CudaLibraries {
     /// The driver library (libcuda).
     pub driver: bool,
+    /// The runtime compiler library (libnvrtc).
     pub nvrtc: bool,
+    /// The cuBLAS library (libcublas).
     pub cublas: bool,
     /// Whether this binary was built with the `gpu` feature at all.
     pub feature: bool,

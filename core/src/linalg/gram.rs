@@ -36,9 +36,15 @@ const NR: usize = 3;
 pub struct GramJob<'a> {
     /// The kernels to use ([`crate::linalg::kernels::isa`] unless testing one against another).
     pub isa: Isa,
+    /// The samples, row-major: `n` rows of `d` values one after another.
     pub x: &'a [f64],
+    /// The length of a sample (the order of the Gram matrix).
     pub d: usize,
+    /// The panels of `W` rows of the Gram matrix that this job computes
+    /// (a strip from [`balanced_rows`]).
     pub rows: Range<usize>,
+    /// `(y, m)`: the `n` labels and the `d` values that receive `X^T y`
+    /// (unscaled), or `None` to skip the moment.
     pub moment: Option<(&'a [f64], &'a mut [f64])>,
 }
 
@@ -136,7 +142,8 @@ impl GramJob<'_> {
                     let offset = (a / NR - first_group) * group_len + (a % NR) * w;
                     let lhs = packed[offset..].as_ptr();
                     let tile = &mut c[(a - self.rows.start) * w * ldc + b * w..];
-                    // SAFETY: `lhs` and `rhs` point into packed groups of kc
+                    // SAFETY: the CPU supports `self.isa` (asserted at the
+                    // top). `lhs` and `rhs` point into packed groups of kc
                     // rows of `group_width` values, reading w and nr w <=
                     // group_width values of each; `tile` holds w rows of ldc
                     // values from column b w, and b w + nr w <= p w = ldc.
@@ -220,9 +227,11 @@ fn pack_fixed<const W: usize>(
 /// and `nr w` column factors at `rhs`.
 ///
 /// # Safety
-/// `lhs` and `rhs` must be readable for `kc` rows of `stride` values, with
-/// `w` and `nr w` values in each, and `c` for `w` rows of `ldc` values with
-/// `nr w` columns in bounds.
+/// The CPU must support `isa` (see [`supported`]). `lhs` and `rhs` must be
+/// readable for `kc` rows of `stride` values, with `w` and `nr w` values in
+/// each (`w` = [`panel_width`]`(isa)`), and `c` readable and writable for `w`
+/// rows of `ldc` values with `nr w` columns in bounds; `c` must not overlap
+/// `lhs` or `rhs`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn run_tile(
     isa: Isa,
@@ -235,12 +244,16 @@ unsafe fn run_tile(
     ldc: usize,
     first: bool,
 ) {
+    // SAFETY (every kernel call): the caller guarantees that the CPU supports
+    // `isa`, whose kernel is the one called, and the extent of the pointers
+    // for `nr` vectors per tile row (this fn's # Safety); `nr` is passed on
+    // as the kernel's `N` (any value but 2 or 3 as 1, which touches less).
     macro_rules! dispatch {
         ($($kernel:ident)::+) => {
             match nr {
-                3 => $($kernel)::+::<3>(lhs, rhs, stride, kc, c, ldc, first),
-                2 => $($kernel)::+::<2>(lhs, rhs, stride, kc, c, ldc, first),
-                _ => $($kernel)::+::<1>(lhs, rhs, stride, kc, c, ldc, first),
+                3 => unsafe { $($kernel)::+::<3>(lhs, rhs, stride, kc, c, ldc, first) },
+                2 => unsafe { $($kernel)::+::<2>(lhs, rhs, stride, kc, c, ldc, first) },
+                _ => unsafe { $($kernel)::+::<1>(lhs, rhs, stride, kc, c, ldc, first) },
             }
         };
     }
@@ -254,6 +267,12 @@ unsafe fn run_tile(
 }
 
 /// Portable tile (8 wide): `acc[r][l] += lhs[k][r] * rhs[k][l]`, rounded twice.
+///
+/// # Safety
+/// `lhs` and `rhs` must be readable for `kc` rows of `stride` values, with 8
+/// and `N 8` values in each, and `c` readable (unless `first`) and writable
+/// for 8 rows of `ldc` values with `N 8` columns in bounds; `c` must not
+/// overlap `lhs` or `rhs`.
 unsafe fn tile_generic<const N: usize>(
     lhs: *const f64,
     rhs: *const f64,
@@ -265,30 +284,38 @@ unsafe fn tile_generic<const N: usize>(
 ) {
     const W: usize = 8;
     let mut acc = [[[0.0f64; W]; N]; W];
-    if !first {
-        for (r, row) in acc.iter_mut().enumerate() {
-            for (q, v) in row.iter_mut().enumerate() {
-                for (l, value) in v.iter_mut().enumerate() {
-                    *value = *c.add(r * ldc + q * W + l);
+    // SAFETY: every access is at row r < W = 8 of `c` (offset r ldc) and
+    // column q W + l < N W, or at row k < kc of `lhs` and `rhs` (offset
+    // k stride) and column < W, resp. q W + l < N W: within the extents the
+    // caller guarantees (this fn's # Safety). The slices made from `lhs` and
+    // `rhs` live only while nothing writes through `c`, which does not
+    // overlap them.
+    unsafe {
+        if !first {
+            for (r, row) in acc.iter_mut().enumerate() {
+                for (q, v) in row.iter_mut().enumerate() {
+                    for (l, value) in v.iter_mut().enumerate() {
+                        *value = *c.add(r * ldc + q * W + l);
+                    }
                 }
             }
         }
-    }
-    for k in 0..kc {
-        let a = std::slice::from_raw_parts(lhs.add(k * stride), W);
-        for (row, &s) in acc.iter_mut().zip(a) {
-            for (q, v) in row.iter_mut().enumerate() {
-                let b = std::slice::from_raw_parts(rhs.add(k * stride + q * W), W);
-                for (value, &bl) in v.iter_mut().zip(b) {
-                    *value += s * bl;
+        for k in 0..kc {
+            let a = std::slice::from_raw_parts(lhs.add(k * stride), W);
+            for (row, &s) in acc.iter_mut().zip(a) {
+                for (q, v) in row.iter_mut().enumerate() {
+                    let b = std::slice::from_raw_parts(rhs.add(k * stride + q * W), W);
+                    for (value, &bl) in v.iter_mut().zip(b) {
+                        *value += s * bl;
+                    }
                 }
             }
         }
-    }
-    for (r, row) in acc.iter().enumerate() {
-        for (q, v) in row.iter().enumerate() {
-            for (l, &value) in v.iter().enumerate() {
-                *c.add(r * ldc + q * W + l) = value;
+        for (r, row) in acc.iter().enumerate() {
+            for (q, v) in row.iter().enumerate() {
+                for (l, &value) in v.iter().enumerate() {
+                    *c.add(r * ldc + q * W + l) = value;
+                }
             }
         }
     }
@@ -305,7 +332,7 @@ mod x86 {
          $zero:ident, $load:ident, $store:ident, $splat:ident, $fma:ident) => {
             $(#[$doc])*
             #[target_feature(enable = $feature)]
-            pub unsafe fn $name<const N: usize>(
+            pub(super) unsafe fn $name<const N: usize>(
                 lhs: *const f64,
                 rhs: *const f64,
                 stride: usize,
@@ -314,29 +341,37 @@ mod x86 {
                 ldc: usize,
                 first: bool,
             ) {
-                let mut acc = [[$zero(); N]; $w];
-                if !first {
-                    for (r, row) in acc.iter_mut().enumerate() {
-                        for (q, v) in row.iter_mut().enumerate() {
-                            *v = $load(c.add(r * ldc + q * $w));
+                // SAFETY: the caller guarantees the CPU features (this fn's
+                // # Safety). Every access is at row r < W of `c` (offset
+                // r ldc) and columns q W .. q W + W <= N W, or at row k < kc
+                // of `lhs` and `rhs` (offset k stride) and column r < W,
+                // resp. columns q W .. q W + W <= N W: within the extents the
+                // caller guarantees.
+                unsafe {
+                    let mut acc = [[$zero(); N]; $w];
+                    if !first {
+                        for (r, row) in acc.iter_mut().enumerate() {
+                            for (q, v) in row.iter_mut().enumerate() {
+                                *v = $load(c.add(r * ldc + q * $w));
+                            }
                         }
                     }
-                }
-                for k in 0..kc {
-                    let mut b = [$zero(); N];
-                    for (q, v) in b.iter_mut().enumerate() {
-                        *v = $load(rhs.add(k * stride + q * $w));
-                    }
-                    for (r, row) in acc.iter_mut().enumerate() {
-                        let s = $splat(*lhs.add(k * stride + r));
-                        for (v, &bq) in row.iter_mut().zip(&b) {
-                            *v = $fma(s, bq, *v);
+                    for k in 0..kc {
+                        let mut b = [$zero(); N];
+                        for (q, v) in b.iter_mut().enumerate() {
+                            *v = $load(rhs.add(k * stride + q * $w));
+                        }
+                        for (r, row) in acc.iter_mut().enumerate() {
+                            let s = $splat(*lhs.add(k * stride + r));
+                            for (v, &bq) in row.iter_mut().zip(&b) {
+                                *v = $fma(s, bq, *v);
+                            }
                         }
                     }
-                }
-                for (r, row) in acc.iter().enumerate() {
-                    for (q, &v) in row.iter().enumerate() {
-                        $store(c.add(r * ldc + q * $w), v);
+                    for (r, row) in acc.iter().enumerate() {
+                        for (q, &v) in row.iter().enumerate() {
+                            $store(c.add(r * ldc + q * $w), v);
+                        }
                     }
                 }
             }
@@ -345,11 +380,25 @@ mod x86 {
 
     tile_kernel!(
         /// 8 x (N 8) tile in zmm registers.
+        ///
+        /// # Safety
+        /// The CPU must support AVX-512F. `lhs` and `rhs` must be readable for
+        /// `kc` rows of `stride` values, with 8 and `N 8` values in each, and
+        /// `c` readable (unless `first`) and writable for 8 rows of `ldc`
+        /// values with `N 8` columns in bounds; `c` must not overlap `lhs` or
+        /// `rhs`.
         tile_avx512, "avx512f", 8,
         _mm512_setzero_pd, _mm512_loadu_pd, _mm512_storeu_pd, _mm512_set1_pd, _mm512_fmadd_pd
     );
     tile_kernel!(
         /// 4 x (N 4) tile in ymm registers.
+        ///
+        /// # Safety
+        /// The CPU must support AVX2 and FMA. `lhs` and `rhs` must be readable for
+        /// `kc` rows of `stride` values, with 4 and `N 4` values in each, and
+        /// `c` readable (unless `first`) and writable for 4 rows of `ldc`
+        /// values with `N 4` columns in bounds; `c` must not overlap `lhs` or
+        /// `rhs`.
         tile_avx2, "avx2,fma", 4,
         _mm256_setzero_pd, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_set1_pd, _mm256_fmadd_pd
     );

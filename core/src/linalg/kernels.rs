@@ -29,6 +29,7 @@ pub enum Isa {
 }
 
 impl Isa {
+    /// A short name for reports: `generic`, `avx2+fma` or `avx512f+avx2+fma`.
     pub fn name(self) -> &'static str {
         match self {
             Isa::Generic => "generic",
@@ -73,7 +74,8 @@ pub fn dot(x: &[f64], y: &[f64]) -> f64 {
     assert_eq!(x.len(), y.len(), "dot: length mismatch");
     #[cfg(target_arch = "x86_64")]
     if isa().has_avx2_fma() {
-        // SAFETY: the CPU supports AVX2 and FMA (checked by `isa`).
+        // SAFETY: the CPU supports AVX2 and FMA (`isa` checked it at run
+        // time), and the lengths are equal (asserted above).
         return unsafe { x86::dot(x, y) };
     }
     generic::dot(x, y)
@@ -85,7 +87,7 @@ pub fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
     assert_eq!(x.len(), y.len(), "axpy: length mismatch");
     #[cfg(target_arch = "x86_64")]
     if isa().has_avx2_fma() {
-        // SAFETY: as in `dot`.
+        // SAFETY: as in `dot`: AVX2 and FMA checked, lengths asserted equal.
         return unsafe { x86::axpy(alpha, x, y) };
     }
     generic::axpy(alpha, x, y)
@@ -105,7 +107,8 @@ pub fn symmetric_matvec_packed(packed: &[f64], x: &[f64], y: &mut [f64]) {
     assert_eq!(y.len(), d, "symmetric_matvec_packed: y length");
     #[cfg(target_arch = "x86_64")]
     if isa().has_avx2_fma() {
-        // SAFETY: as in `dot`; lengths checked above.
+        // SAFETY: AVX2 and FMA checked as in `dot`; the lengths of `packed`
+        // and `y` asserted above.
         return unsafe { x86::symmetric_matvec_packed(packed, x, y) };
     }
     generic::symmetric_matvec_packed(packed, x, y)
@@ -129,7 +132,8 @@ where
     assert_eq!(gradient.len(), d, "fused_rows: gradient length");
     #[cfg(target_arch = "x86_64")]
     if isa().has_avx2_fma() {
-        // SAFETY: as in `dot`; lengths checked above.
+        // SAFETY: AVX2 and FMA checked as in `dot`; `gradient.len() == d`
+        // and `xt.len() == d * y.len()` asserted above.
         return unsafe { x86::fused_rows(xt, y, theta, link, gradient) };
     }
     generic::fused_rows(xt, y, theta, link, gradient)
@@ -149,7 +153,7 @@ where
     );
     #[cfg(target_arch = "x86_64")]
     if isa().has_avx2_fma() {
-        // SAFETY: as in `dot`.
+        // SAFETY: AVX2 and FMA checked as in `dot`; `xt.len()` asserted above.
         return unsafe { x86::loss_rows(xt, y, theta, loss) };
     }
     generic::loss_rows(xt, y, theta, loss)
@@ -199,6 +203,8 @@ pub mod generic {
         }
     }
 
+    /// See [`super::fused_rows`]: one sample at a time, a dot product, the
+    /// link, then an axpy into `gradient`.
     #[inline]
     pub fn fused_rows<L>(
         xt: &[f64],
@@ -220,6 +226,7 @@ pub mod generic {
         loss
     }
 
+    /// See [`super::loss_rows`].
     #[inline]
     pub fn loss_rows<L>(xt: &[f64], y: &[f64], theta: &[f64], loss: &L) -> f64
     where
@@ -234,9 +241,11 @@ pub mod generic {
     }
 }
 
-/// AVX2+FMA versions. Callers must make sure the CPU supports both.
+/// AVX2+FMA versions, reached through the safe dispatching functions above
+/// (which check the CPU first). Every function here requires a CPU with AVX2
+/// and FMA.
 #[cfg(target_arch = "x86_64")]
-pub mod x86 {
+mod x86 {
     use std::arch::x86_64::*;
 
     /// Horizontal sum in a fixed order: (l0 + l2) + (l1 + l3).
@@ -254,29 +263,39 @@ pub mod x86 {
     /// index = k mod 8, as in the portable version), then a scalar tail.
     ///
     /// # Safety
-    /// The CPU must support AVX2 and FMA; `x` and `y` must have equal lengths.
+    /// The CPU must support AVX2 and FMA. `x` and `y` should have equal
+    /// lengths; only the first `min(x.len(), y.len())` values of each are
+    /// read, so no length can make it read out of bounds.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot(x: &[f64], y: &[f64]) -> f64 {
+    pub(super) unsafe fn dot(x: &[f64], y: &[f64]) -> f64 {
         let n = x.len().min(y.len());
         let (px, py) = (x.as_ptr(), y.as_ptr());
-        let mut a0 = _mm256_setzero_pd();
-        let mut a1 = _mm256_setzero_pd();
-        let mut i = 0;
-        // SAFETY (all loads): i + 8 <= n, within both slices.
-        while i + 8 <= n {
-            a0 = _mm256_fmadd_pd(_mm256_loadu_pd(px.add(i)), _mm256_loadu_pd(py.add(i)), a0);
-            a1 = _mm256_fmadd_pd(
-                _mm256_loadu_pd(px.add(i + 4)),
-                _mm256_loadu_pd(py.add(i + 4)),
-                a1,
-            );
-            i += 8;
+        // SAFETY: the caller guarantees AVX2 and FMA (this fn's # Safety).
+        // Every load reads four values from i or i + 4 with i + 8 <= n, and
+        // `finish_dot` reads indices i..n, all within both slices.
+        unsafe {
+            let mut a0 = _mm256_setzero_pd();
+            let mut a1 = _mm256_setzero_pd();
+            let mut i = 0;
+            while i + 8 <= n {
+                a0 = _mm256_fmadd_pd(_mm256_loadu_pd(px.add(i)), _mm256_loadu_pd(py.add(i)), a0);
+                a1 = _mm256_fmadd_pd(
+                    _mm256_loadu_pd(px.add(i + 4)),
+                    _mm256_loadu_pd(py.add(i + 4)),
+                    a1,
+                );
+                i += 8;
+            }
+            finish_dot(a0, a1, px, py, i, n)
         }
-        finish_dot(a0, a1, px, py, i, n)
     }
 
     /// Combines the two accumulators and adds the tail `i..n` in order.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA, and `px` and `py` must both be
+    /// valid for reads of `f64`s at the indices `i..n`.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn finish_dot(
@@ -289,8 +308,9 @@ pub mod x86 {
     ) -> f64 {
         let mut total = hsum(_mm256_add_pd(a0, a1));
         while i < n {
-            // SAFETY: i < n, within both slices (the caller's contract).
-            total = (*px.add(i)).mul_add(*py.add(i), total);
+            // SAFETY: i < n, and the caller guarantees that indices below n
+            // are readable through both pointers (this fn's # Safety).
+            total = unsafe { (*px.add(i)).mul_add(*py.add(i), total) };
             i += 1;
         }
         total
@@ -300,65 +320,78 @@ pub mod x86 {
     /// and eight FMA chains are in flight; each result is bit for bit [`dot`].
     ///
     /// # Safety
-    /// The CPU must support AVX2 and FMA; every `x[r]` must have `y.len()` values.
+    /// The CPU must support AVX2 and FMA, and every `x[r]` must hold at least
+    /// `y.len()` values (that many are read from each).
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn dot4(x: [&[f64]; 4], y: &[f64]) -> [f64; 4] {
         let n = y.len();
         let py = y.as_ptr();
         let p = [x[0].as_ptr(), x[1].as_ptr(), x[2].as_ptr(), x[3].as_ptr()];
-        let mut lo = [_mm256_setzero_pd(); 4];
-        let mut hi = [_mm256_setzero_pd(); 4];
-        let mut i = 0;
-        // SAFETY (all loads): i + 8 <= n, within every slice.
-        while i + 8 <= n {
-            let y0 = _mm256_loadu_pd(py.add(i));
-            let y1 = _mm256_loadu_pd(py.add(i + 4));
-            for r in 0..4 {
-                lo[r] = _mm256_fmadd_pd(_mm256_loadu_pd(p[r].add(i)), y0, lo[r]);
-                hi[r] = _mm256_fmadd_pd(_mm256_loadu_pd(p[r].add(i + 4)), y1, hi[r]);
+        // SAFETY: the caller guarantees AVX2 and FMA and that every x[r] has
+        // at least n values (this fn's # Safety). Every load reads four values
+        // from i or i + 4 with i + 8 <= n, and `finish_dot` reads indices
+        // i..n, all within `y` and every x[r].
+        unsafe {
+            let mut lo = [_mm256_setzero_pd(); 4];
+            let mut hi = [_mm256_setzero_pd(); 4];
+            let mut i = 0;
+            while i + 8 <= n {
+                let y0 = _mm256_loadu_pd(py.add(i));
+                let y1 = _mm256_loadu_pd(py.add(i + 4));
+                for r in 0..4 {
+                    lo[r] = _mm256_fmadd_pd(_mm256_loadu_pd(p[r].add(i)), y0, lo[r]);
+                    hi[r] = _mm256_fmadd_pd(_mm256_loadu_pd(p[r].add(i + 4)), y1, hi[r]);
+                }
+                i += 8;
             }
-            i += 8;
+            [
+                finish_dot(lo[0], hi[0], p[0], py, i, n),
+                finish_dot(lo[1], hi[1], p[1], py, i, n),
+                finish_dot(lo[2], hi[2], p[2], py, i, n),
+                finish_dot(lo[3], hi[3], p[3], py, i, n),
+            ]
         }
-        [
-            finish_dot(lo[0], hi[0], p[0], py, i, n),
-            finish_dot(lo[1], hi[1], p[1], py, i, n),
-            finish_dot(lo[2], hi[2], p[2], py, i, n),
-            finish_dot(lo[3], hi[3], p[3], py, i, n),
-        ]
     }
 
     /// `y += alpha * x` with FMA.
     ///
     /// # Safety
-    /// The CPU must support AVX2 and FMA; `x` and `y` must have equal lengths.
+    /// The CPU must support AVX2 and FMA. `x` and `y` should have equal
+    /// lengths; only the first `min(x.len(), y.len())` values are touched, so
+    /// no length can make it access memory out of bounds.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
+    pub(super) unsafe fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
         let n = x.len().min(y.len());
         let (px, py) = (x.as_ptr(), y.as_mut_ptr());
-        let a = _mm256_set1_pd(alpha);
-        let mut i = 0;
-        // SAFETY (all accesses): i + width <= n, within both slices.
-        while i + 8 <= n {
-            let y0 = _mm256_fmadd_pd(a, _mm256_loadu_pd(px.add(i)), _mm256_loadu_pd(py.add(i)));
-            let y1 = _mm256_fmadd_pd(
-                a,
-                _mm256_loadu_pd(px.add(i + 4)),
-                _mm256_loadu_pd(py.add(i + 4)),
-            );
-            _mm256_storeu_pd(py.add(i), y0);
-            _mm256_storeu_pd(py.add(i + 4), y1);
-            i += 8;
-        }
-        while i + 4 <= n {
-            let y0 = _mm256_fmadd_pd(a, _mm256_loadu_pd(px.add(i)), _mm256_loadu_pd(py.add(i)));
-            _mm256_storeu_pd(py.add(i), y0);
-            i += 4;
-        }
-        while i < n {
-            *py.add(i) = alpha.mul_add(*px.add(i), *py.add(i));
-            i += 1;
+        // SAFETY: the caller guarantees AVX2 and FMA (this fn's # Safety).
+        // Every access covers i..i + width with i + width <= n (width 8, 4,
+        // then 1), within both slices; `py` comes from the exclusive borrow
+        // `y`, which `x` cannot alias.
+        unsafe {
+            let a = _mm256_set1_pd(alpha);
+            let mut i = 0;
+            while i + 8 <= n {
+                let y0 = _mm256_fmadd_pd(a, _mm256_loadu_pd(px.add(i)), _mm256_loadu_pd(py.add(i)));
+                let y1 = _mm256_fmadd_pd(
+                    a,
+                    _mm256_loadu_pd(px.add(i + 4)),
+                    _mm256_loadu_pd(py.add(i + 4)),
+                );
+                _mm256_storeu_pd(py.add(i), y0);
+                _mm256_storeu_pd(py.add(i + 4), y1);
+                i += 8;
+            }
+            while i + 4 <= n {
+                let y0 = _mm256_fmadd_pd(a, _mm256_loadu_pd(px.add(i)), _mm256_loadu_pd(py.add(i)));
+                _mm256_storeu_pd(py.add(i), y0);
+                i += 4;
+            }
+            while i < n {
+                *py.add(i) = alpha.mul_add(*px.add(i), *py.add(i));
+                i += 1;
+            }
         }
     }
 
@@ -368,10 +401,11 @@ pub mod x86 {
     /// last `d mod 4` rows one by one.
     ///
     /// # Safety
-    /// The CPU must support AVX2 and FMA; `packed` must hold d (d + 1) / 2
-    /// values and `y` d, for d = `x.len()`.
+    /// The CPU must support AVX2 and FMA. `packed` must hold d (d + 1) / 2
+    /// values and `y` d, for d = `x.len()`; other lengths panic on a slice
+    /// index rather than read out of bounds.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn symmetric_matvec_packed(packed: &[f64], x: &[f64], y: &mut [f64]) {
+    pub(super) unsafe fn symmetric_matvec_packed(packed: &[f64], x: &[f64], y: &mut [f64]) {
         let d = x.len();
         y.fill(0.0);
         // Row i (entries i..d) starts after the d + (d - 1) + ... + (d - i + 1) before it.
@@ -392,53 +426,71 @@ pub mod x86 {
                 }
             }
             let tails = [&rows[0][4..], &rows[1][3..], &rows[2][2..], &rows[3][1..]];
-            let dots = dot4(tails, &x[i + 4..]);
+            // SAFETY: the caller guarantees AVX2 and FMA (this fn's # Safety).
+            // Row i + r holds d - i - r entries, so every tail holds
+            // d - i - 4 values: as many as `x[i + 4..]` for `dot4` and
+            // `y[i + 4..]` for `axpy4`.
+            let dots = unsafe { dot4(tails, &x[i + 4..]) };
             for (r, value) in dots.into_iter().enumerate() {
                 y[i + r] += value;
             }
-            axpy4([x[i], x[i + 1], x[i + 2], x[i + 3]], tails, &mut y[i + 4..]);
+            // SAFETY: as for `dot4` just above.
+            unsafe { axpy4([x[i], x[i + 1], x[i + 2], x[i + 3]], tails, &mut y[i + 4..]) };
             i += 4;
         }
         while i < d {
             let entries = row(i);
-            y[i] += dot(entries, &x[i..]);
-            axpy(x[i], &entries[1..], &mut y[i + 1..]);
+            // SAFETY: the caller guarantees AVX2 and FMA (this fn's # Safety);
+            // `dot` and `axpy` stay within the shorter of their slices.
+            unsafe {
+                y[i] += dot(entries, &x[i..]);
+                axpy(x[i], &entries[1..], &mut y[i + 1..]);
+            }
             i += 1;
         }
     }
 
     /// `y += a0 x0 + a1 x1 + a2 x2 + a3 x3`, element by element in that order:
     /// bit for bit four [`axpy`] calls, with one load and store of `y`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 and FMA, and every `x[r]` must hold at least
+    /// `y.len()` values (that many are read from each).
     #[inline]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn axpy4(alpha: [f64; 4], x: [&[f64]; 4], y: &mut [f64]) {
         let n = y.len();
         let py = y.as_mut_ptr();
         let p = [x[0].as_ptr(), x[1].as_ptr(), x[2].as_ptr(), x[3].as_ptr()];
-        let a = [
-            _mm256_set1_pd(alpha[0]),
-            _mm256_set1_pd(alpha[1]),
-            _mm256_set1_pd(alpha[2]),
-            _mm256_set1_pd(alpha[3]),
-        ];
-        let mut i = 0;
-        // SAFETY (all accesses): i + 4 <= n and every x[r] has length n.
-        while i + 4 <= n {
-            let mut acc = _mm256_loadu_pd(py.add(i));
-            acc = _mm256_fmadd_pd(a[0], _mm256_loadu_pd(p[0].add(i)), acc);
-            acc = _mm256_fmadd_pd(a[1], _mm256_loadu_pd(p[1].add(i)), acc);
-            acc = _mm256_fmadd_pd(a[2], _mm256_loadu_pd(p[2].add(i)), acc);
-            acc = _mm256_fmadd_pd(a[3], _mm256_loadu_pd(p[3].add(i)), acc);
-            _mm256_storeu_pd(py.add(i), acc);
-            i += 4;
-        }
-        while i < n {
-            let mut acc = *py.add(i);
-            for r in 0..4 {
-                acc = alpha[r].mul_add(*p[r].add(i), acc);
+        // SAFETY: the caller guarantees AVX2 and FMA and that every x[r] has
+        // at least n values (this fn's # Safety). Every access covers
+        // i..i + 4 with i + 4 <= n, or index i < n, within `y` and every x[r];
+        // `py` comes from the exclusive borrow `y`, which no x[r] can alias.
+        unsafe {
+            let a = [
+                _mm256_set1_pd(alpha[0]),
+                _mm256_set1_pd(alpha[1]),
+                _mm256_set1_pd(alpha[2]),
+                _mm256_set1_pd(alpha[3]),
+            ];
+            let mut i = 0;
+            while i + 4 <= n {
+                let mut acc = _mm256_loadu_pd(py.add(i));
+                acc = _mm256_fmadd_pd(a[0], _mm256_loadu_pd(p[0].add(i)), acc);
+                acc = _mm256_fmadd_pd(a[1], _mm256_loadu_pd(p[1].add(i)), acc);
+                acc = _mm256_fmadd_pd(a[2], _mm256_loadu_pd(p[2].add(i)), acc);
+                acc = _mm256_fmadd_pd(a[3], _mm256_loadu_pd(p[3].add(i)), acc);
+                _mm256_storeu_pd(py.add(i), acc);
+                i += 4;
             }
-            *py.add(i) = acc;
-            i += 1;
+            while i < n {
+                let mut acc = *py.add(i);
+                for r in 0..4 {
+                    acc = alpha[r].mul_add(*p[r].add(i), acc);
+                }
+                *py.add(i) = acc;
+                i += 1;
+            }
         }
     }
 
@@ -453,11 +505,14 @@ pub mod x86 {
     /// time. The order depends on the number of samples alone, not on threads.
     ///
     /// # Safety
-    /// The CPU must support AVX2 and FMA; `xt.len() == theta.len() * y.len()`
-    /// and `gradient.len() == theta.len()`.
+    /// The CPU must support AVX2 and FMA, and `gradient.len()` must not
+    /// exceed `theta.len()` (the gradient pass reads `gradient.len()` values
+    /// of each sample); callers pass `gradient.len() == theta.len()` and
+    /// `xt.len() == theta.len() * y.len()` (a shorter `xt` panics on a slice
+    /// index).
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn fused_rows<L>(
+    pub(super) unsafe fn fused_rows<L>(
         xt: &[f64],
         y: &[f64],
         theta: &[f64],
@@ -476,8 +531,11 @@ pub mod x86 {
             [[at(0), at(1), at(2), at(3)], [at(4), at(5), at(6), at(7)]]
         };
         let samples = |rows: [usize; 4]| rows.map(|j| &xt[j * d..(j + 1) * d]);
-        let dots =
-            |rows: [[usize; 4]; 2]| [dot4(samples(rows[0]), theta), dot4(samples(rows[1]), theta)];
+        // SAFETY: the caller guarantees AVX2 and FMA (this fn's # Safety);
+        // every sample holds d = theta.len() values, as `dot4` requires.
+        let dots = |rows: [[usize; 4]; 2]| unsafe {
+            [dot4(samples(rows[0]), theta), dot4(samples(rows[1]), theta)]
+        };
         // Software pipelining: the dot products of step i + 1 are issued
         // before the link calls of step i, so that the transcendental latency
         // overlaps with loads. Sums keep their order.
@@ -500,15 +558,21 @@ pub mod x86 {
                     loss += l;
                     slopes[r] = s;
                 }
-                axpy4(slopes, samples(*quad), gradient);
+                // SAFETY: the caller guarantees AVX2 and FMA and
+                // gradient.len() <= d (this fn's # Safety); every sample
+                // holds d values, as `axpy4` requires.
+                unsafe { axpy4(slopes, samples(*quad), gradient) };
             }
             z = z_next;
         }
         for j in 8 * run..y.len() {
             let x = &xt[j * d..(j + 1) * d];
-            let (l, slope) = link(dot(x, theta), y[j]);
+            // SAFETY: the caller guarantees AVX2 and FMA (this fn's # Safety);
+            // `dot` and `axpy` stay within the shorter of their slices.
+            let (l, slope) = link(unsafe { dot(x, theta) }, y[j]);
             loss += l;
-            axpy(slope, x, gradient);
+            // SAFETY: as for `dot` just above.
+            unsafe { axpy(slope, x, gradient) };
         }
         loss
     }
@@ -516,17 +580,21 @@ pub mod x86 {
     /// See [`super::loss_rows`].
     ///
     /// # Safety
-    /// The CPU must support AVX2 and FMA; `xt.len() == theta.len() * y.len()`.
+    /// The CPU must support AVX2 and FMA. Callers pass
+    /// `xt.len() == theta.len() * y.len()`; other lengths cannot make it read
+    /// out of bounds.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn loss_rows<L>(xt: &[f64], y: &[f64], theta: &[f64], loss: &L) -> f64
+    pub(super) unsafe fn loss_rows<L>(xt: &[f64], y: &[f64], theta: &[f64], loss: &L) -> f64
     where
         L: Fn(f64, f64) -> f64,
     {
         let d = theta.len();
         let mut sum = 0.0;
         for (x, &yj) in xt.chunks_exact(d).zip(y) {
-            sum += loss(dot(x, theta), yj);
+            // SAFETY: the caller guarantees AVX2 and FMA (this fn's # Safety);
+            // `dot` stays within the shorter of its slices.
+            sum += loss(unsafe { dot(x, theta) }, yj);
         }
         sum
     }
@@ -683,6 +751,7 @@ mod tests {
             // SAFETY: as above.
             let (l, slope) = link(unsafe { x86::dot(x, &theta) }, labels[j]);
             expected += l;
+            // SAFETY: as above.
             unsafe { x86::axpy(slope, x, &mut single) };
         }
         assert_eq!(loss.to_bits(), expected.to_bits());

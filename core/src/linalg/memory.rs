@@ -33,7 +33,9 @@ pub fn zeroed_for_streaming(count: usize) -> Vec<f64> {
 /// f64 values: owned (on huge pages where large) or mapped read-only from a file.
 #[derive(Clone)]
 pub enum Values {
+    /// Values in memory of their own.
     Owned(Vec<f64>),
+    /// Values mapped read-only from a file.
     Mapped(Arc<MappedValues>),
 }
 
@@ -66,6 +68,7 @@ impl MappedValues {
         Some(Self { map, offset, count })
     }
 
+    /// The mapped values, in place.
     pub fn as_slice(&self) -> &[f64] {
         let bytes = &self.map[self.offset..self.offset + self.count * 8];
         // SAFETY: the mapping is page-aligned and `offset` a multiple of 8, so
@@ -76,6 +79,7 @@ impl MappedValues {
 }
 
 impl Values {
+    /// The values, read-only (a mapping is not copied).
     pub fn as_slice(&self) -> &[f64] {
         match self {
             Values::Owned(v) => v,
@@ -94,6 +98,7 @@ impl Values {
         }
     }
 
+    /// Whether the values are mapped from a file.
     pub fn is_mapped(&self) -> bool {
         matches!(self, Values::Mapped(_))
     }

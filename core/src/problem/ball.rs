@@ -7,22 +7,33 @@ use nalgebra::{DMatrix, DVector};
 /// Where the iterates live. Every solver applies `project` after each step.
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub enum FeasibleSet {
+    /// All of R^d.
     #[default]
     Unconstrained,
     /// `||theta||_2 <= radius`.
-    Ball { radius: f64 },
+    Ball {
+        /// The radius, in theta units.
+        radius: f64,
+    },
     /// `{P symmetric : 0 <= P <= I, tr P = rank}` in R^{dim x dim}, vectorised.
-    Fantope { dim: usize, rank: usize },
+    Fantope {
+        /// d: P is d x d, theta has d*d entries.
+        dim: usize,
+        /// k: the trace of P.
+        rank: usize,
+    },
 }
 
 /// The name the problem format uses ("radius").
 pub type Ball = FeasibleSet;
 
 impl FeasibleSet {
+    /// All of R^d.
     pub fn unconstrained() -> Self {
         Self::Unconstrained
     }
 
+    /// The ball `||theta||_2 <= radius`.
     pub fn with_radius(radius: f64) -> Self {
         Self::Ball { radius }
     }
@@ -55,6 +66,8 @@ impl FeasibleSet {
         }
     }
 
+    /// Whether theta lies in the set, up to a tolerance: 1e-12 relative for the
+    /// ball, 1e-9 for the Fantope's symmetry, eigenvalues and trace.
     pub fn contains(&self, theta: &DVector<f64>) -> bool {
         match *self {
             Self::Unconstrained => true,

@@ -209,16 +209,21 @@ pub fn local_model_bound(
 /// `q(theta) = 1/2 theta^T Q theta + l^T theta + c` with Q symmetric PSD.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuadraticForm {
+    /// Q: the Hessian (symmetric PSD).
     pub hessian: DMatrix<f64>,
+    /// l: the linear term.
     pub linear: DVector<f64>,
+    /// c: the constant term.
     pub constant: f64,
 }
 
 impl QuadraticForm {
+    /// `q(theta)`, evaluated in floating point (no error bound).
     pub fn value(&self, theta: &DVector<f64>) -> f64 {
         0.5 * theta.dot(&(&self.hessian * theta)) + self.linear.dot(theta) + self.constant
     }
 
+    /// d: the dimension of theta.
     pub fn dim(&self) -> usize {
         self.linear.len()
     }
@@ -230,12 +235,17 @@ impl QuadraticForm {
 /// `|e_c| <= constant_error`. All fields are upper bounds.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct FormBounds {
-    /// `||Q||_F`, `||l||`, `|c|`.
+    /// `||Q||_F`.
     pub hessian_norm: f64,
+    /// `||l||`.
     pub linear_norm: f64,
+    /// `|c|`.
     pub constant_abs: f64,
+    /// Bound on `||E||_2`, the Hessian's construction error.
     pub hessian_error: f64,
+    /// Bound on `||e||`, the linear term's construction error.
     pub linear_error: f64,
+    /// Bound on `|e_c|`, the constant's construction error.
     pub constant_error: f64,
 }
 

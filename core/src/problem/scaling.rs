@@ -74,11 +74,13 @@ fn scale_in_place(values: &mut [f64], k: i32) {
 const SUBNORMAL_UNIT: f64 = crate::problem::numerics::UNDERFLOW_UNIT;
 
 impl Scaling {
+    /// No rescaling: the internal units are the problem's units.
     pub const IDENTITY: Self = Self {
         theta_exp: 0,
         loss_exp: 0,
     };
 
+    /// Whether nothing is rescaled.
     pub fn is_identity(&self) -> bool {
         *self == Self::IDENTITY
     }
@@ -196,6 +198,7 @@ impl Scaling {
         ldexp(step, self.loss_exp)
     }
 
+    /// A point (theta units) in internal units, in place.
     pub fn theta_to_internal(&self, theta: &mut [f64]) {
         scale_in_place(theta, -self.theta_exp);
     }

@@ -36,6 +36,8 @@ pub struct Accelerated {
 }
 
 impl Accelerated {
+    /// `mu`/`step` of `None` pick the defaults of docs/THEORY.md for `horizon`
+    /// updates; `distance` bounds `R = ||theta_0 - theta*||` where the set gives none.
     pub fn new(
         mu: Option<f64>,
         step: Option<f64>,
@@ -62,10 +64,12 @@ impl Accelerated {
         }
     }
 
+    /// mu: the current temperature (NaN before `init`; lowered under continuation).
     pub fn mu(&self) -> f64 {
         self.mu
     }
 
+    /// The run's records: constants, certificates and trace.
     pub fn tracker(&self) -> &Tracker {
         &self.tracker
     }

@@ -24,6 +24,7 @@ pub struct AverageGd {
 }
 
 impl AverageGd {
+    /// `step` of `None` uses 1/L.
     pub fn new(step: Option<f64>, tracker: Tracker) -> Self {
         Self {
             fixed_step: step,
@@ -33,6 +34,7 @@ impl AverageGd {
         }
     }
 
+    /// The run's records: constants, certificates and trace.
     pub fn tracker(&self) -> &Tracker {
         &self.tracker
     }

@@ -29,6 +29,7 @@ const FORMAT: u32 = 2;
 /// What a solver must redo after being read back from a checkpoint (state
 /// that is cheaper to rebuild than to store, such as an RNG).
 pub trait Resume {
+    /// Rebuilds that state after the solver is read back (by default nothing).
     fn resume(&mut self) {}
 }
 
@@ -36,21 +37,36 @@ pub trait Resume {
 /// options would silently mix two runs, so it is refused.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fingerprint {
+    /// The method's name.
     pub method: String,
+    /// The family's kind ([`TaskFamily::kind`]).
     pub kind: String,
+    /// M: the number of tasks.
     pub tasks: usize,
+    /// d: the dimension of theta.
     pub dim: usize,
+    /// The feasible set.
     pub set: FeasibleSet,
+    /// [`SolveOptions::iterations`].
     pub iterations: u64,
+    /// [`SolveOptions::mu`].
     pub mu: Option<f64>,
+    /// [`SolveOptions::step`].
     pub step: Option<f64>,
+    /// [`SolveOptions::weight_step`].
     pub weight_step: Option<f64>,
+    /// [`SolveOptions::seed`].
     #[serde(with = "u64_text")]
     pub seed: u64,
+    /// [`SolveOptions::distance`].
     pub distance: Option<f64>,
+    /// [`SolveOptions::batch_size`].
     pub batch_size: usize,
+    /// [`SolveOptions::ema`].
     pub ema: Option<f64>,
+    /// [`SolveOptions::certify_every`].
     pub certify_every: Option<u64>,
+    /// [`SolveOptions::record_trace`].
     pub record_trace: bool,
     /// The starting point, bit for bit (hex), or None for the default.
     pub init: Option<String>,

@@ -47,6 +47,9 @@ pub struct DescentAscent {
 }
 
 impl DescentAscent {
+    /// `step`/`weight_step` of `None` are tuned for `horizon` iterations
+    /// (`R / (G sqrt T)` and `sqrt(2 ln M) / (B sqrt T)`); `distance` bounds R
+    /// where the set gives none.
     pub fn new(
         step: Option<f64>,
         weight_step: Option<f64>,
@@ -76,6 +79,7 @@ impl DescentAscent {
         }
     }
 
+    /// The run's records: constants, certificates and trace.
     pub fn tracker(&self) -> &Tracker {
         &self.tracker
     }

@@ -26,10 +26,15 @@ use nalgebra::DVector;
 /// The primal point, the task weights from the duals, and Clarabel's report.
 #[derive(Debug, Clone)]
 pub struct EpigraphSolution {
+    /// The primal point theta.
     pub theta: DVector<f64>,
+    /// Task weights from the cone duals, projected onto the simplex.
     pub weights: Vec<f64>,
+    /// Clarabel's objective value (not certified; NaN where the solve failed).
     pub objective: f64,
+    /// Clarabel's status, e.g. "Solved" ("Failed (...)" where the solve failed).
     pub status: String,
+    /// Clarabel's interior-point iterations.
     pub iterations: u32,
 }
 
@@ -482,6 +487,7 @@ pub struct Exact {
 }
 
 impl Exact {
+    /// The solver, keeping its records in `tracker`.
     pub fn new(tracker: Tracker) -> Self {
         Self {
             tracker,
@@ -490,10 +496,12 @@ impl Exact {
         }
     }
 
+    /// The run's records: constants, certificates and trace.
     pub fn tracker(&self) -> &Tracker {
         &self.tracker
     }
 
+    /// The task weights from the cone duals (empty before the solve).
     pub fn weights(&self) -> &[f64] {
         &self.weights
     }

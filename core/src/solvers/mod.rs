@@ -42,11 +42,14 @@ use std::sync::Arc;
 /// The problem argmin's `Executor` hands to the solvers.
 #[derive(Clone)]
 pub struct MinimaxProblem {
+    /// The tasks `f_1..f_M`.
     pub family: Arc<dyn TaskFamily>,
+    /// Theta: the feasible set.
     pub set: FeasibleSet,
 }
 
 impl MinimaxProblem {
+    /// The problem `min_{theta in set} max_i f_i(theta)`.
     pub fn new(family: Arc<dyn TaskFamily>, set: FeasibleSet) -> Self {
         Self { family, set }
     }
@@ -66,16 +69,24 @@ pub fn unwrap_problem(
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
+    /// Softmax-weighted gradient descent, the paper's method ([`SoftmaxGd`]).
     SoftmaxGd,
+    /// FISTA on the smoothed maximum F_mu ([`Accelerated`]).
     Accelerated,
+    /// Minibatch softmax-gd, for data families ([`StochasticSoftmaxGd`]).
     Stochastic,
+    /// Exponentiated-gradient descent-ascent with averaged iterates ([`DescentAscent`]).
     DescentAscent,
+    /// Projected subgradient method on F ([`Subgradient`]).
     Subgradient,
+    /// Gradient descent on the mean task loss, the ERM baseline ([`AverageGd`]).
     Average,
+    /// The epigraph SOCP solved by Clarabel, the reference ([`Exact`]).
     Exact,
 }
 
 impl Method {
+    /// Every method.
     pub const ALL: [Method; 7] = [
         Method::SoftmaxGd,
         Method::Accelerated,
@@ -86,6 +97,7 @@ impl Method {
         Method::Exact,
     ];
 
+    /// The command-line name (`--method`), e.g. "softmax-gd".
     pub fn name(&self) -> &'static str {
         match self {
             Method::SoftmaxGd => "softmax-gd",
@@ -129,6 +141,7 @@ impl FromStr for Method {
 /// Options of [`solve`]; `check` validates them before any work starts.
 #[derive(Debug, Clone)]
 pub struct SolveOptions {
+    /// The solver to run.
     pub method: Method,
     /// T: the number of updates of theta.
     pub iterations: u64,
@@ -138,6 +151,7 @@ pub struct SolveOptions {
     pub step: Option<f64>,
     /// Step on the task weights (descent-ascent); `None` tunes it for the horizon.
     pub weight_step: Option<f64>,
+    /// Seed of the minibatch draws (stochastic).
     pub seed: u64,
     /// Starting point (default: zero, projected onto the set).
     pub init: Option<DVector<f64>>,
@@ -159,6 +173,7 @@ pub struct SolveOptions {
     /// Save the solver's state to this file every `checkpoint_every`
     /// iterations, and resume from it when it exists (see [`FileCheckpoint`]).
     pub checkpoint: Option<std::path::PathBuf>,
+    /// Iterations between checkpoint saves.
     pub checkpoint_every: u64,
     /// Stop after this many iterations in total, as if interrupted (the
     /// checkpoint keeps the state; tests and time-sliced job slots use it).
@@ -325,9 +340,13 @@ pub struct SolveOutcome {
     /// The method's name: a built-in [`Method::name`], or the name given to
     /// [`run_solver`].
     pub method: String,
+    /// Iterations run, as argmin counts them.
     pub iterations: u64,
+    /// The returned point: the last iterate, or the best one (subgradient).
     pub theta: Vec<f64>,
+    /// `f_i(theta)` for every task at the returned theta.
     pub losses: Vec<f64>,
+    /// The method's certificate weights at the returned theta.
     pub weights: Vec<f64>,
     /// F(theta) = max_i f_i(theta) at the returned theta.
     pub max_loss: f64,
@@ -337,17 +356,27 @@ pub struct SolveOutcome {
     pub gap: f64,
     /// How lower_bound was certified (kind, rounding allowance, note).
     pub certificate: crate::problem::certificate::Certificate,
-    /// The external solver's status where one was used (`exact`), and
-    /// whether it reached its stated tolerance.
+    /// The external solver's status where one was used (`exact`).
     pub solver_status: Option<String>,
+    /// Whether `exact` reached its stated tolerance (Clarabel's "Solved" and a
+    /// certified gap within 1e-6 relative); `true` for the other methods.
     pub reached_tolerance: bool,
+    /// Wall-clock time of the run, in seconds.
     pub seconds: f64,
+    /// mu: the temperature at the end of the run (smoothed methods).
     pub mu: Option<f64>,
+    /// eta: the step at the end of the run (under backtracking, the initial trial
+    /// step), where the method has one.
     pub step: Option<f64>,
+    /// `argmax_i f_i(theta)` (the first on ties).
     pub worst_task: usize,
+    /// Entropy of `weights` (natural log; ln M for uniform weights).
     pub entropy: f64,
+    /// Why the run stopped: argmin's termination reason, else "max iterations".
     pub termination: String,
+    /// The constants of the theory, as used and measured.
     pub constants: Constants,
+    /// One record per iteration where `record_trace` was set, else empty.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub trace: Vec<IterationRecord>,
 }

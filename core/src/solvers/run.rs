@@ -38,9 +38,11 @@ pub trait Certifying {
     fn mu_and_step(&self) -> (Option<f64>, Option<f64>) {
         (None, None)
     }
+    /// L_mu = L + G^2 / mu, where the step came from it (for the report).
     fn smoothed_smoothness(&self) -> Option<f64> {
         None
     }
+    /// The smallest step taken, where backtracking shrinks it (for the report).
     fn smallest_step(&self) -> Option<f64> {
         None
     }
@@ -166,12 +168,14 @@ impl Certifying for Exact {
 }
 
 /// Gradient steps on `Phi_p` used to tighten the strong-convexity certificate
-/// of the returned point (families without a closed-form dual).
+/// of the returned point (families without a closed-form dual). The docs of
+/// [`certify_point`] state this value.
 const REFINEMENT_STEPS: usize = 25;
 
 /// The returned point's certificate is refined only while its own slack could
 /// still matter: at most this share of the reported gap may be slack
-/// (docs/THEORY.md#certificates).
+/// (docs/THEORY.md#certificates). The docs of [`certify_returned_point`]
+/// state this value.
 const REFINEMENT_SHARE_OF_GAP: f64 = 0.01;
 
 /// The certified relative gap `exact` promises (README, "exact").
@@ -179,9 +183,9 @@ pub const EXACT_TOLERANCE: f64 = 1e-6;
 
 /// The best certified lower bound for weights `p` near `theta`. Closed-form
 /// duals are computed once; otherwise the local model bound is tightened by up
-/// to [`REFINEMENT_STEPS`] gradient steps on `Phi_p` (every step's bound is
-/// certified in floating point, the best is kept) -- the tightest this crate
-/// can certify (references).
+/// to 25 gradient steps on `Phi_p` (every step's bound is certified in
+/// floating point, the best is kept) -- the tightest this crate can certify
+/// (references).
 pub fn certify_point(
     family: &dyn TaskFamily,
     set: &FeasibleSet,
@@ -194,7 +198,7 @@ pub fn certify_point(
 /// [`certify_point`] for the point a solver returns with `max_loss = F(theta)`:
 /// the refinement stops once the strong-convexity slack `||grad Phi_p||^2 / (2
 /// lambda)`, which bounds what any further refinement could add, is at most
-/// [`REFINEMENT_SHARE_OF_GAP`] of the gap `F(theta) - bound`.
+/// 1% of the gap `F(theta) - bound`.
 pub fn certify_returned_point(
     family: &dyn TaskFamily,
     set: &FeasibleSet,

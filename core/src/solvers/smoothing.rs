@@ -10,6 +10,7 @@ use nalgebra::DVector;
 /// How mu is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Temperature {
+    /// mu as given.
     Fixed(f64),
     /// mu = G R / sqrt(2 T ln M) (softmax-gd) or sqrt(2) G R / ((T+1) sqrt(ln M))
     /// (accelerated), with R from the set or the given distance and G bounding
@@ -21,6 +22,7 @@ pub enum Temperature {
 /// How the step is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum StepRule {
+    /// A constant step eta.
     Fixed(f64),
     /// eta = 1 / L_mu, L_mu = L + G^2 / mu with G over the feasible set (over
     /// [`ACCELERATED_REACH`] times its radius for accelerated; needs a bounded set;
@@ -28,6 +30,7 @@ pub enum StepRule {
     InverseSmoothness,
     /// Armijo-type backtracking on F_mu (halving), starting from `initial`.
     Backtracking {
+        /// The first trial step.
         initial: f64,
     },
 }

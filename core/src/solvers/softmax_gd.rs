@@ -56,10 +56,12 @@ impl SoftmaxGd {
         }
     }
 
+    /// mu: the current temperature (NaN before `init`; lowered under continuation).
     pub fn mu(&self) -> f64 {
         self.mu
     }
 
+    /// The run's records: constants, certificates and trace.
     pub fn tracker(&self) -> &Tracker {
         &self.tracker
     }

@@ -43,6 +43,9 @@ pub struct StochasticSoftmaxGd {
 }
 
 impl StochasticSoftmaxGd {
+    /// Draws `batch_size` samples per task per step from `seed`; `ema` averages
+    /// the minibatch losses (`None`: the plain minibatch losses); `mu`, `step`,
+    /// `distance` and `horizon` as for [`SoftmaxGd::new`](super::SoftmaxGd::new).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         mu: Option<f64>,
@@ -77,10 +80,12 @@ impl StochasticSoftmaxGd {
         }
     }
 
+    /// mu: the current temperature (NaN before `init`; lowered under continuation).
     pub fn mu(&self) -> f64 {
         self.mu
     }
 
+    /// The run's records: constants, certificates and trace.
     pub fn tracker(&self) -> &Tracker {
         &self.tracker
     }

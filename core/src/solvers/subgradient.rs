@@ -38,6 +38,9 @@ fn one_hot_at_max(losses: &[f64], weights: &mut [f64]) {
 }
 
 impl Subgradient {
+    /// `step` of `None` is tuned for `horizon` iterations (`R / (G sqrt T)`)
+    /// where there is a region to tune it over (the set or `distance`), else
+    /// Polyak steps are taken.
     pub fn new(step: Option<f64>, distance: Option<f64>, horizon: u64, tracker: Tracker) -> Self {
         Self {
             fixed_step: step,
@@ -52,10 +55,12 @@ impl Subgradient {
         }
     }
 
+    /// The run's records: constants, certificates and trace.
     pub fn tracker(&self) -> &Tracker {
         &self.tracker
     }
 
+    /// The running average of the one-hot weights of the active tasks (the certificate's weights).
     pub fn averaged_weights(&self) -> &[f64] {
         &self.averaged_weights
     }

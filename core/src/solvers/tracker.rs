@@ -25,9 +25,13 @@ pub struct IterationRecord {
     pub best_lower_bound: f64,
     /// max_loss - best_lower_bound.
     pub gap: f64,
+    /// The certificate weights.
     pub weights: Vec<f64>,
+    /// Entropy of `weights` (natural log).
     pub entropy: f64,
+    /// `argmax_i f_i` at the reported iterate (the first on ties).
     pub worst_task: usize,
+    /// The step taken (NaN where there is none).
     pub step: f64,
 }
 
@@ -38,6 +42,7 @@ pub struct Tracker {
     certify_every: u64,
     record_trace: bool,
     emit_kv: bool,
+    /// The best certified lower bound on OPT so far (-inf before the first).
     pub best_lower_bound: f64,
     /// The best certificate computed in this process (never read back from a
     /// checkpoint: a stored bound is not trusted, only recomputed ones are).
@@ -48,10 +53,14 @@ pub struct Tracker {
     /// so a tampered file cannot produce a wrong one).
     #[serde(default)]
     pub best_weights: Vec<f64>,
+    /// The point of the best certificate (see `best_weights`).
     #[serde(default)]
     pub best_point: Vec<f64>,
+    /// G: the largest task-gradient norm seen.
     pub gradient_bound: f64,
+    /// B: the largest |f_i| seen.
     pub loss_bound: f64,
+    /// The recorded iterations, where a trace was asked for.
     pub trace: Vec<IterationRecord>,
     /// Scratch for certificates that need an evaluation with fixed weights.
     #[serde(skip)]
@@ -59,6 +68,9 @@ pub struct Tracker {
 }
 
 impl Tracker {
+    /// A tracker on `set` that certifies every `certify_every`-th iteration (at
+    /// least 1) and keeps a trace where `record_trace`; it builds key/value
+    /// pairs unless made [`Tracker::quiet`].
     pub fn new(set: FeasibleSet, certify_every: u64, record_trace: bool) -> Self {
         Self {
             set,
@@ -115,6 +127,7 @@ impl Tracker {
         self
     }
 
+    /// The feasible set the certificates are for.
     pub fn set(&self) -> FeasibleSet {
         self.set
     }
@@ -129,6 +142,7 @@ impl Tracker {
         }
     }
 
+    /// Whether a certificate is due at `iteration`.
     pub fn due(&self, iteration: u64) -> bool {
         iteration.is_multiple_of(self.certify_every)
     }

@@ -17,11 +17,14 @@ pub const CONFIDENCE: f64 = 0.95;
 /// Closed x range `[lo, hi]` of the points a fit uses.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Window {
+    /// Lower end (inclusive).
     pub lo: f64,
+    /// Upper end (inclusive).
     pub hi: f64,
 }
 
 impl Window {
+    /// The window `[lo, hi]`.
     pub fn new(lo: f64, hi: f64) -> Self {
         Self { lo, hi }
     }
@@ -34,6 +37,7 @@ impl Window {
         }
     }
 
+    /// Whether `lo <= x <= hi`.
     pub fn contains(&self, x: f64) -> bool {
         x >= self.lo && x <= self.hi
     }
@@ -42,12 +46,15 @@ impl Window {
 /// Ordinary least squares `v = intercept + slope * u` with a t interval on the slope.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LineFit {
+    /// The fitted slope.
     pub slope: f64,
+    /// The fitted intercept.
     pub intercept: f64,
     /// Standard error of the slope.
     pub slope_se: f64,
-    /// 95% interval `slope -+ t_{0.975, n-2} * slope_se`.
+    /// Lower end of the 95% interval `slope -+ t_{0.975, n-2} * slope_se`.
     pub slope_lo: f64,
+    /// Upper end of that interval.
     pub slope_hi: f64,
     /// Points used.
     pub n: usize,
@@ -58,15 +65,18 @@ pub struct LineFit {
 /// Fit of `log y = intercept + slope * log x`: `y ~ exp(intercept) x^slope`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PowerLawFit {
+    /// The fit of `log y` on `log x` (corrected fits: `k` as slope, `a` as intercept).
     pub line: LineFit,
     /// The window asked for.
     pub window: Window,
-    /// Smallest and largest x actually used.
+    /// Smallest x actually used.
     pub x_min: f64,
+    /// Largest x actually used.
     pub x_max: f64,
 }
 
 impl PowerLawFit {
+    /// The fitted exponent s of `y ~ x^s`.
     pub fn slope(&self) -> f64 {
         self.line.slope
     }
@@ -80,14 +90,19 @@ impl PowerLawFit {
 /// Fit of `log y = intercept + slope * x`: `y ~ C rho^x` with `rho = exp(slope)`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LinearRateFit {
+    /// The fit of `log y` on `x`.
     pub line: LineFit,
+    /// The window asked for.
     pub window: Window,
+    /// Smallest x actually used.
     pub x_min: f64,
+    /// Largest x actually used.
     pub x_max: f64,
     /// `exp(slope)`: the fitted contraction factor per unit of x.
     pub factor: f64,
-    /// The 95% interval of the factor, `(exp(slope_lo), exp(slope_hi))`.
+    /// Lower end of the factor's 95% interval, `exp(slope_lo)`.
     pub factor_lo: f64,
+    /// Upper end of the factor's 95% interval, `exp(slope_hi)`.
     pub factor_hi: f64,
 }
 
@@ -314,8 +329,11 @@ pub fn fit_linear_rate(x: &[f64], y: &[f64], window: Window) -> Result<LinearRat
 /// One series of a pooled fit: its x, y and (optionally) the standard errors of y.
 #[derive(Debug, Clone, Copy)]
 pub struct Series<'a> {
+    /// The x values.
     pub x: &'a [f64],
+    /// The y values (positive: the fit is on `log y`).
     pub y: &'a [f64],
+    /// Standard errors of the y values, where known.
     pub y_se: Option<&'a [f64]>,
 }
 

@@ -31,6 +31,7 @@ pub struct FantopeFamily {
 }
 
 impl FantopeFamily {
+    /// The family of `losses` on the Fantope of trace `rank` (k).
     pub fn new(losses: UpstreamLosses, rank: usize) -> Self {
         let d = losses.dim();
         let m = losses.num_tasks();
@@ -49,10 +50,12 @@ impl FantopeFamily {
         }
     }
 
+    /// k: the trace of the Fantope's matrices (the representation's rank).
     pub fn rank(&self) -> usize {
         self.rank
     }
 
+    /// The upstream losses.
     pub fn upstream(&self) -> &UpstreamLosses {
         &self.losses
     }
@@ -143,6 +146,7 @@ fn divide_down(value: f64, total: f64, terms: usize) -> f64 {
 pub struct EigenEnclosure {
     /// Computed eigenvalues, descending.
     pub values: Vec<f64>,
+    /// Every exact eigenvalue lies within this distance of its computed one.
     pub radius: f64,
 }
 
@@ -363,16 +367,22 @@ impl TaskFamily for FantopeFamily {
 pub struct FantopeSolution {
     /// P in the Fantope (symmetric, eigenvalues in [0, 1], trace k).
     pub projector: DMatrix<f64>,
+    /// Upstream losses `f_i(P)` at `projector`.
     pub losses: Vec<f64>,
+    /// `max_i f_i(P)`.
     pub max_loss: f64,
     /// Certificate weights on the upstream tasks (on the simplex).
     pub weights: Vec<f64>,
     /// Certified lower bound (best Ky Fan dual seen) on the minimax over the
     /// Fantope, hence over every rank-k representation.
     pub lower_bound: f64,
+    /// Certified gap: `max_loss` plus its rounding bound, less `lower_bound`.
     pub gap: f64,
+    /// Iterations run.
     pub iterations: u64,
+    /// mu: the temperature at the end of the run.
     pub mu: Option<f64>,
+    /// Wall-clock time of the solve, in seconds.
     pub seconds: f64,
 }
 

@@ -28,6 +28,7 @@ use nalgebra::{DMatrix, DVector};
 /// The rank-k minimax problem for argmin: cost = worst upstream loss.
 #[derive(Debug, Clone)]
 pub struct GrassmannProblem {
+    /// The upstream losses `f_i(U) = c_i - tr(U^T M_i U)`.
     pub losses: UpstreamLosses,
 }
 
@@ -99,6 +100,7 @@ impl SoftmaxGrassmann {
         self
     }
 
+    /// mu: the current temperature.
     pub fn mu(&self) -> f64 {
         self.mu
     }
@@ -263,14 +265,17 @@ pub fn kkt_weights(losses: &UpstreamLosses, k: usize, basis: &DMatrix<f64>) -> (
 /// Settings for [`grassmann_minimax`].
 #[derive(Debug, Clone, Copy)]
 pub struct GrassmannOptions {
+    /// Riemannian gradient steps.
     pub iterations: u64,
-    /// Start and end temperature relative to the loss scale `max_i ||M_i||_F`.
+    /// Start temperature, relative to the loss scale `max_i ||M_i||_F`.
     pub mu_start: f64,
+    /// End temperature, relative to the same scale.
     pub mu_end: f64,
     /// Size of a seeded random perturbation of the start (relative, per entry):
     /// a start that is a critical point of every task (e.g. a coordinate plane
     /// for axis-aligned tasks) has a zero Riemannian gradient for any weights.
     pub perturbation: f64,
+    /// Seed of the start's perturbation.
     pub seed: u64,
 }
 
@@ -300,7 +305,9 @@ pub struct GrassmannSolution {
     pub weights: Vec<f64>,
     /// Certified Ky Fan lower bound `D(weights)` on every rank-k projector's worst loss.
     pub lower_bound: f64,
+    /// Iterations run.
     pub iterations: u64,
+    /// Wall-clock time of the solve, in seconds.
     pub seconds: f64,
 }
 

@@ -35,7 +35,9 @@ use serde::{Deserialize, Serialize};
 /// A downstream learner to simulate: OLS on U^T x, or on x itself (`basis = None`).
 #[derive(Debug, Clone)]
 pub struct Learner<'a> {
+    /// The learner's name, as [`Cell::method`].
     pub name: &'a str,
+    /// U (d x k, orthonormal columns), or `None` for OLS on x.
     pub basis: Option<&'a DMatrix<f64>>,
 }
 
@@ -49,15 +51,21 @@ impl Learner<'_> {
 /// Mean excess risk of one (method, task, n) cell.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Cell {
+    /// The learner's name.
     pub method: String,
+    /// Index of the downstream task.
     pub task: usize,
+    /// n: downstream samples per replicate.
     pub n: usize,
     /// Features fitted (k, or d for `none`).
     pub features: usize,
+    /// b: the residual `||beta - U U^T beta||^2` of the task (0 without a representation).
     pub bias: f64,
+    /// Mean excess risk over the replicates.
     pub mean: f64,
     /// Standard error of the mean (sample sd / sqrt(R)).
     pub se: f64,
+    /// R: the number of replicates.
     pub replicates: usize,
     /// The exact expectation `b + (sigma^2 + b) p / (n - p - 1)`.
     pub predicted: f64,

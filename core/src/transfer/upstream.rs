@@ -120,10 +120,12 @@ impl UpstreamLosses {
         }
     }
 
+    /// M: the number of tasks.
     pub fn num_tasks(&self) -> usize {
         self.constants.len()
     }
 
+    /// d: the dimension (0 without tasks).
     pub fn dim(&self) -> usize {
         self.matrices.first().map_or(0, |m| m.nrows())
     }
