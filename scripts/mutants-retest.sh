@@ -17,8 +17,8 @@ fi
 out=$1
 results=${2:-/dev/stdout}
 cd "$(dirname "$0")/.."
-if ! git diff --quiet -- src experiments; then
-    echo "scripts/mutants-retest.sh: src/ or experiments/ has local changes; run it on a clean tree" >&2
+if ! git diff --quiet -- src core/src experiments; then
+    echo "scripts/mutants-retest.sh: src/, core/src/ or experiments/ has local changes; run it on a clean tree" >&2
     exit 2
 fi
 : > "$results.tmp" 2>/dev/null || true

@@ -20,18 +20,19 @@ command -v cargo-mutants >/dev/null || {
     exit 2
 }
 files=(
-    src/theory/bounds.rs
-    src/certificate.rs
-    src/transfer/model.rs
-    src/solvers/smoothing.rs
-    src/numerics.rs
-    src/transfer/fantope.rs
+    core/src/theory/bounds.rs
+    core/src/problem/certificate.rs
+    core/src/transfer/model.rs
+    core/src/solvers/smoothing.rs
+    core/src/problem/numerics.rs
+    core/src/transfer/fantope.rs
     src/theory/checks.rs
 )
 file_args=()
 for f in "${files[@]}"; do file_args+=(--file "$f"); done
 # The test command (`cargo test` with the arguments after `--`): the unit
-# tests of the mutated modules, and tests/reproduce.rs's quick run, which
+# tests of the mutated modules (in every crate of the workspace: a core
+# mutant must also face the lab's verdicts), and tests/reproduce.rs's quick run, which
 # fails when any check of `reproduce --quick` fails. libtest ORs its filters.
 # The `mutants` profile (Cargo.toml) builds incrementally at opt-level 1: a
 # mutant rebuilds in seconds and `reproduce --quick` still runs in about 20 s.
@@ -39,6 +40,7 @@ exec nice -n 5 cargo mutants \
     "${file_args[@]}" \
     --shard "$k/$n" --sharding round-robin \
     --test-tool cargo \
+    --test-workspace=true \
     --profile mutants \
     --timeout 300 --build-timeout 900 \
     "$@" \
