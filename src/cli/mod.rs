@@ -47,12 +47,46 @@ pub struct Failure {
     pub message: String,
 }
 
+/// The core crate names options by their fields (`SolveOptions::mu`); the
+/// command line by its flags. Flag names live here only.
+const FLAGS: [(&str, &str); 12] = [
+    ("iterations", "--iters"),
+    ("mu", "--mu"),
+    ("step", "--step"),
+    ("weight_step", "--weight-step"),
+    ("distance", "--distance"),
+    ("batch_size", "--batch-size"),
+    ("ema", "--ema"),
+    ("certify_every", "--certify-every"),
+    ("checkpoint_every", "--checkpoint-every"),
+    ("checkpoint", "--checkpoint"),
+    ("init", "--init"),
+    ("method", "--method"),
+];
+
+/// An input error from the core crate with its option names as flags: the
+/// field (alone, or before a parenthesised file) and any `option` quoted in
+/// the message.
+pub fn with_flag_names(e: crate::error::InputError) -> crate::error::InputError {
+    let mut field = e.field;
+    let mut message = e.message;
+    for (name, flag) in FLAGS {
+        if field == name {
+            field = flag.to_string();
+        } else if let Some(rest) = field.strip_prefix(&format!("{name} (")) {
+            field = format!("{flag} ({rest}");
+        }
+        message = message.replace(&format!("`{name}`"), flag);
+    }
+    crate::error::InputError::new(field, message)
+}
+
 impl From<crate::error::Error> for Failure {
     fn from(e: crate::error::Error) -> Self {
         match e {
             crate::error::Error::Input(input) => Failure {
                 status: 2,
-                message: input.to_string(),
+                message: with_flag_names(input).to_string(),
             },
             other => Failure {
                 status: 1,
@@ -66,7 +100,7 @@ impl From<crate::error::InputError> for Failure {
     fn from(e: crate::error::InputError) -> Self {
         Failure {
             status: 2,
-            message: e.to_string(),
+            message: with_flag_names(e).to_string(),
         }
     }
 }

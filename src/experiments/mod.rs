@@ -227,8 +227,8 @@ fn first_empty_list(table: &toml::Table, prefix: &str) -> Option<String> {
 }
 
 /// Names the parameter file and its key in an input error raised while
-/// planning or running an experiment (the solvers name their CLI options:
-/// `--mu` is the key `mu`, the generators' `num_tasks` is `family.tasks`).
+/// planning or running an experiment (the solvers name their option fields,
+/// `mu` is the key `mu`; the generators' `num_tasks` is `family.tasks`).
 fn in_params_file(e: Error, params: &Params, experiment: &str) -> Error {
     let Error::Input(input) = e else { return e };
     if input.field.starts_with(&params.source) {

@@ -75,8 +75,8 @@ impl Solver<MinimaxProblem, MinimaxState> for AverageGd {
                 let l = family.smoothness();
                 if l <= 0.0 {
                     return Err(InputError::new(
-                        "--step",
-                        "average: the tasks have no curvature (L = 0); give --step",
+                        "step",
+                        "average: the tasks have no curvature (L = 0); give `step`",
                     )
                     .into());
                 }

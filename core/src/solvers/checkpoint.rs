@@ -203,7 +203,10 @@ impl StateSnapshot {
         if self.iter > max_iters {
             return Err((
                 "iter".into(),
-                format!("is {}, more than this run's --iters {max_iters}", self.iter),
+                format!(
+                    "is {}, more than this run's `iterations` {max_iters}",
+                    self.iter
+                ),
             ));
         }
         for (key, param) in [("param", &self.param), ("best_param", &self.best_param)] {
@@ -312,7 +315,7 @@ impl<S> FileCheckpoint<S> {
     }
 
     fn field(&self) -> String {
-        format!("--checkpoint ({})", self.path.display())
+        format!("checkpoint ({})", self.path.display())
     }
 }
 

@@ -200,9 +200,9 @@ impl Solver<MinimaxProblem, MinimaxState> for DescentAscent {
             };
             if !estimate.is_finite() {
                 return Err(InputError::new(
-                    "--step",
-                    "descent-ascent found no finite distance to tune its steps; give --step \
-                     and --weight-step, a radius in the problem, or --distance",
+                    "step",
+                    "descent-ascent found no finite distance to tune its steps; give `step` \
+                     and `weight_step`, a radius in the problem, or `distance`",
                 )
                 .into());
             }

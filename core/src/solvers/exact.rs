@@ -202,7 +202,7 @@ fn push_set_rows(
             Ok(())
         }
         FeasibleSet::Fantope { .. } => Err(InputError::new(
-            "--method",
+            "method",
             "exact does not support the Fantope constraint",
         )),
     }
@@ -531,7 +531,7 @@ impl Solver<MinimaxProblem, MinimaxState> for Exact {
             (None, None, Some((data, l2))) => solve_in_sample_span(data, Some(l2), &set),
             _ => {
                 return Err(InputError::new(
-                    "--method",
+                    "method",
                     "exact supports quadratic, least_squares and logistic problems",
                 )
                 .into());

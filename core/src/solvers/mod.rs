@@ -128,7 +128,7 @@ impl FromStr for Method {
             .ok_or_else(|| {
                 let names: Vec<_> = Method::ALL.iter().map(|m| m.name()).collect();
                 InputError::new(
-                    "--method",
+                    "method",
                     format!(
                         "unknown method '{s}' (expected one of {})",
                         names.join(", ")
@@ -236,40 +236,41 @@ impl Default for SolveOptions {
 }
 
 impl SolveOptions {
-    /// Validates the options against the family (fields named as CLI options).
+    /// Validates the options against the family; errors name the field
+    /// (`mu`, `step`, ...), which the command line translates to its flags.
     pub fn check(&self, family: &dyn TaskFamily) -> Result<(), InputError> {
         if self.iterations == 0 {
-            return invalid("--iters", "must be a positive integer");
+            return invalid("iterations", "must be a positive integer");
         }
         if let Some(mu) = self.mu {
-            check_positive("--mu", mu)?;
+            check_positive("mu", mu)?;
         }
         if let Some(step) = self.step {
-            check_positive("--step", step)?;
+            check_positive("step", step)?;
         }
         if let Some(step) = self.weight_step {
-            check_positive("--weight-step", step)?;
+            check_positive("weight_step", step)?;
         }
         if let Some(r) = self.distance {
-            check_positive("--distance", r)?;
+            check_positive("distance", r)?;
         }
         if self.batch_size == 0 {
-            return invalid("--batch-size", "must be a positive integer");
+            return invalid("batch_size", "must be a positive integer");
         }
         if let Some(ema) = self.ema {
             if !(ema > 0.0 && ema <= 1.0) {
-                return invalid("--ema", format!("must be in (0, 1], got {ema}"));
+                return invalid("ema", format!("must be in (0, 1], got {ema}"));
             }
         }
         if self.certify_every == Some(0) {
-            return invalid("--certify-every", "must be a positive integer");
+            return invalid("certify_every", "must be a positive integer");
         }
         if self.checkpoint_every == 0 {
-            return invalid("--checkpoint-every", "must be a positive integer");
+            return invalid("checkpoint_every", "must be a positive integer");
         }
         if self.checkpoint.is_some() && self.method == Method::Exact {
             return invalid(
-                "--checkpoint",
+                "checkpoint",
                 "exact solves in one step; there is nothing to checkpoint",
             );
         }
@@ -279,7 +280,7 @@ impl SolveOptions {
         if let Some(init) = &self.init {
             if init.len() != family.dim() {
                 return invalid(
-                    "--init",
+                    "init",
                     format!(
                         "has {} entries, the problem has dimension {}",
                         init.len(),
@@ -287,11 +288,11 @@ impl SolveOptions {
                     ),
                 );
             }
-            crate::error::check_finite("--init", init.as_slice())?;
+            crate::error::check_finite("init", init.as_slice())?;
         }
         if self.method == Method::Stochastic && family.sample_counts().is_none() {
             return invalid(
-                "--method",
+                "method",
                 format!(
                     "stochastic needs data tasks (least_squares or logistic), not {}",
                     family.kind()
@@ -304,7 +305,7 @@ impl SolveOptions {
             && family.least_squares_data().is_none()
         {
             return invalid(
-                "--method",
+                "method",
                 format!(
                     "exact supports quadratic, least_squares and logistic problems, not {}",
                     family.kind()

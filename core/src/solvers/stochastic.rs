@@ -134,7 +134,7 @@ impl Solver<MinimaxProblem, MinimaxState> for StochasticSoftmaxGd {
     ) -> Result<(MinimaxState, Option<KV>), Error> {
         let (family, set) = unwrap_problem(problem)?;
         let counts = family.sample_counts().ok_or_else(|| {
-            crate::error::InputError::new("--method", "stochastic needs data tasks")
+            crate::error::InputError::new("method", "stochastic needs data tasks")
         })?;
         let theta = super::start_point(&mut state, family.as_ref(), &set);
         let (resolved, eval) = evaluate_start(
