@@ -239,7 +239,7 @@ fn a_checkpoint_of_another_run_is_refused() {
     };
     match solve(family.clone(), FeasibleSet::Unconstrained, &other) {
         Err(Error::Input(e)) => {
-            assert!(e.field.starts_with("--checkpoint"), "{e}");
+            assert!(e.field.starts_with("checkpoint ("), "{e}");
             assert!(e.message.contains("mu"), "{e}");
         }
         other => panic!("expected an input error, got {other:?}"),
