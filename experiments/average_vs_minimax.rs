@@ -136,7 +136,7 @@ impl Experiment for AverageVsMinimax {
             reference_method: reference.method,
         };
         Ok(vec![
-            serde_json::to_value(row).map_err(|e| Error::Io(e.to_string()))?
+            serde_json::to_value(row).map_err(|e| Error::io("", e))?
         ])
     }
 
@@ -157,10 +157,10 @@ impl Experiment for AverageVsMinimax {
                 .iter()
                 .find(|r| &r.family == family && r.seed == p.figure_seed)
             else {
-                return Err(Error::Io(format!(
-                    "no run for {family}, seed {}",
-                    p.figure_seed
-                )));
+                return Err(Error::io(
+                    "",
+                    format!("no run for {family}, seed {}", p.figure_seed),
+                ));
             };
             let name = format!("average_vs_minimax_{family}");
             let mut table = BarTable::new();
@@ -176,16 +176,14 @@ impl Experiment for AverageVsMinimax {
                 table.push(&group, "exact minimax", row.exact_losses[i], None);
             }
             let csv = out.join(format!("{name}.csv"));
-            table
-                .write_csv(&csv)
-                .map_err(|e| Error::Io(e.to_string()))?;
-            let drawn = BarTable::read_csv(&csv).map_err(|e| Error::Io(e.to_string()))?;
+            table.write_csv(&csv).map_err(|e| Error::io("", e))?;
+            let drawn = BarTable::read_csv(&csv).map_err(|e| Error::io("", e))?;
             grouped_bar_chart(
                 &drawn,
                 &BarSpec::new("task i (* = outlier)", "final loss f_i(θ)"),
                 &out.join(&name),
             )
-            .map_err(|e| Error::Io(e.to_string()))?;
+            .map_err(|e| Error::io("", e))?;
             finished
                 .figures
                 .push(figure(&name, caption(&p, &rows, row)));

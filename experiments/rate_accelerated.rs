@@ -248,7 +248,7 @@ impl Experiment for RateAccelerated {
             ));
         }
         rows.into_iter()
-            .map(|r| serde_json::to_value(r).map_err(|e| Error::Io(e.to_string())))
+            .map(|r| serde_json::to_value(r).map_err(|e| Error::io("", e)))
             .collect()
     }
 
@@ -293,10 +293,10 @@ impl Experiment for RateAccelerated {
             let csv = out.join(format!("{name}.csv"));
             table
                 .write_csv(&csv)
-                .map_err(|e| Error::Io(e.to_string()))?;
-            let drawn = LineTable::read_csv(&csv).map_err(|e| Error::Io(e.to_string()))?;
+                .map_err(|e| Error::io("", e))?;
+            let drawn = LineTable::read_csv(&csv).map_err(|e| Error::io("", e))?;
             convergence_chart(&drawn, x_label, y_label, &out.join(name))
-                .map_err(|e| Error::Io(e.to_string()))?;
+                .map_err(|e| Error::io("", e))?;
             finished.figures.push(figure(name, caption));
         }
         Ok(finished)

@@ -177,7 +177,7 @@ impl Experiment for RateDescentAscent {
         };
         // Every row with its constants, then the figure's table.
         write_rows(&out.join("rate_descent_ascent_rows.csv"), &rows)
-            .map_err(|e| Error::Io(e.to_string()))?;
+            .map_err(|e| Error::io("", e))?;
         let table = convergence_table(&p.families, &rows, |r| {
             (&r.family, r.seed, r.t, r.gap, r.bound_steps)
         });

@@ -162,7 +162,7 @@ impl Experiment for RateStronglyConvex {
                     factor: linear_rate_factor(lambda, l_mu),
                     reference_gap: smoothed.certified_gap,
                 };
-                serde_json::to_value(row).map_err(|e| Error::Io(e.to_string()))
+                serde_json::to_value(row).map_err(|e| Error::io("", e))
             })
             .collect()
     }
@@ -184,13 +184,11 @@ impl Experiment for RateStronglyConvex {
         });
         let name = "rate_strongly_convex";
         let csv = out.join(format!("{name}.csv"));
-        table
-            .write_csv(&csv)
-            .map_err(|e| Error::Io(e.to_string()))?;
-        let drawn = LineTable::read_csv(&csv).map_err(|e| Error::Io(e.to_string()))?;
+        table.write_csv(&csv).map_err(|e| Error::io("", e))?;
+        let drawn = LineTable::read_csv(&csv).map_err(|e| Error::io("", e))?;
         let mut spec = LineSpec::convergence("iteration T", "F_μ(θ_T) − min F_μ (certified)");
         spec.x_scale = Scale::Linear;
-        line_chart(&drawn, &spec, &out.join(name)).map_err(|e| Error::Io(e.to_string()))?;
+        line_chart(&drawn, &spec, &out.join(name)).map_err(|e| Error::io("", e))?;
         finished.figures.push(figure(
             name,
             format!(

@@ -162,8 +162,7 @@ impl Experiment for RateSubgradient {
             ..Default::default()
         };
         // Every row with its constants, then the figure's table.
-        write_rows(&out.join("rate_subgradient_rows.csv"), &rows)
-            .map_err(|e| Error::Io(e.to_string()))?;
+        write_rows(&out.join("rate_subgradient_rows.csv"), &rows).map_err(|e| Error::io("", e))?;
         let table = convergence_table(&p.families, &rows, |r| {
             (&r.family, r.seed, r.t, r.suboptimality, r.bound_comparator)
         });

@@ -180,7 +180,7 @@ impl Experiment for StochasticBias {
             rows.push(at.row(kind, seed, EMA, b, shrink, &draws, predicted));
         }
         rows.into_iter()
-            .map(|r| serde_json::to_value(r).map_err(|e| Error::Io(e.to_string())))
+            .map(|r| serde_json::to_value(r).map_err(|e| Error::io("", e)))
             .collect()
     }
 
@@ -215,10 +215,10 @@ impl Experiment for StochasticBias {
             })
             .collect();
         crate::plots::table::write_rows(&out.join("stochastic_bias_tasks.csv"), &tasks)
-            .map_err(|e| Error::Io(e.to_string()))?;
+            .map_err(|e| Error::io("", e))?;
         let summaries: Vec<SummaryRow> = rows.iter().map(SummaryRow::from).collect();
         crate::plots::table::write_rows(&out.join("stochastic_bias_norms.csv"), &summaries)
-            .map_err(|e| Error::Io(e.to_string()))?;
+            .map_err(|e| Error::io("", e))?;
         let mut table = LineTable::new();
         for family in &p.families {
             for variant in [PLUG_IN, EMA] {
@@ -241,10 +241,8 @@ impl Experiment for StochasticBias {
             }
         }
         let csv = out.join("stochastic_bias.csv");
-        table
-            .write_csv(&csv)
-            .map_err(|e| Error::Io(e.to_string()))?;
-        let drawn = LineTable::read_csv(&csv).map_err(|e| Error::Io(e.to_string()))?;
+        table.write_csv(&csv).map_err(|e| Error::io("", e))?;
+        let drawn = LineTable::read_csv(&csv).map_err(|e| Error::io("", e))?;
         let mut spec = LineSpec::xy(
             "batch size b (rows per task)",
             "plug-in bias ‖E[p_b] − p‖₂",
@@ -253,8 +251,7 @@ impl Experiment for StochasticBias {
         );
         spec.error_bars = false;
         spec.bound_label = "predicted".to_string();
-        xy_chart(&drawn, &spec, &out.join("stochastic_bias"))
-            .map_err(|e| Error::Io(e.to_string()))?;
+        xy_chart(&drawn, &spec, &out.join("stochastic_bias")).map_err(|e| Error::io("", e))?;
         finished
             .figures
             .push(figure("stochastic_bias", caption(&p, &rows)));

@@ -345,8 +345,7 @@ impl Experiment for TasksScaling {
             checks: verdicts(&p, &rows),
             ..Default::default()
         };
-        write_rows(&out.join("tasks_scaling_rows.csv"), &rows)
-            .map_err(|e| Error::Io(e.to_string()))?;
+        write_rows(&out.join("tasks_scaling_rows.csv"), &rows).map_err(|e| Error::io("", e))?;
         let mut table = LineTable::new();
         for family in &p.families {
             let mine: Vec<&Row> = rows.iter().filter(|r| &r.family == family).collect();
@@ -359,18 +358,15 @@ impl Experiment for TasksScaling {
             }
         }
         let csv = out.join("tasks_scaling.csv");
-        table
-            .write_csv(&csv)
-            .map_err(|e| Error::Io(e.to_string()))?;
-        let drawn = LineTable::read_csv(&csv).map_err(|e| Error::Io(e.to_string()))?;
+        table.write_csv(&csv).map_err(|e| Error::io("", e))?;
+        let drawn = LineTable::read_csv(&csv).map_err(|e| Error::io("", e))?;
         let spec = LineSpec::xy(
             "number of tasks M",
             "F(θ_T) − OPT (certified)",
             Scale::Log,
             Scale::Log,
         );
-        xy_chart(&drawn, &spec, &out.join("tasks_scaling"))
-            .map_err(|e| Error::Io(e.to_string()))?;
+        xy_chart(&drawn, &spec, &out.join("tasks_scaling")).map_err(|e| Error::io("", e))?;
         finished.figures.push(figure(
             "tasks_scaling",
             format!(

@@ -153,8 +153,7 @@ impl Experiment for TemperatureSweep {
             checks: verdicts(&p, &rows),
             ..Default::default()
         };
-        write_rows(&out.join("temperature_sweep_rows.csv"), &rows)
-            .map_err(|e| Error::Io(e.to_string()))?;
+        write_rows(&out.join("temperature_sweep_rows.csv"), &rows).map_err(|e| Error::io("", e))?;
         // x = mu / mu_hat, so that every seed's predicted best sits at 1.
         let mut table = LineTable::new();
         for family in &p.families {
@@ -172,18 +171,15 @@ impl Experiment for TemperatureSweep {
         }
         table.reference("predicted best μ*", 1.0);
         let csv = out.join("temperature_sweep.csv");
-        table
-            .write_csv(&csv)
-            .map_err(|e| Error::Io(e.to_string()))?;
-        let drawn = LineTable::read_csv(&csv).map_err(|e| Error::Io(e.to_string()))?;
+        table.write_csv(&csv).map_err(|e| Error::io("", e))?;
+        let drawn = LineTable::read_csv(&csv).map_err(|e| Error::io("", e))?;
         let spec = LineSpec::xy(
             "temperature μ / μ*,  μ* = G R / √(2 T ln M)",
             "F(θ_T) − OPT (certified)",
             Scale::Log,
             Scale::Log,
         );
-        xy_chart(&drawn, &spec, &out.join("temperature_sweep"))
-            .map_err(|e| Error::Io(e.to_string()))?;
+        xy_chart(&drawn, &spec, &out.join("temperature_sweep")).map_err(|e| Error::io("", e))?;
         finished.figures.push(figure(
             "temperature_sweep",
             format!(

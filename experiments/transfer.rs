@@ -38,7 +38,7 @@ fn scenario(name: &str, p: &P, source: &str) -> Result<Scenario, crate::InputErr
 }
 
 fn io(e: serde_json::Error) -> Error {
-    Error::Io(e.to_string())
+    Error::io("", e)
 }
 
 impl Experiment for Transfer {
@@ -101,7 +101,7 @@ impl Experiment for Transfer {
             let cell = results
                 .iter()
                 .find(|r| r.key == key)
-                .ok_or_else(|| Error::Io(format!("transfer: missing cell {key}")))?;
+                .ok_or_else(|| Error::io("transfer", format!("missing cell {key}")))?;
             serde_json::from_value(cell.rows[0].clone()).map_err(io)
         };
         let pattern = report("pattern-semantic")?;

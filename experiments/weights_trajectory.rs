@@ -208,7 +208,7 @@ impl Experiment for WeightsTrajectory {
             trajectory,
         };
         Ok(vec![
-            serde_json::to_value(row).map_err(|e| Error::Io(e.to_string()))?
+            serde_json::to_value(row).map_err(|e| Error::io("", e))?
         ])
     }
 
@@ -227,7 +227,7 @@ impl Experiment for WeightsTrajectory {
         let shown = rows
             .iter()
             .find(|r| r.family == p.figure_family && r.seed == p.figure_seed)
-            .ok_or_else(|| Error::Io("the figure's run is missing".into()))?;
+            .ok_or_else(|| Error::io("", "the figure's run is missing"))?;
         let mut table = WeightTable::new();
         for snap in &shown.trajectory {
             for (i, (&w, &f)) in snap.weights.iter().zip(&snap.losses).enumerate() {
@@ -240,14 +240,12 @@ impl Experiment for WeightsTrajectory {
             }
         }
         let csv = out.join("weights_trajectory.csv");
-        table
-            .write_csv(&csv)
-            .map_err(|e| Error::Io(e.to_string()))?;
-        let drawn = WeightTable::read_csv(&csv).map_err(|e| Error::Io(e.to_string()))?;
+        table.write_csv(&csv).map_err(|e| Error::io("", e))?;
+        let drawn = WeightTable::read_csv(&csv).map_err(|e| Error::io("", e))?;
         let mut spec = WeightSpec::new("iteration t", "task weight p_i(θ_t)");
         spec.x_scale = Scale::Log;
         weights_chart(&drawn, &spec, &out.join("weights_trajectory"))
-            .map_err(|e| Error::Io(e.to_string()))?;
+            .map_err(|e| Error::io("", e))?;
         finished
             .figures
             .push(figure("weights_trajectory", caption(&p, &rows, shown)));

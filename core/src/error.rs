@@ -96,9 +96,38 @@ pub enum Error {
     /// A failure inside a solver (exit status 1).
     #[error("{0}")]
     Solver(String),
-    /// An I/O failure, e.g. while writing results (exit status 1).
-    #[error("{0}")]
-    Io(String),
+    /// A failure while reading or writing results (exit status 1), with what
+    /// was being done (the file, or empty) and its cause, kept as the source.
+    #[error("{}", with_context(context, source.as_ref()))]
+    Io {
+        /// What was being done: usually the file's path (may be empty).
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+}
+
+fn with_context(context: &str, source: &(dyn std::error::Error + Send + Sync)) -> String {
+    if context.is_empty() {
+        source.to_string()
+    } else {
+        format!("{context}: {source}")
+    }
+}
+
+impl Error {
+    /// An [`Error::Io`]: `context` (a path, or empty) and the cause, which may
+    /// be any error (kept as the source) or a message.
+    pub fn io(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+    ) -> Self {
+        Error::Io {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
 }
 
 impl From<argmin::core::Error> for Error {
@@ -112,7 +141,7 @@ impl From<argmin::core::Error> for Error {
 
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Self {
-        Error::Io(e.to_string())
+        Error::io("", e)
     }
 }
 

@@ -435,8 +435,8 @@ fn run_cells(
                 rows,
                 error,
             };
-            let text = serde_json::to_string(&result).map_err(|e| Error::Io(e.to_string()))?;
-            serde_json::from_str(&text).map_err(|e| Error::Io(e.to_string()))
+            let text = serde_json::to_string(&result).map_err(|e| Error::io("", e))?;
+            serde_json::from_str(&text).map_err(|e| Error::io("", e))
         })
         .collect();
     bar.finish_and_clear();
@@ -459,7 +459,7 @@ fn finish_all(
     source: RowSource,
 ) -> Result<Report, Error> {
     std::fs::create_dir_all(&options.out)
-        .map_err(|e| Error::Io(format!("{}: {e}", options.out.display())))?;
+        .map_err(|e| Error::io(options.out.display().to_string(), e))?;
     let mut report = Report::new(Value::Object(Default::default()), Vec::new());
     for p in planned {
         let name = p.experiment.name();
@@ -536,7 +536,7 @@ fn finish_all(
             let path = options.out.join(&figure.tex);
             let snippet = crate::latex::figure_snippet(figure, style, &context.manifest);
             crate::report::write_atomic(&path, snippet.as_bytes())
-                .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+                .map_err(|e| Error::io(path.display().to_string(), e))?;
         }
         report.seeds.extend(seeds);
         report.parameters[name] = params;
@@ -549,7 +549,7 @@ fn finish_all(
     let verdicts = options.out.join(crate::latex::VERDICTS_FILE);
     let table = crate::latex::verdict_table(&report, &manifest(None, &report.seeds, &Value::Null));
     crate::report::write_atomic(&verdicts, table.as_bytes())
-        .map_err(|e| Error::Io(format!("{}: {e}", verdicts.display())))?;
+        .map_err(|e| Error::io(verdicts.display().to_string(), e))?;
     Ok(report)
 }
 
@@ -736,12 +736,10 @@ pub fn draw_convergence(
     y_label: &str,
 ) -> Result<(), Error> {
     let csv = out.join(format!("{name}.csv"));
-    table
-        .write_csv(&csv)
-        .map_err(|e| Error::Io(e.to_string()))?;
-    let drawn = crate::plots::LineTable::read_csv(&csv).map_err(|e| Error::Io(e.to_string()))?;
+    table.write_csv(&csv).map_err(|e| Error::io("", e))?;
+    let drawn = crate::plots::LineTable::read_csv(&csv).map_err(|e| Error::io("", e))?;
     crate::plots::lines::convergence_chart(&drawn, x_label, y_label, &out.join(name))
-        .map_err(|e| Error::Io(e.to_string()))?;
+        .map_err(|e| Error::io("", e))?;
     Ok(())
 }
 

@@ -155,3 +155,25 @@ pub fn mu_text(mu: f64, mu_by_family: &std::collections::BTreeMap<String, f64>) 
         .collect();
     format!("{mu} ({})", overrides.join(", "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn family_mu_takes_the_override_and_names_the_key_it_rejects() {
+        let mut by_family = BTreeMap::new();
+        by_family.insert("logistic".to_string(), 0.05);
+        assert_eq!(family_mu("f", 0.2, &by_family, "logistic").unwrap(), 0.05);
+        assert_eq!(family_mu("f", 0.2, &by_family, "quadratic").unwrap(), 0.2);
+        by_family.insert("quadratic".to_string(), -1.0);
+        let e = family_mu("f", 0.2, &by_family, "quadratic").unwrap_err();
+        assert_eq!(e.field, "f.mu_by_family.quadratic");
+        let e = family_mu("f", f64::NAN, &BTreeMap::new(), "logistic").unwrap_err();
+        assert_eq!(e.field, "f.mu");
+        assert_eq!(mu_text(0.2, &BTreeMap::new()), "0.2");
+        by_family.remove("quadratic");
+        assert_eq!(mu_text(0.2, &by_family), "0.2 (logistic 0.05)");
+    }
+}

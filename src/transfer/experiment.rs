@@ -167,15 +167,11 @@ pub fn transfer_checks(pattern: &TransferReport, balanced: &TransferReport) -> V
 
 fn csv_bytes(header: &[&str], rows: Vec<Vec<String>>) -> Result<Vec<u8>, Error> {
     let mut writer = csv::Writer::from_writer(Vec::new());
-    writer
-        .write_record(header)
-        .map_err(|e| Error::Io(e.to_string()))?;
+    writer.write_record(header).map_err(|e| Error::io("", e))?;
     for row in rows {
-        writer
-            .write_record(&row)
-            .map_err(|e| Error::Io(e.to_string()))?;
+        writer.write_record(&row).map_err(|e| Error::io("", e))?;
     }
-    writer.into_inner().map_err(|e| Error::Io(e.to_string()))
+    writer.into_inner().map_err(|e| Error::io("", e))
 }
 
 fn write_csv(path: PathBuf, header: &[&str], rows: Vec<Vec<String>>) -> Result<PathBuf, Error> {

@@ -12,7 +12,7 @@ use crate::plots::{BarTable, LineTable, Scale};
 use std::path::Path;
 
 fn plot_error(e: crate::plots::PlotError) -> Error {
-    Error::Io(e.to_string())
+    Error::io("", e)
 }
 
 /// A drawn figure: `<out>/<name>.{csv,svg,png}` and its caption.

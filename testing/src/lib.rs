@@ -210,7 +210,7 @@ pub fn weights_on_simplex(outcome: &SolveOutcome) -> Result<(), TestCaseError> {
     for (iteration, weights) in all {
         let sum: f64 = weights.iter().sum();
         let tolerance = 4.0 * weights.len() as f64 * f64::EPSILON;
-        if weights.iter().any(|&w| !(w >= 0.0)) || (sum - 1.0).abs() > tolerance {
+        if weights.iter().any(|&w| w.is_nan() || w < 0.0) || (sum - 1.0).abs() > tolerance {
             return fail(format!(
                 "{}: weights {weights:?} (iteration {iteration:?}) are not on the simplex (sum {sum})",
                 outcome.method

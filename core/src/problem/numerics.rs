@@ -134,6 +134,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_rounding_units_are_binary64s() {
+        // u = 2^-53: 1 + u rounds (to even) back to 1, 1 + 2u does not.
+        assert_eq!(UNIT_ROUNDOFF, 2f64.powi(-53));
+        assert_eq!(1.0 + UNIT_ROUNDOFF, 1.0);
+        assert_eq!(1.0 + 2.0 * UNIT_ROUNDOFF, 1.0 + f64::EPSILON);
+        // eta: the smallest positive subnormal, 2^-1074.
+        assert_eq!(UNDERFLOW_UNIT, 2f64.powi(-1022) * 2f64.powi(-52));
+        assert_eq!(UNDERFLOW_UNIT / 2.0, 0.0);
+    }
+
+    #[test]
     fn extreme_losses_and_temperatures_stay_finite() {
         let losses = [1e300, -1e300, 5e299, 0.0];
         for &mu in &[1e-12, 1e-6, 1.0, 1e6, 1e12] {

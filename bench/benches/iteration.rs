@@ -34,8 +34,8 @@
 //! (200 iterations, the default certificate schedule) against the same solve
 //! certified only at its start and its returned point.
 //!
-//! Run: `cargo bench --bench iteration` (about 5 minutes on 2 cores);
-//! `cargo bench --bench iteration -- certificate` for that group alone.
+//! Run: `cargo bench -p taskrobust-bench` (about 5 minutes on 2 cores);
+//! `cargo bench -p taskrobust-bench -- certificate` for that group alone.
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use nalgebra::{DMatrix, DVector};
