@@ -72,13 +72,13 @@ impl OptimisticDescentAscent {
         family: &dyn TaskFamily,
         theta: &DVector<f64>,
         t: u64,
-    ) -> (f64, Option<KV>) {
+    ) -> Result<(f64, Option<KV>), taskrobust::Error> {
         let [weights, averaged, gradient, previous_gradient, previous_losses] = &mut self.state;
         let mut eval = Evaluation::new(family.num_tasks(), family.dim());
-        family.evaluate(theta, &mut |_, w| w.copy_from_slice(weights), &mut eval);
+        family.evaluate(theta, &mut |_, w| w.copy_from_slice(weights), &mut eval)?;
         let kv = self
             .tracker
-            .observe(family, theta, &eval, t, self.params.step);
+            .observe(family, theta, &eval, t, self.params.step)?;
         if previous_losses.is_empty() {
             previous_losses.clone_from(&eval.losses);
         }
@@ -97,7 +97,7 @@ impl OptimisticDescentAscent {
         if previous_gradient.is_empty() {
             previous_gradient.clone_from(gradient);
         }
-        (eval.max_loss(), kv)
+        Ok((eval.max_loss(), kv))
     }
 }
 
@@ -115,7 +115,7 @@ impl Solver<MinimaxProblem, MinimaxState> for OptimisticDescentAscent {
         let theta = start_point(&mut state, family.as_ref(), &set);
         let m = family.num_tasks();
         (self.state[0], self.state[1]) = (vec![1.0 / m as f64; m], vec![0.0; m]);
-        let (cost, kv) = self.visit(family.as_ref(), &theta, 0);
+        let (cost, kv) = self.visit(family.as_ref(), &theta, 0)?;
         Ok((state.param(theta).cost(cost), kv))
     }
 
@@ -131,7 +131,7 @@ impl Solver<MinimaxProblem, MinimaxState> for OptimisticDescentAscent {
             *t -= self.params.step * (2.0 * g - p);
         }
         set.project(&mut next);
-        let (cost, kv) = self.visit(family.as_ref(), &next, state.get_iter() + 1);
+        let (cost, kv) = self.visit(family.as_ref(), &next, state.get_iter() + 1)?;
         Ok((state.param(next).cost(cost), kv))
     }
 }

@@ -46,9 +46,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     set.project(&mut theta);
     let mut losses = vec![0.0; m];
-    family.losses(&theta, &mut losses);
+    family.losses(&theta, &mut losses)?;
     let worst = losses.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let lower = certify_point(family.as_ref(), &set, &theta, &vec![1.0 / m as f64; m]);
+    let lower = certify_point(family.as_ref(), &set, &theta, &vec![1.0 / m as f64; m])?;
     println!(
         "your theta   F = {worst:.6}  certified OPT >= {lower:.6}  gap {:.2e}",
         worst - lower

@@ -120,7 +120,7 @@ impl Experiment for AverageVsMinimax {
         family.losses(
             &DVector::from_column_slice(&reference.theta),
             &mut exact_losses,
-        );
+        )?;
         let row = Row {
             family: kind.to_string(),
             seed,

@@ -155,9 +155,9 @@ impl Experiment for CertificateValidity {
                         reported: f64|
          -> Result<Row, Error> {
             let mut eval = Evaluation::new(m, d);
-            family.evaluate(theta, &mut |_, w| w.copy_from_slice(weights), &mut eval);
+            family.evaluate(theta, &mut |_, w| w.copy_from_slice(weights), &mut eval)?;
             let raw = family.certified_lower_bound(theta, &eval, &set);
-            let refined = certify_point(family.as_ref(), &set, theta, weights);
+            let refined = certify_point(family.as_ref(), &set, theta, weights)?;
             let bracket = reference_of(weights)?;
             Ok(Row {
                 family: kind.to_string(),
@@ -199,11 +199,11 @@ impl Experiment for CertificateValidity {
         )?;
         let theta = DVector::from_column_slice(&run.theta);
         let mut losses = vec![0.0; m];
-        let worst = |theta: &DVector<f64>, losses: &mut [f64]| {
-            family.losses(theta, losses);
-            losses.iter().copied().fold(f64::NEG_INFINITY, f64::max)
+        let worst = |theta: &DVector<f64>, losses: &mut [f64]| -> Result<f64, Error> {
+            family.losses(theta, losses)?;
+            Ok(losses.iter().copied().fold(f64::NEG_INFINITY, f64::max))
         };
-        let mut opt_upper = worst(&theta, &mut losses);
+        let mut opt_upper = worst(&theta, &mut losses)?;
         rows.push(make_row(
             "softmax-gd",
             &theta,
@@ -221,7 +221,7 @@ impl Experiment for CertificateValidity {
             },
         )?;
         let theta = DVector::from_column_slice(&exact.theta);
-        opt_upper = opt_upper.min(worst(&theta, &mut losses));
+        opt_upper = opt_upper.min(worst(&theta, &mut losses)?);
         rows.push(make_row(
             "exact",
             &theta,
@@ -418,9 +418,9 @@ fn accelerated_bracket(
             *t *= radius / n * (1.0 - 1e-15);
         }
     };
-    let evaluate = |t: &DVector<f64>, eval: &mut Evaluation| {
-        family.evaluate(t, &mut |_, w| w.copy_from_slice(weights), eval);
-        (eval.weighted_loss(), eval.gradient.clone())
+    let evaluate = |t: &DVector<f64>, eval: &mut Evaluation| -> Result<_, Error> {
+        family.evaluate(t, &mut |_, w| w.copy_from_slice(weights), eval)?;
+        Ok((eval.weighted_loss(), eval.gradient.clone()))
     };
     let step = 1.0 / family.smoothness().max(lambda);
     let mut x = DVector::zeros(d);
@@ -429,10 +429,10 @@ fn accelerated_bracket(
     let mut momentum = 1.0f64;
     let mut previous = f64::INFINITY;
     for _ in 0..5000 {
-        let (_, g) = evaluate(&y, &mut eval);
+        let (_, g) = evaluate(&y, &mut eval)?;
         let mut next = &y - &g * step;
         project(&mut next);
-        let (value, _) = evaluate(&next, &mut eval);
+        let (value, _) = evaluate(&next, &mut eval)?;
         if value < best_value {
             best_value = value;
             best = next.clone();
@@ -457,7 +457,7 @@ fn accelerated_bracket(
             best.norm()
         )));
     }
-    let (value, g) = evaluate(&best, &mut eval);
+    let (value, g) = evaluate(&best, &mut eval)?;
     // min over the ball of value + g^T s + lambda/2 ||s||^2 (s = theta - best):
     // the minimiser is the projection of best - g / lambda (isotropic model).
     let mut target = &best - &g / lambda;

@@ -123,8 +123,9 @@ impl Experiment for RateDescentAscent {
         let r_comparator = theta0.norm() + p.radius;
         let uniform = vec![1.0 / m as f64; m];
         let mut eval = Evaluation::new(m, family.dim());
-        family.evaluate(&theta0, &mut |_, w| w.copy_from_slice(&uniform), &mut eval);
-        let initial_gap = eval.max_loss() - certify_point(family.as_ref(), &set, &theta0, &uniform);
+        family.evaluate(&theta0, &mut |_, w| w.copy_from_slice(&uniform), &mut eval)?;
+        let initial_gap =
+            eval.max_loss() - certify_point(family.as_ref(), &set, &theta0, &uniform)?;
         let (eta_x, eta_q) = descent_ascent_steps(t, r_ball, g_ball, b_ball, m);
         let run = solve(
             family.clone(),
@@ -141,7 +142,7 @@ impl Experiment for RateDescentAscent {
         // Exactly the certificate of the averaged pair (not the best bound
         // seen during the run): F(theta_bar) - D(q_bar).
         let theta_bar = DVector::from_column_slice(&run.theta);
-        let d_lower = certify_point(family.as_ref(), &set, &theta_bar, &run.weights);
+        let d_lower = certify_point(family.as_ref(), &set, &theta_bar, &run.weights)?;
         let (g_measured, b_measured) = (run.constants.gradient_bound, run.constants.loss_bound);
         let row = Row {
             family: kind.to_string(),

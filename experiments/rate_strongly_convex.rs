@@ -116,7 +116,7 @@ impl Experiment for RateStronglyConvex {
         // constants (docs/THEORY.md#tight-constants).
         let theta0 = DVector::zeros(family.dim());
         let mut eval = Evaluation::new(family.num_tasks(), family.dim());
-        family.evaluate(&theta0, &mut |f, w| softmax_into(f, p.mu, w), &mut eval);
+        family.evaluate(&theta0, &mut |f, w| softmax_into(f, p.mu, w), &mut eval)?;
         let initial_upper = log_sum_exp(&eval.losses, p.mu) - smoothed.min_lower;
         let center = smoothed.distance_from(&theta0, lambda);
         let region =

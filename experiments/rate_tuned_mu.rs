@@ -106,7 +106,7 @@ impl Experiment for RateTunedMu {
         let g = family.gradient_bound_on_ball(p.radius);
         let l = family.smoothness();
         let mut losses = vec![0.0; m];
-        family.losses(&theta0, &mut losses);
+        family.losses(&theta0, &mut losses)?;
         let initial_error =
             losses.iter().copied().fold(f64::NEG_INFINITY, f64::max) - reference.opt_lower;
         let mut rows = Vec::new();

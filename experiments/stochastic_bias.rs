@@ -395,7 +395,7 @@ impl Point {
             crate::InputError::new("families", "stochastic_bias needs data tasks")
         })?;
         let mut losses = vec![0.0; m];
-        family.losses(theta, &mut losses);
+        family.losses(theta, &mut losses)?;
         // Per-sample losses through the minibatch path itself: row j of every task.
         let largest = counts.iter().copied().max().unwrap_or(0);
         let mut eval = Evaluation::new(m, family.dim());

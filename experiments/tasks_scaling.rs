@@ -180,9 +180,9 @@ fn active_set_reference(
         for (&i, &w) in active.iter().zip(&solution.weights) {
             p[i] = w;
         }
-        family.losses(&solution.theta, &mut losses);
+        family.losses(&solution.theta, &mut losses)?;
         let upper = losses.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let lower = certify_point(family.as_ref(), &set, &solution.theta, &p);
+        let lower = certify_point(family.as_ref(), &set, &solution.theta, &p)?;
         if upper - lower <= relative_tolerance * upper.abs().max(1e-12) || active.len() == m {
             return Ok((lower, upper, solution.theta.as_slice().to_vec()));
         }
@@ -275,7 +275,7 @@ impl Experiment for TasksScaling {
         // the run's own mu and L_mu: the tuned mu and its step at horizon t.
         let u = DVector::from_vec(reference_theta);
         let mut u_losses = vec![0.0; m];
-        family.losses(&u, &mut u_losses);
+        family.losses(&u, &mut u_losses)?;
         let comparator = |t: u64| {
             let mu = tuned_mu(g_ball, r_ball, t, m);
             let l_mu = smoothed_smoothness(family.smoothness(), g_ball, mu);
@@ -556,14 +556,14 @@ mod tests {
             let large = scaling_family(kind, &p.family, 16, 7).unwrap();
             let theta = nalgebra::DVector::from_element(p.family.dim, 0.3);
             let (mut a, mut b) = (vec![0.0; 4], vec![0.0; 16]);
-            small.losses(&theta, &mut a);
-            large.losses(&theta, &mut b);
+            small.losses(&theta, &mut a).unwrap();
+            large.losses(&theta, &mut b).unwrap();
             assert_eq!(a[..], b[..4], "{kind}");
         }
         let dup = scaling_family("duplicates", &p.family, 8, 7).unwrap();
         let theta = nalgebra::DVector::zeros(p.family.dim);
         let mut f = vec![0.0; 8];
-        dup.losses(&theta, &mut f);
+        dup.losses(&theta, &mut f).unwrap();
         // Task i + base_tasks is a jittered copy of task i.
         for i in 0..4 {
             assert!((f[i] - f[i + 4]).abs() < 0.2 * f[i].abs().max(1.0), "{f:?}");

@@ -162,18 +162,18 @@ impl Experiment for WeightsTrajectory {
             )));
         }
         let mut final_losses = vec![0.0; family.num_tasks()];
-        family.losses(&traced.theta, &mut final_losses);
+        family.losses(&traced.theta, &mut final_losses)?;
         let final_max_loss = final_losses
             .iter()
             .copied()
             .fold(f64::NEG_INFINITY, f64::max);
         let final_lower_bound =
-            certify_point(family.as_ref(), &set, &traced.theta, &final_record.weights);
+            certify_point(family.as_ref(), &set, &traced.theta, &final_record.weights)?;
         let mut reference_losses = vec![0.0; family.num_tasks()];
         family.losses(
             &DVector::from_column_slice(&reference.theta),
             &mut reference_losses,
-        );
+        )?;
         let active_tasks = reference_losses
             .iter()
             .enumerate()
@@ -375,7 +375,7 @@ fn snapshots(family: &dyn TaskFamily, traced: &Traced) -> Result<Vec<Snapshot>, 
         .thetas
         .iter()
         .map(|(t, theta)| {
-            family.losses(theta, &mut losses);
+            family.losses(theta, &mut losses)?;
             let weights = traced
                 .trace
                 .get(*t as usize)

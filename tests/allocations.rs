@@ -82,7 +82,9 @@ fn iterations_allocate_nothing_of_problem_size() {
         let mut theta = DVector::from_element(d, 0.05);
         let mut eval = Evaluation::new(m, d);
         let step = |theta: &mut DVector<f64>, eval: &mut Evaluation| {
-            family.evaluate(theta, &mut |f, w| softmax_into(f, 0.1, w), eval);
+            family
+                .evaluate(theta, &mut |f, w| softmax_into(f, 0.1, w), eval)
+                .unwrap();
             let bound = family.certified_lower_bound(theta, eval, &set);
             assert!(bound.is_finite() || bound == f64::NEG_INFINITY);
             theta.axpy(-0.01, &eval.gradient, 1.0);

@@ -165,7 +165,9 @@ fn feasible_point(h: &DMatrix<f64>, l: &DVector<f64>, r: f64) -> Vec<f64> {
 fn certificate(family: &dyn TaskFamily, theta: &[f64], p: &[f64], set: &FeasibleSet) -> f64 {
     let theta = DVector::from_column_slice(theta);
     let mut eval = Evaluation::new(family.num_tasks(), family.dim());
-    family.evaluate(&theta, &mut |_, w| w.copy_from_slice(p), &mut eval);
+    family
+        .evaluate(&theta, &mut |_, w| w.copy_from_slice(p), &mut eval)
+        .unwrap();
     let certificate = family.certify(&theta, &eval, set);
     match certificate.kind {
         "trivial" => f64::NEG_INFINITY,
@@ -345,7 +347,9 @@ fn well_conditioned_certificates_are_tight() {
         let reference = rational_to_f64(&(exact.minimum().unwrap() / &s));
         let theta = DVector::from_element(d, 0.1);
         let mut eval = Evaluation::new(m, d);
-        family.evaluate(&theta, &mut |_, w| w.copy_from_slice(&p), &mut eval);
+        family
+            .evaluate(&theta, &mut |_, w| w.copy_from_slice(&p), &mut eval)
+            .unwrap();
         let certificate = family.certify(&theta, &eval, &FeasibleSet::Unconstrained);
         assert_eq!(certificate.kind, "dual", "case {case}: {certificate:?}");
         assert!(

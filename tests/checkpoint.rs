@@ -49,10 +49,15 @@ impl TaskFamily for Counting {
     fn dim(&self) -> usize {
         self.inner.dim()
     }
-    fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) {
+    fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) -> Result<(), Error> {
         self.inner.losses(theta, losses)
     }
-    fn evaluate(&self, theta: &DVector<f64>, weigh: &mut Weigh<'_>, out: &mut Evaluation) {
+    fn evaluate(
+        &self,
+        theta: &DVector<f64>,
+        weigh: &mut Weigh<'_>,
+        out: &mut Evaluation,
+    ) -> Result<(), Error> {
         self.evaluations.fetch_add(1, Ordering::Relaxed);
         self.inner.evaluate(theta, weigh, out)
     }

@@ -46,7 +46,7 @@ proptest! {
         for family in families(seed) {
             let m = family.num_tasks();
             let mut eval = Evaluation::new(m, family.dim());
-            family.evaluate(&theta, &mut |_, w| w.fill(1.0 / m as f64), &mut eval);
+            family.evaluate(&theta, &mut |_, w| w.fill(1.0 / m as f64), &mut eval).unwrap();
             let g = family.gradient_bound_on_ball(radius);
             let b = family.loss_bound_on_ball(radius);
             // Only rounding slack: the bounds are exact inequalities.

@@ -56,10 +56,12 @@ fn gradients_agree_with_finite_differences() {
         let theta = DVector::from_fn(d, |i, _| 0.3 * (i as f64) - 0.5);
         let p = [0.1, 0.2, 0.3, 0.4];
         let mut eval = Evaluation::new(4, d);
-        family.evaluate(&theta, &mut |_, w| w.copy_from_slice(&p), &mut eval);
+        family
+            .evaluate(&theta, &mut |_, w| w.copy_from_slice(&p), &mut eval)
+            .unwrap();
         let phi = |t: &DVector<f64>| {
             let mut f = vec![0.0; 4];
-            family.losses(t, &mut f);
+            family.losses(t, &mut f).unwrap();
             f.iter().zip(&p).map(|(a, b)| a * b).sum::<f64>()
         };
         for j in 0..d {
@@ -84,7 +86,7 @@ fn gradients_agree_with_finite_differences() {
         }
         // losses() agrees with evaluate().
         let mut f = vec![0.0; 4];
-        family.losses(&theta, &mut f);
+        family.losses(&theta, &mut f).unwrap();
         for (a, b) in f.iter().zip(&eval.losses) {
             assert!(
                 (a - b).abs() <= 1e-11 * (1.0 + a.abs()),
@@ -297,10 +299,12 @@ fn smoothed_gradient_is_the_softmax_weighted_sum() {
     let theta = DVector::from_vec(vec![0.2, -0.1, 0.4]);
     let mu = 0.3;
     let mut eval = Evaluation::new(4, 3);
-    family.evaluate(&theta, &mut |f, w| softmax_into(f, mu, w), &mut eval);
+    family
+        .evaluate(&theta, &mut |f, w| softmax_into(f, mu, w), &mut eval)
+        .unwrap();
     let smoothed = |t: &DVector<f64>| {
         let mut f = vec![0.0; 4];
-        family.losses(t, &mut f);
+        family.losses(t, &mut f).unwrap();
         log_sum_exp(&f, mu)
     };
     for j in 0..3 {
@@ -393,8 +397,9 @@ fn returned_certificate_leaves_at_most_one_percent_of_the_gap_to_its_slack() {
                 let out = solve(family.clone(), set, &options).unwrap();
                 let theta = DVector::from_vec(out.theta.clone());
                 let f = family.as_ref();
-                let full = certify_point(f, &set, &theta, &out.weights);
-                let returned = certify_returned_point(f, &set, &theta, &out.weights, out.max_loss);
+                let full = certify_point(f, &set, &theta, &out.weights).unwrap();
+                let returned =
+                    certify_returned_point(f, &set, &theta, &out.weights, out.max_loss).unwrap();
                 let tolerance = 1e-12 * out.max_loss.abs();
                 assert!(returned <= full + tolerance, "{returned} > {full}");
                 assert!(

@@ -36,7 +36,9 @@ fn run(family: &Arc<dyn TaskFamily>, set: FeasibleSet, options: SolveOptions) ->
 
 fn losses(family: &Arc<dyn TaskFamily>, theta: &[f64]) -> Vec<f64> {
     let mut f = vec![0.0; family.num_tasks()];
-    family.losses(&DVector::from_column_slice(theta), &mut f);
+    family
+        .losses(&DVector::from_column_slice(theta), &mut f)
+        .unwrap();
     f
 }
 

@@ -212,14 +212,18 @@ fn iteration(c: &mut Criterion) {
         let mut theta = DVector::from_element(d, 0.01);
         let mut eval = Evaluation::new(m, d);
         // Warm-up builds lazily computed Gram matrices outside the timing.
-        family.evaluate(&theta, &mut |f, w| softmax_into(f, 0.1, w), &mut eval);
+        family
+            .evaluate(&theta, &mut |f, w| softmax_into(f, 0.1, w), &mut eval)
+            .unwrap();
         group.throughput(Throughput::Bytes(bytes_read(kind, m, n, d) as u64));
         group.bench_with_input(
             BenchmarkId::new(name, format!("M{m}_n{n}_d{d}")),
             &(),
             |bench, _| {
                 bench.iter(|| {
-                    family.evaluate(&theta, &mut |f, w| softmax_into(f, 0.1, w), &mut eval);
+                    family
+                        .evaluate(&theta, &mut |f, w| softmax_into(f, 0.1, w), &mut eval)
+                        .unwrap();
                     theta.axpy(-1e-3, &eval.gradient, 1.0);
                     black_box(&theta);
                 })
@@ -364,13 +368,17 @@ fn certificate(c: &mut Criterion) {
         let theta = DVector::from_element(d, 0.01);
         let mut eval = Evaluation::new(m, d);
         // Warm-up: lazily built Gram matrices and spectra stay outside the timing.
-        family.evaluate(&theta, &mut |f, w| softmax_into(f, 0.1, w), &mut eval);
+        family
+            .evaluate(&theta, &mut |f, w| softmax_into(f, 0.1, w), &mut eval)
+            .unwrap();
         let ball = taskrobust::problem::ball::Ball::unconstrained();
         black_box(family.certify(&theta, &eval, &ball));
         let id = format!("{kind}_M{m}_n{n}_d{d}");
         group.bench_function(format!("evaluate_{id}"), |bench| {
             bench.iter(|| {
-                family.evaluate(&theta, &mut |f, w| softmax_into(f, 0.1, w), &mut eval);
+                family
+                    .evaluate(&theta, &mut |f, w| softmax_into(f, 0.1, w), &mut eval)
+                    .unwrap();
                 black_box(&eval);
             })
         });
@@ -418,7 +426,7 @@ impl TaskFamily for CountingPasses {
     fn dim(&self) -> usize {
         self.inner.dim()
     }
-    fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) {
+    fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) -> Result<(), taskrobust::Error> {
         self.inner.losses(theta, losses)
     }
     fn evaluate(
@@ -426,7 +434,7 @@ impl TaskFamily for CountingPasses {
         theta: &DVector<f64>,
         weigh: &mut taskrobust::family::Weigh<'_>,
         out: &mut Evaluation,
-    ) {
+    ) -> Result<(), taskrobust::Error> {
         self.passes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.inner.evaluate(theta, weigh, out)

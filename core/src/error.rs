@@ -96,6 +96,10 @@ pub enum Error {
     /// A failure inside a solver (exit status 1).
     #[error("{0}")]
     Solver(String),
+    /// A failure of the device that evaluates the tasks (a GPU family's CUDA
+    /// error; exit status 1), kept as the source.
+    #[error("device: {0}")]
+    Device(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
     /// A failure while reading or writing results (exit status 1), with what
     /// was being done (the file, or empty) and its cause, kept as the source.
     #[error("{}", with_context(context, source.as_ref()))]
@@ -132,6 +136,11 @@ impl Error {
 
 impl From<argmin::core::Error> for Error {
     fn from(e: argmin::core::Error) -> Self {
+        // A solver passes the crate's own errors through argmin's: unwrap them.
+        let e = match e.downcast::<Error>() {
+            Ok(own) => return own,
+            Err(other) => other,
+        };
         match e.downcast::<InputError>() {
             Ok(input) => Error::Input(input),
             Err(other) => Error::Solver(other.to_string()),

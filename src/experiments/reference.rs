@@ -79,7 +79,7 @@ pub fn minimax_reference(
     let mut theta = DVector::zeros(family.dim());
     let mut best: Option<Reference> = None;
     let mut losses = vec![0.0; family.num_tasks()];
-    family.losses(&theta, &mut losses);
+    family.losses(&theta, &mut losses)?;
     let scale = losses
         .iter()
         .fold(0.0f64, |a, &f| a.max(f.abs()))
@@ -184,8 +184,8 @@ pub fn smoothed_lower_bound(
     theta: &DVector<f64>,
     p: &[f64],
     mu: f64,
-) -> f64 {
-    crate::solvers::certify_point(family, set, theta, p) + mu * entropy(p)
+) -> Result<f64, crate::Error> {
+    Ok(crate::solvers::certify_point(family, set, theta, p)? + mu * entropy(p))
 }
 
 /// Accelerated runs on F_mu itself, restarted from the last point every
@@ -218,9 +218,9 @@ pub fn smoothed_reference(
         )?;
         spent += stage;
         theta = DVector::from_column_slice(&out.theta);
-        family.evaluate(&theta, &mut |f, w| softmax_into(f, mu, w), &mut eval);
+        family.evaluate(&theta, &mut |f, w| softmax_into(f, mu, w), &mut eval)?;
         let value_upper = log_sum_exp(&eval.losses, mu);
-        let min_lower = smoothed_lower_bound(family.as_ref(), &set, &theta, &eval.weights, mu);
+        let min_lower = smoothed_lower_bound(family.as_ref(), &set, &theta, &eval.weights, mu)?;
         let gap = value_upper - min_lower;
         if gap <= relative_tolerance * value_upper.abs().max(1e-12) || spent >= max_iterations {
             return Ok(SmoothedReference {

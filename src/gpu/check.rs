@@ -378,10 +378,15 @@ impl TaskFamily for ReferenceFamily {
     fn dim(&self) -> usize {
         self.evaluation.dim()
     }
-    fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) {
+    fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) -> Result<(), taskrobust::Error> {
         self.evaluation.losses(theta, losses)
     }
-    fn evaluate(&self, theta: &DVector<f64>, weigh: &mut Weigh<'_>, out: &mut Evaluation) {
+    fn evaluate(
+        &self,
+        theta: &DVector<f64>,
+        weigh: &mut Weigh<'_>,
+        out: &mut Evaluation,
+    ) -> Result<(), taskrobust::Error> {
         self.evaluation.evaluate(theta, weigh, out)
     }
     fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>) {
@@ -724,19 +729,19 @@ mod device_run {
         family: &dyn TaskFamily,
         theta: &DVector<f64>,
         repeats: usize,
-    ) -> (f64, Evaluation) {
+    ) -> Result<(f64, Evaluation), taskrobust::Error> {
         let mut out = Evaluation::new(family.num_tasks(), family.dim());
         let mut weigh = |losses: &[f64], weights: &mut [f64]| softmax_into(losses, 1.0, weights);
         // Warm-up (module load, cuBLAS heuristics).
-        family.evaluate(theta, &mut weigh, &mut out);
+        family.evaluate(theta, &mut weigh, &mut out)?;
         let mut times = Vec::with_capacity(repeats.max(1));
         for _ in 0..repeats.max(1) {
             let start = Instant::now();
-            family.evaluate(theta, &mut weigh, &mut out);
+            family.evaluate(theta, &mut weigh, &mut out)?;
             times.push(start.elapsed().as_secs_f64());
         }
         times.sort_by(f64::total_cmp);
-        (times[times.len() / 2], out)
+        Ok((times[times.len() / 2], out))
     }
 
     pub(super) fn run(args: &GpuCheckArgs) -> Result<GpuCheckReport, GpuError> {
@@ -874,11 +879,11 @@ mod device_run {
             &theta,
             &mut |l: &[f64], w: &mut [f64]| softmax_into(l, 1.0, w),
             &mut cpu_eval,
-        );
+        )?;
         let mut timings = Vec::new();
         for kernel in [GradientKernel::Cublas, GradientKernel::Partials] {
             gpu = gpu.with_kernel(kernel)?;
-            let (seconds, eval) = time_evaluation(gpu.family(), &theta, size.timing_repeats);
+            let (seconds, eval) = time_evaluation(gpu.family(), &theta, size.timing_repeats)?;
             if let Some(e) = gpu.take_error() {
                 return Err(e);
             }

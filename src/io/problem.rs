@@ -133,21 +133,21 @@ pub fn check_overflow(
     let overflow_at = |theta: &DVector<f64>,
                        losses: &mut Vec<f64>,
                        gradient: &mut DVector<f64>|
-     -> Option<(usize, &'static str, f64)> {
-        family.losses(theta, losses);
+     -> Result<Option<(usize, &'static str, f64)>, crate::Error> {
+        family.losses(theta, losses)?;
         for (i, &loss) in losses.iter().enumerate() {
             // The loss is reported in the problem's units, so it must fit there too.
             let reported = crate::scaling::ldexp(loss, problem.scaling.loss_exp);
             if !reported.is_finite() {
-                return Some((i, "loss", reported));
+                return Ok(Some((i, "loss", reported)));
             }
             family.task_gradient(i, theta, gradient);
             let squared = gradient.iter().map(|g| g * g).sum::<f64>();
             if !squared.is_finite() {
-                return Some((i, "gradient", squared.sqrt()));
+                return Ok(Some((i, "gradient", squared.sqrt())));
             }
         }
-        None
+        Ok(None)
     };
     let field_of = |i: usize, what: &str| -> String {
         let fields = problem.fields.get(i).cloned().unwrap_or_default();
@@ -169,14 +169,20 @@ pub fn check_overflow(
             _ => format!("tasks[{i}]"),
         }
     };
-    if let Some((i, what, value)) = overflow_at(&at_zero, &mut losses, &mut gradient) {
+    let unevaluable =
+        |e: crate::Error| InputError::new(file.clone(), format!("cannot evaluate its tasks: {e}"));
+    if let Some((i, what, value)) =
+        overflow_at(&at_zero, &mut losses, &mut gradient).map_err(unevaluable)?
+    {
         return Err(InputError::new(
             format!("{file}: {}", field_of(i, what)),
             format!("task {i}'s {what} at theta = 0 overflows f64 ({value:e}); {RESCALE}"),
         ));
     }
     if init_given {
-        if let Some((i, what, value)) = overflow_at(theta0, &mut losses, &mut gradient) {
+        if let Some((i, what, value)) =
+            overflow_at(theta0, &mut losses, &mut gradient).map_err(unevaluable)?
+        {
             return Err(InputError::new(
                 "--init",
                 format!(
@@ -868,7 +874,7 @@ mod tests {
 
     fn losses(family: &dyn TaskFamily, theta: &DVector<f64>) -> Vec<f64> {
         let mut out = vec![0.0; family.num_tasks()];
-        family.losses(theta, &mut out);
+        family.losses(theta, &mut out).unwrap();
         out
     }
 

@@ -431,7 +431,7 @@ mod tests {
         let biased = |family: Arc<dyn TaskFamily>, set: FeasibleSet| {
             let mut out = softmax_gd(family.clone(), set)?;
             let mut losses = vec![0.0; family.num_tasks()];
-            family.losses(&DVector::zeros(family.dim()), &mut losses);
+            family.losses(&DVector::zeros(family.dim()), &mut losses)?;
             out.max_loss = losses[0];
             Ok(out)
         };

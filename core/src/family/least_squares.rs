@@ -3,7 +3,7 @@
 use super::{
     combine_task_gradients, DataTasks, Evaluation, SampleNorms, TaskData, TaskFamily, Weigh,
 };
-use crate::error::InputError;
+use crate::error::{Error, InputError};
 use crate::linalg::kernels::symmetric_matvec_packed;
 use crate::problem::ball::Ball;
 use crate::problem::certificate::{
@@ -347,12 +347,18 @@ impl TaskFamily for LeastSquaresFamily {
         self.data.dim()
     }
 
-    fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) {
+    fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) -> Result<(), Error> {
         self.data
             .loss_pass(theta, |z, y| 0.5 * (z - y) * (z - y), losses);
+        Ok(())
     }
 
-    fn evaluate(&self, theta: &DVector<f64>, weigh: &mut Weigh<'_>, out: &mut Evaluation) {
+    fn evaluate(
+        &self,
+        theta: &DVector<f64>,
+        weigh: &mut Weigh<'_>,
+        out: &mut Evaluation,
+    ) -> Result<(), Error> {
         let mut grads = self.task_gradients.lock().expect("scratch lock poisoned");
         if self.use_gram.iter().any(|&g| g) {
             self.gram_tasks(theta, &mut out.losses, &mut grads);
@@ -373,6 +379,7 @@ impl TaskFamily for LeastSquaresFamily {
             &mut out.gradient,
             &mut out.task_gradient_norms,
         );
+        Ok(())
     }
 
     fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>) {
@@ -539,8 +546,8 @@ mod tests {
         let mut b = Evaluation::new(4, d);
         let mut weigh =
             |f: &[f64], w: &mut [f64]| crate::problem::numerics::softmax_into(f, 0.5, w);
-        gram.evaluate(&theta, &mut weigh, &mut a);
-        data.evaluate(&theta, &mut weigh, &mut b);
+        gram.evaluate(&theta, &mut weigh, &mut a).unwrap();
+        data.evaluate(&theta, &mut weigh, &mut b).unwrap();
         for (x, y) in a.losses.iter().zip(&b.losses) {
             assert!((x - y).abs() <= 1e-12 * y.abs().max(1.0), "{x} vs {y}");
         }

@@ -4,7 +4,7 @@
 use super::{
     combine_task_gradients, DataTasks, Evaluation, SampleNorms, TaskData, TaskFamily, Weigh,
 };
-use crate::error::{check_positive, InputError};
+use crate::error::{check_positive, Error, InputError};
 use crate::linalg::kernels::{softplus, softplus_and_sigmoid};
 use crate::problem::ball::Ball;
 use crate::problem::certificate::{evaluation_bound, norm_up, Certificate};
@@ -130,12 +130,18 @@ impl TaskFamily for LogisticFamily {
         self.data.dim()
     }
 
-    fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) {
+    fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) -> Result<(), Error> {
         self.data.loss_pass(theta, |z, y| softplus(-y * z), losses);
         self.add_penalty(theta, losses, None);
+        Ok(())
     }
 
-    fn evaluate(&self, theta: &DVector<f64>, weigh: &mut Weigh<'_>, out: &mut Evaluation) {
+    fn evaluate(
+        &self,
+        theta: &DVector<f64>,
+        weigh: &mut Weigh<'_>,
+        out: &mut Evaluation,
+    ) -> Result<(), Error> {
         let mut grads = self.task_gradients.lock().expect("scratch lock poisoned");
         self.data.fused_pass(
             theta,
@@ -152,6 +158,7 @@ impl TaskFamily for LogisticFamily {
             &mut out.gradient,
             &mut out.task_gradient_norms,
         );
+        Ok(())
     }
 
     fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>) {

@@ -18,6 +18,7 @@ pub use least_squares::{GradientForm, LeastSquaresFamily};
 pub use logistic::LogisticFamily;
 pub use quadratic::{QuadraticFamily, QuadraticTask};
 
+use crate::error::Error;
 use crate::problem::ball::Ball;
 use crate::problem::certificate::{Certificate, QuadraticForm};
 use nalgebra::DVector;
@@ -107,14 +108,21 @@ pub trait TaskFamily: Send + Sync {
     /// d: the dimension of theta.
     fn dim(&self) -> usize;
 
-    /// `f_i(theta)` for every task, into `losses`.
-    fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]);
+    /// `f_i(theta)` for every task, into `losses`. Fails only where the
+    /// evaluation itself fails (a device error of a GPU family): the CPU
+    /// families always succeed.
+    fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) -> Result<(), Error>;
 
     /// One pass over the data: `out.losses = f(theta)`, then
     /// `weigh(&out.losses, &mut out.weights)`, then
     /// `out.gradient = sum_i out.weights[i] grad f_i(theta)` and the per-task
-    /// gradient norms.
-    fn evaluate(&self, theta: &DVector<f64>, weigh: &mut Weigh<'_>, out: &mut Evaluation);
+    /// gradient norms. Fails as [`TaskFamily::losses`] does.
+    fn evaluate(
+        &self,
+        theta: &DVector<f64>,
+        weigh: &mut Weigh<'_>,
+        out: &mut Evaluation,
+    ) -> Result<(), Error>;
 
     /// `grad f_task(theta)` into `gradient` (finite-difference tests, constants).
     fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>);

@@ -1,7 +1,7 @@
 //! Quadratic tasks `f_i(theta) = 1/2 (theta - c_i)^T A_i (theta - c_i) + b_i`.
 
 use super::{combine_task_gradients, Evaluation, TaskFamily, Weigh};
-use crate::error::{check_finite, invalid, InputError};
+use crate::error::{check_finite, invalid, Error, InputError};
 use crate::problem::ball::Ball;
 use crate::problem::certificate::{
     norm_up, sound_quadratic_bound, Certificate, FormBounds, QuadraticForm,
@@ -207,14 +207,20 @@ impl TaskFamily for QuadraticFamily {
         self.tasks[0].c.len()
     }
 
-    fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) {
+    fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) -> Result<(), Error> {
         for (loss, task) in losses.iter_mut().zip(&self.tasks) {
             let delta = theta - &task.c;
             *loss = 0.5 * delta.dot(&(&task.a * &delta)) + task.b;
         }
+        Ok(())
     }
 
-    fn evaluate(&self, theta: &DVector<f64>, weigh: &mut Weigh<'_>, out: &mut Evaluation) {
+    fn evaluate(
+        &self,
+        theta: &DVector<f64>,
+        weigh: &mut Weigh<'_>,
+        out: &mut Evaluation,
+    ) -> Result<(), Error> {
         let mut grads = self.task_gradients.lock().expect("scratch lock poisoned");
         let d = self.dim();
         let columns = grads.as_mut_slice().par_chunks_mut(d);
@@ -240,6 +246,7 @@ impl TaskFamily for QuadraticFamily {
             &mut out.gradient,
             &mut out.task_gradient_norms,
         );
+        Ok(())
     }
 
     fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>) {

@@ -21,7 +21,7 @@
 use super::device::GpuDevice;
 use super::kernels::{BLOCK, CHUNK_ROWS};
 use super::GpuError;
-use crate::error::{check_positive, invalid, InputError};
+use crate::error::{check_positive, invalid, Error, InputError};
 use crate::family::{Evaluation, TaskData, TaskFamily, Weigh};
 use crate::problem::ball::Ball;
 use crate::problem::certificate::{quadratic_dual_bound, strongly_convex_bound, QuadraticForm};
@@ -491,7 +491,8 @@ impl GpuCore {
         0.5 * self.l2 * theta.norm_squared()
     }
 
-    /// Keeps the first error; the outputs become NaN so no result looks valid.
+    /// Keeps the first error of a call that cannot return one
+    /// (`task_gradient`); its outputs become NaN so no result looks valid.
     fn fail(&self, error: GpuError, outputs: &mut [&mut [f64]]) {
         let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
@@ -763,7 +764,9 @@ impl GpuCore {
 
 macro_rules! shared_methods {
     () => {
-        /// The first device error a trait call hit (then its outputs were NaN).
+        /// The first device error of `task_gradient`, the one trait call that
+        /// cannot return it (its outputs were NaN); `losses` and `evaluate`
+        /// return theirs.
         pub fn take_error(&self) -> Option<GpuError> {
             self.core.take_error()
         }
@@ -816,29 +819,21 @@ macro_rules! shared_trait_methods {
             self.core.data.dim()
         }
 
-        fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) {
-            if let Err(e) = self.core.try_losses(theta, losses) {
-                self.core.fail(e, &mut [losses]);
-            }
+        fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) -> Result<(), Error> {
+            self.core
+                .try_losses(theta, losses)
+                .map_err(|e| Error::Device(Box::new(e)))
         }
 
-        fn evaluate(&self, theta: &DVector<f64>, weigh: &mut Weigh<'_>, out: &mut Evaluation) {
-            if let Err(e) = self.core.try_evaluate(theta, weigh, out) {
-                let Evaluation {
-                    losses,
-                    gradient,
-                    task_gradient_norms,
-                    ..
-                } = out;
-                self.core.fail(
-                    e,
-                    &mut [
-                        &mut losses[..],
-                        gradient.as_mut_slice(),
-                        &mut task_gradient_norms[..],
-                    ],
-                );
-            }
+        fn evaluate(
+            &self,
+            theta: &DVector<f64>,
+            weigh: &mut Weigh<'_>,
+            out: &mut Evaluation,
+        ) -> Result<(), Error> {
+            self.core
+                .try_evaluate(theta, weigh, out)
+                .map_err(|e| Error::Device(Box::new(e)))
         }
 
         fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>) {

@@ -66,6 +66,21 @@ impl GpuError {
     }
 }
 
+impl From<crate::Error> for GpuError {
+    /// A device error that went through the task-family interface comes back
+    /// as itself; anything else from the device path is a run-time failure.
+    fn from(e: crate::Error) -> Self {
+        match e {
+            crate::Error::Device(source) => match source.downcast::<GpuError>() {
+                Ok(gpu) => *gpu,
+                Err(other) => GpuError::Cuda(other.to_string()),
+            },
+            crate::Error::Input(input) => GpuError::Input(input),
+            other => GpuError::Cuda(other.to_string()),
+        }
+    }
+}
+
 impl From<std::io::Error> for GpuError {
     fn from(e: std::io::Error) -> Self {
         GpuError::Io(e.to_string())

@@ -101,12 +101,12 @@ impl Solver<MinimaxProblem, MinimaxState> for Accelerated {
             self.horizon,
             true,
             &mut self.tracker,
-        );
+        )?;
         self.mu = resolved.mu;
         self.step = resolved.step;
         self.smoothed_smoothness = resolved.smoothed_smoothness;
         self.schedule = resolved.schedule;
-        let (cost, kv) = record_start(&mut self.tracker, &eval, self.mu, &theta, family.as_ref());
+        let (cost, kv) = record_start(&mut self.tracker, &eval, self.mu, &theta, family.as_ref())?;
         self.at_extrapolated = Some(eval.clone());
         self.at_theta = Some(eval);
         self.extrapolated = Some(theta.clone());
@@ -126,7 +126,7 @@ impl Solver<MinimaxProblem, MinimaxState> for Accelerated {
         let at_y = self.at_extrapolated.as_mut().expect("initialised");
         let mut at_next = self.at_theta.take().expect("initialised");
         // Gradient of F_mu at the extrapolated point.
-        family.evaluate(&y, &mut |f, w| softmax_into(f, mu, w), at_y);
+        family.evaluate(&y, &mut |f, w| softmax_into(f, mu, w), at_y)?;
         self.tracker.absorb(at_y);
         let (eta, failed) = projected_step(
             family.as_ref(),
@@ -137,7 +137,7 @@ impl Solver<MinimaxProblem, MinimaxState> for Accelerated {
             at_y,
             &mut next,
             &mut at_next,
-        );
+        )?;
         self.smallest_step = self.smallest_step.min(eta);
         self.tracker.absorb(&at_next);
         let cost = at_next.max_loss();
@@ -149,7 +149,7 @@ impl Solver<MinimaxProblem, MinimaxState> for Accelerated {
             &next,
             family.as_ref(),
             eta,
-        );
+        )?;
         // Under continuation: restart the momentum where F_mu went up
         // (O'Donoghue & Candes 2015) and whenever mu is lowered (a new F_mu);
         // a restart lets the step grow back.

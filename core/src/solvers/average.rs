@@ -45,15 +45,16 @@ impl AverageGd {
         theta: &DVector<f64>,
         iteration: u64,
         step: f64,
-    ) -> Option<KV> {
+    ) -> Result<Option<KV>, crate::Error> {
         let eval = self.eval.as_ref().expect("evaluated");
         let lower = if self.tracker.due(iteration) {
-            self.tracker.certify_evaluated(family, theta, eval)
+            self.tracker.certify_evaluated(family, theta, eval)?
         } else {
             f64::NAN
         };
-        self.tracker
-            .record(iteration, &eval.losses, &eval.weights, lower, None, step)
+        Ok(self
+            .tracker
+            .record(iteration, &eval.losses, &eval.weights, lower, None, step))
     }
 }
 
@@ -84,11 +85,11 @@ impl Solver<MinimaxProblem, MinimaxState> for AverageGd {
             }
         };
         let mut eval = Evaluation::new(family.num_tasks(), family.dim());
-        family.evaluate(&theta, &mut uniform, &mut eval);
+        family.evaluate(&theta, &mut uniform, &mut eval)?;
         self.tracker.absorb(&eval);
         let cost = eval.max_loss();
         self.eval = Some(eval);
-        let kv = self.record(family.as_ref(), &theta, 0, f64::NAN);
+        let kv = self.record(family.as_ref(), &theta, 0, f64::NAN)?;
         Ok((state.param(theta).cost(cost), kv))
     }
 
@@ -104,11 +105,11 @@ impl Solver<MinimaxProblem, MinimaxState> for AverageGd {
         next.copy_from(&theta);
         next.axpy(-self.step, &eval.gradient, 1.0);
         set.project(&mut next);
-        family.evaluate(&next, &mut uniform, &mut eval);
+        family.evaluate(&next, &mut uniform, &mut eval)?;
         self.tracker.absorb(&eval);
         let cost = eval.max_loss();
         self.eval = Some(eval);
-        let kv = self.record(family.as_ref(), &next, state.get_iter() + 1, self.step);
+        let kv = self.record(family.as_ref(), &next, state.get_iter() + 1, self.step)?;
         Ok((state.param(theta).param(next).cost(cost), kv))
     }
 }

@@ -82,8 +82,9 @@ impl Fingerprint {
         set: FeasibleSet,
         options: &SolveOptions,
         method: &str,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, crate::Error> {
+        let problem = problem_digest(family)?;
+        Ok(Self {
             method: method.to_string(),
             kind: family.kind().to_string(),
             tasks: family.num_tasks(),
@@ -104,8 +105,8 @@ impl Fingerprint {
                     .map(|x| format!("{:016x}", x.to_bits()))
                     .collect::<String>()
             }),
-            problem: problem_digest(family),
-        }
+            problem,
+        })
     }
 
     /// The first field that differs: its name and "saved vs now".
@@ -137,7 +138,7 @@ const PROBES: u64 = 3;
 /// files and families built in code alike, at the cost of one pass over the
 /// data per probe. Family evaluations are bit-identical whatever the thread
 /// count, so the digest is too.
-pub fn problem_digest(family: &dyn TaskFamily) -> String {
+pub fn problem_digest(family: &dyn TaskFamily) -> Result<String, crate::Error> {
     use rand::{Rng, SeedableRng};
     let (tasks, dim) = (family.num_tasks(), family.dim());
     let mut hasher = Sha256::new();
@@ -153,7 +154,7 @@ pub fn problem_digest(family: &dyn TaskFamily) -> String {
         } else {
             DVector::from_fn(dim, |_, _| rng.random_range(-1.0..1.0))
         };
-        family.losses(&theta, &mut losses);
+        family.losses(&theta, &mut losses)?;
         for loss in &losses {
             hasher.update(loss.to_bits().to_le_bytes());
         }
@@ -164,11 +165,11 @@ pub fn problem_digest(family: &dyn TaskFamily) -> String {
             }
         }
     }
-    hasher
+    Ok(hasher
         .finalize()
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect()
+        .collect())
 }
 
 /// What the solvers use of argmin's `IterState`: the iterate, the best

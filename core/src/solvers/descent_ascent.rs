@@ -169,11 +169,11 @@ impl Solver<MinimaxProblem, MinimaxState> for DescentAscent {
         // The start, with the uniform weights of the first average.
         let uniform = vec![1.0 / m as f64; m];
         let mut eval = Evaluation::new(m, d);
-        family.evaluate(&theta, &mut |_, w| w.copy_from_slice(&uniform), &mut eval);
+        family.evaluate(&theta, &mut |_, w| w.copy_from_slice(&uniform), &mut eval)?;
         self.tracker.absorb(&eval);
         let lower = self
             .tracker
-            .certify_weights(family.as_ref(), &theta, &uniform);
+            .certify_weights(family.as_ref(), &theta, &uniform)?;
         // Tuned steps: eta_x = R / (G sqrt T), eta_q = sqrt(2 ln M) / (B sqrt T).
         let t = self.horizon as f64;
         let mut region = region_radius(&set, &theta, self.distance);
@@ -241,7 +241,7 @@ impl Solver<MinimaxProblem, MinimaxState> for DescentAscent {
             &current,
             &mut |_, w| softmax_into(log_weights, 1.0, w),
             &mut eval,
-        );
+        )?;
         self.tracker.absorb(&eval);
         // Accumulate the averages over the points where gradients were taken.
         self.theta_sum += &current;
@@ -276,10 +276,10 @@ impl Solver<MinimaxProblem, MinimaxState> for DescentAscent {
             *a = s * inv;
         }
         let iteration = state.get_iter() + 1;
-        family.losses(&averaged, &mut self.averaged_losses);
+        family.losses(&averaged, &mut self.averaged_losses)?;
         let lower = if self.tracker.due(iteration) {
             self.tracker
-                .certify_weights(family.as_ref(), &averaged, &self.averaged_weights)
+                .certify_weights(family.as_ref(), &averaged, &self.averaged_weights)?
         } else {
             f64::NAN
         };

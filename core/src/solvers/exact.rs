@@ -566,10 +566,10 @@ impl Solver<MinimaxProblem, MinimaxState> for Exact {
         let mut theta = solution.theta;
         set.project(&mut theta);
         let mut losses = vec![0.0; family.num_tasks()];
-        family.losses(&theta, &mut losses);
+        family.losses(&theta, &mut losses)?;
         let lower = self
             .tracker
-            .certify_weights(family.as_ref(), &theta, &solution.weights);
+            .certify_weights(family.as_ref(), &theta, &solution.weights)?;
         let cost = losses.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let kv = self
             .tracker

@@ -191,8 +191,8 @@ pub fn certify_point(
     set: &FeasibleSet,
     theta: &DVector<f64>,
     p: &[f64],
-) -> f64 {
-    refined_certificate(family, set, theta, p, None).bound
+) -> Result<f64, Error> {
+    Ok(refined_certificate(family, set, theta, p, None)?.bound)
 }
 
 /// [`certify_point`] for the point a solver returns with `max_loss = F(theta)`:
@@ -205,8 +205,8 @@ pub fn certify_returned_point(
     theta: &DVector<f64>,
     p: &[f64],
     max_loss: f64,
-) -> f64 {
-    refined_certificate(family, set, theta, p, Some(max_loss)).bound
+) -> Result<f64, Error> {
+    Ok(refined_certificate(family, set, theta, p, Some(max_loss))?.bound)
 }
 
 /// [`certify_returned_point`] with the certificate's kind, allowance and note.
@@ -216,7 +216,7 @@ pub fn certify_returned_point_fully(
     theta: &DVector<f64>,
     p: &[f64],
     max_loss: f64,
-) -> Certificate {
+) -> Result<Certificate, Error> {
     refined_certificate(family, set, theta, p, Some(max_loss))
 }
 
@@ -226,16 +226,16 @@ fn refined_certificate(
     theta: &DVector<f64>,
     p: &[f64],
     max_loss: Option<f64>,
-) -> Certificate {
+) -> Result<Certificate, Error> {
     let mut eval = Evaluation::new(family.num_tasks(), family.dim());
-    family.evaluate(theta, &mut |_, w| w.copy_from_slice(p), &mut eval);
+    family.evaluate(theta, &mut |_, w| w.copy_from_slice(p), &mut eval)?;
     let mut best = family.certify(theta, &eval, set);
     if family.quadratic_forms().is_some() {
-        return best;
+        return Ok(best);
     }
     let lambda = family.strong_convexity();
     if lambda <= 0.0 {
-        return best;
+        return Ok(best);
     }
     // L only where a step is taken (data families compute it on first use).
     let mut step = None;
@@ -251,10 +251,10 @@ fn refined_certificate(
         let step = *step.get_or_insert_with(|| 1.0 / family.smoothness().max(lambda));
         point.axpy(-step, &eval.gradient, 1.0);
         set.project(&mut point);
-        family.evaluate(&point, &mut |_, w| w.copy_from_slice(p), &mut eval);
+        family.evaluate(&point, &mut |_, w| w.copy_from_slice(p), &mut eval)?;
         best = best.better(family.certify(&point, &eval, set));
     }
-    best
+    Ok(best)
 }
 
 fn execute<S>(
@@ -273,7 +273,7 @@ where
     let mut executor = Executor::new(problem.clone(), solver)
         .configure(|state| state.param(theta0).max_iters(iterations));
     if let Some(path) = &options.checkpoint {
-        let fingerprint = Fingerprint::new(problem.family.as_ref(), problem.set, options, name);
+        let fingerprint = Fingerprint::new(problem.family.as_ref(), problem.set, options, name)?;
         executor = executor.checkpointing(FileCheckpoint::new(
             path,
             options.checkpoint_every,
@@ -308,7 +308,7 @@ fn finish<S: Certifying>(
     solver: S,
     mut state: MinimaxState,
     start: Instant,
-) -> SolveOutcome {
+) -> Result<SolveOutcome, Error> {
     let theta = if solver.returns_best_iterate() {
         state.take_best_param().or_else(|| state.take_param())
     } else {
@@ -316,14 +316,14 @@ fn finish<S: Certifying>(
     }
     .unwrap_or_else(|| DVector::zeros(family.dim()));
     let mut losses = vec![0.0; family.num_tasks()];
-    family.losses(&theta, &mut losses);
+    family.losses(&theta, &mut losses)?;
     let weights = solver.certificate_weights(&losses);
     let tracker = solver.tracker();
     let (worst_task, max_loss) = max_with_index(&losses).unwrap_or((0, f64::NAN));
     // Any valid bound certifies OPT; keep the best certified during this run
     // as well (recomputed ones only: a bound read from a checkpoint is not kept).
-    let mut certificate = certify_returned_point_fully(family, set, &theta, &weights, max_loss);
-    if let Some(best) = tracker.best_certificate(family) {
+    let mut certificate = certify_returned_point_fully(family, set, &theta, &weights, max_loss)?;
+    if let Some(best) = tracker.best_certificate(family)? {
         certificate = certificate.better(best);
     }
     // The gap covers F(theta)'s own rounding too: F <= max_loss + loss_error.
@@ -344,7 +344,7 @@ fn finish<S: Certifying>(
         None => true,
     };
     let (mu, step) = solver.mu_and_step();
-    SolveOutcome {
+    Ok(SolveOutcome {
         method: name.to_string(),
         iterations: state.get_iter(),
         theta: theta.as_slice().to_vec(),
@@ -381,7 +381,7 @@ fn finish<S: Certifying>(
             smallest_step: solver.smallest_step(),
         },
         trace: tracker.trace.clone(),
-    }
+    })
 }
 
 /// Solves `min_{theta in set} max_i f_i(theta)` with the chosen method and
@@ -442,15 +442,7 @@ pub fn solve(
             let problem = MinimaxProblem::new(family.clone(), set);
             let solver = Exact::new(tracker);
             let (solver, state) = execute_once(problem, solver, theta0)?;
-            Ok(finish(
-                family.as_ref(),
-                &set,
-                options,
-                name,
-                solver,
-                state,
-                start,
-            ))
+            finish(family.as_ref(), &set, options, name, solver, state, start)
         }
     }
 }
@@ -516,13 +508,5 @@ where
     let theta0 = start_point_of(family.as_ref(), &set, options);
     let problem = MinimaxProblem::new(family.clone(), set);
     let (solver, state) = execute(problem, solver, theta0, options, name)?;
-    Ok(finish(
-        family.as_ref(),
-        &set,
-        options,
-        name,
-        solver,
-        state,
-        start,
-    ))
+    finish(family.as_ref(), &set, options, name, solver, state, start)
 }

@@ -149,7 +149,7 @@ pub(crate) fn evaluate_start(
     horizon: u64,
     accelerated: bool,
     tracker: &mut super::tracker::Tracker,
-) -> (Smoothing, Evaluation) {
+) -> Result<(Smoothing, Evaluation), crate::Error> {
     let mut eval = Evaluation::new(family.num_tasks(), family.dim());
     let schedule =
         (mu.is_none() && family.num_tasks() > 1 && region_radius(set, theta0, distance).is_none())
@@ -164,9 +164,9 @@ pub(crate) fn evaluate_start(
     let mut resolved_mu = f64::NAN;
     if let Some(schedule) = &schedule {
         // The certified gap at theta_0 with uniform weights sets mu_0.
-        family.evaluate(theta0, &mut |_, w| w.fill(1.0 / w.len() as f64), &mut eval);
+        family.evaluate(theta0, &mut |_, w| w.fill(1.0 / w.len() as f64), &mut eval)?;
         tracker.absorb(&eval);
-        let lower = tracker.certify_evaluated(family, theta0, &eval);
+        let lower = tracker.certify_evaluated(family, theta0, &eval)?;
         resolved_mu = schedule.initial(&eval.losses, lower);
     }
     family.evaluate(
@@ -180,7 +180,7 @@ pub(crate) fn evaluate_start(
             softmax_into(losses, resolved_mu, weights);
         },
         &mut eval,
-    );
+    )?;
     let (step, smoothed_smoothness) = step_rule(family, set, &eval, resolved_mu, step, accelerated);
     let smoothing = Smoothing {
         mu: resolved_mu,
@@ -188,7 +188,7 @@ pub(crate) fn evaluate_start(
         smoothed_smoothness,
         schedule,
     };
-    (smoothing, eval)
+    Ok((smoothing, eval))
 }
 
 /// The radius of the ball the method's gradients are taken on, where the set
@@ -290,7 +290,7 @@ pub(crate) fn projected_step(
     at_from: &Evaluation,
     next: &mut DVector<f64>,
     at_next: &mut Evaluation,
-) -> (f64, bool) {
+) -> Result<(f64, bool), crate::Error> {
     let (mut eta, backtrack) = match *rule {
         StepRule::Fixed(s) => (s, false),
         StepRule::Backtracking { initial } => (initial, true),
@@ -302,7 +302,7 @@ pub(crate) fn projected_step(
         next.copy_from(from);
         next.axpy(-eta, &at_from.gradient, 1.0);
         set.project(next);
-        family.evaluate(next, &mut |f, w| softmax_into(f, mu, w), at_next);
+        family.evaluate(next, &mut |f, w| softmax_into(f, mu, w), at_next)?;
         if !backtrack {
             break;
         }
@@ -326,7 +326,7 @@ pub(crate) fn projected_step(
     if backtrack {
         *rule = StepRule::Backtracking { initial: eta };
     }
-    (eta, halvings > MAX_HALVINGS)
+    Ok((eta, halvings > MAX_HALVINGS))
 }
 
 /// The sufficient-decrease test of projected gradient backtracking:
@@ -516,7 +516,8 @@ mod tests {
         let ball = FeasibleSet::with_radius(0.5);
         let from = DVector::from_vec(vec![0.1, 0.2]);
         let mut at_from = Evaluation::new(4, 2);
-        f.evaluate(&from, &mut |l, w| softmax_into(l, 0.3, w), &mut at_from);
+        f.evaluate(&from, &mut |l, w| softmax_into(l, 0.3, w), &mut at_from)
+            .unwrap();
         let mut next = DVector::zeros(2);
         let mut at_next = Evaluation::new(4, 2);
         let mut rule = StepRule::Fixed(0.7);
@@ -529,7 +530,8 @@ mod tests {
             &at_from,
             &mut next,
             &mut at_next,
-        );
+        )
+        .unwrap();
         let mut expected = &from - 0.7 * &at_from.gradient;
         ball.project(&mut expected);
         assert_eq!((eta, gave_up), (0.7, false));
@@ -545,7 +547,8 @@ mod tests {
             &at_from,
             &mut next,
             &mut at_next,
-        );
+        )
+        .unwrap();
         assert!(!gave_up && eta < 1e3 && eta > 1e-6, "{eta}");
         assert_eq!(rule, StepRule::Backtracking { initial: eta });
         let smoothed = |at: &Evaluation| log_sum_exp(&at.losses, 0.3);
@@ -564,7 +567,8 @@ mod tests {
             &uphill,
             &mut next,
             &mut at_next,
-        );
+        )
+        .unwrap();
         assert!(gave_up, "{eta}");
         assert_eq!(eta, 1e12 * 0.5f64.powi(MAX_HALVINGS as i32));
     }
@@ -585,15 +589,17 @@ mod tests {
             50,
             false,
             &mut tracker,
-        );
+        )
+        .unwrap();
         let schedule = smoothing
             .schedule
             .expect("continuation without mu or region");
         // mu_0 is the certified gap at theta_0 (uniform weights) over ln M.
         let mut uniform = Evaluation::new(4, 2);
-        f.evaluate(&theta0, &mut |_, w| w.fill(0.25), &mut uniform);
+        f.evaluate(&theta0, &mut |_, w| w.fill(0.25), &mut uniform)
+            .unwrap();
         let mut fresh = Tracker::new(unconstrained, 1, false);
-        let lower = fresh.certify_evaluated(&f, &theta0, &uniform);
+        let lower = fresh.certify_evaluated(&f, &theta0, &uniform).unwrap();
         assert_eq!(smoothing.mu, schedule.initial(&uniform.losses, lower));
         // The weights of the returned evaluation are the softmax at that mu.
         let mut expected = vec![0.0; 4];
@@ -610,7 +616,8 @@ mod tests {
             50,
             false,
             &mut tracker,
-        );
+        )
+        .unwrap();
         assert!(fixed.schedule.is_none() && fixed.mu == 0.3);
         let ball = FeasibleSet::with_radius(2.0);
         let (tuned, _) = evaluate_start(
@@ -623,7 +630,8 @@ mod tests {
             50,
             false,
             &mut tracker,
-        );
+        )
+        .unwrap();
         assert!(tuned.schedule.is_none());
         assert!(matches!(tuned.step, StepRule::Fixed(_)) && tuned.smoothed_smoothness.is_some());
     }

@@ -95,12 +95,12 @@ impl Solver<MinimaxProblem, MinimaxState> for SoftmaxGd {
             self.horizon,
             false,
             &mut self.tracker,
-        );
+        )?;
         self.mu = resolved.mu;
         self.step = resolved.step;
         self.smoothed_smoothness = resolved.smoothed_smoothness;
         self.schedule = resolved.schedule;
-        let (cost, kv) = record_start(&mut self.tracker, &eval, self.mu, &theta, family.as_ref());
+        let (cost, kv) = record_start(&mut self.tracker, &eval, self.mu, &theta, family.as_ref())?;
         self.current = Some(eval);
         self.candidate = Some(Evaluation::new(family.num_tasks(), family.dim()));
         Ok((state.param(theta).cost(cost), kv))
@@ -127,7 +127,7 @@ impl Solver<MinimaxProblem, MinimaxState> for SoftmaxGd {
             &current,
             &mut next,
             &mut candidate,
-        );
+        )?;
         self.smallest_step = self.smallest_step.min(eta);
         std::mem::swap(&mut current, &mut candidate);
         self.tracker.absorb(&current);
@@ -142,7 +142,7 @@ impl Solver<MinimaxProblem, MinimaxState> for SoftmaxGd {
             &next,
             family.as_ref(),
             eta,
-        );
+        )?;
         if let Some(schedule) = self.schedule {
             if let StepRule::Backtracking { initial } = self.step {
                 self.step = StepRule::Backtracking {
@@ -154,7 +154,7 @@ impl Solver<MinimaxProblem, MinimaxState> for SoftmaxGd {
                 // The next step's weights and gradient at the new temperature.
                 self.mu = mu;
                 let current = self.current.as_mut().expect("set");
-                family.evaluate(&next, &mut |f, w| softmax_into(f, mu, w), current);
+                family.evaluate(&next, &mut |f, w| softmax_into(f, mu, w), current)?;
             }
         }
         let state = state.param(theta).param(next).cost(cost);
@@ -180,10 +180,10 @@ pub(crate) fn record_start(
     mu: f64,
     theta: &DVector<f64>,
     family: &dyn crate::family::TaskFamily,
-) -> (f64, Option<KV>) {
+) -> Result<(f64, Option<KV>), crate::Error> {
     tracker.absorb(eval);
-    let (kv, _) = record_smoothed(tracker, eval, mu, 0, theta, family, f64::NAN);
-    (eval.max_loss(), kv)
+    let (kv, _) = record_smoothed(tracker, eval, mu, 0, theta, family, f64::NAN)?;
+    Ok((eval.max_loss(), kv))
 }
 
 /// Certifies (when due) and records an iterate of a smoothed method whose
@@ -197,9 +197,9 @@ pub(crate) fn record_smoothed(
     theta: &DVector<f64>,
     family: &dyn crate::family::TaskFamily,
     step: f64,
-) -> (Option<KV>, f64) {
+) -> Result<(Option<KV>, f64), crate::Error> {
     let lower = if tracker.due(iteration) {
-        tracker.certify_evaluated(family, theta, eval)
+        tracker.certify_evaluated(family, theta, eval)?
     } else {
         f64::NAN
     };
@@ -212,5 +212,5 @@ pub(crate) fn record_smoothed(
         Some(smoothed),
         step,
     );
-    (kv, lower)
+    Ok((kv, lower))
 }

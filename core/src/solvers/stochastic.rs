@@ -147,7 +147,7 @@ impl Solver<MinimaxProblem, MinimaxState> for StochasticSoftmaxGd {
             self.horizon,
             false,
             &mut self.tracker,
-        );
+        )?;
         self.mu = resolved.mu;
         self.smoothed_smoothness = resolved.smoothed_smoothness;
         self.schedule = resolved.schedule;
@@ -157,7 +157,7 @@ impl Solver<MinimaxProblem, MinimaxState> for StochasticSoftmaxGd {
             StepRule::Backtracking { initial } => initial,
             StepRule::InverseSmoothness => unreachable!("resolved"),
         };
-        let (cost, kv) = record_start(&mut self.tracker, &eval, self.mu, &theta, family.as_ref());
+        let (cost, kv) = record_start(&mut self.tracker, &eval, self.mu, &theta, family.as_ref())?;
         self.full = Some(eval);
         self.minibatch = Some(Evaluation::new(family.num_tasks(), family.dim()));
         self.rows = counts.iter().map(|_| vec![0; self.batch_size]).collect();
@@ -205,7 +205,7 @@ impl Solver<MinimaxProblem, MinimaxState> for StochasticSoftmaxGd {
         let iteration = state.get_iter() + 1;
         let mut full = self.full.take().expect("initialised");
         let kv = if self.tracker.due(iteration) {
-            family.evaluate(&next, &mut |f, w| softmax_into(f, mu, w), &mut full);
+            family.evaluate(&next, &mut |f, w| softmax_into(f, mu, w), &mut full)?;
             self.tracker.absorb(&full);
             let (kv, lower) = record_smoothed(
                 &mut self.tracker,
@@ -215,7 +215,7 @@ impl Solver<MinimaxProblem, MinimaxState> for StochasticSoftmaxGd {
                 &next,
                 family.as_ref(),
                 self.step,
-            );
+            )?;
             // Continuation on the exact (full-pass) certificate; the fixed
             // step scales with mu, as 1 / L_mu does where G^2 / mu dominates.
             if let Some(lowered) = self.schedule.and_then(|c| c.lowered(mu, &full, lower)) {
@@ -224,7 +224,7 @@ impl Solver<MinimaxProblem, MinimaxState> for StochasticSoftmaxGd {
             }
             kv
         } else {
-            family.losses(&next, &mut full.losses);
+            family.losses(&next, &mut full.losses)?;
             softmax_into(&full.losses, mu, &mut full.weights);
             self.tracker.record(
                 iteration,

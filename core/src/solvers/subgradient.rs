@@ -71,7 +71,7 @@ impl Subgradient {
         theta: &DVector<f64>,
         iteration: u64,
         step: f64,
-    ) -> Option<KV> {
+    ) -> Result<Option<KV>, crate::Error> {
         let eval = self.eval.as_ref().expect("evaluated");
         let total: f64 = self.active_counts.iter().sum();
         for (a, &c) in self.averaged_weights.iter_mut().zip(&self.active_counts) {
@@ -79,18 +79,18 @@ impl Subgradient {
         }
         let lower = if self.tracker.due(iteration) {
             self.tracker
-                .certify_weights(family, theta, &self.averaged_weights)
+                .certify_weights(family, theta, &self.averaged_weights)?
         } else {
             f64::NAN
         };
-        self.tracker.record(
+        Ok(self.tracker.record(
             iteration,
             &eval.losses,
             &self.averaged_weights,
             lower,
             None,
             step,
-        )
+        ))
     }
 }
 
@@ -175,13 +175,13 @@ impl Solver<MinimaxProblem, MinimaxState> for Subgradient {
             },
         };
         let mut eval = Evaluation::new(m, d);
-        family.evaluate(&theta, &mut one_hot_at_max, &mut eval);
+        family.evaluate(&theta, &mut one_hot_at_max, &mut eval)?;
         self.tracker.absorb(&eval);
         self.active_counts = eval.weights.clone();
         self.averaged_weights = vec![0.0; m];
         let cost = eval.max_loss();
         self.eval = Some(eval);
-        let kv = self.certify_and_record(family.as_ref(), &theta, 0, f64::NAN);
+        let kv = self.certify_and_record(family.as_ref(), &theta, 0, f64::NAN)?;
         Ok((state.param(theta).cost(cost), kv))
     }
 
@@ -209,7 +209,7 @@ impl Solver<MinimaxProblem, MinimaxState> for Subgradient {
         next.copy_from(&theta);
         next.axpy(-self.step, &eval.gradient, 1.0);
         set.project(&mut next);
-        family.evaluate(&next, &mut one_hot_at_max, &mut eval);
+        family.evaluate(&next, &mut one_hot_at_max, &mut eval)?;
         self.tracker.absorb(&eval);
         if let Some(level) = self.polyak.as_mut() {
             level.reached(eval.max_loss());
@@ -219,7 +219,8 @@ impl Solver<MinimaxProblem, MinimaxState> for Subgradient {
         }
         let cost = eval.max_loss();
         self.eval = Some(eval);
-        let kv = self.certify_and_record(family.as_ref(), &next, state.get_iter() + 1, self.step);
+        let kv =
+            self.certify_and_record(family.as_ref(), &next, state.get_iter() + 1, self.step)?;
         Ok((state.param(theta).param(next).cost(cost), kv))
     }
 }

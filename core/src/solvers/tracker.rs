@@ -1,6 +1,7 @@
 //! Per-iteration bookkeeping shared by every solver: measured constants (G, B),
 //! the certified lower bound, the trace and the key/value pairs for observers.
 
+use crate::error::Error;
 use crate::family::{Evaluation, TaskFamily};
 use crate::problem::ball::FeasibleSet;
 use crate::problem::certificate::Certificate;
@@ -111,14 +112,14 @@ impl Tracker {
         eval: &Evaluation,
         iteration: u64,
         step: f64,
-    ) -> Option<KV> {
+    ) -> Result<Option<KV>, Error> {
         self.absorb(eval);
         let lower = if self.due(iteration) {
-            self.certify_evaluated(family, theta, eval)
+            self.certify_evaluated(family, theta, eval)?
         } else {
             f64::NAN
         };
-        self.record(iteration, &eval.losses, &eval.weights, lower, None, step)
+        Ok(self.record(iteration, &eval.losses, &eval.weights, lower, None, step))
     }
 
     /// Skip building key/value pairs (when nobody observes them).
@@ -153,10 +154,10 @@ impl Tracker {
         family: &dyn TaskFamily,
         theta: &DVector<f64>,
         at: &Evaluation,
-    ) -> f64 {
+    ) -> Result<f64, Error> {
         if self.best_certificate.is_none() && !self.best_weights.is_empty() {
             // Resumed: recompute the stored best before comparing with it.
-            self.best_certificate = self.best_certificate(family);
+            self.best_certificate = self.best_certificate(family)?;
         }
         let certificate = family.certify(theta, at, &self.set);
         let bound = certificate.bound;
@@ -177,7 +178,7 @@ impl Tracker {
             Some(best) => best.better(certificate),
             None => certificate,
         });
-        bound
+        Ok(bound)
     }
 
     /// Certified lower bound for arbitrary weights `p` at theta: families whose
@@ -187,7 +188,7 @@ impl Tracker {
         family: &dyn TaskFamily,
         theta: &DVector<f64>,
         p: &[f64],
-    ) -> f64 {
+    ) -> Result<f64, Error> {
         let mut scratch = self
             .scratch
             .take()
@@ -195,27 +196,27 @@ impl Tracker {
         if family.quadratic_forms().is_some() {
             scratch.weights.copy_from_slice(p);
         } else {
-            family.evaluate(theta, &mut |_, w| w.copy_from_slice(p), &mut scratch);
+            family.evaluate(theta, &mut |_, w| w.copy_from_slice(p), &mut scratch)?;
             self.absorb_norms_only(&scratch);
         }
-        let bound = self.certify_evaluated(family, theta, &scratch);
+        let bound = self.certify_evaluated(family, theta, &scratch)?;
         self.scratch = Some(scratch);
-        bound
+        Ok(bound)
     }
 
     /// The best certificate of the run: as computed in this process, or
     /// recomputed from the stored weights and point after a resume (a stored
     /// bound itself is never trusted).
-    pub fn best_certificate(&self, family: &dyn TaskFamily) -> Option<Certificate> {
+    pub fn best_certificate(&self, family: &dyn TaskFamily) -> Result<Option<Certificate>, Error> {
         if let Some(best) = self.best_certificate {
-            return Some(best);
+            return Ok(Some(best));
         }
         let (m, d) = (family.num_tasks(), family.dim());
         if self.best_weights.len() != m || self.best_point.len() != d {
-            return None;
+            return Ok(None);
         }
         if !self.best_point.iter().all(|v| v.is_finite()) {
-            return None;
+            return Ok(None);
         }
         let point = DVector::from_column_slice(&self.best_point);
         let mut eval = Evaluation::new(m, d);
@@ -226,9 +227,9 @@ impl Tracker {
                 &point,
                 &mut |_, w| w.copy_from_slice(&self.best_weights),
                 &mut eval,
-            );
+            )?;
         }
-        Some(family.certify(&point, &eval, &self.set))
+        Ok(Some(family.certify(&point, &eval, &self.set)))
     }
 
     fn absorb_norms_only(&mut self, eval: &Evaluation) {

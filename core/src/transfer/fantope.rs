@@ -316,14 +316,20 @@ impl TaskFamily for FantopeFamily {
         d * d
     }
 
-    fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) {
+    fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) -> Result<(), crate::Error> {
         for (i, loss) in losses.iter_mut().enumerate() {
             *loss = self.losses.constants[i] + self.gradients.column(i).dot(theta);
         }
+        Ok(())
     }
 
-    fn evaluate(&self, theta: &DVector<f64>, weigh: &mut Weigh<'_>, out: &mut Evaluation) {
-        self.losses(theta, &mut out.losses);
+    fn evaluate(
+        &self,
+        theta: &DVector<f64>,
+        weigh: &mut Weigh<'_>,
+        out: &mut Evaluation,
+    ) -> Result<(), crate::Error> {
+        self.losses(theta, &mut out.losses)?;
         weigh(&out.losses, &mut out.weights);
         crate::family::combine_task_gradients(
             &self.gradients,
@@ -331,6 +337,7 @@ impl TaskFamily for FantopeFamily {
             &mut out.gradient,
             &mut out.task_gradient_norms,
         );
+        Ok(())
     }
 
     fn task_gradient(&self, task: usize, _theta: &DVector<f64>, gradient: &mut DVector<f64>) {
@@ -465,7 +472,7 @@ mod tests {
         let u = DMatrix::from_column_slice(3, 1, &[0.6, 0.8, 0.0]);
         let p = &u * u.transpose();
         let mut losses = vec![0.0; 2];
-        family.losses(&vectorise(&p), &mut losses);
+        family.losses(&vectorise(&p), &mut losses).unwrap();
         for (i, beta) in tasks.iter().enumerate() {
             assert!((losses[i] - residual(&u, beta)).abs() < 1e-12);
         }
@@ -474,7 +481,7 @@ mod tests {
         family.task_gradient(0, &vectorise(&p), &mut g);
         let dir = DMatrix::from_fn(3, 3, |i, j| (i + 2 * j) as f64 * 0.1);
         let mut moved = vec![0.0; 2];
-        family.losses(&vectorise(&(&p + &dir)), &mut moved);
+        family.losses(&vectorise(&(&p + &dir)), &mut moved).unwrap();
         assert!((moved[0] - losses[0] - g.dot(&vectorise(&dir))).abs() < 1e-12);
     }
 
@@ -698,7 +705,7 @@ mod tests {
             w[0] = 0.25;
             w[1] = 0.75;
         };
-        family.evaluate(&theta, &mut weigh, &mut out);
+        family.evaluate(&theta, &mut weigh, &mut out).unwrap();
         assert!((out.losses[0] - 5.0).abs() < 1e-12 && out.losses[1].abs() < 1e-12);
         let m0 = &tasks[0] * tasks[0].transpose();
         let m1 = &tasks[1] * tasks[1].transpose();
