@@ -96,7 +96,7 @@ impl Experiment for AverageVsMinimax {
 
     fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
         let p: P = params.typed(self.name())?;
-        let (kind, seed) = cell.family_and_seed();
+        let (kind, seed) = cell.family_and_seed()?;
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         // Unconstrained; each method's default step rule.
         let set = FeasibleSet::Unconstrained;

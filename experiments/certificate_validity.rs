@@ -130,8 +130,8 @@ impl Experiment for CertificateValidity {
 
     fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
         let p: P = params.typed(self.name())?;
-        let (kind, seed) = cell.family_and_seed();
-        let class = cell.spec["class"].as_str().unwrap_or_default().to_string();
+        let (kind, seed) = cell.family_and_seed()?;
+        let class = cell.text("class")?.to_string();
         let radius = if class == "binding" {
             p.binding_radius
         } else {
@@ -228,15 +228,14 @@ impl Experiment for CertificateValidity {
             &exact.weights,
             exact.lower_bound,
         )?);
-        Ok(rows
-            .into_iter()
+        rows.into_iter()
             .map(|mut r| {
                 if r.source != "random" {
                     r.opt_upper = opt_upper;
                 }
-                serde_json::to_value(r).unwrap_or(Value::Null)
+                serde_json::to_value(r).map_err(|e| Error::io("", e))
             })
-            .collect())
+            .collect::<Result<Vec<_>, Error>>()
     }
 
     fn finish(

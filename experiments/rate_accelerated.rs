@@ -126,7 +126,7 @@ impl Experiment for RateAccelerated {
 
     fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
         let p: P = params.typed(self.name())?;
-        let (kind, seed) = cell.family_and_seed();
+        let (kind, seed) = cell.family_and_seed()?;
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         let mu = family_mu("rate_accelerated", p.mu, &p.mu_by_family, kind)?;
         let set = FeasibleSet::with_radius(p.radius);

@@ -108,8 +108,8 @@ impl Experiment for RateDescentAscent {
 
     fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
         let p: P = params.typed(self.name())?;
-        let (kind, seed) = cell.family_and_seed();
-        let t = cell.spec["t"].as_u64().unwrap_or_default();
+        let (kind, seed) = cell.family_and_seed()?;
+        let t = cell.integer("t")?;
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         let set = FeasibleSet::with_radius(p.radius);
         let m = family.num_tasks();
@@ -161,7 +161,9 @@ impl Experiment for RateDescentAscent {
             eta_q,
             initial_gap,
         };
-        Ok(vec![serde_json::to_value(row).unwrap_or(Value::Null)])
+        Ok(vec![
+            serde_json::to_value(row).map_err(|e| Error::io("", e))?
+        ])
     }
 
     fn finish(

@@ -85,7 +85,7 @@ impl Experiment for RateFixedMu {
 
     fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
         let p: P = params.typed(self.name())?;
-        let (kind, seed) = cell.family_and_seed();
+        let (kind, seed) = cell.family_and_seed()?;
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         let mu = family_mu("rate_fixed_mu", p.mu, &p.mu_by_family, kind)?;
         let set = FeasibleSet::with_radius(p.radius);
@@ -134,9 +134,9 @@ impl Experiment for RateFixedMu {
                     smoothed_reference_gap: smoothed.certified_gap,
                     rate_window_start,
                 };
-                serde_json::to_value(row).unwrap_or(Value::Null)
+                serde_json::to_value(row).map_err(|e| Error::io("", e))
             })
-            .collect();
+            .collect::<Result<Vec<_>, Error>>()?;
         Ok(rows)
     }
 

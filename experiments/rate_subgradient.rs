@@ -91,7 +91,7 @@ impl Experiment for RateSubgradient {
 
     fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
         let p: P = params.typed(self.name())?;
-        let (kind, seed) = cell.family_and_seed();
+        let (kind, seed) = cell.family_and_seed()?;
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         let set = FeasibleSet::with_radius(p.radius);
         let theta0 = DVector::zeros(family.dim());
@@ -144,7 +144,7 @@ impl Experiment for RateSubgradient {
                 step,
                 reference_gap: reference.certified_gap,
             };
-            rows.push(serde_json::to_value(row).unwrap_or(Value::Null));
+            rows.push(serde_json::to_value(row).map_err(|e| Error::io("", e))?);
         }
         Ok(rows)
     }

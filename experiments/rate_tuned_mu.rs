@@ -92,7 +92,7 @@ impl Experiment for RateTunedMu {
 
     fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
         let p: P = params.typed(self.name())?;
-        let (kind, seed) = cell.family_and_seed();
+        let (kind, seed) = cell.family_and_seed()?;
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         let set = FeasibleSet::with_radius(p.radius);
         let m = family.num_tasks();
@@ -145,7 +145,7 @@ impl Experiment for RateTunedMu {
                 reference_gap: reference.certified_gap,
                 rate_window_start: rate_window_start(l, g, r, m, initial_error),
             };
-            rows.push(serde_json::to_value(row).unwrap_or(Value::Null));
+            rows.push(serde_json::to_value(row).map_err(|e| Error::io("", e))?);
         }
         Ok(rows)
     }

@@ -136,7 +136,7 @@ impl Experiment for StochasticBias {
 
     fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
         let p: P = params.typed(self.name())?;
-        let (kind, seed) = cell.family_and_seed();
+        let (kind, seed) = cell.family_and_seed()?;
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         let mu = temperature(&p, kind)?;
         let set = FeasibleSet::with_radius(p.radius);

@@ -240,8 +240,8 @@ impl Experiment for TasksScaling {
 
     fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
         let p: P = params.typed(self.name())?;
-        let (kind, seed) = cell.family_and_seed();
-        let m = cell.spec["m"].as_u64().unwrap_or_default() as usize;
+        let (kind, seed) = cell.family_and_seed()?;
+        let m = cell.integer("m")? as usize;
         let family = scaling_family(kind, &p.family, m, seed)?;
         let set = FeasibleSet::with_radius(p.radius);
         let (opt_lower, opt_upper, reference_theta) = active_set_reference(&family, set, 1e-9)?;
@@ -330,7 +330,9 @@ impl Experiment for TasksScaling {
             comparator_bound: comparator(p.iterations),
             comparator_count,
         };
-        Ok(vec![serde_json::to_value(row).unwrap_or(Value::Null)])
+        Ok(vec![
+            serde_json::to_value(row).map_err(|e| Error::io("", e))?
+        ])
     }
 
     fn finish(

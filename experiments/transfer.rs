@@ -85,7 +85,7 @@ impl Experiment for Transfer {
             )?;
             return Ok(vec![serde_json::to_value(report).map_err(io)?]);
         }
-        let semantic = cell.spec["semantic"].as_u64().unwrap_or_default() as usize;
+        let semantic = cell.integer("semantic")? as usize;
         let point = sweep_point(p.sweep_total, semantic, p.seed, &sweep_options())?;
         Ok(vec![serde_json::to_value(point).map_err(io)?])
     }

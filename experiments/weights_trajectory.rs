@@ -16,7 +16,8 @@ use crate::family::TaskFamily;
 use crate::plots::weights::{weights_chart, WeightSpec};
 use crate::plots::{Scale, WeightPoint, WeightTable};
 use crate::solvers::{
-    certify_point, Certifying, IterationRecord, MinimaxProblem, MinimaxState, SoftmaxGd, Tracker,
+    certify_point, Certifying, IterationRecord, MinimaxProblem, MinimaxState, SmoothedParams,
+    SoftmaxGd, Tracker,
 };
 use crate::theory::checks::Check;
 use crate::FeasibleSet;
@@ -125,7 +126,7 @@ impl Experiment for WeightsTrajectory {
 
     fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
         let p: P = params.typed(self.name())?;
-        let (kind, seed) = cell.family_and_seed();
+        let (kind, seed) = cell.family_and_seed()?;
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         // Unconstrained: the default step rule backtracks on F_mu.
         let set = FeasibleSet::Unconstrained;
@@ -339,7 +340,8 @@ fn traced_run(
     snapshot_at: Vec<u64>,
 ) -> Result<Traced, Error> {
     let tracker = Tracker::new(set, iterations, true).quiet();
-    let solver = SoftmaxGd::new(Some(mu), None, None, iterations, tracker);
+    let params = SmoothedParams::new(iterations).mu(mu).check()?;
+    let solver = SoftmaxGd::new(params, tracker);
     let mut theta0 = DVector::zeros(family.dim());
     set.project(&mut theta0);
     let thetas = Arc::new(Mutex::new(Vec::new()));

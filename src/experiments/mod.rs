@@ -72,11 +72,26 @@ impl Cell {
     }
 
     /// The `family` and `seed` of the spec (as [`Cell::family_seed_grid`] writes them).
-    pub fn family_and_seed(&self) -> (&str, u64) {
-        (
-            self.spec["family"].as_str().unwrap_or_default(),
-            self.spec["seed"].as_u64().unwrap_or_default(),
-        )
+    pub fn family_and_seed(&self) -> Result<(&str, u64), Error> {
+        Ok((self.text("family")?, self.integer("seed")?))
+    }
+
+    /// A string field of the spec; its absence is a bug in the experiment,
+    /// reported as an error (never a default).
+    pub fn text(&self, name: &str) -> Result<&str, Error> {
+        self.spec[name].as_str().ok_or_else(|| self.missing(name))
+    }
+
+    /// An integer field of the spec (see [`Cell::text`]).
+    pub fn integer(&self, name: &str) -> Result<u64, Error> {
+        self.spec[name].as_u64().ok_or_else(|| self.missing(name))
+    }
+
+    fn missing(&self, name: &str) -> Error {
+        Error::Solver(format!(
+            "cell {}: its spec has no {name} ({})",
+            self.key, self.spec
+        ))
     }
 }
 
@@ -497,7 +512,8 @@ fn finish_all(
         let ran: Vec<CellResult> = mine.into_iter().filter(|r| r.error.is_none()).collect();
         let seeds = p.experiment.seeds(&p.params)?;
         let style = p.style.unwrap_or(options.style);
-        let mut params = serde_json::to_value(&p.params.table).unwrap_or(Value::Null);
+        let mut params = serde_json::to_value(&p.params.table)
+            .map_err(|e| Error::io(p.params.source.clone(), e))?;
         params["source"] = Value::String(p.params.source.clone());
         params["quick"] = Value::Bool(options.quick);
         params["style"] = Value::String(style.name().to_string());

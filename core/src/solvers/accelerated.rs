@@ -36,15 +36,15 @@ pub struct Accelerated {
 }
 
 impl Accelerated {
-    /// `mu`/`step` of `None` pick the defaults of docs/THEORY.md for `horizon`
-    /// updates; `distance` bounds `R = ||theta_0 - theta*||` where the set gives none.
-    pub fn new(
-        mu: Option<f64>,
-        step: Option<f64>,
-        distance: Option<f64>,
-        horizon: u64,
-        tracker: Tracker,
-    ) -> Self {
+    /// `mu`/`step` of `None` pick the defaults of docs/THEORY.md for the
+    /// horizon; `distance` bounds `R = ||theta_0 - theta*||` where the set gives none.
+    pub fn new(params: super::Checked<super::SmoothedParams>, tracker: Tracker) -> Self {
+        let super::SmoothedParams {
+            mu,
+            step,
+            distance,
+            horizon,
+        } = *params.get();
         Self {
             temperature: mu.map_or(Temperature::TunedForHorizon, Temperature::Fixed),
             fixed_step: step,

@@ -25,9 +25,9 @@ pub struct AverageGd {
 
 impl AverageGd {
     /// `step` of `None` uses 1/L.
-    pub fn new(step: Option<f64>, tracker: Tracker) -> Self {
+    pub fn new(params: super::Checked<super::AverageParams>, tracker: Tracker) -> Self {
         Self {
-            fixed_step: step,
+            fixed_step: params.get().step,
             step: f64::NAN,
             tracker,
             eval: None,

@@ -50,13 +50,13 @@ impl DescentAscent {
     /// `step`/`weight_step` of `None` are tuned for `horizon` iterations
     /// (`R / (G sqrt T)` and `sqrt(2 ln M) / (B sqrt T)`); `distance` bounds R
     /// where the set gives none.
-    pub fn new(
-        step: Option<f64>,
-        weight_step: Option<f64>,
-        distance: Option<f64>,
-        horizon: u64,
-        tracker: Tracker,
-    ) -> Self {
+    pub fn new(params: super::Checked<super::DescentAscentParams>, tracker: Tracker) -> Self {
+        let super::DescentAscentParams {
+            step,
+            weight_step,
+            distance,
+            horizon,
+        } = *params.get();
         Self {
             fixed_step: step,
             fixed_weight_step: weight_step,

@@ -11,6 +11,7 @@ mod average;
 pub(crate) mod checkpoint;
 mod descent_ascent;
 mod exact;
+mod params;
 mod run;
 mod smoothing;
 mod softmax_gd;
@@ -23,6 +24,10 @@ pub use average::AverageGd;
 pub use checkpoint::{FileCheckpoint, Fingerprint, Resume};
 pub use descent_ascent::DescentAscent;
 pub use exact::{solve_epigraph, solve_logistic_epigraph, EpigraphSolution, Exact};
+pub use params::{
+    AverageParams, Checked, DescentAscentParams, ParamError, SmoothedParams, StochasticParams,
+    SubgradientParams,
+};
 pub use run::{certify_point, certify_returned_point, run_solver, solve, Certifying};
 pub use smoothing::{StepRule, Temperature, ACCELERATED_REACH};
 pub use softmax_gd::SoftmaxGd;
@@ -30,7 +35,7 @@ pub use stochastic::StochasticSoftmaxGd;
 pub use subgradient::Subgradient;
 pub use tracker::{IterationRecord, Tracker};
 
-use crate::error::{check_positive, invalid, InputError};
+use crate::error::{invalid, InputError};
 use crate::family::{TaskFamily, WorkEstimate};
 use crate::problem::ball::FeasibleSet;
 use argmin::core::{IterState, Problem};
@@ -236,32 +241,60 @@ impl Default for SolveOptions {
 }
 
 impl SolveOptions {
+    /// Softmax-gd's and accelerated's parameters from these options.
+    pub fn smoothed_params(&self) -> SmoothedParams {
+        SmoothedParams {
+            mu: self.mu,
+            step: self.step,
+            distance: self.distance,
+            horizon: self.iterations,
+        }
+    }
+
+    /// Stochastic softmax-gd's parameters from these options.
+    pub fn stochastic_params(&self) -> StochasticParams {
+        StochasticParams {
+            smoothed: self.smoothed_params(),
+            batch_size: self.batch_size,
+            ema: self.ema,
+            seed: self.seed,
+        }
+    }
+
+    /// Descent-ascent's parameters from these options.
+    pub fn descent_ascent_params(&self) -> DescentAscentParams {
+        DescentAscentParams {
+            step: self.step,
+            weight_step: self.weight_step,
+            distance: self.distance,
+            horizon: self.iterations,
+        }
+    }
+
+    /// The subgradient method's parameters from these options.
+    pub fn subgradient_params(&self) -> SubgradientParams {
+        SubgradientParams {
+            step: self.step,
+            distance: self.distance,
+            horizon: self.iterations,
+        }
+    }
+
+    /// Average gradient descent's parameters from these options.
+    pub fn average_params(&self) -> AverageParams {
+        AverageParams { step: self.step }
+    }
+
     /// Validates the options against the family; errors name the field
     /// (`mu`, `step`, ...), which the command line translates to its flags.
     pub fn check(&self, family: &dyn TaskFamily) -> Result<(), InputError> {
         if self.iterations == 0 {
             return invalid("iterations", "must be a positive integer");
         }
-        if let Some(mu) = self.mu {
-            check_positive("mu", mu)?;
-        }
-        if let Some(step) = self.step {
-            check_positive("step", step)?;
-        }
-        if let Some(step) = self.weight_step {
-            check_positive("weight_step", step)?;
-        }
-        if let Some(r) = self.distance {
-            check_positive("distance", r)?;
-        }
-        if self.batch_size == 0 {
-            return invalid("batch_size", "must be a positive integer");
-        }
-        if let Some(ema) = self.ema {
-            if !(ema > 0.0 && ema <= 1.0) {
-                return invalid("ema", format!("must be in (0, 1], got {ema}"));
-            }
-        }
+        // Every method's own check, whichever runs: a bad value is refused
+        // even where this method would not read it.
+        self.stochastic_params().check()?;
+        self.descent_ascent_params().check()?;
         if self.certify_every == Some(0) {
             return invalid("certify_every", "must be a positive integer");
         }

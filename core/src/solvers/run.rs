@@ -394,46 +394,48 @@ pub fn solve(
 ) -> Result<SolveOutcome, Error> {
     options.check(family.as_ref())?;
     let tracker = Tracker::for_run(family.as_ref(), set, options);
-    let t = options.iterations;
     let name = options.method.name();
     match options.method {
         Method::SoftmaxGd => {
-            let solver = SoftmaxGd::new(options.mu, options.step, options.distance, t, tracker);
+            let solver = SoftmaxGd::new(options.smoothed_params().check()?, tracker);
             run_solver(family, set, solver, name, options)
         }
         Method::Accelerated => {
-            let solver = Accelerated::new(options.mu, options.step, options.distance, t, tracker);
+            let solver = Accelerated::new(options.smoothed_params().check()?, tracker);
             run_solver(family, set, solver, name, options)
         }
         Method::Stochastic => {
-            let solver = StochasticSoftmaxGd::new(
-                options.mu,
-                options.step,
-                options.distance,
-                t,
-                options.batch_size,
-                options.ema,
-                options.seed,
-                tracker,
-            );
-            run_solver(family, set, solver, name, options)
+            let params = options.stochastic_params().check()?;
+            run_solver(
+                family,
+                set,
+                StochasticSoftmaxGd::new(params, tracker),
+                name,
+                options,
+            )
         }
         Method::DescentAscent => {
-            let solver = DescentAscent::new(
-                options.step,
-                options.weight_step,
-                options.distance,
-                t,
-                tracker,
-            );
-            run_solver(family, set, solver, name, options)
+            let params = options.descent_ascent_params().check()?;
+            run_solver(
+                family,
+                set,
+                DescentAscent::new(params, tracker),
+                name,
+                options,
+            )
         }
         Method::Subgradient => {
-            let solver = Subgradient::new(options.step, options.distance, t, tracker);
-            run_solver(family, set, solver, name, options)
+            let params = options.subgradient_params().check()?;
+            run_solver(
+                family,
+                set,
+                Subgradient::new(params, tracker),
+                name,
+                options,
+            )
         }
         Method::Average => {
-            let solver = AverageGd::new(options.step, tracker);
+            let solver = AverageGd::new(options.average_params().check()?, tracker);
             run_solver(family, set, solver, name, options)
         }
         Method::Exact => {
@@ -478,13 +480,13 @@ fn start_point_of(
 /// ```
 /// use std::sync::Arc;
 /// use taskrobust::prelude::*;
-/// use taskrobust::solvers::{run_solver, AverageGd, Tracker};
+/// use taskrobust::solvers::{run_solver, AverageGd, AverageParams, Tracker};
 ///
 /// let spec = SyntheticSpec { num_tasks: 4, dim: 3, seed: 1, ..Default::default() };
 /// let family: Arc<dyn TaskFamily> = Arc::new(quadratic_family(&spec).unwrap());
 /// let options = SolveOptions { iterations: 50, ..Default::default() };
 /// let tracker = Tracker::for_run(family.as_ref(), FeasibleSet::Unconstrained, &options);
-/// let solver = AverageGd::new(None, tracker);
+/// let solver = AverageGd::new(AverageParams::default().check().unwrap(), tracker);
 /// let out = run_solver(family, FeasibleSet::Unconstrained, solver, "average", &options).unwrap();
 /// assert!(out.gap >= 0.0 && out.lower_bound <= out.max_loss);
 /// ```

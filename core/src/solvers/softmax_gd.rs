@@ -32,14 +32,15 @@ pub struct SoftmaxGd {
 }
 
 impl SoftmaxGd {
-    /// `mu`/`step` of `None` pick the defaults of docs/THEORY.md for `horizon` updates.
-    pub fn new(
-        mu: Option<f64>,
-        step: Option<f64>,
-        distance: Option<f64>,
-        horizon: u64,
-        tracker: Tracker,
-    ) -> Self {
+    /// `mu`/`step` of `None` pick the defaults of docs/THEORY.md for the
+    /// horizon.
+    pub fn new(params: super::Checked<super::SmoothedParams>, tracker: Tracker) -> Self {
+        let super::SmoothedParams {
+            mu,
+            step,
+            distance,
+            horizon,
+        } = *params.get();
         Self {
             temperature: mu.map_or(Temperature::TunedForHorizon, Temperature::Fixed),
             step_rule: step.map(StepRule::Fixed),

@@ -46,17 +46,19 @@ impl StochasticSoftmaxGd {
     /// Draws `batch_size` samples per task per step from `seed`; `ema` averages
     /// the minibatch losses (`None`: the plain minibatch losses); `mu`, `step`,
     /// `distance` and `horizon` as for [`SoftmaxGd::new`](super::SoftmaxGd::new).
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        mu: Option<f64>,
-        step: Option<f64>,
-        distance: Option<f64>,
-        horizon: u64,
-        batch_size: usize,
-        ema: Option<f64>,
-        seed: u64,
-        tracker: Tracker,
-    ) -> Self {
+    pub fn new(params: super::Checked<super::StochasticParams>, tracker: Tracker) -> Self {
+        let super::StochasticParams {
+            smoothed:
+                super::SmoothedParams {
+                    mu,
+                    step,
+                    distance,
+                    horizon,
+                },
+            batch_size,
+            ema,
+            seed,
+        } = *params.get();
         Self {
             fixed_mu: mu,
             fixed_step: step,

@@ -41,7 +41,12 @@ impl Subgradient {
     /// `step` of `None` is tuned for `horizon` iterations (`R / (G sqrt T)`)
     /// where there is a region to tune it over (the set or `distance`), else
     /// Polyak steps are taken.
-    pub fn new(step: Option<f64>, distance: Option<f64>, horizon: u64, tracker: Tracker) -> Self {
+    pub fn new(params: super::Checked<super::SubgradientParams>, tracker: Tracker) -> Self {
+        let super::SubgradientParams {
+            step,
+            distance,
+            horizon,
+        } = *params.get();
         Self {
             fixed_step: step,
             distance,
