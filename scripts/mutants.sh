@@ -37,6 +37,7 @@ for f in "${files[@]}"; do file_args+=(--file "$f"); done
 # The `mutants` profile (Cargo.toml) builds incrementally at opt-level 1: a
 # mutant rebuilds in seconds and `reproduce --quick` still runs in about 20 s.
 exec nice -n 5 cargo mutants \
+    --workspace \
     "${file_args[@]}" \
     --shard "$k/$n" --sharding round-robin \
     --test-tool cargo \
