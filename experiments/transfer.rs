@@ -193,3 +193,41 @@ impl Experiment for Transfer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point() -> SweepPoint {
+        SweepPoint {
+            pattern_share: 0.25,
+            pattern_tasks: 1,
+            semantic_tasks: 3,
+            none_n_star: None,
+            average_n_star: Some(40),
+            minimax_n_star: Some(20),
+            average_worst_bias: 0.5,
+            minimax_worst_bias: 0.25,
+            fantope_lower_bound: 0.125,
+        }
+    }
+
+    #[test]
+    fn a_sweep_row_is_the_bare_record_and_reads_back() {
+        let json = serde_json::to_value(Row::Sweep(point())).unwrap();
+        assert_eq!(json, serde_json::to_value(point()).unwrap());
+        match serde_json::from_value::<Row>(json).unwrap() {
+            Row::Sweep(p) => assert_eq!(p, point()),
+            Row::Scenario(_) => panic!("a sweep point read as a report"),
+        }
+    }
+
+    #[test]
+    fn a_row_that_fits_neither_is_an_error() {
+        let mut json = serde_json::to_value(point()).unwrap();
+        json["pattern_tasks"] = Value::from("one");
+        assert!(serde_json::from_value::<Row>(json).is_err());
+        let report = serde_json::json!({"scenario": {"name": "x"}});
+        assert!(serde_json::from_value::<Row>(report).is_err());
+    }
+}

@@ -910,3 +910,151 @@ pub fn as_slices(series: &[(Vec<f64>, Vec<f64>)]) -> Vec<(&[f64], &[f64])> {
         .map(|(x, y)| (x.as_slice(), y.as_slice()))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A typed experiment small enough to run in a test: cell i yields one
+    /// row (i, i/2); `finish` reports how many rows and which errors it got.
+    struct Toy;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ToyParams {
+        n: u64,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct ToyRow {
+        i: u64,
+        x: f64,
+    }
+
+    impl Experiment for Toy {
+        type Params = ToyParams;
+        type Cell = u64;
+        type Row = ToyRow;
+
+        fn name(&self) -> &'static str {
+            "toy"
+        }
+
+        fn default_params(&self) -> &'static str {
+            "n = 3\n"
+        }
+
+        fn seeds(&self, p: &ToyParams) -> Vec<u64> {
+            vec![p.n]
+        }
+
+        fn cells(&self, p: &ToyParams) -> Result<Vec<Keyed<u64>>, InputError> {
+            Ok((0..p.n)
+                .map(|i| Keyed {
+                    key: format!("c{i}"),
+                    cell: i,
+                })
+                .collect())
+        }
+
+        fn run_cell(&self, _p: &ToyParams, cell: &u64) -> Result<Vec<ToyRow>, Error> {
+            Ok(vec![ToyRow {
+                i: *cell,
+                x: *cell as f64 / 2.0,
+            }])
+        }
+
+        fn finish(
+            &self,
+            _p: &ToyParams,
+            cells: &[CellRows<'_, u64, ToyRow>],
+            _out: &Path,
+        ) -> Result<Finished, Error> {
+            let errors: Vec<String> = cells
+                .iter()
+                .filter_map(|c| c.error.map(|e| format!("{}={}:{e}", c.key, c.cell)))
+                .collect();
+            Ok(Finished {
+                checks: vec![Check::new(
+                    format!("rows {}", all_rows(cells).len()),
+                    true,
+                    Value::Null,
+                    Value::Null,
+                    errors.join(","),
+                )],
+                figures: Vec::new(),
+            })
+        }
+    }
+
+    fn result(key: &str, rows: Vec<Value>, error: Option<&str>) -> CellResult {
+        CellResult {
+            experiment: "toy".into(),
+            key: key.into(),
+            rows,
+            error: error.map(String::from),
+        }
+    }
+
+    #[test]
+    fn typed_rows_cross_the_json_boundary_once() {
+        let params = load_params(&Toy, None, false).unwrap();
+        let prepared = Toy.prepare(&params).unwrap();
+        assert_eq!(prepared.seeds(), vec![3]);
+        assert_eq!(prepared.keys(), vec!["c0", "c1", "c2"]);
+        assert_eq!(
+            prepared.run_cell(1).unwrap(),
+            vec![serde_json::json!({"i": 1, "x": 0.5})]
+        );
+        let mut results: Vec<CellResult> = (0..3)
+            .map(|c| result(&format!("c{c}"), prepared.run_cell(c).unwrap(), None))
+            .collect();
+        results[2] = result("c2", Vec::new(), Some("boom"));
+        let finished = prepared.finish(&results, Path::new(".")).unwrap();
+        assert_eq!(finished.checks[0].name, "rows 2");
+        assert_eq!(finished.checks[0].detail, "c2=2:boom");
+    }
+
+    #[test]
+    fn a_row_that_does_not_fit_is_an_input_error_naming_rows() {
+        let params = load_params(&Toy, None, false).unwrap();
+        let prepared = Toy.prepare(&params).unwrap();
+        let results = vec![
+            result("c0", vec![serde_json::json!({"i": 0, "x": 0.0})], None),
+            result("c1", vec![serde_json::json!({"i": "one"})], None),
+            result("c2", Vec::new(), None),
+        ];
+        match prepared.finish(&results, Path::new(".")) {
+            Err(Error::Input(e)) => {
+                assert_eq!(e.field, "rows");
+                assert!(e.message.contains("cell c1"), "{}", e.message);
+            }
+            other => panic!("expected an input error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parameters_that_do_not_parse_are_an_input_error_before_any_cell() {
+        let mut params = load_params(&Toy, None, false).unwrap();
+        params.table.insert("m".into(), toml::Value::Integer(1));
+        match Toy.prepare(&params) {
+            Err(Error::Input(e)) => assert!(e.field.contains("toy"), "{}", e.field),
+            Err(other) => panic!("expected an input error, got {other}"),
+            Ok(_) => panic!("unknown key accepted"),
+        }
+    }
+
+    #[test]
+    fn family_seed_cells_are_keyed_family_then_seed() {
+        let cells = FamilySeed::grid(&["a".into(), "b".into()], &[1, 2]);
+        let keys: Vec<&str> = cells.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, ["a/seed1", "a/seed2", "b/seed1", "b/seed2"]);
+        assert_eq!(
+            cells[3].cell,
+            FamilySeed {
+                family: "b".into(),
+                seed: 2
+            }
+        );
+    }
+}
