@@ -17,7 +17,7 @@
 use crate::error::Error;
 use crate::experiments::reference::unconstrained_reference;
 use crate::experiments::setup::{build_family, median, FamilyParams};
-use crate::experiments::{figure, rows_of, Cell, CellResult, Experiment, Finished, Params};
+use crate::experiments::{all_rows, figure, CellRows, Experiment, FamilySeed, Finished, Keyed};
 use crate::plots::bars::{grouped_bar_chart, BarSpec};
 use crate::plots::BarTable;
 use crate::solvers::{solve, Method, SolveOptions};
@@ -25,12 +25,11 @@ use crate::theory::checks::{bound_holds, Check};
 use crate::FeasibleSet;
 use nalgebra::DVector;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::path::Path;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct P {
+pub struct P {
     families: Vec<String>,
     seeds: Vec<u64>,
     mu: f64,
@@ -42,7 +41,7 @@ struct P {
 
 /// One (family, seed): per-task final losses of the three solutions.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Row {
+pub struct Row {
     family: String,
     seed: u64,
     outliers: usize,
@@ -71,6 +70,10 @@ struct Row {
 pub struct AverageVsMinimax;
 
 impl Experiment for AverageVsMinimax {
+    type Params = P;
+    type Cell = FamilySeed;
+    type Row = Row;
+
     fn name(&self) -> &'static str {
         "average_vs_minimax"
     }
@@ -79,24 +82,22 @@ impl Experiment for AverageVsMinimax {
         include_str!("average_vs_minimax.toml")
     }
 
-    fn seeds(&self, params: &Params) -> Result<Vec<u64>, crate::InputError> {
-        Ok(params.typed::<P>(self.name())?.seeds)
+    fn seeds(&self, p: &P) -> Vec<u64> {
+        p.seeds.clone()
     }
 
-    fn cells(&self, params: &Params) -> Result<Vec<Cell>, crate::InputError> {
-        let p: P = params.typed(self.name())?;
+    fn cells(&self, p: &P) -> Result<Vec<Keyed<FamilySeed>>, crate::InputError> {
         if !p.seeds.contains(&p.figure_seed) {
             return Err(crate::InputError::new(
                 "figure_seed",
                 "must be one of `seeds`",
             ));
         }
-        Ok(Cell::family_seed_grid(&p.families, &p.seeds))
+        Ok(FamilySeed::grid(&p.families, &p.seeds))
     }
 
-    fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
-        let p: P = params.typed(self.name())?;
-        let (kind, seed) = cell.family_and_seed()?;
+    fn run_cell(&self, p: &P, cell: &FamilySeed) -> Result<Vec<Row>, Error> {
+        let (kind, seed) = (cell.family.as_str(), cell.seed);
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         // Unconstrained; each method's default step rule.
         let set = FeasibleSet::Unconstrained;
@@ -135,21 +136,18 @@ impl Experiment for AverageVsMinimax {
             opt_upper: reference.opt_upper,
             reference_method: reference.method,
         };
-        Ok(vec![
-            serde_json::to_value(row).map_err(|e| Error::io("", e))?
-        ])
+        Ok(vec![row])
     }
 
     fn finish(
         &self,
-        params: &Params,
-        results: &[CellResult],
+        p: &P,
+        cells: &[CellRows<'_, FamilySeed, Row>],
         out: &Path,
     ) -> Result<Finished, Error> {
-        let p: P = params.typed(self.name())?;
-        let rows = rows_of::<Row>(results)?;
+        let rows = all_rows(cells);
         let mut finished = Finished {
-            checks: verdicts(&p, &rows),
+            checks: verdicts(p, &rows),
             ..Default::default()
         };
         for family in &p.families {
@@ -184,9 +182,7 @@ impl Experiment for AverageVsMinimax {
                 &out.join(&name),
             )
             .map_err(|e| Error::io("", e))?;
-            finished
-                .figures
-                .push(figure(&name, caption(&p, &rows, row)));
+            finished.figures.push(figure(&name, caption(p, &rows, row)));
         }
         Ok(finished)
     }

@@ -25,7 +25,7 @@ use crate::ball::FeasibleSet;
 use crate::certificate::QuadraticForm;
 use crate::error::Error;
 use crate::experiments::setup::{build_family, FamilyParams};
-use crate::experiments::{rows_of, Cell, CellResult, Experiment, Finished, Params};
+use crate::experiments::{all_rows, CellRows, Experiment, Finished, Keyed};
 use crate::family::{Evaluation, TaskFamily};
 use crate::solvers::{certify_point, solve, Method, SolveOptions};
 use crate::theory::checks::Check;
@@ -51,7 +51,7 @@ const EXACT_SOLVE_TIGHTNESS: f64 = 1e-6;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct P {
+pub struct P {
     families: Vec<String>,
     seeds: Vec<u64>,
     /// A radius at which the ball binds (the minimax point and most D(p)
@@ -66,7 +66,7 @@ struct P {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Row {
+pub struct Row {
     family: String,
     seed: u64,
     class: String,
@@ -98,9 +98,22 @@ struct Row {
     opt_upper: f64,
 }
 
+/// One run: a family, a seed and a radius class (`binding`: the optimum
+/// lies on the boundary of the set, `interior`: inside it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cell {
+    family: String,
+    seed: u64,
+    class: String,
+}
+
 pub struct CertificateValidity;
 
 impl Experiment for CertificateValidity {
+    type Params = P;
+    type Cell = Cell;
+    type Row = Row;
+
     fn name(&self) -> &'static str {
         "certificate_validity"
     }
@@ -109,29 +122,31 @@ impl Experiment for CertificateValidity {
         include_str!("certificate_validity.toml")
     }
 
-    fn seeds(&self, params: &Params) -> Result<Vec<u64>, crate::InputError> {
-        Ok(params.typed::<P>(self.name())?.seeds)
+    fn seeds(&self, p: &P) -> Vec<u64> {
+        p.seeds.clone()
     }
 
-    fn cells(&self, params: &Params) -> Result<Vec<Cell>, crate::InputError> {
-        let p: P = params.typed(self.name())?;
+    fn cells(&self, p: &P) -> Result<Vec<Keyed<Cell>>, crate::InputError> {
         Ok(p.families
             .iter()
             .flat_map(|f| {
                 p.seeds.iter().flat_map(move |s| {
-                    ["binding", "interior"].into_iter().map(move |class| Cell {
+                    ["binding", "interior"].into_iter().map(move |class| Keyed {
                         key: format!("{f}/seed{s}/{class}"),
-                        spec: json!({"family": f, "seed": s, "class": class}),
+                        cell: Cell {
+                            family: f.clone(),
+                            seed: *s,
+                            class: class.to_string(),
+                        },
                     })
                 })
             })
             .collect())
     }
 
-    fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
-        let p: P = params.typed(self.name())?;
-        let (kind, seed) = cell.family_and_seed()?;
-        let class = cell.text("class")?.to_string();
+    fn run_cell(&self, p: &P, cell: &Cell) -> Result<Vec<Row>, Error> {
+        let (kind, seed) = (cell.family.as_str(), cell.seed);
+        let class = cell.class.clone();
         let radius = if class == "binding" {
             p.binding_radius
         } else {
@@ -228,26 +243,21 @@ impl Experiment for CertificateValidity {
             &exact.weights,
             exact.lower_bound,
         )?);
-        rows.into_iter()
-            .map(|mut r| {
-                if r.source != "random" {
-                    r.opt_upper = opt_upper;
-                }
-                serde_json::to_value(r).map_err(|e| Error::io("", e))
-            })
-            .collect::<Result<Vec<_>, Error>>()
+        for r in rows.iter_mut().filter(|r| r.source != "random") {
+            r.opt_upper = opt_upper;
+        }
+        Ok(rows)
     }
 
     fn finish(
         &self,
-        params: &Params,
-        results: &[CellResult],
+        p: &P,
+        cells: &[CellRows<'_, Cell, Row>],
         _out: &Path,
     ) -> Result<Finished, Error> {
-        let p: P = params.typed(self.name())?;
-        let rows = rows_of::<Row>(results)?;
+        let rows = all_rows(cells);
         Ok(Finished {
-            checks: verdicts(&p, &rows),
+            checks: verdicts(p, &rows),
             ..Default::default()
         })
     }

@@ -23,7 +23,7 @@ use crate::experiments::setup::{
     build_family, family_mu, horizon_grid, log_grid, mu_text, FamilyParams,
 };
 use crate::experiments::{
-    convergence_table, figure, rows_of, Cell, CellResult, Experiment, Finished, Params,
+    all_rows, convergence_table, figure, CellRows, Experiment, FamilySeed, Finished, Keyed,
 };
 use crate::plots::lines::convergence_chart;
 use crate::plots::LineTable;
@@ -35,12 +35,11 @@ use crate::theory::checks::{bound_holds, Check};
 use crate::FeasibleSet;
 use nalgebra::DVector;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::path::Path;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct P {
+pub struct P {
     families: Vec<String>,
     seeds: Vec<u64>,
     radius: f64,
@@ -67,7 +66,7 @@ enum Variant {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Row {
+pub struct Row {
     family: String,
     seed: u64,
     variant: Variant,
@@ -97,6 +96,10 @@ struct Row {
 pub struct RateAccelerated;
 
 impl Experiment for RateAccelerated {
+    type Params = P;
+    type Cell = FamilySeed;
+    type Row = Row;
+
     fn name(&self) -> &'static str {
         "rate_accelerated"
     }
@@ -105,12 +108,11 @@ impl Experiment for RateAccelerated {
         include_str!("rate_accelerated.toml")
     }
 
-    fn seeds(&self, params: &Params) -> Result<Vec<u64>, crate::InputError> {
-        Ok(params.typed::<P>(self.name())?.seeds)
+    fn seeds(&self, p: &P) -> Vec<u64> {
+        p.seeds.clone()
     }
 
-    fn cells(&self, params: &Params) -> Result<Vec<Cell>, crate::InputError> {
-        let p: P = params.typed(self.name())?;
+    fn cells(&self, p: &P) -> Result<Vec<Keyed<FamilySeed>>, crate::InputError> {
         crate::error::check_positive("rate_accelerated.radius", p.radius)?;
         for family in &p.families {
             family_mu("rate_accelerated", p.mu, &p.mu_by_family, family)?;
@@ -121,12 +123,11 @@ impl Experiment for RateAccelerated {
                 "need iterations >= 1 and 1 <= min_horizon <= max_horizon",
             );
         }
-        Ok(Cell::family_seed_grid(&p.families, &p.seeds))
+        Ok(FamilySeed::grid(&p.families, &p.seeds))
     }
 
-    fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
-        let p: P = params.typed(self.name())?;
-        let (kind, seed) = cell.family_and_seed()?;
+    fn run_cell(&self, p: &P, cell: &FamilySeed) -> Result<Vec<Row>, Error> {
+        let (kind, seed) = (cell.family.as_str(), cell.seed);
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         let mu = family_mu("rate_accelerated", p.mu, &p.mu_by_family, kind)?;
         let set = FeasibleSet::with_radius(p.radius);
@@ -247,21 +248,18 @@ impl Experiment for RateAccelerated {
                 start,
             ));
         }
-        rows.into_iter()
-            .map(|r| serde_json::to_value(r).map_err(|e| Error::io("", e)))
-            .collect()
+        Ok(rows)
     }
 
     fn finish(
         &self,
-        params: &Params,
-        results: &[CellResult],
+        p: &P,
+        cells: &[CellRows<'_, FamilySeed, Row>],
         out: &Path,
     ) -> Result<Finished, Error> {
-        let p: P = params.typed(self.name())?;
-        let rows = rows_of::<Row>(results)?;
+        let rows = all_rows(cells);
         let mut finished = Finished {
-            checks: verdicts(&p, &rows),
+            checks: verdicts(p, &rows),
             ..Default::default()
         };
         for (variant, name, x_label, y_label, caption) in [

@@ -13,8 +13,8 @@
 use crate::error::Error;
 use crate::experiments::setup::{build_family, FamilyParams};
 use crate::experiments::{
-    as_slices, convergence_table, draw_convergence, figure, rows_of, seed_series, Cell, CellResult,
-    Experiment, Finished, Params,
+    all_rows, as_slices, convergence_table, draw_convergence, figure, seed_series, CellRows,
+    Experiment, Finished, Keyed,
 };
 use crate::family::Evaluation;
 use crate::plots::table::write_rows;
@@ -25,12 +25,11 @@ use crate::theory::rate_fit::Window;
 use crate::FeasibleSet;
 use nalgebra::DVector;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use std::path::Path;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct P {
+pub struct P {
     families: Vec<String>,
     seeds: Vec<u64>,
     radius: f64,
@@ -40,7 +39,7 @@ struct P {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Row {
+pub struct Row {
     family: String,
     seed: u64,
     t: u64,
@@ -74,9 +73,21 @@ struct Row {
     initial_gap: f64,
 }
 
+/// One run: a family, a seed and a horizon T.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cell {
+    family: String,
+    seed: u64,
+    t: u64,
+}
+
 pub struct RateDescentAscent;
 
 impl Experiment for RateDescentAscent {
+    type Params = P;
+    type Cell = Cell;
+    type Row = Row;
+
     fn name(&self) -> &'static str {
         "rate_descent_ascent"
     }
@@ -85,20 +96,23 @@ impl Experiment for RateDescentAscent {
         include_str!("rate_descent_ascent.toml")
     }
 
-    fn seeds(&self, params: &Params) -> Result<Vec<u64>, crate::InputError> {
-        Ok(params.typed::<P>(self.name())?.seeds)
+    fn seeds(&self, p: &P) -> Vec<u64> {
+        p.seeds.clone()
     }
 
-    fn cells(&self, params: &Params) -> Result<Vec<Cell>, crate::InputError> {
-        let p: P = params.typed(self.name())?;
+    fn cells(&self, p: &P) -> Result<Vec<Keyed<Cell>>, crate::InputError> {
         // One cell per run: the longest horizons dominate the cost.
         let mut cells = Vec::new();
         for f in &p.families {
             for s in &p.seeds {
                 for t in &p.horizons {
-                    cells.push(Cell {
+                    cells.push(Keyed {
                         key: format!("{f}/seed{s}/T{t}"),
-                        spec: json!({"family": f, "seed": s, "t": t}),
+                        cell: Cell {
+                            family: f.clone(),
+                            seed: *s,
+                            t: *t,
+                        },
                     });
                 }
             }
@@ -106,10 +120,9 @@ impl Experiment for RateDescentAscent {
         Ok(cells)
     }
 
-    fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
-        let p: P = params.typed(self.name())?;
-        let (kind, seed) = cell.family_and_seed()?;
-        let t = cell.integer("t")?;
+    fn run_cell(&self, p: &P, cell: &Cell) -> Result<Vec<Row>, Error> {
+        let (kind, seed) = (cell.family.as_str(), cell.seed);
+        let t = cell.t;
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         let set = FeasibleSet::with_radius(p.radius);
         let m = family.num_tasks();
@@ -161,21 +174,18 @@ impl Experiment for RateDescentAscent {
             eta_q,
             initial_gap,
         };
-        Ok(vec![
-            serde_json::to_value(row).map_err(|e| Error::io("", e))?
-        ])
+        Ok(vec![row])
     }
 
     fn finish(
         &self,
-        params: &Params,
-        results: &[CellResult],
+        p: &P,
+        cells: &[CellRows<'_, Cell, Row>],
         out: &Path,
     ) -> Result<Finished, Error> {
-        let p: P = params.typed(self.name())?;
-        let rows = rows_of::<Row>(results)?;
+        let rows = all_rows(cells);
         let mut finished = Finished {
-            checks: verdicts(&p, &rows),
+            checks: verdicts(p, &rows),
             ..Default::default()
         };
         // Every row with its constants, then the figure's table.

@@ -10,8 +10,8 @@ use crate::error::Error;
 use crate::experiments::reference::{minimax_reference, smoothed_reference};
 use crate::experiments::setup::{build_family, family_mu, log_grid, mu_text, FamilyParams};
 use crate::experiments::{
-    convergence_table, draw_convergence, figure, rows_of, Cell, CellResult, Experiment, Finished,
-    Params,
+    all_rows, convergence_table, draw_convergence, figure, CellRows, Experiment, FamilySeed,
+    Finished, Keyed,
 };
 use crate::solvers::{solve, Method, SolveOptions};
 use crate::theory::bounds::{smoothing_bias, softmax_gd_fixed_mu_tight};
@@ -19,12 +19,11 @@ use crate::theory::checks::{bound_holds, Check};
 use crate::FeasibleSet;
 use nalgebra::DVector;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::path::Path;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct P {
+pub struct P {
     families: Vec<String>,
     seeds: Vec<u64>,
     mu: f64,
@@ -37,7 +36,7 @@ struct P {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Row {
+pub struct Row {
     family: String,
     seed: u64,
     t: u64,
@@ -63,6 +62,10 @@ struct Row {
 pub struct RateFixedMu;
 
 impl Experiment for RateFixedMu {
+    type Params = P;
+    type Cell = FamilySeed;
+    type Row = Row;
+
     fn name(&self) -> &'static str {
         "rate_fixed_mu"
     }
@@ -71,21 +74,19 @@ impl Experiment for RateFixedMu {
         include_str!("rate_fixed_mu.toml")
     }
 
-    fn seeds(&self, params: &Params) -> Result<Vec<u64>, crate::InputError> {
-        Ok(params.typed::<P>(self.name())?.seeds)
+    fn seeds(&self, p: &P) -> Vec<u64> {
+        p.seeds.clone()
     }
 
-    fn cells(&self, params: &Params) -> Result<Vec<Cell>, crate::InputError> {
-        let p: P = params.typed(self.name())?;
+    fn cells(&self, p: &P) -> Result<Vec<Keyed<FamilySeed>>, crate::InputError> {
         for family in &p.families {
             family_mu("rate_fixed_mu", p.mu, &p.mu_by_family, family)?;
         }
-        Ok(Cell::family_seed_grid(&p.families, &p.seeds))
+        Ok(FamilySeed::grid(&p.families, &p.seeds))
     }
 
-    fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
-        let p: P = params.typed(self.name())?;
-        let (kind, seed) = cell.family_and_seed()?;
+    fn run_cell(&self, p: &P, cell: &FamilySeed) -> Result<Vec<Row>, Error> {
+        let (kind, seed) = (cell.family.as_str(), cell.seed);
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         let mu = family_mu("rate_fixed_mu", p.mu, &p.mu_by_family, kind)?;
         let set = FeasibleSet::with_radius(p.radius);
@@ -114,7 +115,7 @@ impl Experiment for RateFixedMu {
             .into_iter()
             .map(|t| {
                 let record = &run.trace[t as usize];
-                let row = Row {
+                Row {
                     family: kind.to_string(),
                     seed,
                     t,
@@ -133,23 +134,21 @@ impl Experiment for RateFixedMu {
                     reference_gap: reference.certified_gap,
                     smoothed_reference_gap: smoothed.certified_gap,
                     rate_window_start,
-                };
-                serde_json::to_value(row).map_err(|e| Error::io("", e))
+                }
             })
-            .collect::<Result<Vec<_>, Error>>()?;
+            .collect();
         Ok(rows)
     }
 
     fn finish(
         &self,
-        params: &Params,
-        results: &[CellResult],
+        p: &P,
+        cells: &[CellRows<'_, FamilySeed, Row>],
         out: &Path,
     ) -> Result<Finished, Error> {
-        let p: P = params.typed(self.name())?;
-        let rows = rows_of::<Row>(results)?;
+        let rows = all_rows(cells);
         let mut finished = Finished {
-            checks: verdicts(&p, &rows),
+            checks: verdicts(p, &rows),
             ..Default::default()
         };
         // Table, then figure from the table.

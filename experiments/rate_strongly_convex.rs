@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::experiments::reference::smoothed_reference;
 use crate::experiments::setup::{build_family, FamilyParams};
 use crate::experiments::{
-    convergence_table, figure, rows_of, Cell, CellResult, Experiment, Finished, Params,
+    all_rows, convergence_table, figure, CellRows, Experiment, FamilySeed, Finished, Keyed,
 };
 use crate::family::Evaluation;
 use crate::numerics::{log_sum_exp, softmax_into};
@@ -34,7 +34,7 @@ use std::path::Path;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct P {
+pub struct P {
     families: Vec<String>,
     seeds: Vec<u64>,
     radius: f64,
@@ -45,7 +45,7 @@ struct P {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Row {
+pub struct Row {
     family: String,
     seed: u64,
     t: u64,
@@ -71,6 +71,10 @@ struct Row {
 pub struct RateStronglyConvex;
 
 impl Experiment for RateStronglyConvex {
+    type Params = P;
+    type Cell = FamilySeed;
+    type Row = Row;
+
     fn name(&self) -> &'static str {
         "rate_strongly_convex"
     }
@@ -79,12 +83,11 @@ impl Experiment for RateStronglyConvex {
         include_str!("rate_strongly_convex.toml")
     }
 
-    fn seeds(&self, params: &Params) -> Result<Vec<u64>, crate::InputError> {
-        Ok(params.typed::<P>(self.name())?.seeds)
+    fn seeds(&self, p: &P) -> Vec<u64> {
+        p.seeds.clone()
     }
 
-    fn cells(&self, params: &Params) -> Result<Vec<Cell>, crate::InputError> {
-        let p: P = params.typed(self.name())?;
+    fn cells(&self, p: &P) -> Result<Vec<Keyed<FamilySeed>>, crate::InputError> {
         crate::error::check_positive("rate_strongly_convex.radius", p.radius)?;
         crate::error::check_positive("rate_strongly_convex.mu", p.mu)?;
         if p.iterations == 0 || p.record_every == 0 {
@@ -93,12 +96,11 @@ impl Experiment for RateStronglyConvex {
                 "iterations and record_every must be positive",
             );
         }
-        Ok(Cell::family_seed_grid(&p.families, &p.seeds))
+        Ok(FamilySeed::grid(&p.families, &p.seeds))
     }
 
-    fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
-        let p: P = params.typed(self.name())?;
-        let (kind, seed) = cell.family_and_seed()?;
+    fn run_cell(&self, p: &P, cell: &FamilySeed) -> Result<Vec<Row>, Error> {
+        let (kind, seed) = (cell.family.as_str(), cell.seed);
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         let set = FeasibleSet::with_radius(p.radius);
         let lambda = family.strong_convexity();
@@ -140,7 +142,7 @@ impl Experiment for RateStronglyConvex {
         let error =
             |t: u64| run.trace[t as usize].smoothed_loss.unwrap_or(f64::NAN) - smoothed.min_lower;
         let initial = error(0);
-        (0..=p.iterations)
+        Ok((0..=p.iterations)
             .step_by(p.record_every as usize)
             .chain((!p.iterations.is_multiple_of(p.record_every)).then_some(p.iterations))
             .map(|t| {
@@ -150,7 +152,7 @@ impl Experiment for RateStronglyConvex {
                 } else {
                     f64::NAN
                 };
-                let row = Row {
+                Row {
                     family: kind.to_string(),
                     seed,
                     t,
@@ -161,22 +163,20 @@ impl Experiment for RateStronglyConvex {
                     step,
                     factor: linear_rate_factor(lambda, l_mu),
                     reference_gap: smoothed.certified_gap,
-                };
-                serde_json::to_value(row).map_err(|e| Error::io("", e))
+                }
             })
-            .collect()
+            .collect())
     }
 
     fn finish(
         &self,
-        params: &Params,
-        results: &[CellResult],
+        p: &P,
+        cells: &[CellRows<'_, FamilySeed, Row>],
         out: &Path,
     ) -> Result<Finished, Error> {
-        let p: P = params.typed(self.name())?;
-        let rows = rows_of::<Row>(results)?;
+        let rows = all_rows(cells);
         let mut finished = Finished {
-            checks: verdicts(&p, &rows),
+            checks: verdicts(p, &rows),
             ..Default::default()
         };
         let table = convergence_table(&p.families, &rows, |r| {

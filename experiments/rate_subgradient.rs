@@ -13,8 +13,8 @@ use crate::error::Error;
 use crate::experiments::reference::minimax_reference;
 use crate::experiments::setup::{build_family, FamilyParams};
 use crate::experiments::{
-    as_slices, convergence_table, draw_convergence, figure, rows_of, seed_series, Cell, CellResult,
-    Experiment, Finished, Params,
+    all_rows, as_slices, convergence_table, draw_convergence, figure, seed_series, CellRows,
+    Experiment, FamilySeed, Finished, Keyed,
 };
 use crate::plots::table::write_rows;
 use crate::solvers::{solve, Method, SolveOptions};
@@ -24,12 +24,11 @@ use crate::theory::rate_fit::Window;
 use crate::FeasibleSet;
 use nalgebra::DVector;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::path::Path;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct P {
+pub struct P {
     families: Vec<String>,
     seeds: Vec<u64>,
     radius: f64,
@@ -39,7 +38,7 @@ struct P {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Row {
+pub struct Row {
     family: String,
     seed: u64,
     t: u64,
@@ -72,6 +71,10 @@ struct Row {
 pub struct RateSubgradient;
 
 impl Experiment for RateSubgradient {
+    type Params = P;
+    type Cell = FamilySeed;
+    type Row = Row;
+
     fn name(&self) -> &'static str {
         "rate_subgradient"
     }
@@ -80,18 +83,16 @@ impl Experiment for RateSubgradient {
         include_str!("rate_subgradient.toml")
     }
 
-    fn seeds(&self, params: &Params) -> Result<Vec<u64>, crate::InputError> {
-        Ok(params.typed::<P>(self.name())?.seeds)
+    fn seeds(&self, p: &P) -> Vec<u64> {
+        p.seeds.clone()
     }
 
-    fn cells(&self, params: &Params) -> Result<Vec<Cell>, crate::InputError> {
-        let p: P = params.typed(self.name())?;
-        Ok(Cell::family_seed_grid(&p.families, &p.seeds))
+    fn cells(&self, p: &P) -> Result<Vec<Keyed<FamilySeed>>, crate::InputError> {
+        Ok(FamilySeed::grid(&p.families, &p.seeds))
     }
 
-    fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
-        let p: P = params.typed(self.name())?;
-        let (kind, seed) = cell.family_and_seed()?;
+    fn run_cell(&self, p: &P, cell: &FamilySeed) -> Result<Vec<Row>, Error> {
+        let (kind, seed) = (cell.family.as_str(), cell.seed);
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         let set = FeasibleSet::with_radius(p.radius);
         let theta0 = DVector::zeros(family.dim());
@@ -144,21 +145,20 @@ impl Experiment for RateSubgradient {
                 step,
                 reference_gap: reference.certified_gap,
             };
-            rows.push(serde_json::to_value(row).map_err(|e| Error::io("", e))?);
+            rows.push(row);
         }
         Ok(rows)
     }
 
     fn finish(
         &self,
-        params: &Params,
-        results: &[CellResult],
+        p: &P,
+        cells: &[CellRows<'_, FamilySeed, Row>],
         out: &Path,
     ) -> Result<Finished, Error> {
-        let p: P = params.typed(self.name())?;
-        let rows = rows_of::<Row>(results)?;
+        let rows = all_rows(cells);
         let mut finished = Finished {
-            checks: verdicts(&p, &rows),
+            checks: verdicts(p, &rows),
             ..Default::default()
         };
         // Every row with its constants, then the figure's table.

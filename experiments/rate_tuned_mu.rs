@@ -13,8 +13,8 @@ use crate::error::Error;
 use crate::experiments::reference::minimax_reference;
 use crate::experiments::setup::{build_family, horizon_grid, FamilyParams};
 use crate::experiments::{
-    convergence_table, draw_convergence, figure, rows_of, Cell, CellResult, Experiment, Finished,
-    Params,
+    all_rows, convergence_table, draw_convergence, figure, CellRows, Experiment, FamilySeed,
+    Finished, Keyed,
 };
 use crate::solvers::{solve, Method, SolveOptions};
 use crate::theory::bounds::{smoothed_smoothness, softmax_gd_tuned, tuned_mu};
@@ -22,12 +22,11 @@ use crate::theory::checks::{bound_holds, Check};
 use crate::FeasibleSet;
 use nalgebra::DVector;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use std::path::Path;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct P {
+pub struct P {
     families: Vec<String>,
     seeds: Vec<u64>,
     radius: f64,
@@ -37,7 +36,7 @@ struct P {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Row {
+pub struct Row {
     family: String,
     seed: u64,
     /// The horizon: this run made exactly t steps, with mu tuned for t.
@@ -66,6 +65,10 @@ struct Row {
 pub struct RateTunedMu;
 
 impl Experiment for RateTunedMu {
+    type Params = P;
+    type Cell = FamilySeed;
+    type Row = Row;
+
     fn name(&self) -> &'static str {
         "rate_tuned_mu"
     }
@@ -74,12 +77,11 @@ impl Experiment for RateTunedMu {
         include_str!("rate_tuned_mu.toml")
     }
 
-    fn seeds(&self, params: &Params) -> Result<Vec<u64>, crate::InputError> {
-        Ok(params.typed::<P>(self.name())?.seeds)
+    fn seeds(&self, p: &P) -> Vec<u64> {
+        p.seeds.clone()
     }
 
-    fn cells(&self, params: &Params) -> Result<Vec<Cell>, crate::InputError> {
-        let p: P = params.typed(self.name())?;
+    fn cells(&self, p: &P) -> Result<Vec<Keyed<FamilySeed>>, crate::InputError> {
         crate::error::check_positive("rate_tuned_mu.radius", p.radius)?;
         if p.min_horizon == 0 || p.max_horizon < p.min_horizon {
             return crate::error::invalid(
@@ -87,12 +89,11 @@ impl Experiment for RateTunedMu {
                 "need 1 <= min_horizon <= max_horizon",
             );
         }
-        Ok(Cell::family_seed_grid(&p.families, &p.seeds))
+        Ok(FamilySeed::grid(&p.families, &p.seeds))
     }
 
-    fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
-        let p: P = params.typed(self.name())?;
-        let (kind, seed) = cell.family_and_seed()?;
+    fn run_cell(&self, p: &P, cell: &FamilySeed) -> Result<Vec<Row>, Error> {
+        let (kind, seed) = (cell.family.as_str(), cell.seed);
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         let set = FeasibleSet::with_radius(p.radius);
         let m = family.num_tasks();
@@ -145,21 +146,20 @@ impl Experiment for RateTunedMu {
                 reference_gap: reference.certified_gap,
                 rate_window_start: rate_window_start(l, g, r, m, initial_error),
             };
-            rows.push(serde_json::to_value(row).map_err(|e| Error::io("", e))?);
+            rows.push(row);
         }
         Ok(rows)
     }
 
     fn finish(
         &self,
-        params: &Params,
-        results: &[CellResult],
+        p: &P,
+        cells: &[CellRows<'_, FamilySeed, Row>],
         out: &Path,
     ) -> Result<Finished, Error> {
-        let p: P = params.typed(self.name())?;
-        let rows = rows_of::<Row>(results)?;
+        let rows = all_rows(cells);
         let mut finished = Finished {
-            checks: verdicts(&p, &rows),
+            checks: verdicts(p, &rows),
             ..Default::default()
         };
         let table = convergence_table(&p.families, &rows, |r| {

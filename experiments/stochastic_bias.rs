@@ -19,7 +19,7 @@
 
 use crate::error::Error;
 use crate::experiments::setup::{build_family, median, FamilyParams};
-use crate::experiments::{figure, rows_of, Cell, CellResult, Experiment, Finished, Params};
+use crate::experiments::{all_rows, figure, CellRows, Experiment, FamilySeed, Finished, Keyed};
 use crate::family::{Evaluation, TaskFamily};
 use crate::numerics::softmax;
 use crate::plots::lines::{xy_chart, LineSpec};
@@ -39,7 +39,7 @@ use std::path::Path;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct P {
+pub struct P {
     families: Vec<String>,
     seeds: Vec<u64>,
     /// Temperature per family.
@@ -66,7 +66,7 @@ const EMA: &str = "ema";
 
 /// One (family, seed, variant, batch size): the measured and predicted bias.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Row {
+pub struct Row {
     family: String,
     seed: u64,
     /// "plug-in" (softmax of the minibatch losses) or "ema".
@@ -116,6 +116,10 @@ struct Row {
 pub struct StochasticBias;
 
 impl Experiment for StochasticBias {
+    type Params = P;
+    type Cell = FamilySeed;
+    type Row = Row;
+
     fn name(&self) -> &'static str {
         "stochastic_bias"
     }
@@ -124,21 +128,19 @@ impl Experiment for StochasticBias {
         include_str!("stochastic_bias.toml")
     }
 
-    fn seeds(&self, params: &Params) -> Result<Vec<u64>, crate::InputError> {
-        Ok(params.typed::<P>(self.name())?.seeds)
+    fn seeds(&self, p: &P) -> Vec<u64> {
+        p.seeds.clone()
     }
 
-    fn cells(&self, params: &Params) -> Result<Vec<Cell>, crate::InputError> {
-        let p: P = params.typed(self.name())?;
-        check_params(&p)?;
-        Ok(Cell::family_seed_grid(&p.families, &p.seeds))
+    fn cells(&self, p: &P) -> Result<Vec<Keyed<FamilySeed>>, crate::InputError> {
+        check_params(p)?;
+        Ok(FamilySeed::grid(&p.families, &p.seeds))
     }
 
-    fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
-        let p: P = params.typed(self.name())?;
-        let (kind, seed) = cell.family_and_seed()?;
+    fn run_cell(&self, p: &P, cell: &FamilySeed) -> Result<Vec<Row>, Error> {
+        let (kind, seed) = (cell.family.as_str(), cell.seed);
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
-        let mu = temperature(&p, kind)?;
+        let mu = temperature(p, kind)?;
         let set = FeasibleSet::with_radius(p.radius);
         // The fixed theta: softmax-gd with the same temperature, near argmin F_mu.
         let run = solve(
@@ -179,21 +181,18 @@ impl Experiment for StochasticBias {
             let predicted = plugin_softmax_bias(&at.losses, &scaled, mu, b);
             rows.push(at.row(kind, seed, EMA, b, shrink, &draws, predicted));
         }
-        rows.into_iter()
-            .map(|r| serde_json::to_value(r).map_err(|e| Error::io("", e)))
-            .collect()
+        Ok(rows)
     }
 
     fn finish(
         &self,
-        params: &Params,
-        results: &[CellResult],
+        p: &P,
+        cells: &[CellRows<'_, FamilySeed, Row>],
         out: &Path,
     ) -> Result<Finished, Error> {
-        let p: P = params.typed(self.name())?;
-        let rows = rows_of::<Row>(results)?;
+        let rows = all_rows(cells);
         let mut finished = Finished {
-            checks: verdicts(&p, &rows),
+            checks: verdicts(p, &rows),
             ..Default::default()
         };
         // Tables: the per-task components, then the figure's line table.
@@ -254,7 +253,7 @@ impl Experiment for StochasticBias {
         xy_chart(&drawn, &spec, &out.join("stochastic_bias")).map_err(|e| Error::io("", e))?;
         finished
             .figures
-            .push(figure("stochastic_bias", caption(&p, &rows)));
+            .push(figure("stochastic_bias", caption(p, &rows)));
         Ok(finished)
     }
 }

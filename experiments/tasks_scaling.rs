@@ -11,7 +11,7 @@
 
 use crate::error::{Error, InputError};
 use crate::experiments::setup::{horizon_grid, median};
-use crate::experiments::{figure, rows_of, Cell, CellResult, Experiment, Finished, Params};
+use crate::experiments::{all_rows, figure, CellRows, Experiment, Finished, Keyed};
 use crate::family::generators::{gaussian_vector, quadratic_family, SyntheticSpec};
 use crate::family::{QuadraticFamily, TaskFamily};
 use crate::numerics::log_sum_exp;
@@ -29,14 +29,14 @@ use nalgebra::DVector;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct P {
+pub struct P {
     families: Vec<String>,
     seeds: Vec<u64>,
     tasks: Vec<usize>,
@@ -60,7 +60,7 @@ struct ScalingFamily {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Row {
+pub struct Row {
     family: String,
     seed: u64,
     m: usize,
@@ -194,9 +194,21 @@ fn active_set_reference(
     }
 }
 
+/// One run: a family, a number of tasks M and a seed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cell {
+    family: String,
+    m: usize,
+    seed: u64,
+}
+
 pub struct TasksScaling;
 
 impl Experiment for TasksScaling {
+    type Params = P;
+    type Cell = Cell;
+    type Row = Row;
+
     fn name(&self) -> &'static str {
         "tasks_scaling"
     }
@@ -205,12 +217,11 @@ impl Experiment for TasksScaling {
         include_str!("tasks_scaling.toml")
     }
 
-    fn seeds(&self, params: &Params) -> Result<Vec<u64>, InputError> {
-        Ok(params.typed::<P>(self.name())?.seeds)
+    fn seeds(&self, p: &P) -> Vec<u64> {
+        p.seeds.clone()
     }
 
-    fn cells(&self, params: &Params) -> Result<Vec<Cell>, InputError> {
-        let p: P = params.typed(self.name())?;
+    fn cells(&self, p: &P) -> Result<Vec<Keyed<Cell>>, InputError> {
         if let Some(f) = p.families.iter().find(|f| !p.targets.contains_key(*f)) {
             return Err(InputError::new(
                 "targets",
@@ -228,9 +239,13 @@ impl Experiment for TasksScaling {
         for f in &p.families {
             for &m in &p.tasks {
                 for s in &p.seeds {
-                    cells.push(Cell {
+                    cells.push(Keyed {
                         key: format!("{f}/M{m}/seed{s}"),
-                        spec: json!({"family": f, "m": m, "seed": s}),
+                        cell: Cell {
+                            family: f.clone(),
+                            m,
+                            seed: *s,
+                        },
                     });
                 }
             }
@@ -238,10 +253,9 @@ impl Experiment for TasksScaling {
         Ok(cells)
     }
 
-    fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
-        let p: P = params.typed(self.name())?;
-        let (kind, seed) = cell.family_and_seed()?;
-        let m = cell.integer("m")? as usize;
+    fn run_cell(&self, p: &P, cell: &Cell) -> Result<Vec<Row>, Error> {
+        let (kind, seed) = (cell.family.as_str(), cell.seed);
+        let m = cell.m;
         let family = scaling_family(kind, &p.family, m, seed)?;
         let set = FeasibleSet::with_radius(p.radius);
         let (opt_lower, opt_upper, reference_theta) = active_set_reference(&family, set, 1e-9)?;
@@ -330,21 +344,18 @@ impl Experiment for TasksScaling {
             comparator_bound: comparator(p.iterations),
             comparator_count,
         };
-        Ok(vec![
-            serde_json::to_value(row).map_err(|e| Error::io("", e))?
-        ])
+        Ok(vec![row])
     }
 
     fn finish(
         &self,
-        params: &Params,
-        results: &[CellResult],
+        p: &P,
+        cells: &[CellRows<'_, Cell, Row>],
         out: &Path,
     ) -> Result<Finished, Error> {
-        let p: P = params.typed(self.name())?;
-        let rows = rows_of::<Row>(results)?;
+        let rows = all_rows(cells);
         let mut finished = Finished {
-            checks: verdicts(&p, &rows),
+            checks: verdicts(p, &rows),
             ..Default::default()
         };
         write_rows(&out.join("tasks_scaling_rows.csv"), &rows).map_err(|e| Error::io("", e))?;

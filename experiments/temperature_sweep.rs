@@ -12,7 +12,7 @@
 use crate::error::Error;
 use crate::experiments::reference::minimax_reference;
 use crate::experiments::setup::{build_family, median, median_curve, FamilyParams};
-use crate::experiments::{figure, rows_of, Cell, CellResult, Experiment, Finished, Params};
+use crate::experiments::{all_rows, figure, CellRows, Experiment, FamilySeed, Finished, Keyed};
 use crate::plots::lines::{xy_chart, LineSpec};
 use crate::plots::table::write_rows;
 use crate::plots::{LineTable, Scale};
@@ -22,12 +22,12 @@ use crate::theory::checks::{bound_holds, Check, Verdict};
 use crate::FeasibleSet;
 use nalgebra::DVector;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::Path;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct P {
+pub struct P {
     families: Vec<String>,
     seeds: Vec<u64>,
     radius: f64,
@@ -37,7 +37,7 @@ struct P {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Row {
+pub struct Row {
     family: String,
     seed: u64,
     /// mu = mu_hat * 2^(k/2).
@@ -74,6 +74,10 @@ impl Row {
 pub struct TemperatureSweep;
 
 impl Experiment for TemperatureSweep {
+    type Params = P;
+    type Cell = FamilySeed;
+    type Row = Row;
+
     fn name(&self) -> &'static str {
         "temperature_sweep"
     }
@@ -82,18 +86,16 @@ impl Experiment for TemperatureSweep {
         include_str!("temperature_sweep.toml")
     }
 
-    fn seeds(&self, params: &Params) -> Result<Vec<u64>, crate::InputError> {
-        Ok(params.typed::<P>(self.name())?.seeds)
+    fn seeds(&self, p: &P) -> Vec<u64> {
+        p.seeds.clone()
     }
 
-    fn cells(&self, params: &Params) -> Result<Vec<Cell>, crate::InputError> {
-        let p: P = params.typed(self.name())?;
-        Ok(Cell::family_seed_grid(&p.families, &p.seeds))
+    fn cells(&self, p: &P) -> Result<Vec<Keyed<FamilySeed>>, crate::InputError> {
+        Ok(FamilySeed::grid(&p.families, &p.seeds))
     }
 
-    fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
-        let p: P = params.typed(self.name())?;
-        let (kind, seed) = cell.family_and_seed()?;
+    fn run_cell(&self, p: &P, cell: &FamilySeed) -> Result<Vec<Row>, Error> {
+        let (kind, seed) = (cell.family.as_str(), cell.seed);
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         let set = FeasibleSet::with_radius(p.radius);
         let m = family.num_tasks();
@@ -136,21 +138,20 @@ impl Experiment for TemperatureSweep {
                 reference_gap: reference.certified_gap,
                 step: run.step.unwrap_or(f64::NAN),
             };
-            rows.push(serde_json::to_value(row).map_err(|e| Error::io("", e))?);
+            rows.push(row);
         }
         Ok(rows)
     }
 
     fn finish(
         &self,
-        params: &Params,
-        results: &[CellResult],
+        p: &P,
+        cells: &[CellRows<'_, FamilySeed, Row>],
         out: &Path,
     ) -> Result<Finished, Error> {
-        let p: P = params.typed(self.name())?;
-        let rows = rows_of::<Row>(results)?;
+        let rows = all_rows(cells);
         let mut finished = Finished {
-            checks: verdicts(&p, &rows),
+            checks: verdicts(p, &rows),
             ..Default::default()
         };
         write_rows(&out.join("temperature_sweep_rows.csv"), &rows).map_err(|e| Error::io("", e))?;

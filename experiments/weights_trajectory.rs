@@ -11,7 +11,7 @@
 use crate::error::Error;
 use crate::experiments::reference::unconstrained_reference;
 use crate::experiments::setup::{build_family, median, FamilyParams};
-use crate::experiments::{figure, rows_of, Cell, CellResult, Experiment, Finished, Params};
+use crate::experiments::{all_rows, figure, CellRows, Experiment, FamilySeed, Finished, Keyed};
 use crate::family::TaskFamily;
 use crate::plots::weights::{weights_chart, WeightSpec};
 use crate::plots::{Scale, WeightPoint, WeightTable};
@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct P {
+pub struct P {
     families: Vec<String>,
     seeds: Vec<u64>,
     mu: f64,
@@ -59,7 +59,7 @@ struct Snapshot {
 
 /// One (family, seed) run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Row {
+pub struct Row {
     family: String,
     seed: u64,
     tasks: usize,
@@ -101,6 +101,10 @@ struct Row {
 pub struct WeightsTrajectory;
 
 impl Experiment for WeightsTrajectory {
+    type Params = P;
+    type Cell = FamilySeed;
+    type Row = Row;
+
     fn name(&self) -> &'static str {
         "weights_trajectory"
     }
@@ -109,24 +113,22 @@ impl Experiment for WeightsTrajectory {
         include_str!("weights_trajectory.toml")
     }
 
-    fn seeds(&self, params: &Params) -> Result<Vec<u64>, crate::InputError> {
-        Ok(params.typed::<P>(self.name())?.seeds)
+    fn seeds(&self, p: &P) -> Vec<u64> {
+        p.seeds.clone()
     }
 
-    fn cells(&self, params: &Params) -> Result<Vec<Cell>, crate::InputError> {
-        let p: P = params.typed(self.name())?;
+    fn cells(&self, p: &P) -> Result<Vec<Keyed<FamilySeed>>, crate::InputError> {
         if !p.families.contains(&p.figure_family) || !p.seeds.contains(&p.figure_seed) {
             return Err(crate::InputError::new(
                 "figure_family",
                 "the figure's family and seed must be among `families` and `seeds`",
             ));
         }
-        Ok(Cell::family_seed_grid(&p.families, &p.seeds))
+        Ok(FamilySeed::grid(&p.families, &p.seeds))
     }
 
-    fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error> {
-        let p: P = params.typed(self.name())?;
-        let (kind, seed) = cell.family_and_seed()?;
+    fn run_cell(&self, p: &P, cell: &FamilySeed) -> Result<Vec<Row>, Error> {
+        let (kind, seed) = (cell.family.as_str(), cell.seed);
         let family = build_family(kind, &p.family, p.family.tasks, seed)?;
         // Unconstrained: the default step rule backtracks on F_mu.
         let set = FeasibleSet::Unconstrained;
@@ -208,21 +210,18 @@ impl Experiment for WeightsTrajectory {
             worst_final: final_record.worst_task,
             trajectory,
         };
-        Ok(vec![
-            serde_json::to_value(row).map_err(|e| Error::io("", e))?
-        ])
+        Ok(vec![row])
     }
 
     fn finish(
         &self,
-        params: &Params,
-        results: &[CellResult],
+        p: &P,
+        cells: &[CellRows<'_, FamilySeed, Row>],
         out: &Path,
     ) -> Result<Finished, Error> {
-        let p: P = params.typed(self.name())?;
-        let rows = rows_of::<Row>(results)?;
+        let rows = all_rows(cells);
         let mut finished = Finished {
-            checks: verdicts(&p, &rows),
+            checks: verdicts(p, &rows),
             ..Default::default()
         };
         let shown = rows
@@ -249,7 +248,7 @@ impl Experiment for WeightsTrajectory {
             .map_err(|e| Error::io("", e))?;
         finished
             .figures
-            .push(figure("weights_trajectory", caption(&p, &rows, shown)));
+            .push(figure("weights_trajectory", caption(p, &rows, shown)));
         Ok(finished)
     }
 }

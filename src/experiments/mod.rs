@@ -19,6 +19,7 @@ use crate::plots::{FigureContext, Style};
 use crate::report::{FigureEntry, Report};
 use crate::theory::checks::Check;
 use rayon::prelude::*;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -50,49 +51,54 @@ mod transfer;
 #[path = "../../experiments/weights_trajectory.rs"]
 mod weights_trajectory;
 
-/// One independent unit of work: `key` is unique within the experiment.
+/// One independent unit of work of an experiment: its typed description
+/// and its `key`, unique within the experiment (what shard parts and the
+/// report name it by).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Cell {
+pub struct Keyed<C> {
     pub key: String,
-    pub spec: Value,
+    pub cell: C,
 }
 
-impl Cell {
+/// The cell of most experiments: one task family and one seed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FamilySeed {
+    pub family: String,
+    pub seed: u64,
+}
+
+impl FamilySeed {
     /// One cell per (family, seed), in that order, keyed `family/seedS`.
-    pub fn family_seed_grid(families: &[String], seeds: &[u64]) -> Vec<Cell> {
+    pub fn grid(families: &[String], seeds: &[u64]) -> Vec<Keyed<FamilySeed>> {
         families
             .iter()
             .flat_map(|f| {
-                seeds.iter().map(move |s| Cell {
-                    key: format!("{f}/seed{s}"),
-                    spec: serde_json::json!({"family": f, "seed": s}),
+                seeds.iter().map(move |&seed| Keyed {
+                    key: format!("{f}/seed{seed}"),
+                    cell: FamilySeed {
+                        family: f.clone(),
+                        seed,
+                    },
                 })
             })
             .collect()
     }
+}
 
-    /// The `family` and `seed` of the spec (as [`Cell::family_seed_grid`] writes them).
-    pub fn family_and_seed(&self) -> Result<(&str, u64), Error> {
-        Ok((self.text("family")?, self.integer("seed")?))
-    }
+/// What `finish` receives for one cell: the cell, its typed rows (in the
+/// order `run_cell` returned them) and, where it failed, why (then it has no
+/// rows; the runner has already reported it as a failed check).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CellRows<'a, C, R> {
+    pub key: &'a str,
+    pub cell: &'a C,
+    pub rows: Vec<R>,
+    pub error: Option<&'a str>,
+}
 
-    /// A string field of the spec; its absence is a bug in the experiment,
-    /// reported as an error (never a default).
-    pub fn text(&self, name: &str) -> Result<&str, Error> {
-        self.spec[name].as_str().ok_or_else(|| self.missing(name))
-    }
-
-    /// An integer field of the spec (see [`Cell::text`]).
-    pub fn integer(&self, name: &str) -> Result<u64, Error> {
-        self.spec[name].as_u64().ok_or_else(|| self.missing(name))
-    }
-
-    fn missing(&self, name: &str) -> Error {
-        Error::Solver(format!(
-            "cell {}: its spec has no {name} ({})",
-            self.key, self.spec
-        ))
-    }
+/// The rows of all cells, in cell order (a failed cell has none).
+pub fn all_rows<C, R: Clone>(cells: &[CellRows<'_, C, R>]) -> Vec<R> {
+    cells.iter().flat_map(|c| c.rows.iter().cloned()).collect()
 }
 
 /// The rows a cell produced (tidy records), in a fixed order.
@@ -138,28 +144,139 @@ impl Params {
     }
 }
 
-/// One figure or table of the report.
+/// One figure or table of the report, typed: its parameters are parsed once
+/// per run (by the runner, with [`Params::typed`]), its cells and rows are
+/// its own types. Rows become JSON only at the boundary (shard parts, cell
+/// records) and are parsed back once, before `finish`.
 pub trait Experiment: Sync {
+    /// The parameters (the TOML table, `[quick]` applied, `style` removed).
+    type Params: DeserializeOwned + Sync;
+    /// One independent unit of work.
+    type Cell: Serialize + DeserializeOwned + Send + Sync;
+    /// One tidy record a cell produces.
+    type Row: Serialize + DeserializeOwned + Send + Sync;
+
     fn name(&self) -> &'static str;
     /// The built-in parameters (the TOML shipped in experiments/).
     fn default_params(&self) -> &'static str;
     /// The seeds the experiment uses (recorded in the report).
-    fn seeds(&self, params: &Params) -> Result<Vec<u64>, InputError>;
-    /// The independent cells, in a fixed order.
-    fn cells(&self, params: &Params) -> Result<Vec<Cell>, InputError>;
+    fn seeds(&self, params: &Self::Params) -> Vec<u64>;
+    /// The independent cells with their keys, in a fixed order; checks the
+    /// parameters that parsing alone cannot.
+    fn cells(&self, params: &Self::Params) -> Result<Vec<Keyed<Self::Cell>>, InputError>;
     /// Runs one cell (deterministic given the cell).
-    fn run_cell(&self, params: &Params, cell: &Cell) -> Result<Vec<Value>, Error>;
-    /// Checks, then tables, then figures, from all cells' rows (cell order).
+    fn run_cell(&self, params: &Self::Params, cell: &Self::Cell) -> Result<Vec<Self::Row>, Error>;
+    /// Checks, then tables, then figures, from every cell's rows (cell order).
     fn finish(
         &self,
-        params: &Params,
-        results: &[CellResult],
+        params: &Self::Params,
+        cells: &[CellRows<'_, Self::Cell, Self::Row>],
         out: &Path,
     ) -> Result<Finished, Error>;
 }
 
+/// An [`Experiment`] with its types erased, for the registry and the runner
+/// (every typed experiment is one).
+pub trait DynExperiment: Sync {
+    fn name(&self) -> &'static str;
+    /// The built-in parameters (the TOML shipped in experiments/).
+    fn default_params(&self) -> &'static str;
+    /// Parses the parameters (once) and plans the cells.
+    fn prepare(&self, params: &Params) -> Result<Box<dyn Prepared + '_>, Error>;
+}
+
+/// An experiment with its parameters parsed and its cells planned.
+pub trait Prepared: Sync {
+    /// The seeds the experiment uses (recorded in the report).
+    fn seeds(&self) -> Vec<u64>;
+    /// The cells' keys, in cell order.
+    fn keys(&self) -> Vec<String>;
+    /// Runs cell `index`; its rows as JSON.
+    fn run_cell(&self, index: usize) -> Result<Vec<Value>, Error>;
+    /// Parses the rows of `results` (one per cell, in cell order) back into
+    /// the experiment's rows and finishes it. A row that does not fit is an
+    /// input error (field `rows`).
+    fn finish(&self, results: &[CellResult], out: &Path) -> Result<Finished, Error>;
+}
+
+impl<E: Experiment> DynExperiment for E {
+    fn name(&self) -> &'static str {
+        Experiment::name(self)
+    }
+
+    fn default_params(&self) -> &'static str {
+        Experiment::default_params(self)
+    }
+
+    fn prepare(&self, params: &Params) -> Result<Box<dyn Prepared + '_>, Error> {
+        let name = Experiment::name(self);
+        let typed: E::Params = params.typed(name)?;
+        let cells = self
+            .cells(&typed)
+            .map_err(|e| in_params_file(e.into(), params, name))?;
+        Ok(Box::new(Typed {
+            experiment: self,
+            params: typed,
+            cells,
+        }))
+    }
+}
+
+struct Typed<'a, E: Experiment> {
+    experiment: &'a E,
+    params: E::Params,
+    cells: Vec<Keyed<E::Cell>>,
+}
+
+impl<E: Experiment> Prepared for Typed<'_, E> {
+    fn seeds(&self) -> Vec<u64> {
+        self.experiment.seeds(&self.params)
+    }
+
+    fn keys(&self) -> Vec<String> {
+        self.cells.iter().map(|c| c.key.clone()).collect()
+    }
+
+    fn run_cell(&self, index: usize) -> Result<Vec<Value>, Error> {
+        let cell = &self.cells[index].cell;
+        self.experiment
+            .run_cell(&self.params, cell)?
+            .iter()
+            .map(|row| serde_json::to_value(row).map_err(|e| Error::io("", e)))
+            .collect()
+    }
+
+    fn finish(&self, results: &[CellResult], out: &Path) -> Result<Finished, Error> {
+        let cells = self
+            .cells
+            .iter()
+            .zip(results)
+            .map(|(planned, result)| {
+                let rows = result
+                    .rows
+                    .iter()
+                    .map(E::Row::deserialize)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| {
+                        Error::Input(InputError::new(
+                            "rows",
+                            format!("a row of cell {} does not fit: {e}", planned.key),
+                        ))
+                    })?;
+                Ok(CellRows {
+                    key: &planned.key,
+                    cell: &planned.cell,
+                    rows,
+                    error: result.error.as_deref(),
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        self.experiment.finish(&self.params, &cells, out)
+    }
+}
+
 /// Every experiment of `reproduce`, in report order.
-pub fn registry() -> Vec<Box<dyn Experiment>> {
+pub fn registry() -> Vec<Box<dyn DynExperiment>> {
     vec![
         Box::new(rate_fixed_mu::RateFixedMu),
         Box::new(rate_tuned_mu::RateTunedMu),
@@ -179,7 +296,7 @@ pub fn registry() -> Vec<Box<dyn Experiment>> {
 
 /// Loads `dir/<name>.toml` if present (else the built-in copy) and applies `[quick]`.
 pub fn load_params(
-    experiment: &dyn Experiment,
+    experiment: &dyn DynExperiment,
     dir: Option<&Path>,
     quick: bool,
 ) -> Result<Params, InputError> {
@@ -248,6 +365,13 @@ fn in_params_file(e: Error, params: &Params, experiment: &str) -> Error {
     let Error::Input(input) = e else { return e };
     if input.field.starts_with(&params.source) {
         return Error::Input(input);
+    }
+    // A key the experiment named itself, under its own section.
+    if input.field.starts_with(&format!("{experiment}.")) {
+        return Error::Input(InputError::new(
+            format!("{}: {}", params.source, input.field),
+            input.message,
+        ));
     }
     let key = match input
         .field
@@ -330,10 +454,12 @@ pub struct ReproduceOptions {
     pub progress: bool,
 }
 
-struct Planned {
-    experiment: Box<dyn Experiment>,
+struct Planned<'a> {
+    name: &'static str,
+    experiment: Box<dyn Prepared + 'a>,
     params: Params,
-    cells: Vec<Cell>,
+    /// The cells' keys, in cell order.
+    keys: Vec<String>,
     /// The experiment's `style` parameter, taken out of its table.
     style: Option<Style>,
 }
@@ -353,9 +479,11 @@ fn take_style(params: &mut Params) -> Result<Option<Style>, InputError> {
     }
 }
 
-fn plan(options: &ReproduceOptions) -> Result<Vec<Planned>, Error> {
+fn plan<'a>(
+    registry: &'a [Box<dyn DynExperiment>],
+    options: &ReproduceOptions,
+) -> Result<Vec<Planned<'a>>, Error> {
     let mut planned = Vec::new();
-    let registry = registry();
     for name in &options.only {
         if !registry.iter().any(|e| e.name() == name) {
             let names: Vec<_> = registry.iter().map(|e| e.name()).collect();
@@ -376,13 +504,12 @@ fn plan(options: &ReproduceOptions) -> Result<Vec<Planned>, Error> {
             options.quick,
         )?;
         let style = take_style(&mut params)?;
-        let cells = experiment
-            .cells(&params)
-            .map_err(|e| in_params_file(e.into(), &params, experiment.name()))?;
+        let prepared = experiment.prepare(&params)?;
         planned.push(Planned {
-            experiment,
+            name: experiment.name(),
+            keys: prepared.keys(),
+            experiment: prepared,
             params,
-            cells,
             style,
         });
     }
@@ -399,7 +526,7 @@ fn run_cells(
     let jobs: Vec<(usize, usize)> = planned
         .iter()
         .enumerate()
-        .flat_map(|(e, p)| (0..p.cells.len()).map(move |c| (e, c)))
+        .flat_map(|(e, p)| (0..p.keys.len()).map(move |c| (e, c)))
         .enumerate()
         .filter(|(global, _)| select(*global))
         .map(|(_, job)| job)
@@ -421,20 +548,15 @@ fn run_cells(
         .par_iter()
         .map(|&(e, c)| {
             let p = &planned[e];
-            let cell = &p.cells[c];
+            let key = &p.keys[c];
             // A failing cell becomes a failed check; the other cells go on.
-            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                p.experiment.run_cell(&p.params, cell)
-            }));
+            let ran =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| p.experiment.run_cell(c)));
             let (rows, error) = match ran {
                 Ok(Ok(rows)) => (rows, None),
                 // Bad parameters are input errors (exit status 2), not verdicts.
                 Ok(Err(Error::Input(e))) => {
-                    return Err(in_params_file(
-                        Error::Input(e),
-                        &p.params,
-                        p.experiment.name(),
-                    ))
+                    return Err(in_params_file(Error::Input(e), &p.params, p.name))
                 }
                 Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
                 Err(panic) => (
@@ -443,10 +565,10 @@ fn run_cells(
                 ),
             };
             bar.inc(1);
-            bar.set_message(format!("{}:{}", p.experiment.name(), cell.key));
+            bar.set_message(format!("{}:{}", p.name, key));
             let result = CellResult {
-                experiment: p.experiment.name().to_string(),
-                key: cell.key.clone(),
+                experiment: p.name.to_string(),
+                key: key.clone(),
                 rows,
                 error,
             };
@@ -477,22 +599,19 @@ fn finish_all(
         .map_err(|e| Error::io(options.out.display().to_string(), e))?;
     let mut report = Report::new(Value::Object(Default::default()), Vec::new());
     for p in planned {
-        let name = p.experiment.name();
+        let name = p.name;
         let mine: Vec<CellResult> = p
-            .cells
+            .keys
             .iter()
-            .map(|cell| {
+            .map(|key| {
                 results
                     .iter()
-                    .find(|r| r.experiment == name && r.key == cell.key)
+                    .find(|r| r.experiment == name && &r.key == key)
                     .cloned()
                     .ok_or_else(|| {
                         Error::Input(InputError::new(
                             "merge",
-                            format!(
-                                "missing cell {name}:{} (is a shard part missing?)",
-                                cell.key
-                            ),
+                            format!("missing cell {name}:{key} (is a shard part missing?)"),
                         ))
                     })
             })
@@ -509,8 +628,7 @@ fn finish_all(
                 ),
             ));
         }
-        let ran: Vec<CellResult> = mine.into_iter().filter(|r| r.error.is_none()).collect();
-        let seeds = p.experiment.seeds(&p.params)?;
+        let seeds = p.experiment.seeds();
         let style = p.style.unwrap_or(options.style);
         let mut params = serde_json::to_value(&p.params.table)
             .map_err(|e| Error::io(p.params.source.clone(), e))?;
@@ -522,9 +640,7 @@ fn finish_all(
             manifest: manifest(Some(name), &seeds, &params),
         };
         let finished = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            crate::plots::with_context(context.clone(), || {
-                p.experiment.finish(&p.params, &ran, &options.out)
-            })
+            crate::plots::with_context(context.clone(), || p.experiment.finish(&mine, &options.out))
         }))
         .unwrap_or_else(|panic| {
             Err(Error::Solver(format!(
@@ -596,7 +712,8 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// `reproduce`: every experiment, its checks, tables and figures.
 pub fn reproduce(options: &ReproduceOptions) -> Result<Report, Error> {
-    let planned = plan(options)?;
+    let registry = registry();
+    let planned = plan(&registry, options)?;
     let results = run_cells(&planned, |_| true, options.progress)?;
     finish_all(&planned, &results, options, RowSource::ThisRun)
 }
@@ -604,8 +721,9 @@ pub fn reproduce(options: &ReproduceOptions) -> Result<Report, Error> {
 /// `reproduce --shard i/N`: runs this shard's cells and writes their rows to
 /// `out/parts/part-i-of-N.json`; returns that path.
 pub fn reproduce_shard(options: &ReproduceOptions, shard: Shard) -> Result<PathBuf, Error> {
-    let planned = plan(options)?;
-    let total: usize = planned.iter().map(|p| p.cells.len()).sum();
+    let registry = registry();
+    let planned = plan(&registry, options)?;
+    let total: usize = planned.iter().map(|p| p.keys.len()).sum();
     let results = run_cells(
         &planned,
         |g| g % shard.count == shard.index,
@@ -630,7 +748,8 @@ pub fn reproduce_shard(options: &ReproduceOptions, shard: Shard) -> Result<PathB
 
 /// `merge`: gathers shard parts and finishes every experiment as one run would.
 pub fn merge(options: &ReproduceOptions, parts: &[PathBuf]) -> Result<Report, Error> {
-    let planned = plan(options)?;
+    let registry = registry();
+    let planned = plan(&registry, options)?;
     let mut results = Vec::new();
     for path in parts {
         let text = std::fs::read_to_string(path).map_err(|e| {
@@ -696,19 +815,6 @@ pub fn parse_params<T: serde::de::DeserializeOwned>(
         .map_err(|e: toml::de::Error| {
             InputError::new("parameters", e.to_string().replace('\n', " "))
         })
-}
-
-/// The rows of all cells, typed, in cell order.
-pub fn rows_of<R: serde::de::DeserializeOwned>(results: &[CellResult]) -> Result<Vec<R>, Error> {
-    results
-        .iter()
-        .flat_map(|r| {
-            r.rows
-                .iter()
-                .map(|v| serde_json::from_value::<R>(v.clone()))
-        })
-        .collect::<Result<_, _>>()
-        .map_err(|e| Error::Input(InputError::new("rows", format!("a row does not fit: {e}"))))
 }
 
 /// The table of a convergence figure: per family, every measured point
@@ -803,4 +909,152 @@ pub fn as_slices(series: &[(Vec<f64>, Vec<f64>)]) -> Vec<(&[f64], &[f64])> {
         .iter()
         .map(|(x, y)| (x.as_slice(), y.as_slice()))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A typed experiment small enough to run in a test: cell i yields one
+    /// row (i, i/2); `finish` reports how many rows and which errors it got.
+    struct Toy;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ToyParams {
+        n: u64,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+    struct ToyRow {
+        i: u64,
+        x: f64,
+    }
+
+    impl Experiment for Toy {
+        type Params = ToyParams;
+        type Cell = u64;
+        type Row = ToyRow;
+
+        fn name(&self) -> &'static str {
+            "toy"
+        }
+
+        fn default_params(&self) -> &'static str {
+            "n = 3\n"
+        }
+
+        fn seeds(&self, p: &ToyParams) -> Vec<u64> {
+            vec![p.n]
+        }
+
+        fn cells(&self, p: &ToyParams) -> Result<Vec<Keyed<u64>>, InputError> {
+            Ok((0..p.n)
+                .map(|i| Keyed {
+                    key: format!("c{i}"),
+                    cell: i,
+                })
+                .collect())
+        }
+
+        fn run_cell(&self, _p: &ToyParams, cell: &u64) -> Result<Vec<ToyRow>, Error> {
+            Ok(vec![ToyRow {
+                i: *cell,
+                x: *cell as f64 / 2.0,
+            }])
+        }
+
+        fn finish(
+            &self,
+            _p: &ToyParams,
+            cells: &[CellRows<'_, u64, ToyRow>],
+            _out: &Path,
+        ) -> Result<Finished, Error> {
+            let errors: Vec<String> = cells
+                .iter()
+                .filter_map(|c| c.error.map(|e| format!("{}={}:{e}", c.key, c.cell)))
+                .collect();
+            Ok(Finished {
+                checks: vec![Check::new(
+                    format!("rows {}", all_rows(cells).len()),
+                    true,
+                    Value::Null,
+                    Value::Null,
+                    errors.join(","),
+                )],
+                figures: Vec::new(),
+            })
+        }
+    }
+
+    fn result(key: &str, rows: Vec<Value>, error: Option<&str>) -> CellResult {
+        CellResult {
+            experiment: "toy".into(),
+            key: key.into(),
+            rows,
+            error: error.map(String::from),
+        }
+    }
+
+    #[test]
+    fn typed_rows_cross_the_json_boundary_once() {
+        let params = load_params(&Toy, None, false).unwrap();
+        let prepared = Toy.prepare(&params).unwrap();
+        assert_eq!(prepared.seeds(), vec![3]);
+        assert_eq!(prepared.keys(), vec!["c0", "c1", "c2"]);
+        assert_eq!(
+            prepared.run_cell(1).unwrap(),
+            vec![serde_json::json!({"i": 1, "x": 0.5})]
+        );
+        let mut results: Vec<CellResult> = (0..3)
+            .map(|c| result(&format!("c{c}"), prepared.run_cell(c).unwrap(), None))
+            .collect();
+        results[2] = result("c2", Vec::new(), Some("boom"));
+        let finished = prepared.finish(&results, Path::new(".")).unwrap();
+        assert_eq!(finished.checks[0].name, "rows 2");
+        assert_eq!(finished.checks[0].detail, "c2=2:boom");
+    }
+
+    #[test]
+    fn a_row_that_does_not_fit_is_an_input_error_naming_rows() {
+        let params = load_params(&Toy, None, false).unwrap();
+        let prepared = Toy.prepare(&params).unwrap();
+        let results = vec![
+            result("c0", vec![serde_json::json!({"i": 0, "x": 0.0})], None),
+            result("c1", vec![serde_json::json!({"i": "one"})], None),
+            result("c2", Vec::new(), None),
+        ];
+        match prepared.finish(&results, Path::new(".")) {
+            Err(Error::Input(e)) => {
+                assert_eq!(e.field, "rows");
+                assert!(e.message.contains("cell c1"), "{}", e.message);
+            }
+            other => panic!("expected an input error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parameters_that_do_not_parse_are_an_input_error_before_any_cell() {
+        let mut params = load_params(&Toy, None, false).unwrap();
+        params.table.insert("m".into(), toml::Value::Integer(1));
+        match Toy.prepare(&params) {
+            Err(Error::Input(e)) => assert!(e.field.contains("toy"), "{}", e.field),
+            Err(other) => panic!("expected an input error, got {other}"),
+            Ok(_) => panic!("unknown key accepted"),
+        }
+    }
+
+    #[test]
+    fn family_seed_cells_are_keyed_family_then_seed() {
+        let cells = FamilySeed::grid(&["a".into(), "b".into()], &[1, 2]);
+        let keys: Vec<&str> = cells.iter().map(|c| c.key.as_str()).collect();
+        assert_eq!(keys, ["a/seed1", "a/seed2", "b/seed1", "b/seed2"]);
+        assert_eq!(
+            cells[3].cell,
+            FamilySeed {
+                family: "b".into(),
+                seed: 2
+            }
+        );
+    }
 }
