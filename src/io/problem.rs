@@ -453,6 +453,12 @@ fn explain(
     let quoted = |rest: &str| rest.split('`').nth(1).unwrap_or_default().to_string();
     if let Some(rest) = message.strip_prefix("invalid type: ") {
         if let Some((unexpected, expected)) = rest.rsplit_once(", expected ") {
+            // A derived struct expects "struct QuadraticEntry": a task.
+            let expected = if expected.starts_with("struct ") {
+                "an object (a task)"
+            } else {
+                expected
+            };
             return (
                 path,
                 format!("expected {expected}, got {}", json_type_name(unexpected)),
@@ -1556,11 +1562,13 @@ mod tests {
                 r#"{"kind": "quadratic", "tasks": [{"c": [1]}]}"#,
                 "tasks[0].a",
             ),
+            (r#"{"kind": "quadratic", "tasks": [3]}"#, "tasks[0]"),
         ] {
             assert!(serde_json::from_value::<ProblemFile>(parse(text)).is_err());
             let (path, message) = ProblemFile::from_value(parse(text)).unwrap_err();
             assert_eq!(path, field, "{message}");
             assert!(!message.contains('`'), "{message}");
+            assert!(!message.contains("struct"), "{message}");
         }
         for kind in FamilyKind::ALL {
             assert_eq!(FamilyKind::from_name(kind.as_str()), Some(kind));
