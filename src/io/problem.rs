@@ -283,7 +283,7 @@ enum ProblemFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct QuadraticFile {
-    tasks: List<QuadraticEntry>,
+    tasks: Tasks<QuadraticEntry>,
     radius: Option<Number>,
     #[allow(dead_code)] // documentation only
     name: Option<IgnoredAny>,
@@ -296,7 +296,7 @@ struct QuadraticFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LeastSquaresFile {
-    tasks: List<DataEntry>,
+    tasks: Tasks<DataEntry>,
     radius: Option<Number>,
     gradient_form: Option<FormName>,
     #[allow(dead_code)] // documentation only
@@ -310,7 +310,7 @@ struct LeastSquaresFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LogisticFile {
-    tasks: List<DataEntry>,
+    tasks: Tasks<DataEntry>,
     radius: Option<Number>,
     l2: Option<Number>,
     #[allow(dead_code)] // documentation only
@@ -530,46 +530,44 @@ fn number_not_null<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<
     }
 }
 
-/// A JSON array read element by element (so an error names its index), with
-/// what it holds named in type errors ("expected an array of tasks").
-struct List<T>(Vec<T>);
+/// A JSON array read element by element (so an error names its index);
+/// type errors call it `LISTS[WHAT]` ("expected an array of tasks").
+struct List<T, const WHAT: usize>(Vec<T>);
 
-impl<T: fmt::Debug> fmt::Debug for List<T> {
+const LISTS: [&str; 4] = [
+    "an array of tasks",
+    "an array of numbers",
+    "a row (an array of numbers)",
+    "an array of rows",
+];
+
+/// `tasks`.
+type Tasks<T> = List<T, 0>;
+
+/// Inline numbers (`c`, `y`).
+type Numbers = List<Number, 1>;
+
+/// One row of a matrix.
+type Row = List<Number, 2>;
+
+/// Inline rows (`a`, `x`): checked for raggedness by [`Loader::rows`].
+type Rows = List<Row, 3>;
+
+impl<T: fmt::Debug, const WHAT: usize> fmt::Debug for List<T, WHAT> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
     }
 }
 
-/// What a [`List`] of `Self` is called in messages.
-trait Listed {
-    const LIST: &'static str;
-}
-
-impl Listed for QuadraticEntry {
-    const LIST: &'static str = "an array of tasks";
-}
-
-impl Listed for DataEntry {
-    const LIST: &'static str = "an array of tasks";
-}
-
-impl Listed for Number {
-    const LIST: &'static str = "an array of numbers";
-}
-
-impl Listed for Row {
-    const LIST: &'static str = "an array of rows";
-}
-
-impl<'de, T: Deserialize<'de> + Listed> Deserialize<'de> for List<T> {
+impl<'de, T: Deserialize<'de>, const WHAT: usize> Deserialize<'de> for List<T, WHAT> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V<T>(std::marker::PhantomData<T>);
-        impl<'de, T: Deserialize<'de> + Listed> Visitor<'de> for V<T> {
-            type Value = List<T>;
+        struct V<T, const WHAT: usize>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>, const WHAT: usize> Visitor<'de> for V<T, WHAT> {
+            type Value = List<T, WHAT>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str(T::LIST)
+                f.write_str(LISTS[WHAT])
             }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<List<T>, A::Error> {
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let mut items = Vec::new();
                 while let Some(item) = seq.next_element()? {
                     items.push(item);
@@ -581,39 +579,9 @@ impl<'de, T: Deserialize<'de> + Listed> Deserialize<'de> for List<T> {
     }
 }
 
-/// Inline numbers (`c`, `y`).
-type Numbers = List<Number>;
-
-/// Inline rows (`a`, `x`): checked for raggedness by [`Loader::rows`].
-type Rows = List<Row>;
-
-/// One row of a matrix: an array of numbers, named as a row in messages.
-#[derive(Debug)]
-struct Row(Vec<f64>);
-
-impl<'de> Deserialize<'de> for Row {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Row;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a row (an array of numbers)")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Row, A::Error> {
-                let mut items = Vec::new();
-                while let Some(Number(v)) = seq.next_element()? {
-                    items.push(v);
-                }
-                Ok(Row(items))
-            }
-        }
-        deserializer.deserialize_seq(V)
-    }
-}
-
-impl Numbers {
-    fn values(self) -> Vec<f64> {
-        self.0.into_iter().map(|Number(v)| v).collect()
+impl<const WHAT: usize> List<Number, WHAT> {
+    fn values(&self) -> impl Iterator<Item = f64> + '_ {
+        self.0.iter().map(|Number(v)| *v)
     }
 }
 
@@ -724,7 +692,7 @@ impl Loader {
         }
         let mut data = Vec::with_capacity(rows.len() * cols);
         for row in &rows {
-            data.extend_from_slice(&row.0);
+            data.extend(row.values());
         }
         Ok((rows.len(), cols, data))
     }
@@ -738,7 +706,7 @@ impl Loader {
         })
     }
 
-    fn tasks<T>(&self, tasks: List<T>) -> Result<Vec<T>, InputError> {
+    fn tasks<T>(&self, tasks: Tasks<T>) -> Result<Vec<T>, InputError> {
         if tasks.0.is_empty() {
             return Err(self.err("tasks", "no tasks given"));
         }
@@ -852,7 +820,7 @@ impl Loader {
         let (rows, cols, a) = self.rows(task.a, &format!("tasks[{i}].a"))?;
         Ok(QuadraticTask {
             a: DMatrix::from_row_slice(rows, cols, &a),
-            c: DVector::from_vec(task.c.values()),
+            c: DVector::from_iterator(task.c.0.len(), task.c.values()),
             b: task.b.unwrap_or(0.0),
         })
     }
@@ -913,7 +881,7 @@ impl Loader {
             ),
             DataSource::Inline(numbers) => {
                 let field = format!("tasks[{i}].y");
-                let values = numbers.values();
+                let values: Vec<f64> = numbers.values().collect();
                 if values.is_empty() {
                     return Err(self.err(&field, "is empty"));
                 }
