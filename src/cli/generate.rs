@@ -9,34 +9,16 @@ use crate::family::generators::{
     least_squares_family, logistic_family, quadratic_family, SyntheticSpec,
 };
 use crate::family::GradientForm;
-use crate::io::{export_data_problem, export_quadratic_problem};
-use clap::{Args, ValueEnum};
+use crate::io::{export_data_problem, export_quadratic_problem, FamilyKind};
+use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "snake_case")]
-pub enum ProblemKind {
-    Quadratic,
-    LeastSquares,
-    Logistic,
-}
-
-impl ProblemKind {
-    fn name(self) -> &'static str {
-        match self {
-            ProblemKind::Quadratic => "quadratic",
-            ProblemKind::LeastSquares => "least_squares",
-            ProblemKind::Logistic => "logistic",
-        }
-    }
-}
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
     /// quadratic, least_squares or logistic.
     #[arg(long, value_enum)]
-    pub kind: ProblemKind,
+    pub kind: FamilyKind,
     /// M: the number of tasks.
     #[arg(
         long = "tasks",
@@ -126,10 +108,10 @@ impl GenerateArgs {
             };
             InputError::new(field, e.message.clone())
         })?;
-        if self.kind != ProblemKind::Quadratic && self.samples == 0 {
+        if self.kind != FamilyKind::Quadratic && self.samples == 0 {
             return Err(InputError::new("--samples", "must be at least 1"));
         }
-        let samples = (self.kind != ProblemKind::Quadratic).then_some(self.samples);
+        let samples = (self.kind != FamilyKind::Quadratic).then_some(self.samples);
         self.spec()
             .check_memory(samples, ["--tasks", "--dim", "--samples"])?;
         // --out is a folder: an existing file there cannot become one.
@@ -151,7 +133,7 @@ impl GenerateArgs {
                 format!("must be finite and >= 0, got {}", self.noise),
             ));
         }
-        if self.kind == ProblemKind::Logistic {
+        if self.kind == FamilyKind::Logistic {
             check_positive("--l2", self.l2)?;
         }
         if let Some(r) = self.radius {
@@ -180,7 +162,7 @@ pub fn run_generate(args: &GenerateArgs) -> Result<String, Failure> {
         message: format!("--out ({}): {e}", args.out.display()),
     };
     let path = match args.kind {
-        ProblemKind::Quadratic => {
+        FamilyKind::Quadratic => {
             let family = quadratic_family(&spec)?;
             std::fs::create_dir_all(&args.out).map_err(|e| Failure {
                 status: 2,
@@ -193,25 +175,25 @@ pub fn run_generate(args: &GenerateArgs) -> Result<String, Failure> {
             export_quadratic_problem(&path, family.tasks(), args.radius).map_err(write_failed)?;
             path
         }
-        ProblemKind::LeastSquares => {
+        FamilyKind::LeastSquares => {
             // The form does not matter for export; Data skips the Gram set-up.
             let family = least_squares_family(&spec, args.samples, args.noise, GradientForm::Data)?;
             export_data_problem(
                 &args.out,
                 &args.name,
-                "least_squares",
+                FamilyKind::LeastSquares,
                 None,
                 family.data().tasks(),
                 args.radius,
             )
             .map_err(write_failed)?
         }
-        ProblemKind::Logistic => {
+        FamilyKind::Logistic => {
             let family = logistic_family(&spec, args.samples, args.noise, args.l2)?;
             export_data_problem(
                 &args.out,
                 &args.name,
-                "logistic",
+                FamilyKind::Logistic,
                 Some(args.l2),
                 family.data().tasks(),
                 args.radius,
@@ -219,12 +201,12 @@ pub fn run_generate(args: &GenerateArgs) -> Result<String, Failure> {
             .map_err(write_failed)?
         }
     };
-    let samples = (args.kind != ProblemKind::Quadratic).then_some(args.samples);
+    let samples = (args.kind != FamilyKind::Quadratic).then_some(args.samples);
     Ok(format!(
         "{}\n",
         json!({
             "path": path.display().to_string(),
-            "kind": args.kind.name(),
+            "kind": args.kind,
             "tasks": args.tasks,
             "dim": args.dim,
             "samples": samples,

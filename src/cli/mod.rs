@@ -7,7 +7,7 @@ mod reproduce;
 mod solve;
 mod transfer;
 
-pub use generate::{run_generate, GenerateArgs, ProblemKind};
+pub use generate::{run_generate, GenerateArgs};
 pub use gpu_check::{run_gpu_check_cli, GpuCheckCli};
 pub use reproduce::{run_merge, run_reproduce, summary, MergeArgs, ReproduceArgs};
 pub use transfer::{run_transfer_cli, TransferArgs};

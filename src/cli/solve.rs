@@ -185,9 +185,11 @@ pub fn run_solve(args: &SolveArgs) -> Result<String, Failure> {
                 })?
             )
         }
-        OutputFormat::Table => {
-            format_table(&outcome, &args.problem.display().to_string(), &problem.kind)
-        }
+        OutputFormat::Table => format_table(
+            &outcome,
+            &args.problem.display().to_string(),
+            problem.kind.as_str(),
+        ),
     })
 }
 

@@ -5,6 +5,7 @@ use crate::family::generators::{
     least_squares_family, logistic_family, quadratic_family, SyntheticSpec,
 };
 use crate::family::{GradientForm, TaskFamily};
+use crate::io::FamilyKind;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -43,21 +44,21 @@ pub fn build_family(
         outlier_distance: p.outlier_distance,
         seed,
     };
+    let Some(kind) = FamilyKind::from_name(kind) else {
+        return Err(InputError::new(
+            "families",
+            format!("unknown family '{kind}' (quadratic, least_squares, logistic)"),
+        ));
+    };
     Ok(match kind {
-        "quadratic" => Arc::new(quadratic_family(&spec)?),
-        "least_squares" => Arc::new(least_squares_family(
+        FamilyKind::Quadratic => Arc::new(quadratic_family(&spec)?),
+        FamilyKind::LeastSquares => Arc::new(least_squares_family(
             &spec,
             p.samples,
             p.noise,
             GradientForm::Auto,
         )?),
-        "logistic" => Arc::new(logistic_family(&spec, p.samples, p.noise, p.l2)?),
-        other => {
-            return Err(InputError::new(
-                "families",
-                format!("unknown family '{other}' (quadratic, least_squares, logistic)"),
-            ))
-        }
+        FamilyKind::Logistic => Arc::new(logistic_family(&spec, p.samples, p.noise, p.l2)?),
     })
 }
 

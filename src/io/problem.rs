@@ -24,6 +24,8 @@ use crate::memory::Values;
 use crate::scaling::Scaling;
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use std::fmt;
 use std::io;
@@ -34,19 +36,57 @@ use std::sync::Arc;
 /// several times the text's size, so larger files are refused before reading.
 pub const MAX_PROBLEM_BYTES: u64 = 256 << 20;
 
-/// The problem kinds a file may declare.
-pub const PROBLEM_KINDS: [&str; 3] = ["quadratic", "least_squares", "logistic"];
+/// The kind of a problem: its file's `"kind"`, `generate --kind`, and the
+/// `"kind"` reported by `solve`. Spelt in snake case everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum FamilyKind {
+    Quadratic,
+    LeastSquares,
+    Logistic,
+}
 
-/// Top-level keys that carry no meaning for the solver but may document a file.
-const DOCUMENTATION_KEYS: [&str; 3] = ["name", "description", "comment"];
+impl FamilyKind {
+    /// Every kind, in the order messages list them.
+    pub const ALL: [FamilyKind; 3] = [
+        FamilyKind::Quadratic,
+        FamilyKind::LeastSquares,
+        FamilyKind::Logistic,
+    ];
+
+    /// `"quadratic"`, `"least_squares"` or `"logistic"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FamilyKind::Quadratic => "quadratic",
+            FamilyKind::LeastSquares => "least_squares",
+            FamilyKind::Logistic => "logistic",
+        }
+    }
+
+    /// The kind spelt `name`, if any.
+    pub fn from_name(name: &str) -> Option<FamilyKind> {
+        FamilyKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Whether the problem is given by data samples (`x`, `y`).
+    pub fn has_data(self) -> bool {
+        self != FamilyKind::Quadratic
+    }
+}
+
+impl fmt::Display for FamilyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A problem read from a file, ready for the solvers.
 #[derive(Clone)]
 pub struct LoadedProblem {
     pub family: Arc<dyn TaskFamily>,
     pub set: FeasibleSet,
-    /// "quadratic", "least_squares" or "logistic".
-    pub kind: String,
+    pub kind: FamilyKind,
     /// The problem file as given.
     pub path: PathBuf,
     /// Per task, the fields its data came from (`tasks[i].c`, or
@@ -86,6 +126,8 @@ pub fn load_problem(path: &Path) -> Result<LoadedProblem, InputError> {
         ));
     }
     let text = std::fs::read_to_string(path).map_err(|e| super::read_error(&file, &e))?;
+    // Parsed as a tree first: duplicate keys are refused at any depth, with
+    // their path; then typed (see [`ProblemFile`]) and checked ([`Loader`]).
     let root: Value = super::strict_json::parse(&text).map_err(|e| {
         let what = if e.to_string().starts_with("duplicate key") {
             "has a"
@@ -95,11 +137,19 @@ pub fn load_problem(path: &Path) -> Result<LoadedProblem, InputError> {
         InputError::new(&file, format!("{what} {e}"))
     })?;
     drop(text);
+    let problem = ProblemFile::from_value(root).map_err(|(field, message)| {
+        if field.is_empty() {
+            InputError::new(&file, message)
+        } else {
+            InputError::new(format!("{file}: {field}"), message)
+        }
+    })?;
+    let kind = problem.kind();
     let loader = Loader {
         file,
         dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
     };
-    let (family, set, kind, fields, scaling) = loader.load(&root)?;
+    let (family, set, fields, scaling) = loader.load(problem)?;
     Ok(LoadedProblem {
         family,
         set,
@@ -160,7 +210,7 @@ pub fn check_overflow(
         match (known, fields.as_slice()) {
             (Some((name, _)), _) => name.clone(),
             (None, [x, y]) => {
-                if what == "loss" && problem.kind == "least_squares" {
+                if what == "loss" && problem.kind == FamilyKind::LeastSquares {
                     y.0.clone()
                 } else {
                     x.0.clone()
@@ -213,6 +263,140 @@ pub fn check_overflow(
     Ok(())
 }
 
+// ------------------------------------------------------------------ schema
+
+/// The file's shape, one struct per kind: what serde checks (types, unknown
+/// keys, missing keys) before [`Loader`] checks meaning (shapes, values,
+/// data files). Optional keys may be `null`, which counts as absent.
+///
+/// `kind` picks the variant. The derive reads such a file too, but its
+/// buffering loses the JSON path of a type error, so [`ProblemFile::from_value`]
+/// reads the tag itself and then the variant's struct, path-aware.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum ProblemFile {
+    Quadratic(QuadraticFile),
+    LeastSquares(LeastSquaresFile),
+    Logistic(LogisticFile),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuadraticFile {
+    tasks: Tasks<QuadraticEntry>,
+    radius: Option<Number>,
+    #[allow(dead_code)] // documentation only
+    name: Option<IgnoredAny>,
+    #[allow(dead_code)] // documentation only
+    description: Option<IgnoredAny>,
+    #[allow(dead_code)] // documentation only
+    comment: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LeastSquaresFile {
+    tasks: Tasks<DataEntry>,
+    radius: Option<Number>,
+    gradient_form: Option<FormName>,
+    #[allow(dead_code)] // documentation only
+    name: Option<IgnoredAny>,
+    #[allow(dead_code)] // documentation only
+    description: Option<IgnoredAny>,
+    #[allow(dead_code)] // documentation only
+    comment: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogisticFile {
+    tasks: Tasks<DataEntry>,
+    radius: Option<Number>,
+    l2: Option<Number>,
+    #[allow(dead_code)] // documentation only
+    name: Option<IgnoredAny>,
+    #[allow(dead_code)] // documentation only
+    description: Option<IgnoredAny>,
+    #[allow(dead_code)] // documentation only
+    comment: Option<IgnoredAny>,
+}
+
+/// `{"a": [[..]], "c": [..], "b": 0.0}`; `b` may be left out (0) but not null.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuadraticEntry {
+    a: Rows,
+    c: Numbers,
+    #[serde(default, deserialize_with = "number_not_null")]
+    b: Option<f64>,
+    #[allow(dead_code)] // documentation only
+    name: Option<IgnoredAny>,
+}
+
+/// x inline or from `x_path`, y likewise (exactly one of each, checked later).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DataEntry {
+    x: Option<Rows>,
+    y: Option<Numbers>,
+    x_path: Option<FileName>,
+    y_path: Option<FileName>,
+    #[allow(dead_code)] // documentation only
+    name: Option<IgnoredAny>,
+}
+
+impl ProblemFile {
+    fn kind(&self) -> FamilyKind {
+        match self {
+            ProblemFile::Quadratic(_) => FamilyKind::Quadratic,
+            ProblemFile::LeastSquares(_) => FamilyKind::LeastSquares,
+            ProblemFile::Logistic(_) => FamilyKind::Logistic,
+        }
+    }
+
+    /// Reads the tag, then the kind's struct; an error is `(JSON path, message)`.
+    fn from_value(root: Value) -> Result<ProblemFile, (String, String)> {
+        let Value::Object(mut map) = root else {
+            return Err((
+                String::new(),
+                format!(
+                    "expected a JSON object at the top level, got {}",
+                    type_name(&root)
+                ),
+            ));
+        };
+        let kind = match map.remove("kind") {
+            None => return Err(("kind".into(), "is missing".into())),
+            Some(Value::String(s)) => FamilyKind::from_name(&s).ok_or_else(|| {
+                let names: Vec<&str> = FamilyKind::ALL.iter().map(|k| k.as_str()).collect();
+                (
+                    "kind".to_string(),
+                    format!("unknown kind '{s}'; expected one of: {}", names.join(", ")),
+                )
+            })?,
+            Some(other) => {
+                return Err((
+                    "kind".into(),
+                    format!("expected a string, got {}", type_name(&other)),
+                ))
+            }
+        };
+        let rest = Value::Object(map);
+        let read = |e: serde_path_to_error::Error<serde_json::Error>| explain(kind, &e);
+        Ok(match kind {
+            FamilyKind::Quadratic => {
+                ProblemFile::Quadratic(serde_path_to_error::deserialize(rest).map_err(read)?)
+            }
+            FamilyKind::LeastSquares => {
+                ProblemFile::LeastSquares(serde_path_to_error::deserialize(rest).map_err(read)?)
+            }
+            FamilyKind::Logistic => {
+                ProblemFile::Logistic(serde_path_to_error::deserialize(rest).map_err(read)?)
+            }
+        })
+    }
+}
+
 fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -224,9 +408,240 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-/// A task's x or y: the inline JSON value, or the file (full path, label
-/// for messages) it is to be read from.
-type DataSource<'v> = (&'v Value, Option<(PathBuf, String)>);
+/// serde's message for a value of the wrong type names it as serde sees it
+/// ("invalid type: map, expected ..."): this names it as JSON does.
+fn json_type_name(unexpected: &str) -> &str {
+    [
+        ("unit value", "null"),
+        ("boolean", "a boolean"),
+        ("integer", "a number"),
+        ("floating point", "a number"),
+        ("string", "a string"),
+        ("sequence", "an array"),
+        ("map", "an object"),
+    ]
+    .into_iter()
+    .find(|(serde, _)| unexpected.starts_with(serde))
+    .map_or(unexpected, |(_, json)| json)
+}
+
+/// `(path, message)` for a serde error, worded as the hand-written checks
+/// are: `tasks[0].y[0]`, "expected a number, got a string"; `tasks[0].a`,
+/// "is missing"; `l2`, "only applies to kind logistic".
+fn explain(
+    kind: FamilyKind,
+    e: &serde_path_to_error::Error<serde_json::Error>,
+) -> (String, String) {
+    let mut path = e.path().to_string();
+    if path == "." {
+        path.clear();
+    }
+    // The field a key error is about: serde_path_to_error names an unknown
+    // key's path, but a missing key's parent.
+    let join = |key: &str| {
+        if path.is_empty() || path == key || path.ends_with(&format!(".{key}")) {
+            if path.is_empty() {
+                key.to_string()
+            } else {
+                path.clone()
+            }
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    let message = e.inner().to_string();
+    let quoted = |rest: &str| rest.split('`').nth(1).unwrap_or_default().to_string();
+    if let Some(rest) = message.strip_prefix("invalid type: ") {
+        if let Some((unexpected, expected)) = rest.rsplit_once(", expected ") {
+            // A derived struct expects "struct QuadraticEntry": a task.
+            let expected = if expected.starts_with("struct ") {
+                "an object (a task)"
+            } else {
+                expected
+            };
+            return (
+                path,
+                format!("expected {expected}, got {}", json_type_name(unexpected)),
+            );
+        }
+    }
+    if let Some(rest) = message.strip_prefix("missing field ") {
+        return (join(&quoted(rest)), "is missing".into());
+    }
+    if let Some(rest) = message.strip_prefix("unknown field ") {
+        let key = quoted(rest);
+        let field = join(&key);
+        let message = match key.as_str() {
+            "l2" if path.is_empty() || path == "l2" => {
+                format!("only applies to kind logistic, not {kind}")
+            }
+            "gradient_form" if path.is_empty() || path == "gradient_form" => {
+                format!("only applies to kind least_squares, not {kind}")
+            }
+            _ => {
+                let mut allowed: Vec<&str> = rest.split('`').skip(3).step_by(2).collect();
+                if !field.contains('.') && !field.contains('[') {
+                    allowed.insert(0, "kind");
+                }
+                format!("unknown key; expected one of: {}", allowed.join(", "))
+            }
+        };
+        return (field, message);
+    }
+    (path, message)
+}
+
+/// A JSON number (`null`, strings and the rest are refused by name).
+#[derive(Debug, Clone, Copy)]
+struct Number(f64);
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Number;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Number, E> {
+                if !v.is_finite() {
+                    return Err(E::custom(format!(
+                        "is {v}; NaN or infinite values are not allowed"
+                    )));
+                }
+                Ok(Number(v))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Number, E> {
+                Ok(Number(v as f64))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Number, E> {
+                Ok(Number(v as f64))
+            }
+        }
+        deserializer.deserialize_f64(V)
+    }
+}
+
+/// `b`: absent is 0 (serde's default), but an explicit `null` is a mistake.
+fn number_not_null<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<f64>, D::Error> {
+    match Option::<Number>::deserialize(deserializer)? {
+        Some(Number(v)) => Ok(Some(v)),
+        None => Err(de::Error::custom("is null; expected a number")),
+    }
+}
+
+/// A JSON array read element by element (so an error names its index);
+/// type errors call it `LISTS[WHAT]` ("expected an array of tasks").
+struct List<T, const WHAT: usize>(Vec<T>);
+
+const LISTS: [&str; 4] = [
+    "an array of tasks",
+    "an array of numbers",
+    "a row (an array of numbers)",
+    "an array of rows",
+];
+
+/// `tasks`.
+type Tasks<T> = List<T, 0>;
+
+/// Inline numbers (`c`, `y`).
+type Numbers = List<Number, 1>;
+
+/// One row of a matrix.
+type Row = List<Number, 2>;
+
+/// Inline rows (`a`, `x`): checked for raggedness by [`Loader::rows`].
+type Rows = List<Row, 3>;
+
+impl<T: fmt::Debug, const WHAT: usize> fmt::Debug for List<T, WHAT> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de, T: Deserialize<'de>, const WHAT: usize> Deserialize<'de> for List<T, WHAT> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V<T, const WHAT: usize>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>, const WHAT: usize> Visitor<'de> for V<T, WHAT> {
+            type Value = List<T, WHAT>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(LISTS[WHAT])
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element()? {
+                    items.push(item);
+                }
+                Ok(List(items))
+            }
+        }
+        deserializer.deserialize_seq(V(std::marker::PhantomData))
+    }
+}
+
+impl<const WHAT: usize> List<Number, WHAT> {
+    fn values(&self) -> impl Iterator<Item = f64> + '_ {
+        self.0.iter().map(|Number(v)| *v)
+    }
+}
+
+/// A data file's name, relative to the problem file; not empty.
+#[derive(Debug)]
+struct FileName(String);
+
+impl<'de> Deserialize<'de> for FileName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = FileName;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a file name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FileName, E> {
+                if v.is_empty() {
+                    return Err(E::custom("expected a file name, got an empty string"));
+                }
+                Ok(FileName(v.to_string()))
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
+/// `"auto" | "data" | "gram"`.
+#[derive(Debug)]
+struct FormName(GradientForm);
+
+impl<'de> Deserialize<'de> for FormName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        const EXPECTED: &str = "\"auto\", \"data\" or \"gram\"";
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = FormName;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(EXPECTED)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<FormName, E> {
+                Ok(FormName(match v {
+                    "auto" => GradientForm::Auto,
+                    "data" => GradientForm::Data,
+                    "gram" => GradientForm::Gram,
+                    _ => return Err(E::custom(format!("is {v:?}; expected {EXPECTED}"))),
+                }))
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
+// -------------------------------------------------------------- validation
+
+/// A task's x or y: inline numbers, or the file (full path, label for
+/// messages) it is to be read from.
+enum DataSource<T> {
+    Inline(T),
+    File(PathBuf, String),
+}
 
 /// Where one of a task's x / y came from, for error messages.
 struct Sources {
@@ -234,12 +649,11 @@ struct Sources {
     y: String,
 }
 
-/// What [`Loader::load`] returns: the family, its set, its kind and the
-/// fields of each task (see [`LoadedProblem::fields`]).
+/// What [`Loader::load`] returns: the family, its set and the fields of
+/// each task (see [`LoadedProblem::fields`]).
 type Loaded = (
     Arc<dyn TaskFamily>,
     FeasibleSet,
-    String,
     Vec<Vec<(String, Option<f64>)>>,
     Scaling,
 );
@@ -256,212 +670,59 @@ impl Loader {
         InputError::new(format!("{}: {field}", self.file), message)
     }
 
-    fn object<'v>(
-        &self,
-        value: &'v Value,
-        field: &str,
-        allowed: &[&str],
-    ) -> Result<&'v Map<String, Value>, InputError> {
-        let map = value.as_object().ok_or_else(|| {
-            self.err(
-                field,
-                format!("expected an object, got {}", type_name(value)),
-            )
-        })?;
-        if let Some(key) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-            let at = if field.is_empty() {
-                key.clone()
-            } else {
-                format!("{field}.{key}")
-            };
+    /// Equally long rows: `(rows, cols, row-major values)`.
+    fn rows(&self, value: Rows, field: &str) -> Result<(usize, usize, Vec<f64>), InputError> {
+        let rows = value.0;
+        let Some(first) = rows.first() else {
+            return Err(self.err(field, "has no rows"));
+        };
+        let cols = first.0.len();
+        if cols == 0 {
+            return Err(self.err(&format!("{field}[0]"), "is empty"));
+        }
+        // Every row's length is known before the matrix is allocated.
+        if let Some((r, row)) = rows.iter().enumerate().find(|(_, row)| row.0.len() != cols) {
             return Err(self.err(
-                &at,
-                format!("unknown key; expected one of: {}", allowed.join(", ")),
+                &format!("{field}[{r}]"),
+                format!(
+                    "has {} entries, expected {cols} (as {field}[0]); rows must not be ragged",
+                    row.0.len()
+                ),
             ));
         }
-        Ok(map)
-    }
-
-    /// A present, non-null entry of an object (`null` counts as absent).
-    fn optional<'v>(&self, map: &'v Map<String, Value>, key: &str) -> Option<&'v Value> {
-        map.get(key).filter(|v| !v.is_null())
-    }
-
-    fn required<'v>(
-        &self,
-        map: &'v Map<String, Value>,
-        key: &str,
-        field: &str,
-    ) -> Result<&'v Value, InputError> {
-        match map.get(key) {
-            None => Err(self.err(field, "is missing")),
-            Some(Value::Null) => Err(self.err(field, "is null; expected a value")),
-            Some(v) => Ok(v),
-        }
-    }
-
-    fn number(&self, value: &Value, field: &str) -> Result<f64, InputError> {
-        match value.as_f64() {
-            Some(x) if x.is_finite() => Ok(x),
-            Some(x) => Err(self.err(
-                field,
-                format!("is {x}; NaN or infinite values are not allowed"),
-            )),
-            None => Err(self.err(
-                field,
-                format!("expected a number, got {}", type_name(value)),
-            )),
-        }
-    }
-
-    fn vector(&self, value: &Value, field: &str) -> Result<Vec<f64>, InputError> {
-        let items = value.as_array().ok_or_else(|| {
-            self.err(
-                field,
-                format!("expected an array of numbers, got {}", type_name(value)),
-            )
-        })?;
-        items
-            .iter()
-            .enumerate()
-            .map(|(j, v)| self.number(v, &format!("{field}[{j}]")))
-            .collect()
-    }
-
-    /// An array of equally long rows: `(rows, cols, row-major values)`.
-    fn rows(&self, value: &Value, field: &str) -> Result<(usize, usize, Vec<f64>), InputError> {
-        let rows = value.as_array().ok_or_else(|| {
-            self.err(
-                field,
-                format!("expected an array of rows, got {}", type_name(value)),
-            )
-        })?;
-        if rows.is_empty() {
-            return Err(self.err(field, "has no rows"));
-        }
-        let mut cols = 0;
-        let mut data = Vec::new();
-        for (r, row) in rows.iter().enumerate() {
-            let at = format!("{field}[{r}]");
-            let entries = row.as_array().ok_or_else(|| {
-                self.err(
-                    &at,
-                    format!(
-                        "expected a row (an array of numbers), got {}",
-                        type_name(row)
-                    ),
-                )
-            })?;
-            if r == 0 {
-                cols = entries.len();
-                if cols == 0 {
-                    return Err(self.err(&at, "is empty"));
-                }
-                data.reserve(rows.len() * cols);
-            } else if entries.len() != cols {
-                return Err(self.err(
-                    &at,
-                    format!(
-                        "has {} entries, expected {cols} (as {field}[0]); rows must not be ragged",
-                        entries.len()
-                    ),
-                ));
-            }
-            for (c, v) in entries.iter().enumerate() {
-                data.push(self.number(v, &format!("{at}[{c}]"))?);
-            }
+        let mut data = Vec::with_capacity(rows.len() * cols);
+        for row in &rows {
+            data.extend(row.values());
         }
         Ok((rows.len(), cols, data))
     }
 
-    fn load(&self, root: &Value) -> Result<Loaded, InputError> {
-        let mut allowed = vec!["kind", "tasks", "radius", "l2", "gradient_form"];
-        allowed.extend(DOCUMENTATION_KEYS);
-        let map = root.as_object().ok_or_else(|| {
-            InputError::new(
-                &self.file,
-                format!(
-                    "expected a JSON object at the top level, got {}",
-                    type_name(root)
-                ),
-            )
-        })?;
-        self.object(root, "", &allowed)?;
-        let kind = match self.required(map, "kind", "kind")? {
-            Value::String(s) if PROBLEM_KINDS.contains(&s.as_str()) => s.clone(),
-            Value::String(s) => {
-                return Err(self.err(
-                    "kind",
-                    format!(
-                        "unknown kind '{s}'; expected one of: {}",
-                        PROBLEM_KINDS.join(", ")
-                    ),
-                ))
-            }
-            other => {
-                return Err(self.err(
-                    "kind",
-                    format!("expected a string, got {}", type_name(other)),
-                ))
-            }
-        };
-        // Scalars first: fail before reading any (possibly large) data file.
-        let set = match self.optional(map, "radius") {
+    fn radius(&self, radius: Option<Number>) -> Result<FeasibleSet, InputError> {
+        Ok(match radius {
             None => FeasibleSet::Unconstrained,
             Some(v) => {
-                let r = self.number(v, "radius")?;
-                FeasibleSet::with_radius(check_positive("radius", r).map_err(|e| self.wrap(e))?)
+                FeasibleSet::with_radius(check_positive("radius", v.0).map_err(|e| self.wrap(e))?)
             }
-        };
-        let l2 = match (kind.as_str(), self.optional(map, "l2")) {
-            ("logistic", None) => {
-                return Err(self.err(
-                    "l2",
-                    "is missing; logistic problems need a positive l2 penalty",
-                ))
-            }
-            ("logistic", Some(v)) => {
-                let l2 = self.number(v, "l2")?;
-                Some(check_positive("l2", l2).map_err(|e| self.wrap(e))?)
-            }
-            (_, None) => None,
-            (_, Some(_)) => return Err(self.err("l2", "only applies to kind logistic")),
-        };
-        let form = match (kind.as_str(), self.optional(map, "gradient_form")) {
-            (_, None) => GradientForm::Auto,
-            ("least_squares", Some(v)) => match v.as_str() {
-                Some("auto") => GradientForm::Auto,
-                Some("data") => GradientForm::Data,
-                Some("gram") => GradientForm::Gram,
-                _ => {
-                    return Err(self.err(
-                        "gradient_form",
-                        format!("is {v}; expected \"auto\", \"data\" or \"gram\""),
-                    ))
-                }
-            },
-            (_, Some(_)) => {
-                return Err(self.err("gradient_form", "only applies to kind least_squares"))
-            }
-        };
-        let tasks = match self.required(map, "tasks", "tasks")? {
-            Value::Array(tasks) if tasks.is_empty() => {
-                return Err(self.err("tasks", "no tasks given"))
-            }
-            Value::Array(tasks) => tasks,
-            other => {
-                return Err(self.err(
-                    "tasks",
-                    format!("expected an array of tasks, got {}", type_name(other)),
-                ))
-            }
-        };
+        })
+    }
+
+    fn tasks<T>(&self, tasks: Tasks<T>) -> Result<Vec<T>, InputError> {
+        if tasks.0.is_empty() {
+            return Err(self.err("tasks", "no tasks given"));
+        }
+        Ok(tasks.0)
+    }
+
+    fn load(&self, problem: ProblemFile) -> Result<Loaded, InputError> {
+        // Scalars first: fail before reading any (possibly large) data file.
         let fields: Vec<Vec<(String, Option<f64>)>>;
         let scaling: Scaling;
-        let family: Arc<dyn TaskFamily> = match kind.as_str() {
-            "quadratic" => {
-                let mut tasks = tasks
-                    .iter()
+        let (family, set): (Arc<dyn TaskFamily>, FeasibleSet) = match problem {
+            ProblemFile::Quadratic(file) => {
+                let set = self.radius(file.radius)?;
+                let mut tasks = self
+                    .tasks(file.tasks)?
+                    .into_iter()
                     .enumerate()
                     .map(|(i, t)| self.quadratic_task(t, i))
                     .collect::<Result<Vec<_>, _>>()?;
@@ -478,30 +739,44 @@ impl Loader {
                     })
                     .collect();
                 scaling = Scaling::equilibrate_quadratic(&mut tasks);
-                Arc::new(QuadraticFamily::new(tasks).map_err(|e| self.wrap(e))?)
+                let family = QuadraticFamily::new(tasks).map_err(|e| self.wrap(e))?;
+                (Arc::new(family), set)
             }
-            _ => {
-                // Least squares reads its data a few times (the Gram form) and
-                // copies what it streams; logistic regression streams it all.
-                let (mut data, sources) = self.data_tasks(tasks, l2.is_none())?;
-                fields = sources
-                    .iter()
-                    .map(|s| vec![(s.x.clone(), None), (s.y.clone(), None)])
-                    .collect();
-                let relabel = |e: InputError| self.wrap(relabel(e, &sources));
+            ProblemFile::LeastSquares(file) => {
+                let set = self.radius(file.radius)?;
+                let form = file.gradient_form.map_or(GradientForm::Auto, |f| f.0);
+                let tasks = self.tasks(file.tasks)?;
+                // Least squares reads its data a few times (the Gram form)
+                // and copies what it streams: large files are mapped.
+                let (mut data, sources) = self.data_tasks(tasks, true)?;
+                fields = Self::data_fields(&sources);
+                scaling = Scaling::equilibrate_least_squares(&mut data);
                 // Rescaling keeps NaN and infinities, so the constructors
                 // still find them (powers of two change no other check).
-                match l2 {
-                    Some(l2) => {
-                        let (units, l2) = Scaling::equilibrate_logistic(&mut data, l2);
-                        scaling = units;
-                        Arc::new(LogisticFamily::new(data, l2).map_err(relabel)?)
-                    }
+                let family = LeastSquaresFamily::new(data, form)
+                    .map_err(|e| self.wrap(relabel(e, &sources)))?;
+                (Arc::new(family), set)
+            }
+            ProblemFile::Logistic(file) => {
+                let set = self.radius(file.radius)?;
+                let l2 = match file.l2 {
                     None => {
-                        scaling = Scaling::equilibrate_least_squares(&mut data);
-                        Arc::new(LeastSquaresFamily::new(data, form).map_err(relabel)?)
+                        return Err(self.err(
+                            "l2",
+                            "is missing; logistic problems need a positive l2 penalty",
+                        ))
                     }
-                }
+                    Some(v) => check_positive("l2", v.0).map_err(|e| self.wrap(e))?,
+                };
+                let tasks = self.tasks(file.tasks)?;
+                // Logistic regression streams its data: large files are read.
+                let (mut data, sources) = self.data_tasks(tasks, false)?;
+                fields = Self::data_fields(&sources);
+                let (units, l2) = Scaling::equilibrate_logistic(&mut data, l2);
+                scaling = units;
+                let family =
+                    LogisticFamily::new(data, l2).map_err(|e| self.wrap(relabel(e, &sources)))?;
+                (Arc::new(family), set)
             }
         };
         let set = match set {
@@ -526,7 +801,14 @@ impl Loader {
             }
             other => other,
         };
-        Ok((family, set, kind, fields, scaling))
+        Ok((family, set, fields, scaling))
+    }
+
+    fn data_fields(sources: &[Sources]) -> Vec<Vec<(String, Option<f64>)>> {
+        sources
+            .iter()
+            .map(|s| vec![(s.x.clone(), None), (s.y.clone(), None)])
+            .collect()
     }
 
     /// Prefixes an error from the family constructors with the file name.
@@ -534,37 +816,25 @@ impl Loader {
         InputError::new(format!("{}: {}", self.file, e.field), e.message)
     }
 
-    fn quadratic_task(&self, value: &Value, i: usize) -> Result<QuadraticTask, InputError> {
-        let field = format!("tasks[{i}]");
-        let map = self.object(value, &field, &["a", "c", "b", "name"])?;
-        let a_field = format!("{field}.a");
-        let (rows, cols, a) = self.rows(self.required(map, "a", &a_field)?, &a_field)?;
-        let c_field = format!("{field}.c");
-        let c = self.vector(self.required(map, "c", &c_field)?, &c_field)?;
-        let b = match self.optional(map, "b") {
-            None if map.contains_key("b") => {
-                return Err(self.err(&format!("{field}.b"), "is null; expected a number"))
-            }
-            None => 0.0,
-            Some(v) => self.number(v, &format!("{field}.b"))?,
-        };
+    fn quadratic_task(&self, task: QuadraticEntry, i: usize) -> Result<QuadraticTask, InputError> {
+        let (rows, cols, a) = self.rows(task.a, &format!("tasks[{i}].a"))?;
         Ok(QuadraticTask {
             a: DMatrix::from_row_slice(rows, cols, &a),
-            c: DVector::from_vec(c),
-            b,
+            c: DVector::from_iterator(task.c.0.len(), task.c.values()),
+            b: task.b.unwrap_or(0.0),
         })
     }
 
     /// `x` / `x_path` (or `y` / `y_path`) of task i: exactly one must be given.
-    fn data_source<'v>(
+    fn data_source<T>(
         &self,
-        map: &'v Map<String, Value>,
+        inline: Option<T>,
+        file: Option<FileName>,
         i: usize,
         name: &str,
-    ) -> Result<DataSource<'v>, InputError> {
+    ) -> Result<DataSource<T>, InputError> {
         let path_key = format!("{name}_path");
-        let field = format!("tasks[{i}].{name}");
-        match (self.optional(map, name), self.optional(map, &path_key)) {
+        match (inline, file) {
             (Some(_), Some(_)) => Err(self.err(
                 &format!("tasks[{i}]"),
                 format!("gives both {name} and {path_key}; give one"),
@@ -573,54 +843,45 @@ impl Loader {
                 &format!("tasks[{i}]"),
                 format!("needs {name} (inline numbers) or {path_key} (a .npy or .csv file)"),
             )),
-            (Some(v), None) => Ok((v, None)),
-            (None, Some(v)) => match v.as_str() {
-                Some(rel) if !rel.is_empty() => {
-                    let label = format!("tasks[{i}].{path_key} ({rel})");
-                    Ok((v, Some((self.dir.join(rel), label))))
-                }
-                _ => Err(self.err(
-                    &format!("{field}_path"),
-                    format!("expected a file name, got {}", type_name(v)),
-                )),
-            },
+            (Some(v), None) => Ok(DataSource::Inline(v)),
+            (None, Some(FileName(rel))) => {
+                let label = format!("tasks[{i}].{path_key} ({rel})");
+                Ok(DataSource::File(self.dir.join(rel), label))
+            }
         }
     }
 
-    /// One task's x and y, read and checked against each other.
+    /// One task's x and y, read and checked against each other. With
+    /// `map_files`, large `.npy` files are mapped rather than read (see
+    /// [`crate::memory`]).
     fn data_task(
         &self,
         i: usize,
-        value: &Value,
+        task: DataEntry,
         map_files: bool,
     ) -> Result<(TaskData, Sources), InputError> {
-        let map = self.object(
-            value,
-            &format!("tasks[{i}]"),
-            &["x", "y", "x_path", "y_path", "name"],
-        )?;
-        let (x_value, x_file) = self.data_source(map, i, "x")?;
-        let (y_value, y_file) = self.data_source(map, i, "y")?;
-        let (xt, x_label) = match x_file {
-            Some((path, label)) => (
+        let x = self.data_source(task.x, task.x_path, i, "x")?;
+        let y = self.data_source(task.y, task.y_path, i, "y")?;
+        let (xt, x_label) = match x {
+            DataSource::File(path, label) => (
                 read_samples(&path, &format!("{}: {label}", self.file), map_files)?,
                 label,
             ),
-            None => {
+            DataSource::Inline(rows) => {
                 let field = format!("tasks[{i}].x");
-                let (n, d, values) = self.rows(x_value, &field)?;
+                let (n, d, values) = self.rows(rows, &field)?;
                 // Row-major n x d is column-major d x n: the transposed layout.
                 (Samples::new(d, n, Values::Owned(values)), field)
             }
         };
-        let (y, y_label) = match y_file {
-            Some((path, label)) => (
+        let (y, y_label) = match y {
+            DataSource::File(path, label) => (
                 read_vector(&path, &format!("{}: {label}", self.file))?,
                 label,
             ),
-            None => {
+            DataSource::Inline(numbers) => {
                 let field = format!("tasks[{i}].y");
-                let values = self.vector(y_value, &field)?;
+                let values: Vec<f64> = numbers.values().collect();
                 if values.is_empty() {
                     return Err(self.err(&field, "is empty"));
                 }
@@ -647,20 +908,20 @@ impl Loader {
     }
 
     /// Reads the tasks in parallel (large data files), then reports the first
-    /// error in task order, as a sequential read would. With `map`, large
-    /// `.npy` files are mapped rather than read (see [`crate::memory`]).
+    /// error in task order, as a sequential read would.
     fn data_tasks(
         &self,
-        tasks: &[Value],
+        tasks: Vec<DataEntry>,
         map: bool,
     ) -> Result<(Vec<TaskData>, Vec<Sources>), InputError> {
+        let count = tasks.len();
         let read: Vec<Result<(TaskData, Sources), InputError>> = tasks
-            .par_iter()
+            .into_par_iter()
             .enumerate()
-            .map(|(i, value)| self.data_task(i, value, map))
+            .map(|(i, task)| self.data_task(i, task, map))
             .collect();
-        let mut data = Vec::with_capacity(tasks.len());
-        let mut sources: Vec<Sources> = Vec::with_capacity(tasks.len());
+        let mut data = Vec::with_capacity(count);
+        let mut sources: Vec<Sources> = Vec::with_capacity(count);
         for result in read {
             let (task, source) = result?;
             if let Some(first) = sources.first() {
@@ -715,14 +976,14 @@ fn check_export_scalar(name: &str, value: Option<f64>) -> io::Result<()> {
 /// Writes a data problem as `dir/{name}.json` plus, per task i,
 /// `dir/{name}_t{i}_x.npy` (n x d, one sample per row) and
 /// `dir/{name}_t{i}_y.npy`, and returns the JSON file's path. `kind` is
-/// "least_squares" (no `l2`) or "logistic" (`l2` required). The JSON is
+/// least squares (no `l2`) or logistic (`l2` required). The JSON is
 /// written last, so it never refers to missing data files; every file is
 /// written atomically. `TaskData::xt` (d x n column-major) is written as is:
 /// it is the byte layout of the C-order n x d array.
 pub fn export_data_problem(
     dir: &Path,
     name: &str,
-    kind: &str,
+    kind: FamilyKind,
     l2: Option<f64>,
     tasks: &[TaskData],
     radius: Option<f64>,
@@ -731,12 +992,12 @@ pub fn export_data_problem(
         return Err(invalid_input(format!("'{name}' is not a plain file name")));
     }
     match (kind, l2) {
-        ("least_squares", None) | ("logistic", Some(_)) => {}
-        ("least_squares", Some(_)) => {
+        (FamilyKind::LeastSquares, None) | (FamilyKind::Logistic, Some(_)) => {}
+        (FamilyKind::LeastSquares, Some(_)) => {
             return Err(invalid_input("l2 only applies to kind logistic".into()))
         }
-        ("logistic", None) => return Err(invalid_input("kind logistic needs l2".into())),
-        _ => {
+        (FamilyKind::Logistic, None) => return Err(invalid_input("kind logistic needs l2".into())),
+        (FamilyKind::Quadratic, _) => {
             return Err(invalid_input(format!(
                 "cannot export kind '{kind}' as data; expected least_squares or logistic"
             )))
@@ -814,7 +1075,7 @@ pub fn export_quadratic_problem(
         entries.push(json!({"a": rows, "c": t.c.as_slice(), "b": t.b}));
     }
     let mut root = Map::new();
-    root.insert("kind".into(), json!("quadratic"));
+    root.insert("kind".into(), json!(FamilyKind::Quadratic));
     if let Some(r) = radius {
         root.insert("radius".into(), json!(r));
     }
@@ -884,8 +1145,15 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(7);
         let theta = DVector::from_fn(5, |_, _| rng.random_range(-1.0..1.0));
         let tasks = random_tasks(&mut rng, 3, 20, 5, false);
-        let path =
-            export_data_problem(dir.path(), "ls", "least_squares", None, &tasks, None).unwrap();
+        let path = export_data_problem(
+            dir.path(),
+            "ls",
+            FamilyKind::LeastSquares,
+            None,
+            &tasks,
+            None,
+        )
+        .unwrap();
         let loaded = load_problem(&path).unwrap();
         assert_eq!(
             (loaded.kind.as_str(), loaded.set),
@@ -895,8 +1163,15 @@ mod tests {
         assert_eq!(losses(&*loaded.family, &theta), losses(&direct, &theta));
 
         let tasks = random_tasks(&mut rng, 4, 9, 5, true);
-        let path = export_data_problem(dir.path(), "lg", "logistic", Some(0.05), &tasks, Some(2.5))
-            .unwrap();
+        let path = export_data_problem(
+            dir.path(),
+            "lg",
+            FamilyKind::Logistic,
+            Some(0.05),
+            &tasks,
+            Some(2.5),
+        )
+        .unwrap();
         let loaded = load_problem(&path).unwrap();
         assert_eq!(loaded.set, FeasibleSet::with_radius(2.5));
         let direct = LogisticFamily::new(tasks, 0.05).unwrap();
@@ -1231,25 +1506,93 @@ mod tests {
     }
 
     #[test]
+    fn the_tagged_enum_reads_what_from_value_reads() {
+        let parse = |text: &str| serde_json::from_str::<Value>(text).unwrap();
+        let good = parse(
+            r#"{"kind": "logistic", "l2": 0.5, "name": "n", "radius": null,
+                "tasks": [{"x": [[1, 2]], "y": [1]}, {"x_path": "x.npy", "y": [-1]}]}"#,
+        );
+        let derived: ProblemFile = serde_json::from_value(good.clone()).unwrap();
+        let read = ProblemFile::from_value(good).unwrap();
+        assert_eq!(derived.kind(), FamilyKind::Logistic);
+        assert_eq!(format!("{derived:?}"), format!("{read:?}"));
+        for (text, field) in [
+            (r#"{"kind": "quadratic", "l2": 1, "tasks": []}"#, "l2"),
+            (
+                r#"{"kind": "least_squares", "tasks": [{"x": 1}]}"#,
+                "tasks[0].x",
+            ),
+            (
+                r#"{"kind": "logistic", "tasks": [{"x": [[1]], "z": 1}]}"#,
+                "tasks[0].z",
+            ),
+            (
+                r#"{"kind": "quadratic", "tasks": [{"c": [1]}]}"#,
+                "tasks[0].a",
+            ),
+            (r#"{"kind": "quadratic", "tasks": [3]}"#, "tasks[0]"),
+        ] {
+            assert!(serde_json::from_value::<ProblemFile>(parse(text)).is_err());
+            let (path, message) = ProblemFile::from_value(parse(text)).unwrap_err();
+            assert_eq!(path, field, "{message}");
+            assert!(!message.contains('`'), "{message}");
+            assert!(!message.contains("struct"), "{message}");
+        }
+        for kind in FamilyKind::ALL {
+            assert_eq!(FamilyKind::from_name(kind.as_str()), Some(kind));
+            assert_eq!(json!(kind), json!(kind.to_string()));
+        }
+    }
+
+    #[test]
     fn export_rejects_bad_arguments_and_writes_nothing() {
         let dir = TestDir::new("problem-export");
         let mut rng = StdRng::seed_from_u64(1);
         let tasks = random_tasks(&mut rng, 2, 4, 3, true);
-        assert!(export_data_problem(dir.path(), "a", "logistic", None, &tasks, None).is_err());
         assert!(
-            export_data_problem(dir.path(), "a", "least_squares", Some(1.0), &tasks, None).is_err()
+            export_data_problem(dir.path(), "a", FamilyKind::Logistic, None, &tasks, None).is_err()
         );
-        assert!(export_data_problem(dir.path(), "a", "quadratic", None, &tasks, None).is_err());
+        assert!(export_data_problem(
+            dir.path(),
+            "a",
+            FamilyKind::LeastSquares,
+            Some(1.0),
+            &tasks,
+            None
+        )
+        .is_err());
         assert!(
-            export_data_problem(dir.path(), "a/b", "least_squares", None, &tasks, None).is_err()
+            export_data_problem(dir.path(), "a", FamilyKind::Quadratic, None, &tasks, None)
+                .is_err()
         );
+        assert!(export_data_problem(
+            dir.path(),
+            "a/b",
+            FamilyKind::LeastSquares,
+            None,
+            &tasks,
+            None
+        )
+        .is_err());
+        assert!(export_data_problem(
+            dir.path(),
+            "a",
+            FamilyKind::LeastSquares,
+            None,
+            &tasks,
+            Some(0.0)
+        )
+        .is_err());
         assert!(
-            export_data_problem(dir.path(), "a", "least_squares", None, &tasks, Some(0.0)).is_err()
+            export_data_problem(dir.path(), "a", FamilyKind::LeastSquares, None, &[], None)
+                .is_err()
         );
-        assert!(export_data_problem(dir.path(), "a", "least_squares", None, &[], None).is_err());
         let mut bad = tasks.clone();
         bad[1].xt.as_mut_slice()[0] = f64::INFINITY;
-        assert!(export_data_problem(dir.path(), "a", "least_squares", None, &bad, None).is_err());
+        assert!(
+            export_data_problem(dir.path(), "a", FamilyKind::LeastSquares, None, &bad, None)
+                .is_err()
+        );
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }
