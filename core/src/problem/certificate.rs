@@ -1082,6 +1082,53 @@ mod tests {
     }
 
     #[test]
+    fn an_unconstrained_bound_uses_only_the_curvature_the_errors_leave() {
+        // Stored 1/2 theta^2 - theta with Hessian error 0.3: the task may be
+        // 1/2 (0.7) theta^2 - theta, whose minimum is -1/(2 * 0.7), so the
+        // bound must be at most that (a bound that ignored the error would
+        // give -1/2). It is far below: the curvature certified is the
+        // factorisation's shift less the error, and the model charges the
+        // error again (docs/MUTANTS.md, campaign 3).
+        let form = QuadraticForm {
+            hessian: DMatrix::from_element(1, 1, 1.0),
+            linear: DVector::from_element(1, -1.0),
+            constant: 0.0,
+        };
+        let bounds = FormBounds {
+            hessian_error: 0.3,
+            ..FormBounds::exact(&form)
+        };
+        let certificate = sound_quadratic_bound(
+            std::slice::from_ref(&form),
+            &[bounds],
+            &[1.0],
+            &Ball::unconstrained(),
+        );
+        assert!(certificate.bound <= -1.0 / 1.4, "{certificate:?}");
+        assert!(certificate.bound.is_finite(), "{certificate:?}");
+    }
+
+    #[test]
+    fn weights_without_mass_certify_nothing_and_say_why() {
+        let form = QuadraticForm {
+            hessian: DMatrix::from_element(1, 1, 1.0),
+            linear: DVector::from_element(1, 0.0),
+            constant: 0.0,
+        };
+        let forms = [form.clone(), form];
+        let bounds = [FormBounds::exact(&forms[0]), FormBounds::exact(&forms[1])];
+        for weights in [[0.0, 0.0], [f64::NAN, 1.0]] {
+            let certificate =
+                sound_quadratic_bound(&forms, &bounds, &weights, &Ball::unconstrained());
+            assert_eq!(certificate.bound, f64::NEG_INFINITY, "{weights:?}");
+            assert_eq!(
+                certificate.note, "the certificate weights are not a nonnegative nonzero vector",
+                "{weights:?}"
+            );
+        }
+    }
+
+    #[test]
     fn unconstrained_minimum_of_a_quadratic_is_exact() {
         let q = QuadraticForm {
             hessian: DMatrix::from_row_slice(2, 2, &[2.0, 0.0, 0.0, 4.0]),
