@@ -607,6 +607,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sig_pins_the_number_formats_of_the_verdicts() {
+        // The verdicts' numbers go through sig (three decimals below 100,
+        // none from 100, e-notation with three digits outside [1e-3, 1e4)).
+        assert_eq!(sig(0.012345), "0.012");
+        assert_eq!(sig(3.14159), "3.142");
+        assert_eq!(sig(123.456), "123");
+        assert_eq!(sig(12345.0), "1.23e4");
+        assert_eq!(sig(0.0004567), "4.57e-4");
+        assert_eq!(sig(0.0), "0.000");
+        assert_eq!(sig(f64::INFINITY), "inf");
+    }
+
+    #[test]
     fn growth_functions_name_themselves_in_the_detail() {
         assert_eq!(Growth::SqrtLog.name(), "sqrt(ln M)");
         assert_eq!(Growth::Log.name(), "ln M");
