@@ -611,7 +611,7 @@ mod tests {
         // The verdicts' numbers go through sig (three decimals below 100,
         // none from 100, e-notation with three digits outside [1e-3, 1e4)).
         assert_eq!(sig(0.012345), "0.012");
-        assert_eq!(sig(2.71828), "2.718");
+        assert_eq!(sig(1.23456), "1.235");
         assert_eq!(sig(123.456), "123");
         assert_eq!(sig(12345.0), "1.23e4");
         assert_eq!(sig(0.0004567), "4.57e-4");
