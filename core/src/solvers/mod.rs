@@ -466,7 +466,9 @@ mod tests {
         );
         // Dearer: as many passes as make the certificate their share.
         let pass = 1e6;
-        let certificate = 3e6;
+        // A ratio that is not a whole number of passes, so that rounding
+        // the count down (too few passes) is told from rounding it up.
+        let certificate = 3.1e6;
         let k = certificate_interval(None, work(pass, certificate));
         assert_eq!(k, (certificate / (CERTIFICATE_SHARE * pass)).ceil() as u64);
         assert!(certificate / (k as f64 * pass) <= CERTIFICATE_SHARE);
