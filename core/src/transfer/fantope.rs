@@ -565,6 +565,21 @@ mod tests {
                 b.value
             );
         }
+        // Tasks scaled by a power of two: the same computation on the same
+        // scaled tasks, so the value and its error bound scale by its square
+        // exactly (the error bound is in the value's units).
+        let mixed: Vec<_> = (0..3)
+            .map(|i| DVector::from_vec(vec![1.0 + i as f64, 0.3 * i as f64, -0.7]))
+            .collect();
+        let base = certified_residual_bound(&mixed, &[0.2, 0.3, 0.5], 1);
+        assert!(base.error_bound > 0.0 && base.value > 0.0, "{base:?}");
+        for e in [-300, -60, 60, 300] {
+            let t = 2f64.powi(e);
+            let scaled: Vec<_> = mixed.iter().map(|b| b * t).collect();
+            let b = certified_residual_bound(&scaled, &[0.2, 0.3, 0.5], 1);
+            assert_eq!(b.value, base.value * t * t, "2^{e}");
+            assert_eq!(b.error_bound, base.error_bound * t * t, "2^{e}");
+        }
         for bad in [f64::NAN, -0.1, f64::INFINITY] {
             let b = certified_residual_bound(&tasks, &[0.5, 0.6, bad], 2);
             assert_eq!(b.value, 0.0);
