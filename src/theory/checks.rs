@@ -662,6 +662,21 @@ mod tests {
             None
         );
     }
+
+    #[test]
+    fn smallest_slack_skips_points_where_bound_over_measured_means_nothing() {
+        // at_most allows negative measurements (a difference that may go
+        // below zero) and zero ones: bound/measured is then negative or
+        // infinite and says nothing about slack. The smallest is 4 (2 / 0.5).
+        let verdict = at_most(&[1.0, 2.0, 3.0], &[-0.5, 0.0, 0.5], &[1.0, 1.0, 2.0]);
+        assert!(verdict.passed, "{}", verdict.detail);
+        assert!(
+            verdict.detail.ends_with("at the largest x, smallest 4.000"),
+            "{}",
+            verdict.detail
+        );
+    }
+
     use crate::theory::bounds;
     use crate::theory::rate_fit::{fit_linear_rate, fit_power_law};
 

@@ -455,6 +455,18 @@ mod tests {
             false,
         );
         assert_eq!(fallback, 0.01 * 3.0 / ln_m);
+        // Tied losses: the spread is floored at 1e-6 of their magnitude, so
+        // the temperature follows the losses' scale (1e-6 * 1e3 here).
+        let tied = tuned_temperature(
+            &f,
+            &FeasibleSet::Unconstrained,
+            &theta0,
+            &[1e3; 4],
+            None,
+            t,
+            false,
+        );
+        assert_eq!(tied, 0.01 * (1e-6 * 1e3) / ln_m);
         // --distance gives the region and R.
         let given = tuned_temperature(
             &f,
