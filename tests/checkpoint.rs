@@ -2,18 +2,15 @@
 //! checkpoint gives bit-identical results to an uninterrupted solve, for every
 //! iterative method; a checkpoint of another run is refused.
 
-use nalgebra::DVector;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use taskrobust::family::generators::{
     least_squares_family, logistic_family, quadratic_family, SyntheticSpec,
 };
-use taskrobust::family::{Evaluation, Weigh};
 use taskrobust::family::{GradientForm, TaskFamily};
 use taskrobust::solvers::{solve, Method, SolveOptions, SolveOutcome};
-use taskrobust::Ball;
 use taskrobust::{Error, FeasibleSet};
+use taskrobust_testing::Instrumented;
 
 fn spec() -> SyntheticSpec {
     SyntheticSpec {
@@ -33,58 +30,12 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-/// Delegates to a family and counts the data passes (evaluations).
-struct Counting {
-    inner: Arc<dyn TaskFamily>,
-    evaluations: AtomicUsize,
-}
-
-impl TaskFamily for Counting {
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
-    fn num_tasks(&self) -> usize {
-        self.inner.num_tasks()
-    }
-    fn dim(&self) -> usize {
-        self.inner.dim()
-    }
-    fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) -> Result<(), Error> {
-        self.inner.losses(theta, losses)
-    }
-    fn evaluate(
-        &self,
-        theta: &DVector<f64>,
-        weigh: &mut Weigh<'_>,
-        out: &mut Evaluation,
-    ) -> Result<(), Error> {
-        self.evaluations.fetch_add(1, Ordering::Relaxed);
-        self.inner.evaluate(theta, weigh, out)
-    }
-    fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>) {
-        self.inner.task_gradient(task, theta, gradient)
-    }
-    fn smoothness(&self) -> f64 {
-        self.inner.smoothness()
-    }
-    fn gradient_bound_on_ball(&self, radius: f64) -> f64 {
-        self.inner.gradient_bound_on_ball(radius)
-    }
-    fn loss_bound_on_ball(&self, radius: f64) -> f64 {
-        self.inner.loss_bound_on_ball(radius)
-    }
-    fn certified_lower_bound(&self, theta: &DVector<f64>, at: &Evaluation, ball: &Ball) -> f64 {
-        self.inner.certified_lower_bound(theta, at, ball)
-    }
-}
-
 #[test]
 fn a_resumed_run_starts_where_the_checkpoint_stopped() {
     let dir = scratch("count");
-    let counting = Arc::new(Counting {
-        inner: Arc::new(quadratic_family(&spec()).unwrap()),
-        evaluations: AtomicUsize::new(0),
-    });
+    let counting = Arc::new(Instrumented::new(Arc::new(
+        quadratic_family(&spec()).unwrap(),
+    )));
     let family: Arc<dyn TaskFamily> = counting.clone();
     let options = SolveOptions {
         iterations: 40,
@@ -95,10 +46,10 @@ fn a_resumed_run_starts_where_the_checkpoint_stopped() {
         ..Default::default()
     };
     let full = solve(family.clone(), FeasibleSet::Unconstrained, &options).unwrap();
-    let from_scratch = counting.evaluations.swap(0, Ordering::Relaxed);
+    let from_scratch = counting.take_passes();
     // The checkpoint now holds iteration 40: a rerun only certifies the result.
     let again = solve(family, FeasibleSet::Unconstrained, &options).unwrap();
-    let rerun = counting.evaluations.load(Ordering::Relaxed);
+    let rerun = counting.passes();
     assert!(from_scratch >= 40, "{from_scratch}");
     assert!(rerun < 5, "resumed run evaluated {rerun} times");
     assert_identical(&again, &full, "rerun");

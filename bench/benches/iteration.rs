@@ -54,6 +54,7 @@ use taskrobust::family::{
 use taskrobust::problem::numerics::softmax_into;
 use taskrobust::solvers::{solve, Method, SolveOptions};
 use taskrobust::FeasibleSet;
+use taskrobust_testing::Instrumented;
 
 /// Triad length: 3 arrays of 2^26 f64 = 1.5 GiB touched, far beyond any cache.
 const TRIAD_LEN: usize = 1 << 26;
@@ -408,85 +409,6 @@ fn certificate(c: &mut Criterion) {
 
 const CERTIFICATE_KINDS: [&str; 2] = ["least_squares", "logistic"];
 
-/// A family that counts its passes (`evaluate` calls), so that the summary
-/// can tell the certificates' cost from a change in the number of passes
-/// (continuation reads the certificates, and backtracking's passes follow mu).
-struct CountingPasses {
-    inner: Arc<dyn TaskFamily>,
-    passes: std::sync::atomic::AtomicU64,
-}
-
-impl TaskFamily for CountingPasses {
-    fn kind(&self) -> &'static str {
-        self.inner.kind()
-    }
-    fn num_tasks(&self) -> usize {
-        self.inner.num_tasks()
-    }
-    fn dim(&self) -> usize {
-        self.inner.dim()
-    }
-    fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) -> Result<(), taskrobust::Error> {
-        self.inner.losses(theta, losses)
-    }
-    fn evaluate(
-        &self,
-        theta: &DVector<f64>,
-        weigh: &mut taskrobust::family::Weigh<'_>,
-        out: &mut Evaluation,
-    ) -> Result<(), taskrobust::Error> {
-        self.passes
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.inner.evaluate(theta, weigh, out)
-    }
-    fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>) {
-        self.inner.task_gradient(task, theta, gradient)
-    }
-    fn smoothness(&self) -> f64 {
-        self.inner.smoothness()
-    }
-    fn strong_convexity(&self) -> f64 {
-        self.inner.strong_convexity()
-    }
-    fn known_smoothness(&self) -> Option<f64> {
-        self.inner.known_smoothness()
-    }
-    fn known_strong_convexity(&self) -> Option<f64> {
-        self.inner.known_strong_convexity()
-    }
-    fn gradient_bound_on_ball(&self, radius: f64) -> f64 {
-        self.inner.gradient_bound_on_ball(radius)
-    }
-    fn loss_bound_on_ball(&self, radius: f64) -> f64 {
-        self.inner.loss_bound_on_ball(radius)
-    }
-    fn certified_lower_bound(
-        &self,
-        theta: &DVector<f64>,
-        at: &Evaluation,
-        ball: &taskrobust::problem::ball::Ball,
-    ) -> f64 {
-        self.inner.certified_lower_bound(theta, at, ball)
-    }
-    fn certify(
-        &self,
-        theta: &DVector<f64>,
-        at: &Evaluation,
-        ball: &taskrobust::problem::ball::Ball,
-    ) -> taskrobust::problem::certificate::Certificate {
-        self.inner.certify(theta, at, ball)
-    }
-    fn work_estimate(&self) -> taskrobust::family::WorkEstimate {
-        self.inner.work_estimate()
-    }
-    fn loss_error_bound(&self, theta: &DVector<f64>, losses: &[f64]) -> f64 {
-        self.inner.loss_error_bound(theta, losses)
-    }
-    fn quadratic_forms(&self) -> Option<&[taskrobust::problem::certificate::QuadraticForm]> {
-        self.inner.quadratic_forms()
-    }
-}
-
 /// Passes of one default solve and of one certified at its ends only.
 fn certificate_passes(kind: &str) -> (u64, u64) {
     let s = spec(16, 256, 7);
@@ -498,16 +420,13 @@ fn certificate_passes(kind: &str) -> (u64, u64) {
     };
     let mut counts = [0; 2];
     for (count, certify_every) in counts.iter_mut().zip([None, Some(u64::MAX)]) {
-        let family = Arc::new(CountingPasses {
-            inner: inner.clone(),
-            passes: 0.into(),
-        });
+        let family = Arc::new(Instrumented::new(inner.clone()));
         let options = SolveOptions {
             certify_every,
             ..Default::default()
         };
         solve(family.clone(), FeasibleSet::Unconstrained, &options).unwrap();
-        *count = family.passes.load(std::sync::atomic::Ordering::Relaxed);
+        *count = family.passes();
     }
     (counts[0], counts[1])
 }

@@ -151,8 +151,9 @@ mod tests {
     }
 }
 
-#[cfg(test)]
-pub(crate) mod test_dir {
+/// Test support shared by the workspace's crates (not part of the API).
+#[doc(hidden)]
+pub mod test_dir {
     use std::path::{Path, PathBuf};
     use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -162,15 +163,20 @@ pub(crate) mod test_dir {
     pub struct TestDir(PathBuf);
 
     impl TestDir {
+        /// Creates `taskrobust-<tag>-<pid>-<n>` under the temp dir.
+        ///
+        /// # Panics
+        /// If the directory cannot be created (a test cannot go on without it).
         pub fn new(tag: &str) -> Self {
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let path = std::env::temp_dir()
-                .join(format!("taskrobust-core-{tag}-{}-{n}", std::process::id()));
+            let path =
+                std::env::temp_dir().join(format!("taskrobust-{tag}-{}-{n}", std::process::id()));
             let _ = std::fs::remove_dir_all(&path);
             std::fs::create_dir_all(&path).expect("create test dir");
             Self(path)
         }
 
+        /// The directory.
         pub fn path(&self) -> &Path {
             &self.0
         }

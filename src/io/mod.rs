@@ -181,36 +181,7 @@ pub fn read_vector(path: &Path, field: &str) -> Result<DVector<f64>, InputError>
 }
 
 #[cfg(test)]
-pub(crate) mod test_dir {
-    use std::path::{Path, PathBuf};
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-
-    /// A fresh directory under the system temp dir, removed on drop.
-    pub struct TestDir(PathBuf);
-
-    impl TestDir {
-        pub fn new(tag: &str) -> Self {
-            let n = NEXT.fetch_add(1, Ordering::Relaxed);
-            let path =
-                std::env::temp_dir().join(format!("taskrobust-{tag}-{}-{n}", std::process::id()));
-            let _ = std::fs::remove_dir_all(&path);
-            std::fs::create_dir_all(&path).expect("create test dir");
-            Self(path)
-        }
-
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-    }
-
-    impl Drop for TestDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
+pub(crate) use taskrobust::files::test_dir;
 
 #[cfg(test)]
 mod tests {

@@ -21,9 +21,15 @@
 //! - [`rate_within_bound`]: measured gaps against a bound you supply, with
 //!   the slack at every horizon.
 //!
+//! [`Instrumented`] wraps any family to count its passes or make them fail,
+//! for tests of what a runner does with a pass count or a device error.
+//!
 //! [`check_all`] runs the first six on one problem. Each check returns a
 //! proptest [`TestCaseError`] that says what failed, so it composes with `?`
 //! inside `proptest!`.
+
+mod instrumented;
+pub use instrumented::{Instrumented, INJECTED_FAILURE};
 
 use nalgebra::DVector;
 use proptest::prelude::*;

@@ -288,13 +288,21 @@ impl SolveOptions {
     /// Validates the options against the family; errors name the field
     /// (`mu`, `step`, ...), which the command line translates to its flags.
     pub fn check(&self, family: &dyn TaskFamily) -> Result<(), InputError> {
+        self.validate(family).map(drop)
+    }
+
+    /// [`SolveOptions::check`], keeping the parameter sets it checked so
+    /// that [`solve`] does not check them again.
+    pub(crate) fn validate(&self, family: &dyn TaskFamily) -> Result<CheckedOptions, InputError> {
         if self.iterations == 0 {
             return invalid("iterations", "must be a positive integer");
         }
         // Every method's own check, whichever runs: a bad value is refused
         // even where this method would not read it.
-        self.stochastic_params().check()?;
-        self.descent_ascent_params().check()?;
+        let checked = CheckedOptions {
+            stochastic: self.stochastic_params().check()?,
+            descent_ascent: self.descent_ascent_params().check()?,
+        };
         if self.certify_every == Some(0) {
             return invalid("certify_every", "must be a positive integer");
         }
@@ -345,8 +353,15 @@ impl SolveOptions {
                 ),
             );
         }
-        Ok(())
+        Ok(checked)
     }
+}
+
+/// The parameter sets [`SolveOptions::check`] validates whichever method
+/// runs (the other methods' sets are checked where they are built).
+pub(crate) struct CheckedOptions {
+    pub(crate) stochastic: Checked<StochasticParams>,
+    pub(crate) descent_ascent: Checked<DescentAscentParams>,
 }
 
 /// Constants of the theory, as used and as measured during the run.
@@ -505,94 +520,5 @@ mod tests {
             );
         }
         assert!(outcome.lower_bound.is_finite() && outcome.gap >= 0.0);
-    }
-
-    /// A family whose passes fail after `healthy` of them, as a device may.
-    struct FailingAfter {
-        inner: crate::family::QuadraticFamily,
-        healthy: u64,
-        passes: std::sync::atomic::AtomicU64,
-    }
-
-    impl TaskFamily for FailingAfter {
-        fn kind(&self) -> &'static str {
-            "quadratic"
-        }
-        fn num_tasks(&self) -> usize {
-            self.inner.num_tasks()
-        }
-        fn dim(&self) -> usize {
-            self.inner.dim()
-        }
-        fn losses(&self, theta: &DVector<f64>, losses: &mut [f64]) -> Result<(), crate::Error> {
-            self.inner.losses(theta, losses)
-        }
-        fn evaluate(
-            &self,
-            theta: &DVector<f64>,
-            weigh: &mut crate::family::Weigh<'_>,
-            out: &mut crate::family::Evaluation,
-        ) -> Result<(), crate::Error> {
-            let pass = self
-                .passes
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            if pass >= self.healthy {
-                return Err(crate::Error::Device("the device fell off the bus".into()));
-            }
-            self.inner.evaluate(theta, weigh, out)
-        }
-        fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>) {
-            self.inner.task_gradient(task, theta, gradient)
-        }
-        fn smoothness(&self) -> f64 {
-            self.inner.smoothness()
-        }
-        fn gradient_bound_on_ball(&self, radius: f64) -> f64 {
-            self.inner.gradient_bound_on_ball(radius)
-        }
-        fn loss_bound_on_ball(&self, radius: f64) -> f64 {
-            self.inner.loss_bound_on_ball(radius)
-        }
-        fn certified_lower_bound(
-            &self,
-            theta: &DVector<f64>,
-            at: &crate::family::Evaluation,
-            ball: &crate::problem::ball::Ball,
-        ) -> f64 {
-            self.inner.certified_lower_bound(theta, at, ball)
-        }
-    }
-
-    #[test]
-    fn a_failing_evaluation_reaches_the_caller_as_that_error() {
-        let spec = SyntheticSpec {
-            num_tasks: 3,
-            dim: 2,
-            seed: 1,
-            ..Default::default()
-        };
-        // exact evaluates only at its end; stochastic needs data tasks.
-        for method in Method::ALL
-            .into_iter()
-            .filter(|m| !matches!(m, Method::Exact | Method::Stochastic))
-        {
-            for healthy in [0, 5] {
-                let family = Arc::new(FailingAfter {
-                    inner: crate::family::generators::quadratic_family(&spec).unwrap(),
-                    healthy,
-                    passes: 0.into(),
-                });
-                let options = SolveOptions {
-                    method,
-                    iterations: 50,
-                    distance: Some(5.0),
-                    ..Default::default()
-                };
-                match solve(family, FeasibleSet::Unconstrained, &options) {
-                    Err(crate::Error::Device(e)) => assert!(e.to_string().contains("bus")),
-                    other => panic!("{method:?} after {healthy} passes: {other:?}"),
-                }
-            }
-        }
     }
 }

@@ -392,41 +392,29 @@ pub fn solve(
     set: FeasibleSet,
     options: &SolveOptions,
 ) -> Result<SolveOutcome, Error> {
-    options.check(family.as_ref())?;
+    let checked = options.validate(family.as_ref())?;
     let tracker = Tracker::for_run(family.as_ref(), set, options);
     let name = options.method.name();
     match options.method {
         Method::SoftmaxGd => {
             let solver = SoftmaxGd::new(options.smoothed_params().check()?, tracker);
-            run_solver(family, set, solver, name, options)
+            run_checked(family, set, solver, name, options)
         }
         Method::Accelerated => {
             let solver = Accelerated::new(options.smoothed_params().check()?, tracker);
-            run_solver(family, set, solver, name, options)
+            run_checked(family, set, solver, name, options)
         }
         Method::Stochastic => {
-            let params = options.stochastic_params().check()?;
-            run_solver(
-                family,
-                set,
-                StochasticSoftmaxGd::new(params, tracker),
-                name,
-                options,
-            )
+            let solver = StochasticSoftmaxGd::new(checked.stochastic, tracker);
+            run_checked(family, set, solver, name, options)
         }
         Method::DescentAscent => {
-            let params = options.descent_ascent_params().check()?;
-            run_solver(
-                family,
-                set,
-                DescentAscent::new(params, tracker),
-                name,
-                options,
-            )
+            let solver = DescentAscent::new(checked.descent_ascent, tracker);
+            run_checked(family, set, solver, name, options)
         }
         Method::Subgradient => {
             let params = options.subgradient_params().check()?;
-            run_solver(
+            run_checked(
                 family,
                 set,
                 Subgradient::new(params, tracker),
@@ -436,7 +424,7 @@ pub fn solve(
         }
         Method::Average => {
             let solver = AverageGd::new(options.average_params().check()?, tracker);
-            run_solver(family, set, solver, name, options)
+            run_checked(family, set, solver, name, options)
         }
         Method::Exact => {
             let start = Instant::now();
@@ -506,6 +494,25 @@ where
         + 'static,
 {
     options.check(family.as_ref())?;
+    run_checked(family, set, solver, name, options)
+}
+
+/// [`run_solver`] for options already checked.
+fn run_checked<S>(
+    family: Arc<dyn TaskFamily>,
+    set: FeasibleSet,
+    solver: S,
+    name: &str,
+    options: &SolveOptions,
+) -> Result<SolveOutcome, Error>
+where
+    S: Solver<MinimaxProblem, MinimaxState>
+        + Certifying
+        + Serialize
+        + DeserializeOwned
+        + Resume
+        + 'static,
+{
     let start = Instant::now();
     let theta0 = start_point_of(family.as_ref(), &set, options);
     let problem = MinimaxProblem::new(family.clone(), set);
