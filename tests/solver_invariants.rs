@@ -81,7 +81,7 @@ fn gradients_agree_with_finite_differences() {
         // Per-task gradients agree with the fused pass.
         let mut g = DVector::zeros(d);
         for i in 0..4 {
-            family.task_gradient(i, &theta, &mut g);
+            family.task_gradient(i, &theta, &mut g).unwrap();
             assert!((g.norm() - eval.task_gradient_norms[i]).abs() <= 1e-10 * (1.0 + g.norm()));
         }
         // losses() agrees with evaluate().

@@ -389,7 +389,12 @@ impl TaskFamily for ReferenceFamily {
     ) -> Result<(), taskrobust::Error> {
         self.evaluation.evaluate(theta, weigh, out)
     }
-    fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>) {
+    fn task_gradient(
+        &self,
+        task: usize,
+        theta: &DVector<f64>,
+        gradient: &mut DVector<f64>,
+    ) -> Result<(), taskrobust::Error> {
         self.evaluation.task_gradient(task, theta, gradient)
     }
     fn smoothness(&self) -> f64 {
@@ -695,30 +700,14 @@ mod device_run {
                 Gpu::Logistic(f) => f.bytes_per_evaluation(),
             }
         }
-        fn take_error(&self) -> Option<GpuError> {
+        /// The family, shared by the runs.
+        fn share(self) -> Arc<dyn TaskFamily> {
             match self {
-                Gpu::LeastSquares(f) => f.take_error(),
-                Gpu::Logistic(f) => f.take_error(),
-            }
-        }
-        /// The shared family, and a way to ask it for a recorded device error.
-        fn share(self) -> (Arc<dyn TaskFamily>, ErrorProbe) {
-            match self {
-                Gpu::LeastSquares(f) => {
-                    let f = Arc::new(f);
-                    let probe = f.clone();
-                    (f, Box::new(move || probe.take_error()))
-                }
-                Gpu::Logistic(f) => {
-                    let f = Arc::new(f);
-                    let probe = f.clone();
-                    (f, Box::new(move || probe.take_error()))
-                }
+                Gpu::LeastSquares(f) => Arc::new(f),
+                Gpu::Logistic(f) => Arc::new(f),
             }
         }
     }
-
-    type ErrorProbe = Box<dyn Fn() -> Option<GpuError>>;
 
     fn log(message: &str) {
         eprintln!("[gpu-check] {message}");
@@ -884,9 +873,6 @@ mod device_run {
         for kernel in [GradientKernel::Cublas, GradientKernel::Partials] {
             gpu = gpu.with_kernel(kernel)?;
             let (seconds, eval) = time_evaluation(gpu.family(), &theta, size.timing_repeats)?;
-            if let Some(e) = gpu.take_error() {
-                return Err(e);
-            }
             let bytes = gpu.bytes();
             let rate = bytes / seconds;
             let timing = EvaluationTiming {
@@ -917,7 +903,7 @@ mod device_run {
         } else {
             GradientKernel::Cublas
         };
-        let (gpu, take_error) = gpu.with_kernel(fastest)?.share();
+        let gpu = gpu.with_kernel(fastest)?.share();
 
         // The GPU runs, with the solver's default (horizon-tuned) temperature and step.
         let mut runs = Vec::new();
@@ -932,9 +918,6 @@ mod device_run {
                 ..SolveOptions::default()
             };
             let outcome = solve(gpu.clone(), set, &options).map_err(solve_error)?;
-            if let Some(e) = take_error() {
-                return Err(e);
-            }
             let run = run_against_bound(&outcome, size.num_tasks, radius);
             log(&format!(
                 "{kind}/{}: {} iterations in {:.2} s ({:.3e} s each), gap {:.3e}, worst gap/bound {:.3e}",
@@ -958,9 +941,6 @@ mod device_run {
                 mu,
                 step,
             )?;
-            if let Some(e) = take_error() {
-                return Err(e);
-            }
             log(&format!(
                 "{kind}/{}: CPU vs GPU after {} iterations: theta {:.2e}, losses {:.2e} (CPU {:.1} s, GPU {:.2} s)",
                 check.method,

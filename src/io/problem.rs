@@ -191,7 +191,7 @@ pub fn check_overflow(
             if !reported.is_finite() {
                 return Ok(Some((i, "loss", reported)));
             }
-            family.task_gradient(i, theta, gradient);
+            family.task_gradient(i, theta, gradient)?;
             let squared = gradient.iter().map(|g| g * g).sum::<f64>();
             if !squared.is_finite() {
                 return Ok(Some((i, "gradient", squared.sqrt())));

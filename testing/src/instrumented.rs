@@ -73,7 +73,12 @@ impl TaskFamily for Instrumented {
         }
         self.inner.evaluate(theta, weigh, out)
     }
-    fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>) {
+    fn task_gradient(
+        &self,
+        task: usize,
+        theta: &DVector<f64>,
+        gradient: &mut DVector<f64>,
+    ) -> Result<(), Error> {
         self.inner.task_gradient(task, theta, gradient)
     }
     fn smoothness(&self) -> f64 {

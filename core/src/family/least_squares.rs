@@ -382,10 +382,16 @@ impl TaskFamily for LeastSquaresFamily {
         Ok(())
     }
 
-    fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>) {
+    fn task_gradient(
+        &self,
+        task: usize,
+        theta: &DVector<f64>,
+        gradient: &mut DVector<f64>,
+    ) -> Result<(), Error> {
         let data = &self.data.tasks()[task];
         let residual = data.xt.view().tr_mul(theta) - &data.y;
         *gradient = data.xt.view() * residual / data.samples() as f64;
+        Ok(())
     }
 
     fn smoothness(&self) -> f64 {

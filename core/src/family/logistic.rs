@@ -161,7 +161,12 @@ impl TaskFamily for LogisticFamily {
         Ok(())
     }
 
-    fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>) {
+    fn task_gradient(
+        &self,
+        task: usize,
+        theta: &DVector<f64>,
+        gradient: &mut DVector<f64>,
+    ) -> Result<(), Error> {
         let data = &self.data.tasks()[task];
         let margins = data.xt.view().tr_mul(theta);
         let slopes = DVector::from_iterator(
@@ -172,6 +177,7 @@ impl TaskFamily for LogisticFamily {
                 .map(|(&z, &y)| logistic_link(z, y).1),
         );
         *gradient = data.xt.view() * slopes / data.samples() as f64 + theta * self.l2;
+        Ok(())
     }
 
     fn smoothness(&self) -> f64 {

@@ -125,7 +125,13 @@ pub trait TaskFamily: Send + Sync {
     ) -> Result<(), Error>;
 
     /// `grad f_task(theta)` into `gradient` (finite-difference tests, constants).
-    fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>);
+    /// Errors as [`TaskFamily::evaluate`] does (a device family's failed pass).
+    fn task_gradient(
+        &self,
+        task: usize,
+        theta: &DVector<f64>,
+        gradient: &mut DVector<f64>,
+    ) -> Result<(), Error>;
 
     /// L: every `f_i` is L-smooth (largest Hessian eigenvalue over tasks).
     fn smoothness(&self) -> f64;

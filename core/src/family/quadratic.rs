@@ -249,8 +249,14 @@ impl TaskFamily for QuadraticFamily {
         Ok(())
     }
 
-    fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>) {
+    fn task_gradient(
+        &self,
+        task: usize,
+        theta: &DVector<f64>,
+        gradient: &mut DVector<f64>,
+    ) -> Result<(), Error> {
         self.task_loss_and_gradient(task, theta, gradient.as_mut_slice());
+        Ok(())
     }
 
     fn smoothness(&self) -> f64 {

@@ -417,8 +417,6 @@ struct GpuCore {
     stats: Vec<TaskStats>,
     /// (largest, smallest) eigenvalue of each Gram matrix, computed on first use.
     spectral: OnceLock<Vec<(f64, f64)>>,
-    /// The first device error of a trait call (the trait cannot return it).
-    error: Mutex<Option<GpuError>>,
 }
 
 impl GpuCore {
@@ -455,7 +453,6 @@ impl GpuCore {
             forms,
             stats,
             spectral: OnceLock::new(),
-            error: Mutex::new(None),
         })
     }
 
@@ -489,22 +486,6 @@ impl GpuCore {
 
     fn penalty(&self, theta: &DVector<f64>) -> f64 {
         0.5 * self.l2 * theta.norm_squared()
-    }
-
-    /// Keeps the first error of a call that cannot return one
-    /// (`task_gradient`); its outputs become NaN so no result looks valid.
-    fn fail(&self, error: GpuError, outputs: &mut [&mut [f64]]) {
-        let mut slot = self.error.lock().unwrap_or_else(|p| p.into_inner());
-        if slot.is_none() {
-            *slot = Some(error);
-        }
-        for out in outputs.iter_mut() {
-            out.fill(f64::NAN);
-        }
-    }
-
-    fn take_error(&self) -> Option<GpuError> {
-        self.error.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// theta up, `z = X theta`, link kernel: slopes and per-task losses on the device.
@@ -764,13 +745,6 @@ impl GpuCore {
 
 macro_rules! shared_methods {
     () => {
-        /// The first device error of `task_gradient`, the one trait call that
-        /// cannot return it (its outputs were NaN); `losses` and `evaluate`
-        /// return theirs.
-        pub fn take_error(&self) -> Option<GpuError> {
-            self.core.take_error()
-        }
-
         /// The device the family's data live on.
         pub fn device(&self) -> &Arc<GpuDevice> {
             &self.core.data.device
@@ -836,10 +810,15 @@ macro_rules! shared_trait_methods {
                 .map_err(|e| Error::Device(Box::new(e)))
         }
 
-        fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>) {
-            if let Err(e) = self.core.try_task_gradient(task, theta, gradient) {
-                self.core.fail(e, &mut [gradient.as_mut_slice()]);
-            }
+        fn task_gradient(
+            &self,
+            task: usize,
+            theta: &DVector<f64>,
+            gradient: &mut DVector<f64>,
+        ) -> Result<(), Error> {
+            self.core
+                .try_task_gradient(task, theta, gradient)
+                .map_err(|e| Error::Device(Box::new(e)))
         }
     };
 }

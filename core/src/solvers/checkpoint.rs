@@ -159,7 +159,7 @@ pub fn problem_digest(family: &dyn TaskFamily) -> Result<String, crate::Error> {
             hasher.update(loss.to_bits().to_le_bytes());
         }
         for task in 0..tasks {
-            family.task_gradient(task, &theta, &mut gradient);
+            family.task_gradient(task, &theta, &mut gradient)?;
             for g in gradient.iter() {
                 hasher.update(g.to_bits().to_le_bytes());
             }

@@ -340,8 +340,14 @@ impl TaskFamily for FantopeFamily {
         Ok(())
     }
 
-    fn task_gradient(&self, task: usize, _theta: &DVector<f64>, gradient: &mut DVector<f64>) {
+    fn task_gradient(
+        &self,
+        task: usize,
+        _theta: &DVector<f64>,
+        gradient: &mut DVector<f64>,
+    ) -> Result<(), crate::Error> {
         gradient.copy_from(&self.gradients.column(task));
+        Ok(())
     }
 
     /// Linear losses: L = 0.
@@ -478,7 +484,7 @@ mod tests {
         }
         // Linear loss: f(P + t D) - f(P) = t <grad, vec D>.
         let mut g = DVector::zeros(9);
-        family.task_gradient(0, &vectorise(&p), &mut g);
+        family.task_gradient(0, &vectorise(&p), &mut g).unwrap();
         let dir = DMatrix::from_fn(3, 3, |i, j| (i + 2 * j) as f64 * 0.1);
         let mut moved = vec![0.0; 2];
         family.losses(&vectorise(&(&p + &dir)), &mut moved).unwrap();
