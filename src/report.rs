@@ -146,21 +146,8 @@ impl Report {
             "\nThe bounds are the standard bounds for the algorithms as the seed paper describes them \
              (docs/THEORY.md); the paper's exact statements were not available.\n",
         );
-        md.push_str(
-            "\n## Checks\n\nSlack is bound / measured at the largest x of a bound check (1 = tight; \
-             `-` for checks that are not bounds).\n\n| check | verdict | measured | theory | slack | detail |\n|---|---|---|---|---|---|\n",
-        );
-        for c in &self.checks {
-            md.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} |\n",
-                cell(&c.name),
-                if c.passed { "pass" } else { "**FAIL**" },
-                cell(&compact(&c.measured)),
-                cell(&compact(&c.theory)),
-                slack_cell(c.slack),
-                cell(&c.detail)
-            ));
-        }
+        md.push_str("\n## Checks\n\n");
+        md.push_str(&verdict_table(&self.checks, None));
         if !self.figures.is_empty() {
             md.push_str("\n## Figures\n");
             for (k, f) in self.figures.iter().enumerate() {
@@ -219,6 +206,45 @@ fn slack_cell(slack: Option<f64>) -> String {
 /// Escapes a Markdown table cell.
 fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The verdicts as a Markdown table (the `reproduce` report's, and
+/// `gpu-check`'s): name, verdict, measured, theory, slack, detail; with
+/// `required`, a column saying which checks count for the overall verdict.
+pub fn verdict_table(checks: &[Check], required: Option<&[bool]>) -> String {
+    let mut md = String::from(
+        "Slack is bound / measured at the largest x of a bound check (1 = tight; \
+         `-` for checks that are not bounds).\n\n",
+    );
+    let required_column = |k: usize| match required {
+        Some(r) => match r.get(k) {
+            Some(true) => " yes |".to_string(),
+            Some(false) => " no |".to_string(),
+            None => " ? |".to_string(),
+        },
+        None => String::new(),
+    };
+    md.push_str("| check | verdict | measured | theory | slack | detail |");
+    md.push_str(if required.is_some() {
+        " required |\n"
+    } else {
+        "\n"
+    });
+    md.push_str("|---|---|---|---|---|---|");
+    md.push_str(if required.is_some() { "---|\n" } else { "\n" });
+    for (k, c) in checks.iter().enumerate() {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |{}\n",
+            cell(&c.name),
+            if c.passed { "pass" } else { "**FAIL**" },
+            cell(&compact(&c.measured)),
+            cell(&compact(&c.theory)),
+            slack_cell(c.slack),
+            cell(&c.detail),
+            required_column(k)
+        ));
+    }
+    md
 }
 
 /// A JSON value in one short line, numbers to 4 significant digits.

@@ -7,8 +7,11 @@
 //! the CPU family and reports the largest relative difference of theta and
 //! of the losses, checks the certified gap against the rate bound at every
 //! recorded iteration, and measures one evaluation's time and achieved memory
-//! bandwidth. Writes `gpu-check-<scale>.json` and the gap curves
-//! `gpu-check-<scale>-gap.csv` into the output folder.
+//! bandwidth. Writes `gpu-check-<scale>.json`, the gap curves
+//! `gpu-check-<scale>-gap.csv` and their figure, and `gpu-check-<scale>.md`
+//! into the output folder. The verdicts are the checks of `reproduce`'s
+//! report ([`crate::theory::checks`]: the same failure rules, slack and
+//! Markdown table), each marked required or informational at its scale.
 //!
 //! The device-independent pieces (the relative difference, the cross-check
 //! of two families, the rate bounds, the CPU reference family) are used and
@@ -22,10 +25,13 @@ use crate::family::{Evaluation, TaskFamily, Weigh};
 use crate::io::write_json_atomic;
 use crate::plots::lines::{line_chart, LineSpec};
 use crate::plots::{LineTable, PlotError};
+use crate::report::{compact, source_digest, verdict_table};
 use crate::solvers::{solve, IterationRecord, Method, SolveOptions, SolveOutcome};
 use crate::theory::bounds::{accelerated_fixed_mu, softmax_gd_fixed_mu};
+use crate::theory::checks::{at_most, bound_holds, Check};
 use nalgebra::DVector;
 use serde::Serialize;
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -134,17 +140,21 @@ impl Default for GpuCheckArgs {
     }
 }
 
-/// One pass/fail line, as in `reproduce`'s report.
+/// One verdict: the check of `reproduce`'s report (name, passed, measured,
+/// theory, detail, slack), and whether it counts at this scale.
 #[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Check {
-    pub name: String,
-    pub passed: bool,
-    pub measured: f64,
-    /// The target or bound it is compared with.
-    pub theory: f64,
-    pub detail: String,
+pub struct GpuVerdict {
+    #[serde(flatten)]
+    pub check: Check,
     /// Whether it counts for the overall verdict at this scale.
     pub required: bool,
+}
+
+impl std::ops::Deref for GpuVerdict {
+    type Target = Check;
+    fn deref(&self) -> &Check {
+        &self.check
+    }
 }
 
 /// Largest relative differences between a CPU and a GPU run of the same method.
@@ -233,7 +243,7 @@ pub struct GpuCheckReport {
     pub device: DeviceInfo,
     pub copy_bandwidth_bytes_per_s: f64,
     pub families: Vec<FamilyReport>,
-    pub checks: Vec<Check>,
+    pub checks: Vec<GpuVerdict>,
     /// All required checks passed.
     pub passed: bool,
     /// The bound formulas used (stated here; see docs/THEORY.md, "Rates").
@@ -257,11 +267,11 @@ impl GpuCheckReport {
         );
         for c in &self.checks {
             out.push_str(&format!(
-                "{} {}: {:.3e} (target {:.3e}){}\n",
+                "{} {}: {} (target {}){}\n",
                 if c.passed { "PASS" } else { "FAIL" },
                 c.name,
-                c.measured,
-                c.theory,
+                compact(&c.measured),
+                compact(&c.theory),
                 if c.required { "" } else { " [informational]" }
             ));
         }
@@ -273,6 +283,68 @@ impl GpuCheckReport {
             self.figure_png.display()
         ));
         out
+    }
+}
+
+impl GpuCheckReport {
+    /// The human-readable report, in the form of `reproduce`'s REPORT.md:
+    /// the overall verdict, the device and problem, the verdict table and
+    /// the figure.
+    pub fn to_markdown(&self) -> String {
+        let required: Vec<bool> = self.checks.iter().map(|c| c.required).collect();
+        let failed = self
+            .checks
+            .iter()
+            .filter(|c| c.required && !c.passed)
+            .count();
+        let mut md = format!(
+            "# taskrobust gpu-check report ({} scale)\n\n",
+            self.scale.name()
+        );
+        md.push_str(&if failed == 0 {
+            format!(
+                "**All {} required checks pass.**\n\n",
+                required.iter().filter(|r| **r).count()
+            )
+        } else {
+            format!("**{failed} required checks FAIL.**\n\n")
+        });
+        md.push_str(&format!(
+            "- device: {} (ordinal {}, compute capability {}.{})\n- problem: {} tasks, {} samples each, dimension {}; seed {}\n- source digest: `{}`\n- run time: {:.1} s\n\n",
+            self.device.name,
+            self.device.ordinal,
+            self.device.compute_capability.0,
+            self.device.compute_capability.1,
+            self.problem.num_tasks,
+            self.problem.samples_per_task,
+            self.problem.dim,
+            self.seed,
+            source_digest(),
+            self.seconds
+        ));
+        md.push_str("## Checks\n\n");
+        md.push_str(&verdict_table(
+            &self
+                .checks
+                .iter()
+                .map(|c| c.check.clone())
+                .collect::<Vec<_>>(),
+            Some(&required),
+        ));
+        let file = |p: &Path| {
+            p.file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+        };
+        md.push_str(&format!(
+            "\n## Figure\n\n![certified gap]({})\n\n{} (Data: [{}]({}); vector: [{}]({}).)\n",
+            file(&self.figure_png),
+            self.bound_note,
+            file(&self.csv_path),
+            file(&self.csv_path),
+            file(&self.figure_svg),
+            file(&self.figure_svg)
+        ));
+        md
     }
 }
 
@@ -511,22 +583,21 @@ pub fn gap_table(families: &[FamilyReport]) -> LineTable {
 }
 
 /// The checks of one family: cross-check tolerances, bounds, bandwidth.
-pub fn family_checks(family: &FamilyReport, scale: Scale, peak: Option<f64>) -> Vec<Check> {
+pub fn family_checks(family: &FamilyReport, scale: Scale, peak: Option<f64>) -> Vec<GpuVerdict> {
     let mut checks = Vec::new();
     for c in &family.cross_checks {
         for (what, value) in [
             ("theta", c.theta_relative_difference),
             ("losses", c.loss_relative_difference),
         ] {
-            checks.push(Check {
-                name: format!(
+            let mut check = at_most(&[c.iterations as f64], &[value], &[CROSS_CHECK_TOLERANCE])
+                .named(format!(
                     "{}/{}: CPU-GPU relative difference of {what} after {} iterations",
                     family.kind, c.method, c.iterations
-                ),
-                passed: value <= CROSS_CHECK_TOLERANCE,
-                measured: value,
-                theory: CROSS_CHECK_TOLERANCE,
-                detail: "max |gpu - cpu| / max |cpu|".into(),
+                ));
+            check.detail = format!("max |gpu - cpu| / max |cpu|: {}", check.detail);
+            checks.push(GpuVerdict {
+                check,
                 required: true,
             });
         }
@@ -535,21 +606,21 @@ pub fn family_checks(family: &FamilyReport, scale: Scale, peak: Option<f64>) -> 
         // The logistic certificate (strong convexity) can be far looser than
         // the true gap, so only the least-squares (exact dual) bound is required.
         let required = family.kind == "least_squares";
-        checks.push(Check {
-            name: format!("{}/{}: certified gap <= rate bound at every recorded iteration", family.kind, run.method),
-            passed: run.bound_violations == 0 && run.worst_gap_to_bound <= 1.0,
-            measured: run.worst_gap_to_bound,
-            theory: 1.0,
-            detail: format!(
-                "largest gap/bound over {} recorded iterations; {} violations; mu={:?}, L_mu={:e}, R={:e}",
-                run.curve.len(),
-                run.bound_violations,
-                run.mu,
-                run.smoothed_smoothness,
-                run.distance
-            ),
-            required,
-        });
+        // The points where the bound is finite (it is infinite before the
+        // first update); a certified gap below zero fails, as in reproduce.
+        let points: Vec<&GapPoint> = run.curve.iter().filter(|p| p.bound.is_finite()).collect();
+        let x: Vec<f64> = points.iter().map(|p| p.iteration as f64).collect();
+        let gaps: Vec<f64> = points.iter().map(|p| p.gap).collect();
+        let bounds: Vec<f64> = points.iter().map(|p| p.bound).collect();
+        let mut check = bound_holds(&x, &gaps, &bounds).named(format!(
+            "{}/{}: certified gap <= rate bound at every recorded iteration",
+            family.kind, run.method
+        ));
+        check.detail = format!(
+            "{}; mu={:?}, L_mu={:e}, R={:e}",
+            check.detail, run.mu, run.smoothed_smoothness, run.distance
+        );
+        checks.push(GpuVerdict { check, required });
     }
     if let Some(best) = family
         .timings
@@ -566,17 +637,19 @@ pub fn family_checks(family: &FamilyReport, scale: Scale, peak: Option<f64>) -> 
                 "the measured device-to-device copy".to_string(),
             ),
         };
-        checks.push(Check {
-            name: format!(
-                "{}: one evaluation reaches {BANDWIDTH_TARGET} of the memory bandwidth",
-                family.kind
-            ),
-            passed: fraction >= BANDWIDTH_TARGET,
-            measured: fraction,
-            theory: BANDWIDTH_TARGET,
-            detail: format!(
-                "{} kernel: {:.3e} B in {:.3e} s = {:.3e} B/s, against {against}",
-                best.gradient_kernel, best.bytes, best.seconds, best.bytes_per_second
+        checks.push(GpuVerdict {
+            check: Check::new(
+                format!(
+                    "{}: one evaluation reaches {BANDWIDTH_TARGET} of the memory bandwidth",
+                    family.kind
+                ),
+                fraction >= BANDWIDTH_TARGET,
+                json!(fraction),
+                json!(BANDWIDTH_TARGET),
+                format!(
+                    "{} kernel: {:.3e} B in {:.3e} s = {:.3e} B/s, against {against}",
+                    best.gradient_kernel, best.bytes, best.seconds, best.bytes_per_second
+                ),
             ),
             // Small problems are launch-bound; the target is for the full scale.
             required: scale == Scale::Full,
@@ -612,7 +685,11 @@ fn write_outputs(report: &mut GpuCheckReport, out_dir: &Path) -> Result<(), GpuE
     report.figure_svg = rendered.svg;
     report.figure_png = rendered.png;
     let path = report.json_path.clone();
-    write_json_atomic(&path, report).map_err(|e| GpuError::Io(format!("{}: {e}", path.display())))
+    write_json_atomic(&path, report)
+        .map_err(|e| GpuError::Io(format!("{}: {e}", path.display())))?;
+    let md_path = path.with_extension("md");
+    crate::io::write_atomic(&md_path, report.to_markdown().as_bytes())
+        .map_err(|e| GpuError::Io(format!("{}: {e}", md_path.display())))
 }
 
 /// Runs the check. "no CUDA device" (exit status 2) where the feature is off
@@ -764,11 +841,11 @@ mod device_run {
         let passed = checks.iter().filter(|c| c.required).all(|c| c.passed);
         for c in &checks {
             log(&format!(
-                "{} {}: measured {:.3e} vs {:.3e}{}",
+                "{} {}: measured {} vs {}{}",
                 if c.passed { "PASS" } else { "FAIL" },
                 c.name,
-                c.measured,
-                c.theory,
+                compact(&c.measured),
+                compact(&c.theory),
                 if c.required { "" } else { " (informational)" }
             ));
         }
@@ -1255,9 +1332,46 @@ mod tests {
         assert!(report.figure_svg.exists() && report.figure_png.exists());
         assert!(std::fs::metadata(&report.figure_png).unwrap().len() > 1000);
         assert!(report.summary().contains("test device"));
+        // The Markdown report: reproduce's verdict table, with the required column.
+        let md = std::fs::read_to_string(report.json_path.with_extension("md")).unwrap();
+        assert!(md.contains("| check | verdict | measured | theory | slack | detail | required |"));
+        assert!(md.contains("test device") && md.contains("gpu-check-small-gap.png"));
         if std::env::var_os("TASKROBUST_KEEP_TEST_FIGURES").is_none() {
             std::fs::remove_dir_all(&dir).unwrap();
         }
+    }
+
+    #[test]
+    fn gap_verdicts_follow_reproduces_rules() {
+        let runs = cpu_runs();
+        let family = |runs: Vec<MethodRun>| FamilyReport {
+            kind: "least_squares".into(),
+            data_bytes: 0,
+            radius: 1.0,
+            gradient_kernel: "cublas".into(),
+            timings: vec![],
+            cross_checks: vec![],
+            runs,
+            generate_seconds: 0.0,
+            upload_seconds: 0.0,
+            setup_seconds: 0.0,
+        };
+        let checks = family_checks(&family(runs.clone()), Scale::Small, None);
+        assert_eq!(checks.len(), 2);
+        for c in &checks {
+            assert!(c.passed && c.required, "{}: {}", c.name, c.detail);
+            assert!(c.slack.is_some_and(|s| s >= 1.0), "{:?}", c.slack);
+        }
+        // A negative certified gap (a lower bound above a feasible value) fails.
+        let mut negative = runs.clone();
+        negative[0].curve[5].gap = -1e-3;
+        let checks = family_checks(&family(negative), Scale::Small, None);
+        assert!(!checks[0].passed && checks[0].detail.contains("negative"));
+        assert!(checks[1].passed);
+        // So does a run with no point where the bound is finite.
+        let mut empty = runs;
+        empty[1].curve.retain(|p| !p.bound.is_finite());
+        assert!(!family_checks(&family(empty), Scale::Small, None)[1].passed);
     }
 
     #[test]
