@@ -7,9 +7,13 @@ use crate::error::{Error, InputError};
 use crate::linalg::kernels::symmetric_matvec_packed;
 use crate::problem::ball::Ball;
 use crate::problem::certificate::{
-    evaluation_bound, norm_up, sound_quadratic_bound, Certificate, FormBounds, QuadraticForm,
+    evaluation_bound, norm_up, per_unit_weight, round_down, sound_quadratic_bound, Certificate,
+    FormBounds, QuadraticForm,
 };
 use crate::problem::numerics::{gamma, round_up, UNDERFLOW_UNIT, UNIT_ROUNDOFF};
+use crate::problem::residual::{
+    factor_task, residual_bound, weighted_least_squares_point, TaskFactor,
+};
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
 use std::sync::{Mutex, OnceLock};
@@ -58,6 +62,9 @@ pub struct LeastSquaresFamily {
     packed_hessians: OnceLock<Vec<Vec<f64>>>,
     /// (smallest, largest) eigenvalue of `X^T X / n` per task.
     spectrum: OnceLock<Vec<(f64, f64)>>,
+    /// Each task's QR factor and certified `sigma_min(X_i)` (the residual
+    /// certificate; computed on first use).
+    factors: OnceLock<Vec<Option<TaskFactor>>>,
     task_gradients: Mutex<DMatrix<f64>>,
 }
 
@@ -105,6 +112,7 @@ impl LeastSquaresFamily {
             norms: OnceLock::new(),
             packed_hessians: OnceLock::new(),
             spectrum: OnceLock::new(),
+            factors: OnceLock::new(),
             task_gradients: Mutex::new(DMatrix::zeros(d, m)),
         };
         if family.use_gram.iter().any(|&g| g) {
@@ -181,6 +189,97 @@ impl LeastSquaresFamily {
         );
         let residual_norm = round_up((2.0 * n as f64 * loss.abs() * (1.0 + gamma(n + 3))).sqrt());
         (residual_err, residual_norm)
+    }
+
+    /// Each task's QR factor and certified `sigma_min(X_i)` (once).
+    fn factors(&self) -> &[Option<TaskFactor>] {
+        self.factors.get_or_init(|| {
+            self.data
+                .tasks()
+                .par_iter()
+                .map(|task| factor_task(task.xt.view().transpose().as_view(), &task.y))
+                .collect()
+        })
+    }
+
+    /// The residual certificate for the weights `p` (see
+    /// [`crate::problem::residual`]), at the minimiser of their weighted sum
+    /// found by QR (`iterate` where that fails): one pass over the data for
+    /// the residuals `r_i = X_i theta - y_i` and `X_i^T r_i`, every rounding
+    /// bounded.
+    fn residual_certificate(&self, iterate: &DVector<f64>, weights: &[f64]) -> Certificate {
+        let factors = self.factors();
+        let chosen: Option<Vec<(&TaskFactor, f64)>> = weights
+            .iter()
+            .zip(factors)
+            .zip(self.data.tasks())
+            .filter(|((p, _), _)| **p > 0.0)
+            .map(|((p, f), task)| f.as_ref().map(|f| (f, p / task.samples() as f64)))
+            .collect();
+        let point = chosen.and_then(|c| weighted_least_squares_point(&c));
+        let theta = point.as_ref().unwrap_or(iterate);
+        let m = weights.len();
+        let t = norm_up(theta.as_slice());
+        let d = self.data.dim();
+        let mut h = DVector::zeros(d);
+        let (mut weight_sum, mut r2, mut s2, mut e2) = (0.0, 0.0, 0.0, 0.0);
+        let (mut h_err, mut h_size, mut longest) = (0.0, 0.0, 0);
+        for (i, task) in self.data.tasks().iter().enumerate() {
+            let p = weights[i];
+            if p == 0.0 {
+                continue;
+            }
+            if p.is_nan() || p < 0.0 {
+                return Certificate::none(
+                    "the certificate weights are not a nonnegative nonzero vector",
+                );
+            }
+            let n = task.samples();
+            longest = longest.max(n);
+            let c = p / n as f64;
+            let residual = task.xt.view().tr_mul(theta) - &task.y;
+            let projected = task.xt.view() * &residual;
+            let residual_norm = norm_up(residual.as_slice());
+            let x_norm = self.norms()[i].frobenius2.sqrt();
+            weight_sum += p;
+            r2 += c * residual.norm_squared();
+            if let Some(sigma) = factors[i].as_ref().and_then(|f| f.sigma) {
+                s2 += c * (sigma * sigma);
+            }
+            let (err, _) = self.residual_errors(i, t, 0.0);
+            e2 += c * (err * err);
+            h.axpy(c, &projected, 1.0);
+            h_err += c * (gamma(n) * x_norm * residual_norm + (n * d) as f64 * UNDERFLOW_UNIT);
+            h_size += c * norm_up(projected.as_slice());
+        }
+        if weight_sum.is_nan() || weight_sum <= 0.0 {
+            return Certificate::none(
+                "the certificate weights are not a nonnegative nonzero vector",
+            );
+        }
+        // Each sum: products rounded once or twice, sums of at most M (or n)
+        // nonnegative terms (relative gamma), the norms x 1.01 for the sqrt.
+        let sum_slack = gamma(longest + m + 4);
+        let r2_lower = round_down(r2 * (1.0 - sum_slack));
+        let s2_lower = round_down(s2 * (1.0 - gamma(m + 4)));
+        let residual_error = round_up((e2 * (1.0 + gamma(m + 4))).sqrt() * 1.01);
+        let h_error = round_up((h_err + gamma(m + 2) * h_size) * (1.0 + gamma(m)));
+        let h_upper = round_up(norm_up(h.as_slice()) + h_error);
+        let bound = residual_bound(r2_lower, h_upper, s2_lower, residual_error);
+        if bound.is_nan() || bound <= 0.0 {
+            return Certificate::none(
+                "neither the Gram matrices nor QR of the samples certify curvature",
+            );
+        }
+        let estimate = residual_bound(r2, h.norm(), s2, 0.0);
+        let bound = per_unit_weight(bound, weight_sum, m);
+        Certificate {
+            bound,
+            kind: "residual",
+            error_bound: round_up(((estimate / weight_sum) - bound).max(0.0)),
+            note: "no curvature certified from the Gram matrices (nearly collinear features): \
+                   the residual bound, on QR of the samples",
+        }
     }
 
     /// Bound on `|f_i(theta) - loss|` for a loss computed on the samples.
@@ -443,7 +542,14 @@ impl TaskFamily for LeastSquaresFamily {
         let floor = Certificate::trivial(0.0, "");
         if !self.wide {
             let dual = sound_quadratic_bound(self.forms(), self.form_bounds(), &at.weights, ball);
-            return floor.better(dual);
+            if dual.kind == "dual" {
+                return floor.better(dual);
+            }
+            // No curvature certified from the Gram matrices (nearly collinear
+            // features): the residual certificate, on QR of the samples.
+            return floor
+                .better(dual)
+                .better(self.residual_certificate(theta, &at.weights));
         }
         // Wide tasks: the local model on the samples, around theta.
         let t = norm_up(theta.as_slice());

@@ -105,7 +105,7 @@ impl Certificate {
 /// `D / s` rounded down, for a bound D on `sum_i p_i f_i` and the float
 /// weights' sum `s_hat`: OPT >= D(p) / s whatever the exact sum s is, which
 /// lies within `gamma_M s_hat` of `s_hat`.
-fn per_unit_weight(bound: f64, weight_sum: f64, tasks: usize) -> f64 {
+pub(crate) fn per_unit_weight(bound: f64, weight_sum: f64, tasks: usize) -> f64 {
     if weight_sum.is_nan() || weight_sum <= 0.0 || bound.is_nan() {
         return f64::NEG_INFINITY;
     }

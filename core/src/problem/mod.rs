@@ -6,4 +6,5 @@
 pub mod ball;
 pub mod certificate;
 pub mod numerics;
+pub mod residual;
 pub mod scaling;
