@@ -79,16 +79,17 @@ pub fn lend(py: Python<'_>, value: &Bound<'_, PyAny>, field: &str, ndim: usize) 
     };
     let shape = array.shape().to_vec();
     if shape.len() != ndim {
-        let what = if ndim == 2 {
-            "a 2-D array (samples x features)"
+        // The command line's messages for x and y files (io/mod.rs).
+        let message = if ndim == 2 {
+            format!(
+                "must be a 2-D array (samples x features), got {} dimension(s) {:?}",
+                shape.len(),
+                shape
+            )
         } else {
-            "a 1-D array"
+            format!("must be a 1-D array, got shape {shape:?}")
         };
-        return Err(PyValueError::new_err(format!(
-            "{field}: must be {what}, got {} dimension(s) {:?}",
-            shape.len(),
-            shape
-        )));
+        return Err(PyValueError::new_err(format!("{field}: {message}")));
     }
     let len = shape.iter().product();
     let values = NumpyValues {

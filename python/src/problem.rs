@@ -17,6 +17,9 @@ use taskrobust::problem::scaling::Scaling;
 use taskrobust::{FeasibleSet, InputError};
 use taskrobust_lab::io::{load_problem, FamilyKind, LoadedProblem};
 
+/// A vector handed back to Python.
+type Array<'py> = Bound<'py, PyArray1<f64>>;
+
 /// The file name a problem built from arrays reports where the command line
 /// reports its problem file; stripped from messages (see `errors`).
 pub const ARRAYS: &str = "<arrays>";
@@ -155,6 +158,13 @@ fn data_tasks(
         let y = read_vector(py, y, &y_field)?;
         if y.is_empty() {
             return Err(PyValueError::new_err(format!("{y_field}: is empty")));
+        }
+        // As the command line reads a y file (io::read_vector): `entry [k]`.
+        if let Some(k) = taskrobust::error::first_non_finite(&y) {
+            return Err(PyValueError::new_err(format!(
+                "{y_field}: entry [{k}] is {} (NaN or infinite values are not allowed)",
+                y[k]
+            )));
         }
         if y.len() != rows {
             return Err(PyValueError::new_err(format!(
@@ -428,7 +438,7 @@ impl PyProblem {
         py: Python<'py>,
         theta: &Bound<'py, PyAny>,
         weights: &Bound<'py, PyAny>,
-    ) -> PyResult<(Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>)> {
+    ) -> PyResult<(Array<'py>, Array<'py>)> {
         let theta = self.check_theta(py, theta)?;
         let p = self.check_weights(py, weights)?;
         let family = self.family();

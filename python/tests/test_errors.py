@@ -15,7 +15,9 @@ def cli_message(cli, *args):
     assert status == 2, (status, out, err)
     lines = err.strip().splitlines()
     assert len(lines) == 1, err
-    return lines[0]
+    prefix = "taskrobust: error: "
+    assert lines[0].startswith(prefix), lines[0]
+    return lines[0][len(prefix):]
 
 
 def after_field(message):
