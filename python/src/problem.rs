@@ -15,7 +15,7 @@ use taskrobust::family::{
 };
 use taskrobust::problem::scaling::Scaling;
 use taskrobust::{FeasibleSet, InputError};
-use taskrobust_lab::io::{load_problem, FamilyKind, LoadedProblem};
+use taskrobust_lab::io::{check_overflow, load_problem, FamilyKind, LoadedProblem};
 
 /// A vector handed back to Python.
 type Array<'py> = Bound<'py, PyArray1<f64>>;
@@ -235,14 +235,16 @@ fn internal_set(set: FeasibleSet, scaling: &Scaling) -> PyResult<FeasibleSet> {
 }
 
 fn loaded(
+    py: Python<'_>,
     family: Arc<dyn TaskFamily>,
     set: FeasibleSet,
     kind: FamilyKind,
     fields: Vec<Vec<(String, Option<f64>)>>,
     scaling: Scaling,
-) -> PyProblem {
-    PyProblem {
-        loaded: LoadedProblem {
+) -> PyResult<PyProblem> {
+    checked(
+        py,
+        LoadedProblem {
             family,
             set,
             kind,
@@ -250,7 +252,17 @@ fn loaded(
             fields,
             scaling,
         },
-    }
+    )
+}
+
+/// The command line's overflow check at theta = 0 (`taskrobust solve` runs
+/// it before every solve from zero), run once when the problem is built:
+/// solves from zero then skip it (see `solve_loaded`).
+fn checked(py: Python<'_>, loaded: LoadedProblem) -> PyResult<PyProblem> {
+    let zero = DVector::zeros(loaded.family.dim());
+    py.detach(|| check_overflow(&loaded, &zero, false))
+        .map_err(input_error)?;
+    Ok(PyProblem { loaded })
 }
 
 #[pymethods]
@@ -276,13 +288,14 @@ impl PyProblem {
             .detach(|| LeastSquaresFamily::new(data, GradientForm::Auto))
             .map_err(|e| input_error(relabel(e)))?;
         let set = internal_set(set, &scaling)?;
-        Ok(loaded(
+        loaded(
+            py,
             Arc::new(family),
             set,
             FamilyKind::LeastSquares,
             data_fields(m),
             scaling,
-        ))
+        )
     }
 
     /// Logistic tasks f_i(theta) = mean log(1 + exp(-y x^T theta)) + l2/2 ||theta||^2.
@@ -307,13 +320,14 @@ impl PyProblem {
             .detach(|| LogisticFamily::new(data, l2))
             .map_err(|e| input_error(relabel(e)))?;
         let set = internal_set(set, &scaling)?;
-        Ok(loaded(
+        loaded(
+            py,
             Arc::new(family),
             set,
             FamilyKind::Logistic,
             data_fields(m),
             scaling,
-        ))
+        )
     }
 
     /// Quadratic tasks f_i(theta) = 1/2 (theta - c_i)^T A_i (theta - c_i) + b_i.
@@ -372,13 +386,14 @@ impl PyProblem {
         let scaling = Scaling::equilibrate_quadratic(&mut tasks);
         let family = QuadraticFamily::new(tasks).map_err(|e| input_error(relabel_quadratic(e)))?;
         let set = internal_set(set, &scaling)?;
-        Ok(loaded(
+        loaded(
+            py,
             Arc::new(family),
             set,
             FamilyKind::Quadratic,
             fields,
             scaling,
-        ))
+        )
     }
 
     /// Reads a problem file (JSON, as `taskrobust solve` reads it: the same
@@ -386,7 +401,7 @@ impl PyProblem {
     #[staticmethod]
     fn from_file(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let loaded = py.detach(|| load_problem(&path)).map_err(input_error)?;
-        Ok(PyProblem { loaded })
+        checked(py, loaded)
     }
 
     /// "quadratic", "least_squares" or "logistic".

@@ -332,7 +332,7 @@ pub fn solve(
         ..SolveOptions::default()
     };
     let outcome = py
-        .detach(|| solve_loaded(&problem.loaded, options))
+        .detach(|| solve_loaded(&problem.loaded, options, true))
         .map_err(|e| run_error(e, &pending))?;
     if let Some(warning) = tolerance_warning(&outcome) {
         PyErr::warn(

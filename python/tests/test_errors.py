@@ -180,16 +180,16 @@ def test_overflow_is_refused_as_by_the_cli(tmp_path, cli):
     a, c, b = quadratic_tasks(1)
     c[2] = 1e300
     path = write_problem(tmp_path, "quadratic", a=a, c=c, b=b)
-    status, out, err = cli("solve", path)
-    problem = taskrobust.Problem.quadratic(a, c, b)
-    if status == 0:
-        result = taskrobust.solve(problem)
-        assert np.isfinite(result.max_loss)
-    else:
-        expected = err.strip()
-        with pytest.raises(ValueError) as raised:
-            taskrobust.solve(problem)
-        assert after_field(str(raised.value)) == after_field(expected)
+    expected = cli_message(cli, "solve", path)
+    assert "overflows f64" in expected
+    # Refused when the problem is built (the CLI's check at theta = 0).
+    with pytest.raises(ValueError) as raised:
+        taskrobust.Problem.quadratic(a, c, b)
+    assert str(raised.value).startswith("c[2]: ")
+    assert after_field(str(raised.value)) == after_field(expected)
+    with pytest.raises(ValueError) as raised:
+        taskrobust.Problem.from_file(path)
+    assert str(raised.value) == expected
 
 
 def test_wrong_types_raise_type_error():

@@ -142,7 +142,7 @@ pub fn run_solve(args: &SolveArgs) -> Result<String, Failure> {
     let problem = load_problem(&args.problem)?;
     let seconds_load = load_start.elapsed().as_secs_f64();
     let options = args.options(problem.family.dim())?;
-    let outcome = solve_loaded(&problem, options)?;
+    let outcome = solve_loaded(&problem, options, false)?;
     if let Some(warning) = tolerance_warning(&outcome) {
         eprintln!("{warning}");
     }
@@ -180,10 +180,13 @@ pub fn run_solve(args: &SolveArgs) -> Result<String, Failure> {
 /// returned in the problem's units, with every required number finite. The
 /// Python bindings call this too, so both give the same numbers. Errors name
 /// [`SolveOptions`]' fields (`mu`, `iterations`, ...); the command line shows
-/// them as its flags.
+/// them as its flags. `zero_checked`: the caller has already run
+/// [`crate::io::check_overflow`] at theta = 0 for this problem (the Python
+/// bindings do when a problem is built), so a solve from zero skips it.
 pub fn solve_loaded(
     problem: &crate::io::LoadedProblem,
     mut options: SolveOptions,
+    zero_checked: bool,
 ) -> Result<SolveOutcome, crate::error::Error> {
     options_to_internal_units(&mut options, &problem.scaling)?;
     // Draws are with replacement, but a batch beyond the largest task only
@@ -199,7 +202,7 @@ pub fn solve_loaded(
         .init
         .clone()
         .unwrap_or_else(|| nalgebra::DVector::zeros(problem.family.dim()));
-    if theta0.len() == problem.family.dim() {
+    if theta0.len() == problem.family.dim() && !(zero_checked && options.init.is_none()) {
         problem.set.project(&mut theta0);
         crate::io::check_overflow(problem, &theta0, options.init.is_some())?;
     }
