@@ -226,7 +226,13 @@ pub fn strongly_convex_smoothed(t: u64, lambda: f64, l_mu: f64, initial_gap: f64
 ///
 /// See docs/THEORY.md#strongly-convex-tasks.
 #[pyfunction]
-pub fn strongly_convex_certified(t: u64, lambda: f64, l_mu: f64, measured_initial: f64, reference_gap: f64) -> f64 {
+pub fn strongly_convex_certified(
+    t: u64,
+    lambda: f64,
+    l_mu: f64,
+    measured_initial: f64,
+    reference_gap: f64,
+) -> f64 {
     bounds::strongly_convex_certified(t, lambda, l_mu, measured_initial, reference_gap)
 }
 
@@ -310,7 +316,12 @@ pub fn subgradient(t: u64, g: f64, r: f64) -> f64 {
 /// Returns one entry per task (they sum to zero up to rounding). See
 /// docs/THEORY.md#stochastic-softmax-weights.
 #[pyfunction]
-pub fn plugin_softmax_bias(losses: Vec<f64>, variances: Vec<f64>, mu: f64, batch: usize) -> Vec<f64> {
+pub fn plugin_softmax_bias(
+    losses: Vec<f64>,
+    variances: Vec<f64>,
+    mu: f64,
+    batch: usize,
+) -> Vec<f64> {
     bounds::plugin_softmax_bias(&losses, &variances, mu, batch)
 }
 

@@ -76,10 +76,7 @@ pub fn transfer(
     args.extend(["--format".to_string(), "json".to_string()]);
     let cli = parse(args)?;
     let text = py.detach(|| run(cli)).map_err(failure)?;
-    Ok(py
-        .import("json")?
-        .call_method1("loads", (text,))?
-        .unbind())
+    Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
 }
 
 /// Removes a temporary folder when dropped.
@@ -125,10 +122,8 @@ pub fn reproduce(
         Err(e) if e.status == 1 && out.join("report.json").exists() => {}
         Err(e) => return Err(failure(e)),
     }
-    let text = std::fs::read_to_string(out.join("report.json"))
-        .map_err(|e| PyRuntimeError::new_err(format!("{}: {e}", out.join("report.json").display())))?;
-    Ok(py
-        .import("json")?
-        .call_method1("loads", (text,))?
-        .unbind())
+    let text = std::fs::read_to_string(out.join("report.json")).map_err(|e| {
+        PyRuntimeError::new_err(format!("{}: {e}", out.join("report.json").display()))
+    })?;
+    Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
 }

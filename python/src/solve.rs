@@ -18,9 +18,8 @@ use std::time::{Duration, Instant};
 use taskrobust::family::{Evaluation, TaskFamily};
 use taskrobust::problem::numerics::{entropy, max_with_index, round_up, softmax};
 use taskrobust::solvers::{
-    certify_returned_point_fully, run_solver, unwrap_problem, Certifying, Constants,
-    IterationHook, Method, MinimaxProblem, MinimaxState, Resume, SolveOptions, SolveOutcome,
-    Tracker,
+    certify_returned_point_fully, run_solver, unwrap_problem, Certifying, Constants, IterationHook,
+    Method, MinimaxProblem, MinimaxState, Resume, SolveOptions, SolveOutcome, Tracker,
 };
 use taskrobust::FeasibleSet;
 use taskrobust_lab::cli::{format_table, outcome_json, solve_loaded, tolerance_warning};
@@ -466,7 +465,10 @@ pub fn certify(
             Ok(best.expect("at least the uniform weights"))
         })
         .map_err(to_py)?;
-    problem.loaded.scaling.outcome_to_problem_units(&mut outcome);
+    problem
+        .loaded
+        .scaling
+        .outcome_to_problem_units(&mut outcome);
     Ok(result(problem, outcome))
 }
 
@@ -517,8 +519,11 @@ impl PythonMethod {
                 .iter()
                 .map(|&v| taskrobust::problem::scaling::ldexp(v, scaling.theta_exp))
                 .collect();
-            let returned =
-                method.call_method1(py, "step", (problem.clone_ref(py), vector(py, &theta_out), iteration))?;
+            let returned = method.call_method1(
+                py,
+                "step",
+                (problem.clone_ref(py), vector(py, &theta_out), iteration),
+            )?;
             let returned = returned.bind(py);
             let (next, weights): (Bound<'_, PyAny>, Bound<'_, PyAny>) =
                 returned.extract().map_err(|_| {

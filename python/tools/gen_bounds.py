@@ -2,6 +2,7 @@
 core/src/theory/bounds.rs, with its doc comment as the docstring. Rerun after
 bounds.rs changes (tests/test_bounds.py fails until every bound is exposed)."""
 import pathlib
+import subprocess
 import re
 
 root = pathlib.Path(__file__).resolve().parents[2]
@@ -39,6 +40,7 @@ for n in names:
 out.append("    Ok(())")
 out.append("}")
 (root / "python/src/bounds.rs").write_text("\n".join(out) + "\n")
+subprocess.run(["rustfmt", "--edition", "2021", str(root / "python/src/bounds.rs")], check=True)
 print(len(names), "bounds")
 
 # The type stub, from the same signatures.
