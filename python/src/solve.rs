@@ -241,7 +241,7 @@ fn run_error(e: taskrobust::Error, pending: &Pending) -> PyErr {
 }
 
 /// Solves min_theta max_i f_i(theta) with a built-in method, as
-/// `taskrobust solve` does (the same numbers, to rounding: none).
+/// `taskrobust solve` does: the numbers of `taskrobust solve --format json`.
 ///
 /// problem: a Problem. method: "softmax-gd" (the paper's method),
 /// "accelerated", "stochastic", "descent-ascent", "subgradient", "average"
