@@ -25,11 +25,13 @@ def test_ctrl_c_stops_a_long_solve(long_problem):
     timer = threading.Timer(0.3, _thread.interrupt_main)
     start = time.perf_counter()
     timer.start()
+    # Uninterrupted, this solve takes tens of seconds (about 0.4 ms per
+    # iteration): Python alone would raise KeyboardInterrupt only after it.
     with pytest.raises(KeyboardInterrupt):
-        taskrobust.solve(long_problem, iters=10_000_000)
+        taskrobust.solve(long_problem, iters=50_000)
     elapsed = time.perf_counter() - start
     timer.cancel()
-    assert elapsed < 10, elapsed
+    assert elapsed < 5, elapsed
     # Nothing is left broken: the next solve runs normally.
     result = taskrobust.solve(long_problem, iters=3)
     assert result.iterations == 3 and result.gap >= 0
