@@ -32,7 +32,11 @@ class SoftmaxGd:
 class Subgradient:
     """The worst task's gradient step, 1/sqrt(t+1) steps; one-hot weights."""
 
+    def __init__(self):
+        self.seen = []
+
     def step(self, problem, theta, iteration):
+        self.seen.append(theta.copy())
         losses = problem.losses(theta)
         worst = int(np.argmax(losses))
         g = problem.task_gradient(worst, theta)
@@ -45,8 +49,10 @@ class Subgradient:
 def test_a_python_softmax_gd_reproduces_the_built_in_one():
     xs, ys = data_tasks(4)
     problem = taskrobust.Problem.least_squares(xs, ys, radius=2.0)
-    built_in = taskrobust.solve(problem, mu=0.05, step=0.02, iters=50)
-    mine = taskrobust.run_method(problem, SoftmaxGd(0.05, 0.02), iters=50)
+    # Certificates on the way only at the start (certify_every > iters): the
+    # returned point's bound comes from the method's own last weights.
+    built_in = taskrobust.solve(problem, mu=0.05, step=0.02, iters=50, certify_every=1000)
+    mine = taskrobust.run_method(problem, SoftmaxGd(0.05, 0.02), iters=50, certify_every=1000)
     assert mine.method == "SoftmaxGd"
     assert mine.iterations == built_in.iterations == 50
     np.testing.assert_allclose(mine.theta, built_in.theta, rtol=1e-10, atol=1e-13)
@@ -59,12 +65,14 @@ def test_a_python_softmax_gd_reproduces_the_built_in_one():
     assert len(mine.history["max_loss"]) == 51
 
 
-@pytest.mark.parametrize("radius", [None, 3.0])
+@pytest.mark.parametrize("radius", [None, 0.1])
 def test_a_python_method_is_certified_below_opt(radius):
     a, c, b = quadratic_tasks(6, m=5, d=4)
     problem = taskrobust.Problem.quadratic(a, c, b, radius=radius)
     exact = taskrobust.solve(problem, method="exact")
-    result = taskrobust.run_method(problem, Subgradient(), iters=300, name="my-subgradient")
+    method = Subgradient()
+    result = taskrobust.run_method(problem, method, iters=300, name="my-subgradient")
+    seen = method.seen
     assert result.method == "my-subgradient"
     # OPT <= exact's F + its allowance: the Python method's bound is below it.
     assert result.lower_bound <= exact.max_loss + exact.certificate.error_bound
@@ -72,6 +80,10 @@ def test_a_python_method_is_certified_below_opt(radius):
     assert result.gap >= 0 and np.isfinite(result.gap)
     assert np.all(result.weights >= 0) and result.weights.sum() == pytest.approx(1.0)
     if radius is not None:
+        # The runner projects every step onto the ball (the optimum is outside).
+        assert np.linalg.norm(exact.theta) == pytest.approx(radius)
+        norms = [np.linalg.norm(t) for t in seen]
+        assert max(norms) <= radius * (1 + 1e-12) and result.iterations == 300
         assert np.linalg.norm(result.theta) <= radius * (1 + 1e-12)
     # certify() of the returned point with its weights gives the same bound.
     again = taskrobust.certify(problem, result.theta, result.weights)
@@ -110,3 +122,18 @@ def test_errors_in_a_python_method_reach_the_caller():
         taskrobust.run_method(problem, WrongShape(), iters=10)
     with pytest.raises(TypeError, match="method: must have a step"):
         taskrobust.run_method(problem, object(), iters=10)
+
+
+def test_weights_are_divided_by_their_sum():
+    a, c, b = quadratic_tasks(2)
+    problem = taskrobust.Problem.quadratic(a, c, b)
+    theta = np.array([0.3, -0.2, 0.1])
+    w = np.array([0.1, 0.2, 0.3, 0.4])
+    once = taskrobust.certify(problem, theta, w)
+    scaled = taskrobust.certify(problem, theta, 3 * w)
+    # The same up to the rounding of w / sum(w).
+    assert scaled.lower_bound == pytest.approx(once.lower_bound, rel=1e-14)
+    np.testing.assert_allclose(scaled.weights, once.weights, rtol=1e-15)
+    losses, gradient = problem.evaluate(theta, 3 * w)
+    _, reference = problem.evaluate(theta, w)
+    np.testing.assert_allclose(gradient, reference, rtol=1e-14)
