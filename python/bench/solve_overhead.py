@@ -78,6 +78,10 @@ def main():
                 "python_median": python_median,
                 "core_median": rust_median,
                 "ratio": python_median / rust_median,
+                # The least time of each side: less sensitive to other load.
+                "python_min": min(python_seconds),
+                "core_min": min(rust_seconds),
+                "ratio_of_minima": min(python_seconds) / min(rust_seconds),
             },
             indent=1,
         )
