@@ -12,7 +12,9 @@ pub use gpu_check::{run_gpu_check_cli, GpuCheckCli};
 pub use reproduce::{run_merge, run_reproduce, summary, MergeArgs, ReproduceArgs};
 pub use transfer::{run_transfer_cli, TransferArgs};
 
-pub use solve::{format_table, outcome_json, run_solve, SolveArgs};
+pub use solve::{
+    format_table, outcome_json, run_solve, solve_loaded, tolerance_warning, SolveArgs,
+};
 
 use clap::{Parser, Subcommand};
 

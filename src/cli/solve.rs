@@ -109,6 +109,7 @@ impl SolveArgs {
             checkpoint: self.checkpoint.clone(),
             checkpoint_every: self.checkpoint_every,
             interrupt_after: None,
+            on_iteration: None,
         })
     }
 }
@@ -140,28 +141,8 @@ pub fn run_solve(args: &SolveArgs) -> Result<String, Failure> {
     let load_start = std::time::Instant::now();
     let problem = load_problem(&args.problem)?;
     let seconds_load = load_start.elapsed().as_secs_f64();
-    let mut options = args.options(problem.family.dim())?;
-    options_to_internal_units(&mut options, &problem.scaling)?;
-    // Draws are with replacement, but a batch beyond the largest task only
-    // costs memory and time: cap it there (also keeps 10^12 from allocating).
-    if let Some(largest) = problem
-        .family
-        .sample_counts()
-        .and_then(|c| c.into_iter().max())
-    {
-        options.batch_size = options.batch_size.min(largest);
-    }
-    let mut theta0 = options
-        .init
-        .clone()
-        .unwrap_or_else(|| nalgebra::DVector::zeros(problem.family.dim()));
-    if theta0.len() == problem.family.dim() {
-        problem.set.project(&mut theta0);
-        crate::io::check_overflow(&problem, &theta0, options.init.is_some())?;
-    }
-    let mut outcome = solve(problem.family.clone(), problem.set, &options)?;
-    problem.scaling.outcome_to_problem_units(&mut outcome);
-    check_finite_outcome(&outcome_json(&outcome), &problem)?;
+    let options = args.options(problem.family.dim())?;
+    let outcome = solve_loaded(&problem, options, false)?;
     if let Some(warning) = tolerance_warning(&outcome) {
         eprintln!("{warning}");
     }
@@ -193,10 +174,51 @@ pub fn run_solve(args: &SolveArgs) -> Result<String, Failure> {
     })
 }
 
+/// Solves a loaded problem as `taskrobust solve` does: the options are given
+/// in the problem's units (as the user sees it), the batch is capped at the
+/// largest task, the start point is checked for overflow, and the outcome is
+/// returned in the problem's units, with every required number finite. The
+/// Python bindings call this too, so both give the same numbers. Errors name
+/// [`SolveOptions`]' fields (`mu`, `iterations`, ...); the command line shows
+/// them as its flags. `zero_checked`: the caller has already run
+/// [`crate::io::check_overflow`] at theta = 0 for this problem (the Python
+/// bindings do when a problem is built), so a solve from zero skips it.
+pub fn solve_loaded(
+    problem: &crate::io::LoadedProblem,
+    mut options: SolveOptions,
+    zero_checked: bool,
+) -> Result<SolveOutcome, crate::error::Error> {
+    options_to_internal_units(&mut options, &problem.scaling)?;
+    // Draws are with replacement, but a batch beyond the largest task only
+    // costs memory and time: cap it there (also keeps 10^12 from allocating).
+    if let Some(largest) = problem
+        .family
+        .sample_counts()
+        .and_then(|c| c.into_iter().max())
+    {
+        options.batch_size = options.batch_size.min(largest);
+    }
+    let mut theta0 = options
+        .init
+        .clone()
+        .unwrap_or_else(|| nalgebra::DVector::zeros(problem.family.dim()));
+    if theta0.len() == problem.family.dim() && !(zero_checked && options.init.is_none()) {
+        problem.set.project(&mut theta0);
+        crate::io::check_overflow(problem, &theta0, options.init.is_some())?;
+    }
+    let mut outcome = solve(problem.family.clone(), problem.set, &options)?;
+    problem.scaling.outcome_to_problem_units(&mut outcome);
+    check_finite_outcome(&outcome_json(&outcome), problem)?;
+    Ok(outcome)
+}
+
 /// Moves the options given in the problem's units into the units the
 /// family works in (see [`crate::scaling`]); an option that does not fit
 /// there is refused by name.
-fn options_to_internal_units(options: &mut SolveOptions, scaling: &Scaling) -> Result<(), Failure> {
+fn options_to_internal_units(
+    options: &mut SolveOptions,
+    scaling: &Scaling,
+) -> Result<(), crate::error::InputError> {
     if scaling.is_identity() {
         return Ok(());
     }
@@ -216,12 +238,12 @@ fn options_to_internal_units(options: &mut SolveOptions, scaling: &Scaling) -> R
             ))
         }
     };
-    options.mu = internal("--mu", options.mu, &|v| scaling.loss_to_internal(v))?;
-    options.step = internal("--step", options.step, &|v| scaling.step_to_internal(v))?;
-    options.weight_step = internal("--weight-step", options.weight_step, &|v| {
+    options.mu = internal("mu", options.mu, &|v| scaling.loss_to_internal(v))?;
+    options.step = internal("step", options.step, &|v| scaling.step_to_internal(v))?;
+    options.weight_step = internal("weight_step", options.weight_step, &|v| {
         scaling.weight_step_to_internal(v)
     })?;
-    options.distance = internal("--distance", options.distance, &|v| {
+    options.distance = internal("distance", options.distance, &|v| {
         scaling.length_to_internal(v)
     })?;
     if let Some(init) = options.init.as_mut() {

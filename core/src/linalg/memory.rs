@@ -30,13 +30,25 @@ pub fn zeroed_for_streaming(count: usize) -> Vec<f64> {
     data
 }
 
-/// f64 values: owned (on huge pages where large) or mapped read-only from a file.
+/// f64 values: owned (on huge pages where large), mapped read-only from a
+/// file, or shared with their owner (a host language's array).
 #[derive(Clone)]
 pub enum Values {
     /// Values in memory of their own.
     Owned(Vec<f64>),
     /// Values mapped read-only from a file.
     Mapped(Arc<MappedValues>),
+    /// Values in memory someone else owns, read in place (the Python
+    /// bindings lend NumPy arrays this way); writing copies them first.
+    Shared(Arc<dyn SharedValues>),
+}
+
+/// Read-only f64 values that live elsewhere. The implementor keeps them alive
+/// and unchanged for as long as it lives (the Python bindings hold the NumPy
+/// array and lock it against writes through its writeable flag).
+pub trait SharedValues: Send + Sync {
+    /// The values, in place.
+    fn as_slice(&self) -> &[f64];
 }
 
 /// `count` little-endian f64 values at byte `offset` of a read-only file mapping.
@@ -84,17 +96,20 @@ impl Values {
         match self {
             Values::Owned(v) => v,
             Values::Mapped(m) => m.as_slice(),
+            Values::Shared(s) => s.as_slice(),
         }
     }
 
-    /// The values, writable: a mapping is first copied (copy on write).
+    /// The values, writable: mapped or shared values are first copied (copy on write).
     pub fn as_mut_slice(&mut self) -> &mut [f64] {
-        if let Values::Mapped(m) = self {
-            *self = Values::Owned(copy_for_streaming(m.as_slice()));
+        match self {
+            Values::Mapped(m) => *self = Values::Owned(copy_for_streaming(m.as_slice())),
+            Values::Shared(s) => *self = Values::Owned(copy_for_streaming(s.as_slice())),
+            Values::Owned(_) => {}
         }
         match self {
             Values::Owned(v) => v,
-            Values::Mapped(_) => unreachable!("copied above"),
+            _ => unreachable!("copied above"),
         }
     }
 
@@ -103,7 +118,8 @@ impl Values {
         matches!(self, Values::Mapped(_))
     }
 
-    /// Owned values on huge pages: a mapping is copied, owned values are kept.
+    /// Values in memory: a mapping is copied onto huge pages; owned and
+    /// shared values (already in memory) are kept.
     pub fn into_resident(self) -> Self {
         match self {
             Values::Mapped(m) => Values::Owned(copy_for_streaming(m.as_slice())),
@@ -114,7 +130,11 @@ impl Values {
 
 impl std::fmt::Debug for Values {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = if self.is_mapped() { "Mapped" } else { "Owned" };
+        let kind = match self {
+            Values::Owned(_) => "Owned",
+            Values::Mapped(_) => "Mapped",
+            Values::Shared(_) => "Shared",
+        };
         f.debug_tuple(kind).field(&self.as_slice()).finish()
     }
 }

@@ -28,7 +28,10 @@ pub use params::{
     AverageParams, Checked, DescentAscentParams, ParamError, SmoothedParams, StochasticParams,
     SubgradientParams,
 };
-pub use run::{certify_point, certify_returned_point, run_solver, solve, Certifying};
+pub use run::{
+    certify_point, certify_returned_point, certify_returned_point_fully, run_solver, solve,
+    Certifying,
+};
 pub use smoothing::{StepRule, Temperature, ACCELERATED_REACH};
 pub use softmax_gd::SoftmaxGd;
 pub use stochastic::StochasticSoftmaxGd;
@@ -38,7 +41,7 @@ pub use tracker::{IterationRecord, Tracker};
 use crate::error::{invalid, InputError};
 use crate::family::{TaskFamily, WorkEstimate};
 use crate::problem::ball::FeasibleSet;
-use argmin::core::{IterState, Problem};
+use argmin::core::{IterState, Problem, State};
 use nalgebra::DVector;
 use serde::Serialize;
 use std::str::FromStr;
@@ -183,6 +186,52 @@ pub struct SolveOptions {
     /// Stop after this many iterations in total, as if interrupted (the
     /// checkpoint keeps the state; tests and time-sliced job slots use it).
     pub interrupt_after: Option<u64>,
+    /// Called after every update of theta; an error it returns stops the run
+    /// and is what the run returns (a host language's Ctrl-C, a deadline, a
+    /// progress display). `None`: nothing is called, and the run is as before.
+    pub on_iteration: Option<IterationHook>,
+}
+
+/// What [`SolveOptions::on_iteration`] calls after every update of theta:
+/// `(iteration, theta, max_loss)`, where `iteration` counts the updates made
+/// so far (1 after the first), `theta` is the new iterate and `max_loss` its
+/// worst-task loss (for `descent-ascent`, of the current, not the averaged,
+/// iterate). Returning an error stops the run with that error. It reads the
+/// run only: checkpoints and results do not depend on it.
+#[derive(Clone)]
+pub struct IterationHook(pub Arc<IterationFn>);
+
+/// The function inside an [`IterationHook`].
+pub type IterationFn = dyn Fn(u64, &DVector<f64>, f64) -> Result<(), crate::Error> + Send + Sync;
+
+impl IterationHook {
+    /// A hook calling `f`.
+    pub fn new(
+        f: impl Fn(u64, &DVector<f64>, f64) -> Result<(), crate::Error> + Send + Sync + 'static,
+    ) -> Self {
+        Self(Arc::new(f))
+    }
+}
+
+impl std::fmt::Debug for IterationHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IterationHook")
+    }
+}
+
+impl argmin::core::observers::Observe<MinimaxState> for IterationHook {
+    fn observe_iter(
+        &mut self,
+        state: &MinimaxState,
+        _kv: &argmin::core::KV,
+    ) -> Result<(), argmin::core::Error> {
+        // argmin counts the iteration after its observers have seen it.
+        let iteration = state.get_iter() + 1;
+        match state.get_param() {
+            Some(theta) => (self.0)(iteration, theta, state.get_cost()).map_err(Into::into),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Certificates estimated at or below this many flops are made every
@@ -236,6 +285,7 @@ impl Default for SolveOptions {
             checkpoint: None,
             checkpoint_every: 100,
             interrupt_after: None,
+            on_iteration: None,
         }
     }
 }

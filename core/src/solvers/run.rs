@@ -272,6 +272,10 @@ where
         .map_or(options.iterations, |k| k.min(options.iterations));
     let mut executor = Executor::new(problem.clone(), solver)
         .configure(|state| state.param(theta0).max_iters(iterations));
+    if let Some(hook) = &options.on_iteration {
+        executor =
+            executor.add_observer(hook.clone(), argmin::core::observers::ObserverMode::Always);
+    }
     if let Some(path) = &options.checkpoint {
         let fingerprint = Fingerprint::new(problem.family.as_ref(), problem.set, options, name)?;
         executor = executor.checkpointing(FileCheckpoint::new(
