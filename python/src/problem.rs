@@ -487,7 +487,9 @@ impl PyProblem {
         }
         let theta = self.check_theta(py, theta)?;
         let mut gradient = DVector::zeros(self.family().dim());
-        self.family().task_gradient(task, &theta, &mut gradient);
+        self.family()
+            .task_gradient(task, &theta, &mut gradient)
+            .map_err(to_py)?;
         let s = &self.loaded.scaling;
         let gradient: Vec<f64> = gradient
             .iter()
