@@ -2,20 +2,27 @@
 
 use super::read_error;
 use crate::error::InputError;
+use taskrobust::linalg::element::Element;
 use std::fs::File;
 use std::path::Path;
 
-/// A rectangular table of finite numbers, row-major.
+/// A rectangular table of finite numbers, row-major (f64 unless said otherwise).
 #[derive(Debug, Clone, PartialEq)]
-pub struct CsvTable {
+pub struct CsvTable<T: Element = f64> {
     pub rows: usize,
     pub cols: usize,
-    pub data: Vec<f64>,
+    pub data: Vec<T>,
 }
 
 /// Reads a numeric table. Blank lines are skipped; every other line must
 /// hold the same number of finite numbers. `field` names the file in errors.
 pub fn read_csv(path: &Path, field: &str) -> Result<CsvTable, InputError> {
+    read_csv_typed(path, field)
+}
+
+/// [`read_csv`] into f64 or f32: each number is rounded once, from its text,
+/// to the nearest value of that type; one beyond its range is an error.
+pub fn read_csv_typed<T: Element>(path: &Path, field: &str) -> Result<CsvTable<T>, InputError> {
     let bad = |message: String| InputError::new(field, message);
     let size = super::regular_file_size(path, field)?;
     // At most one value per two bytes ("0,"), 8 bytes each.
@@ -61,7 +68,7 @@ pub fn read_csv(path: &Path, field: &str) -> Result<CsvTable, InputError> {
         }
         for (j, text) in record.iter().enumerate() {
             let at = || format!("line {line}, column {}", j + 1);
-            let value: f64 = text.parse().map_err(|_| {
+            let value: T = T::parse_text(text).ok_or_else(|| {
                 let hint = if rows == 0 {
                     " (the file must have no header row)"
                 } else {
@@ -69,7 +76,14 @@ pub fn read_csv(path: &Path, field: &str) -> Result<CsvTable, InputError> {
                 };
                 bad(format!("{}: '{text}' is not a number{hint}", at()))
             })?;
-            if !value.is_finite() {
+            if !value.widen().is_finite() && text.parse::<f64>().is_ok_and(f64::is_finite) {
+                return Err(bad(format!(
+                    "{}: {text} is beyond the range of {} (the problem's \"dtype\")",
+                    at(),
+                    T::DTYPE
+                )));
+            }
+            if !value.widen().is_finite() {
                 return Err(bad(format!(
                     "{}: {text} is not allowed (NaN or infinite value)",
                     at()

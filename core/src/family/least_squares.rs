@@ -384,8 +384,10 @@ impl TaskFamily for LeastSquaresFamily {
 
     fn task_gradient(&self, task: usize, theta: &DVector<f64>, gradient: &mut DVector<f64>) {
         let data = &self.data.tasks()[task];
-        let residual = data.xt.view().tr_mul(theta) - &data.y;
-        *gradient = data.xt.view() * residual / data.samples() as f64;
+        *gradient = data.xt.with_f64_view(|xt| {
+            let residual = xt.tr_mul(theta) - &data.y;
+            xt * residual / data.samples() as f64
+        });
     }
 
     fn smoothness(&self) -> f64 {

@@ -15,6 +15,7 @@
 //! ([`crate::linalg::gram`]) has an AVX-512 version that agrees with its AVX2 one bit
 //! for bit.
 
+use crate::linalg::element::Element;
 use std::sync::OnceLock;
 
 /// The instruction set the kernels run on.
@@ -68,9 +69,9 @@ pub fn isa() -> Isa {
     })
 }
 
-/// `x . y`.
+/// `x . y`, with `x` widened to f64 (exact) and the sum in f64.
 #[inline]
-pub fn dot(x: &[f64], y: &[f64]) -> f64 {
+pub fn dot<T: Element>(x: &[T], y: &[f64]) -> f64 {
     assert_eq!(x.len(), y.len(), "dot: length mismatch");
     #[cfg(target_arch = "x86_64")]
     if isa().has_avx2_fma() {
@@ -81,9 +82,22 @@ pub fn dot(x: &[f64], y: &[f64]) -> f64 {
     generic::dot(x, y)
 }
 
-/// `y += alpha * x`.
+/// `x . x`, with `x` widened to f64 (exact) and the sum in f64: bit for bit
+/// `dot(x, x)` for f64 values.
 #[inline]
-pub fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
+pub fn dot_self<T: Element>(x: &[T]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if isa().has_avx2_fma() {
+        // SAFETY: the CPU supports AVX2 and FMA (`isa` checked it at run
+        // time); both arguments are the same slice.
+        return unsafe { x86::dot(x, x) };
+    }
+    generic::dot(x, x)
+}
+
+/// `y += alpha * x`, with `x` widened to f64 (exact).
+#[inline]
+pub fn axpy<T: Element>(alpha: f64, x: &[T], y: &mut [f64]) {
     assert_eq!(x.len(), y.len(), "axpy: length mismatch");
     #[cfg(target_arch = "x86_64")]
     if isa().has_avx2_fma() {
@@ -118,9 +132,12 @@ pub fn symmetric_matvec_packed(packed: &[f64], x: &[f64], y: &mut [f64]) {
 /// length `theta.len()` one after another. For each sample `x_j`:
 /// `(loss, slope) = link(x_j . theta, y_j)`, `gradient += slope * x_j` while
 /// `x_j` is still in L1. Returns the sum of the losses (in sample order).
+/// Samples stored as f32 are widened to f64 as they are loaded: the result is
+/// bit for bit that of the same samples stored as f64.
 #[inline]
-pub fn fused_rows<L>(xt: &[f64], y: &[f64], theta: &[f64], link: &L, gradient: &mut [f64]) -> f64
+pub fn fused_rows<T, L>(xt: &[T], y: &[f64], theta: &[f64], link: &L, gradient: &mut [f64]) -> f64
 where
+    T: Element,
     L: Fn(f64, f64) -> (f64, f64),
 {
     let d = theta.len();
@@ -141,8 +158,9 @@ where
 
 /// Sum over consecutive samples of `loss(x_j . theta, y_j)` (losses only).
 #[inline]
-pub fn loss_rows<L>(xt: &[f64], y: &[f64], theta: &[f64], loss: &L) -> f64
+pub fn loss_rows<T, L>(xt: &[T], y: &[f64], theta: &[f64], loss: &L) -> f64
 where
+    T: Element,
     L: Fn(f64, f64) -> f64,
 {
     let d = theta.len();
@@ -161,9 +179,11 @@ where
 
 /// Portable versions (also the reference the SIMD versions are tested against).
 pub mod generic {
+    use crate::linalg::element::Element;
+
     /// `x . y` with eight accumulator lanes (vectorises on SSE2).
     #[inline]
-    pub fn dot(x: &[f64], y: &[f64]) -> f64 {
+    pub fn dot<T: Element, U: Element>(x: &[T], y: &[U]) -> f64 {
         debug_assert_eq!(x.len(), y.len());
         let mut acc = [0.0f64; 8];
         let chunks_x = x.chunks_exact(8);
@@ -172,22 +192,22 @@ pub mod generic {
         let rest_y = chunks_y.remainder();
         for (a, b) in chunks_x.zip(chunks_y) {
             for k in 0..8 {
-                acc[k] += a[k] * b[k];
+                acc[k] += a[k].widen() * b[k].widen();
             }
         }
         let mut tail = 0.0;
         for (a, b) in rest_x.iter().zip(rest_y) {
-            tail += a * b;
+            tail += a.widen() * b.widen();
         }
         ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
     }
 
     /// `y += alpha * x`.
     #[inline]
-    pub fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
+    pub fn axpy<T: Element>(alpha: f64, x: &[T], y: &mut [f64]) {
         debug_assert_eq!(x.len(), y.len());
         for (yi, xi) in y.iter_mut().zip(x) {
-            *yi += alpha * xi;
+            *yi += alpha * xi.widen();
         }
     }
 
@@ -206,14 +226,15 @@ pub mod generic {
     /// See [`super::fused_rows`]: one sample at a time, a dot product, the
     /// link, then an axpy into `gradient`.
     #[inline]
-    pub fn fused_rows<L>(
-        xt: &[f64],
+    pub fn fused_rows<T, L>(
+        xt: &[T],
         y: &[f64],
         theta: &[f64],
         link: &L,
         gradient: &mut [f64],
     ) -> f64
     where
+        T: Element,
         L: Fn(f64, f64) -> (f64, f64),
     {
         let d = theta.len();
@@ -228,8 +249,9 @@ pub mod generic {
 
     /// See [`super::loss_rows`].
     #[inline]
-    pub fn loss_rows<L>(xt: &[f64], y: &[f64], theta: &[f64], loss: &L) -> f64
+    pub fn loss_rows<T, L>(xt: &[T], y: &[f64], theta: &[f64], loss: &L) -> f64
     where
+        T: Element,
         L: Fn(f64, f64) -> f64,
     {
         let d = theta.len();
@@ -246,6 +268,7 @@ pub mod generic {
 /// and FMA.
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use crate::linalg::element::Element;
     use std::arch::x86_64::*;
 
     /// Horizontal sum in a fixed order: (l0 + l2) + (l1 + l3).
@@ -268,7 +291,7 @@ mod x86 {
     /// read, so no length can make it read out of bounds.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn dot(x: &[f64], y: &[f64]) -> f64 {
+    pub(super) unsafe fn dot<T: Element, U: Element>(x: &[T], y: &[U]) -> f64 {
         let n = x.len().min(y.len());
         let (px, py) = (x.as_ptr(), y.as_ptr());
         // SAFETY: the caller guarantees AVX2 and FMA (this fn's # Safety).
@@ -279,12 +302,8 @@ mod x86 {
             let mut a1 = _mm256_setzero_pd();
             let mut i = 0;
             while i + 8 <= n {
-                a0 = _mm256_fmadd_pd(_mm256_loadu_pd(px.add(i)), _mm256_loadu_pd(py.add(i)), a0);
-                a1 = _mm256_fmadd_pd(
-                    _mm256_loadu_pd(px.add(i + 4)),
-                    _mm256_loadu_pd(py.add(i + 4)),
-                    a1,
-                );
+                a0 = _mm256_fmadd_pd(T::load4(px.add(i)), U::load4(py.add(i)), a0);
+                a1 = _mm256_fmadd_pd(T::load4(px.add(i + 4)), U::load4(py.add(i + 4)), a1);
                 i += 8;
             }
             finish_dot(a0, a1, px, py, i, n)
@@ -298,11 +317,11 @@ mod x86 {
     /// valid for reads of `f64`s at the indices `i..n`.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn finish_dot(
+    unsafe fn finish_dot<T: Element, U: Element>(
         a0: __m256d,
         a1: __m256d,
-        px: *const f64,
-        py: *const f64,
+        px: *const T,
+        py: *const U,
         mut i: usize,
         n: usize,
     ) -> f64 {
@@ -310,7 +329,7 @@ mod x86 {
         while i < n {
             // SAFETY: i < n, and the caller guarantees that indices below n
             // are readable through both pointers (this fn's # Safety).
-            total = unsafe { (*px.add(i)).mul_add(*py.add(i), total) };
+            total = unsafe { (*px.add(i)).widen().mul_add((*py.add(i)).widen(), total) };
             i += 1;
         }
         total
@@ -324,7 +343,7 @@ mod x86 {
     /// `y.len()` values (that many are read from each).
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn dot4(x: [&[f64]; 4], y: &[f64]) -> [f64; 4] {
+    unsafe fn dot4<T: Element>(x: [&[T]; 4], y: &[f64]) -> [f64; 4] {
         let n = y.len();
         let py = y.as_ptr();
         let p = [x[0].as_ptr(), x[1].as_ptr(), x[2].as_ptr(), x[3].as_ptr()];
@@ -340,8 +359,8 @@ mod x86 {
                 let y0 = _mm256_loadu_pd(py.add(i));
                 let y1 = _mm256_loadu_pd(py.add(i + 4));
                 for r in 0..4 {
-                    lo[r] = _mm256_fmadd_pd(_mm256_loadu_pd(p[r].add(i)), y0, lo[r]);
-                    hi[r] = _mm256_fmadd_pd(_mm256_loadu_pd(p[r].add(i + 4)), y1, hi[r]);
+                    lo[r] = _mm256_fmadd_pd(T::load4(p[r].add(i)), y0, lo[r]);
+                    hi[r] = _mm256_fmadd_pd(T::load4(p[r].add(i + 4)), y1, hi[r]);
                 }
                 i += 8;
             }
@@ -362,7 +381,7 @@ mod x86 {
     /// no length can make it access memory out of bounds.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
+    pub(super) unsafe fn axpy<T: Element>(alpha: f64, x: &[T], y: &mut [f64]) {
         let n = x.len().min(y.len());
         let (px, py) = (x.as_ptr(), y.as_mut_ptr());
         // SAFETY: the caller guarantees AVX2 and FMA (this fn's # Safety).
@@ -373,23 +392,19 @@ mod x86 {
             let a = _mm256_set1_pd(alpha);
             let mut i = 0;
             while i + 8 <= n {
-                let y0 = _mm256_fmadd_pd(a, _mm256_loadu_pd(px.add(i)), _mm256_loadu_pd(py.add(i)));
-                let y1 = _mm256_fmadd_pd(
-                    a,
-                    _mm256_loadu_pd(px.add(i + 4)),
-                    _mm256_loadu_pd(py.add(i + 4)),
-                );
+                let y0 = _mm256_fmadd_pd(a, T::load4(px.add(i)), _mm256_loadu_pd(py.add(i)));
+                let y1 = _mm256_fmadd_pd(a, T::load4(px.add(i + 4)), _mm256_loadu_pd(py.add(i + 4)));
                 _mm256_storeu_pd(py.add(i), y0);
                 _mm256_storeu_pd(py.add(i + 4), y1);
                 i += 8;
             }
             while i + 4 <= n {
-                let y0 = _mm256_fmadd_pd(a, _mm256_loadu_pd(px.add(i)), _mm256_loadu_pd(py.add(i)));
+                let y0 = _mm256_fmadd_pd(a, T::load4(px.add(i)), _mm256_loadu_pd(py.add(i)));
                 _mm256_storeu_pd(py.add(i), y0);
                 i += 4;
             }
             while i < n {
-                *py.add(i) = alpha.mul_add(*px.add(i), *py.add(i));
+                *py.add(i) = alpha.mul_add((*px.add(i)).widen(), *py.add(i));
                 i += 1;
             }
         }
@@ -458,7 +473,7 @@ mod x86 {
     /// `y.len()` values (that many are read from each).
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn axpy4(alpha: [f64; 4], x: [&[f64]; 4], y: &mut [f64]) {
+    unsafe fn axpy4<T: Element>(alpha: [f64; 4], x: [&[T]; 4], y: &mut [f64]) {
         let n = y.len();
         let py = y.as_mut_ptr();
         let p = [x[0].as_ptr(), x[1].as_ptr(), x[2].as_ptr(), x[3].as_ptr()];
@@ -476,17 +491,17 @@ mod x86 {
             let mut i = 0;
             while i + 4 <= n {
                 let mut acc = _mm256_loadu_pd(py.add(i));
-                acc = _mm256_fmadd_pd(a[0], _mm256_loadu_pd(p[0].add(i)), acc);
-                acc = _mm256_fmadd_pd(a[1], _mm256_loadu_pd(p[1].add(i)), acc);
-                acc = _mm256_fmadd_pd(a[2], _mm256_loadu_pd(p[2].add(i)), acc);
-                acc = _mm256_fmadd_pd(a[3], _mm256_loadu_pd(p[3].add(i)), acc);
+                acc = _mm256_fmadd_pd(a[0], T::load4(p[0].add(i)), acc);
+                acc = _mm256_fmadd_pd(a[1], T::load4(p[1].add(i)), acc);
+                acc = _mm256_fmadd_pd(a[2], T::load4(p[2].add(i)), acc);
+                acc = _mm256_fmadd_pd(a[3], T::load4(p[3].add(i)), acc);
                 _mm256_storeu_pd(py.add(i), acc);
                 i += 4;
             }
             while i < n {
                 let mut acc = *py.add(i);
                 for r in 0..4 {
-                    acc = alpha[r].mul_add(*p[r].add(i), acc);
+                    acc = alpha[r].mul_add((*p[r].add(i)).widen(), acc);
                 }
                 *py.add(i) = acc;
                 i += 1;
@@ -512,14 +527,15 @@ mod x86 {
     /// index).
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn fused_rows<L>(
-        xt: &[f64],
+    pub(super) unsafe fn fused_rows<T, L>(
+        xt: &[T],
         y: &[f64],
         theta: &[f64],
         link: &L,
         gradient: &mut [f64],
     ) -> f64
     where
+        T: Element,
         L: Fn(f64, f64) -> (f64, f64),
     {
         let d = theta.len();
@@ -585,8 +601,9 @@ mod x86 {
     /// out of bounds.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn loss_rows<L>(xt: &[f64], y: &[f64], theta: &[f64], loss: &L) -> f64
+    pub(super) unsafe fn loss_rows<T, L>(xt: &[T], y: &[f64], theta: &[f64], loss: &L) -> f64
     where
+        T: Element,
         L: Fn(f64, f64) -> f64,
     {
         let d = theta.len();
