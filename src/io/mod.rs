@@ -15,8 +15,8 @@ pub use npy::{
     write_npy_typed, write_npy_vector, NpyArray, NpyValues,
 };
 pub use problem::{
-    check_overflow, export_data_problem, export_quadratic_problem, load_problem, FamilyKind,
-    LoadedProblem,
+    check_overflow, export_data_problem, export_data_problem_as, export_quadratic_problem,
+    load_problem, FamilyKind, LoadedProblem,
 };
 pub use taskrobust::files::{
     write_atomic, write_atomic_with, write_json_atomic, write_text_atomic,
