@@ -11,9 +11,9 @@ use crate::family::generators::{
 use crate::family::GradientForm;
 use crate::io::{export_data_problem_as, export_quadratic_problem, FamilyKind};
 use clap::Args;
-use taskrobust::linalg::element::Dtype;
 use serde_json::json;
 use std::path::PathBuf;
+use taskrobust::linalg::element::Dtype;
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {

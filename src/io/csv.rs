@@ -2,9 +2,9 @@
 
 use super::read_error;
 use crate::error::InputError;
-use taskrobust::linalg::element::Element;
 use std::fs::File;
 use std::path::Path;
+use taskrobust::linalg::element::Element;
 
 /// A rectangular table of finite numbers, row-major (f64 unless said otherwise).
 #[derive(Debug, Clone, PartialEq)]

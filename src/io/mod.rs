@@ -26,9 +26,9 @@ use crate::error::InputError;
 use crate::family::Samples;
 use crate::memory::Values;
 use nalgebra::DVector;
-use taskrobust::linalg::element::{Dtype, Element};
 use std::io;
 use std::path::Path;
+use taskrobust::linalg::element::{Dtype, Element};
 
 /// The data file formats, chosen by extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,11 +159,19 @@ pub fn read_samples_as(
         DataFormat::Csv => match dtype.unwrap_or_default() {
             Dtype::F64 => {
                 let table = read_csv_typed::<f64>(path, field)?;
-                (table.rows, table.cols, Stored::F64(Values::Owned(table.data)))
+                (
+                    table.rows,
+                    table.cols,
+                    Stored::F64(Values::Owned(table.data)),
+                )
             }
             Dtype::F32 => {
                 let table = read_csv_typed::<f32>(path, field)?;
-                (table.rows, table.cols, Stored::F32(Values::Owned(table.data)))
+                (
+                    table.rows,
+                    table.cols,
+                    Stored::F32(Values::Owned(table.data)),
+                )
             }
         },
     };

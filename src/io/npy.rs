@@ -8,13 +8,13 @@ use super::read_error;
 use crate::error::InputError;
 use crate::family::{SampleValues, Samples};
 use crate::memory::{MappedValues, Values};
-use taskrobust::linalg::element::{Dtype, Element};
 use nalgebra::DMatrix;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 use taskrobust::files::write_atomic_with;
+use taskrobust::linalg::element::{Dtype, Element};
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// Values converted per write; large enough that syscalls do not matter.
@@ -193,15 +193,29 @@ pub fn read_npy_typed(
             "has trailing bytes"
         };
         return Err(bad(format!(
-            "{what}: shape {} of {} needs {expected_bytes} bytes of data, the file holds {payload}",
+            "{what}: shape {} of '{}' needs {expected_bytes} bytes of data, the file holds {payload}",
             shape_text(&header.shape),
             header.descr
         )));
     }
     let offset = prefix_len + header_len;
     let values = match dtype {
-        Dtype::F64 => NpyValues::F64(payload_values(&mut file, field, &header.shape, offset, count, map)?),
-        Dtype::F32 => NpyValues::F32(payload_values(&mut file, field, &header.shape, offset, count, map)?),
+        Dtype::F64 => NpyValues::F64(payload_values(
+            &mut file,
+            field,
+            &header.shape,
+            offset,
+            count,
+            map,
+        )?),
+        Dtype::F32 => NpyValues::F32(payload_values(
+            &mut file,
+            field,
+            &header.shape,
+            offset,
+            count,
+            map,
+        )?),
     };
     Ok((header.shape, values))
 }

@@ -27,7 +27,6 @@ use crate::family::{
 use crate::memory::Values;
 use crate::scaling::Scaling;
 use nalgebra::{DMatrix, DVector};
-use taskrobust::linalg::element::{Dtype, Element};
 use rayon::prelude::*;
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -36,6 +35,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use taskrobust::linalg::element::{Dtype, Element};
 
 /// Problem files hold inline numbers for small problems; parsed JSON takes
 /// several times the text's size, so larger files are refused before reading.
@@ -1102,7 +1102,9 @@ pub fn export_data_problem_as(
         if t.y.len() != t.xt.ncols() || t.xt.nrows() != tasks[0].xt.nrows() {
             return Err(invalid_input(format!("task {i} has inconsistent shapes")));
         }
-        let largest = t.xt.largest_magnitude().max(crate::scaling::largest_magnitude(t.y.as_slice()));
+        let largest =
+            t.xt.largest_magnitude()
+                .max(crate::scaling::largest_magnitude(t.y.as_slice()));
         let finite = t.y.iter().all(|v| v.is_finite())
             && match t.xt.values() {
                 SampleValues::F64(x) => taskrobust::error::first_non_finite(x).is_none(),

@@ -7,9 +7,9 @@
 //! then `g += slope * x` while `x` is still in L1.
 
 use crate::error::{check_finite, first_non_finite, invalid, InputError};
+use crate::linalg::element::{Dtype, Element};
 use crate::linalg::gram;
 use crate::linalg::kernels::{axpy, dot, fused_rows, loss_rows};
-use crate::linalg::element::{Dtype, Element};
 use crate::linalg::memory::Values;
 use nalgebra::{DMatrix, DMatrixView, DVector};
 use rayon::prelude::*;
@@ -213,13 +213,17 @@ impl Samples {
         let d = self.dim;
         match self.values() {
             SampleValues::F64(x) => Cow::Borrowed(&x[j * d..(j + 1) * d]),
-            SampleValues::F32(x) => Cow::Owned(x[j * d..(j + 1) * d].iter().map(|v| v.widen()).collect()),
+            SampleValues::F32(x) => {
+                Cow::Owned(x[j * d..(j + 1) * d].iter().map(|v| v.widen()).collect())
+            }
         }
     }
 
     /// The largest |value| (0 for none; NaN is skipped).
     pub fn largest_magnitude(&self) -> f64 {
-        with_values!(self, |x| x.iter().fold(0.0f64, |m, v| m.max(v.widen().abs())))
+        with_values!(self, |x| x
+            .iter()
+            .fold(0.0f64, |m, v| m.max(v.widen().abs())))
     }
 
     /// Whether the values are mapped from a file rather than owned.

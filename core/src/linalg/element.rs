@@ -70,7 +70,16 @@ mod sealed {
 /// A stored number type: f64 or f32 (sealed). Values are only ever used
 /// through [`Element::widen`], which is exact.
 pub trait Element:
-    Copy + Default + PartialEq + PartialOrd + fmt::Debug + fmt::Display + Send + Sync + 'static + sealed::Sealed
+    Copy
+    + Default
+    + PartialEq
+    + PartialOrd
+    + fmt::Debug
+    + fmt::Display
+    + Send
+    + Sync
+    + 'static
+    + sealed::Sealed
 {
     /// Which of the two this is.
     const DTYPE: Dtype;

@@ -393,7 +393,8 @@ mod x86 {
             let mut i = 0;
             while i + 8 <= n {
                 let y0 = _mm256_fmadd_pd(a, T::load4(px.add(i)), _mm256_loadu_pd(py.add(i)));
-                let y1 = _mm256_fmadd_pd(a, T::load4(px.add(i + 4)), _mm256_loadu_pd(py.add(i + 4)));
+                let y1 =
+                    _mm256_fmadd_pd(a, T::load4(px.add(i + 4)), _mm256_loadu_pd(py.add(i + 4)));
                 _mm256_storeu_pd(py.add(i), y0);
                 _mm256_storeu_pd(py.add(i + 4), y1);
                 i += 8;

@@ -16,8 +16,8 @@
 
 use crate::error::InputError;
 use crate::linalg::element::Element;
-use std::marker::PhantomData;
 use std::fs::File;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 /// Buffers below this size stay on ordinary pages (no whole huge page inside).
