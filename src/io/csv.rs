@@ -121,6 +121,23 @@ mod tests {
     }
 
     #[test]
+    fn f32_tables_round_once_and_refuse_values_beyond_f32() {
+        let dir = TestDir::new("csv-f32");
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, "0.1,1.00000005960464477627\n-2,3.4e38\n").unwrap();
+        let t = read_csv_typed::<f32>(&path, "t.csv").unwrap();
+        assert_eq!(t.data, vec![0.1f32, 1.0 + f32::EPSILON, -2.0, 3.4e38]);
+        std::fs::write(&path, "1,2\n3,-1e39\n").unwrap();
+        let err = read_csv_typed::<f32>(&path, "t.csv").unwrap_err();
+        assert!(
+            err.message
+                .contains("line 2, column 2: -1e39 is beyond the range of f32"),
+            "{err}"
+        );
+        assert_eq!(read_csv(&path, "t.csv").unwrap().data[3], -1e39);
+    }
+
+    #[test]
     fn rejects_ragged_text_and_non_finite() {
         let dir = TestDir::new("csv-bad");
         let err = read_text(&dir, "1,2\n3\n").unwrap_err();

@@ -552,6 +552,32 @@ mod tests {
     }
 
     #[test]
+    fn f32_arrays_keep_their_type_or_widen_exactly() {
+        let dir = TestDir::new("npy-f32");
+        let values = [0.1f32, -3.5, f32::MAX, 1e-45];
+        let path = dir.path().join("v.npy");
+        write_npy_typed(&path, &[2, 2], &values).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!((bytes.len() - 16) % 64, 0, "data on a 64-byte boundary");
+        let (shape, kept) = read_npy_typed(&path, "v", false, None).unwrap();
+        assert_eq!(shape, vec![2, 2]);
+        assert_eq!(kept, NpyValues::F32(Values::Owned(values.to_vec())));
+        let wide: Vec<f64> = values.iter().map(|&v| f64::from(v)).collect();
+        assert_eq!(read_npy(&path, "v").unwrap().data, wide);
+        let err = read_npy_typed(&path, "v", false, Some(Dtype::F64)).unwrap_err();
+        assert!(
+            err.message
+                .contains("has dtype '<f4' but the problem's \"dtype\" is \"f64\""),
+            "{err}"
+        );
+        // Samples keep f32, and write back the same bytes.
+        let xt = Samples::new_f32(2, 2, Values::Owned(values.to_vec()));
+        let again = dir.path().join("again.npy");
+        write_npy_transposed(&again, &xt).unwrap();
+        assert_eq!(std::fs::read(&again).unwrap(), bytes);
+    }
+
+    #[test]
     fn transposed_writer_matches_matrix_writer() {
         let dir = TestDir::new("npy-t");
         let xt = DMatrix::from_fn(4, 7, |i, j| (i as f64).sin() + j as f64);
@@ -585,9 +611,14 @@ mod tests {
         let dir = TestDir::new("npy-bad");
         let cases: Vec<(&str, Vec<u8>, &str)> = vec![
             (
+                "f2.npy",
+                raw_npy("<f2", "False", "(2,)", &[0; 4]),
+                "dtype '<f2'",
+            ),
+            (
                 "f4.npy",
-                raw_npy("<f4", "False", "(2,)", &[0; 8]),
-                "dtype '<f4'",
+                raw_npy("<f4", "False", "(3,)", &[0; 8]),
+                "is truncated: shape (3,) of '<f4' needs 12 bytes",
             ),
             (
                 "be.npy",

@@ -1587,15 +1587,15 @@ mod tests {
             "tasks[0].x_path (x.txt): has an unsupported extension",
         );
         let mut f4 = b"\x93NUMPY\x01\x00".to_vec();
-        let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1), }\n";
+        let dict = "{'descr': '<f2', 'fortran_order': False, 'shape': (1, 1), }\n";
         f4.extend_from_slice(&(dict.len() as u16).to_le_bytes());
         f4.extend_from_slice(dict.as_bytes());
-        f4.extend_from_slice(&[0; 4]);
+        f4.extend_from_slice(&[0; 2]);
         std::fs::write(dir.path().join("f4.npy"), f4).unwrap();
         assert_error(
             &dir,
             r#"{"kind": "least_squares", "tasks": [{"x_path": "f4.npy", "y": [1]}]}"#,
-            "tasks[0].x_path (f4.npy): has dtype '<f4'",
+            "tasks[0].x_path (f4.npy): has dtype '<f2'",
         );
         assert_error(
             &dir,
