@@ -777,6 +777,68 @@ mod tests {
     }
 
     #[test]
+    fn f32_values_give_the_bits_of_their_f64_widening() {
+        let link = |z: f64, y: f64| softplus_and_sigmoid(-y * z);
+        for n in [1, 3, 4, 7, 8, 15, 16, 17, 31, 256, 259] {
+            let narrow: Vec<f32> = data(n, 0.2).iter().map(|&v| v as f32).collect();
+            let wide: Vec<f64> = narrow.iter().map(|&v| f64::from(v)).collect();
+            let y = data(n, 0.9);
+            assert_eq!(
+                dot(&narrow, &y).to_bits(),
+                dot(&wide, &y).to_bits(),
+                "n={n}"
+            );
+            assert_eq!(
+                dot_self(&narrow).to_bits(),
+                dot(&wide, &wide).to_bits(),
+                "n={n}"
+            );
+            assert_eq!(
+                dot_self(&wide).to_bits(),
+                dot(&wide, &wide).to_bits(),
+                "n={n}"
+            );
+            assert_eq!(
+                generic::dot(&narrow, &y).to_bits(),
+                generic::dot(&wide, &y).to_bits()
+            );
+            let (mut a, mut b) = (y.clone(), y.clone());
+            axpy(-1.5, &narrow, &mut a);
+            axpy(-1.5, &wide, &mut b);
+            assert_eq!(a, b, "n={n}");
+            // 21 samples: the eight interleaved runs and a tail.
+            let rows = 21;
+            let xt32: Vec<f32> = data(n * rows, 0.4).iter().map(|&v| v as f32).collect();
+            let xt64: Vec<f64> = xt32.iter().map(|&v| f64::from(v)).collect();
+            let labels: Vec<f64> = (0..rows)
+                .map(|j| if j % 3 == 0 { 1.0 } else { -1.0 })
+                .collect();
+            let theta = data(n, 0.6);
+            for portable in [false, true] {
+                let (mut g32, mut g64) = (vec![0.25; n], vec![0.25; n]);
+                let (l32, l64) = if portable {
+                    (
+                        generic::fused_rows(&xt32, &labels, &theta, &link, &mut g32),
+                        generic::fused_rows(&xt64, &labels, &theta, &link, &mut g64),
+                    )
+                } else {
+                    (
+                        fused_rows(&xt32, &labels, &theta, &link, &mut g32),
+                        fused_rows(&xt64, &labels, &theta, &link, &mut g64),
+                    )
+                };
+                assert_eq!(l32.to_bits(), l64.to_bits(), "n={n} portable={portable}");
+                assert_eq!(g32, g64, "n={n} portable={portable}");
+            }
+            let loss = |z: f64, y: f64| (z - y).abs();
+            assert_eq!(
+                loss_rows(&xt32, &labels, &theta, &loss).to_bits(),
+                loss_rows(&xt64, &labels, &theta, &loss).to_bits()
+            );
+        }
+    }
+
+    #[test]
     fn kernels_are_deterministic() {
         let x = data(1000, 0.5);
         let y = data(1000, 0.25);
