@@ -576,7 +576,9 @@ fn summary() {
             .as_f64()
             .map(|ns| ns * 1e-9)
     };
-    certificate_summary(&median);
+    if selected("certificate/") {
+        certificate_summary(&median);
+    }
     let Some(triad_s) = median("bandwidth/triad") else {
         return;
     };
