@@ -1241,6 +1241,7 @@ mod tests {
                 memory_clock_khz: None,
                 memory_bus_width_bits: None,
                 peak_bandwidth_bytes_per_s: None,
+                kernel_arch: "compute_90".into(),
             },
             copy_bandwidth_bytes_per_s: 1.0,
             families: vec![FamilyReport {
