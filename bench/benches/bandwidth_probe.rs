@@ -29,22 +29,31 @@ use taskrobust::problem::numerics::softmax_into;
 const READ_LEN: usize = 1 << 26;
 const CHUNK: usize = 1 << 16;
 const M: usize = 64;
-const N: usize = 16384;
 const D: usize = 256;
+
+/// n_i: 16384 (out of cache), or `PROBE_SAMPLES` (e.g. 128: 16 MB in f64,
+/// inside the L3 cache, to tell a compute-bound pass from a memory-bound one).
+fn samples() -> usize {
+    std::env::var("PROBE_SAMPLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16384)
+}
 
 /// Uniform entries from a seeded RNG per task (as the `iteration` bench).
 fn tasks(labels: bool) -> Vec<TaskData> {
+    let n = samples();
     (0..M)
         .into_par_iter()
         .map(|i| {
             let mut rng = StdRng::seed_from_u64(1000 + i as u64);
             let mut xt = DMatrix::from_vec(
                 D,
-                N,
-                taskrobust::linalg::memory::zeroed_for_streaming(D * N),
+                n,
+                taskrobust::linalg::memory::zeroed_for_streaming(D * n),
             );
             xt.iter_mut().for_each(|v| *v = rng.random::<f64>() - 0.5);
-            let y = DVector::from_fn(N, |_, _| {
+            let y = DVector::from_fn(n, |_, _| {
                 let u = rng.random::<f64>();
                 match labels {
                     true if u < 0.5 => -1.0,
@@ -92,6 +101,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(15);
+    let n = samples();
     let mut read = taskrobust::linalg::memory::zeroed_for_streaming(READ_LEN);
     read.fill(1.0);
     let squares = tasks(false);
@@ -99,22 +109,22 @@ fn main() {
     let families: Vec<(&str, usize, Arc<dyn TaskFamily>)> = vec![
         (
             "least_squares_data f64",
-            M * N * (8 * D + 8),
+            M * n * (8 * D + 8),
             Arc::new(LeastSquaresFamily::new(squares.clone(), GradientForm::Data).unwrap()),
         ),
         (
             "least_squares_data f32",
-            M * N * (4 * D + 8),
+            M * n * (4 * D + 8),
             Arc::new(LeastSquaresFamily::new(as_f32(&squares), GradientForm::Data).unwrap()),
         ),
         (
             "logistic f64",
-            M * N * (8 * D + 8),
+            M * n * (8 * D + 8),
             Arc::new(LogisticFamily::new(labelled.clone(), 1e-3).unwrap()),
         ),
         (
             "logistic f32",
-            M * N * (4 * D + 8),
+            M * n * (4 * D + 8),
             Arc::new(LogisticFamily::new(as_f32(&labelled), 1e-3).unwrap()),
         ),
     ];
@@ -167,7 +177,7 @@ fn main() {
         let s = median(t);
         medians.push(s);
         println!(
-            "  {name} M{M}_n{N}_d{D}: median {:.2} ms, reads {:.1} MB at {:.2} GB/s = {:.0}% of read-only (best round {:.0}%)",
+            "  {name} M{M}_n{n}_d{D}: median {:.2} ms, reads {:.1} MB at {:.2} GB/s = {:.0}% of read-only (best round {:.0}%)",
             s * 1e3,
             *bytes as f64 * 1e-6,
             *bytes as f64 / s * 1e-9,

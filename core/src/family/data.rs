@@ -762,7 +762,7 @@ impl DataTasks {
             .map(|data| {
                 with_values!(data.xt, |samples| samples
                     .chunks_exact(d)
-                    .map(|x| self_dot(x))
+                    .map(self_dot)
                     .fold(0.0, f64::max)
                     .sqrt())
             })

@@ -106,6 +106,14 @@ pub trait Element:
     #[cfg(target_arch = "x86_64")]
     #[doc(hidden)]
     unsafe fn load4(p: *const Self) -> std::arch::x86_64::__m256d;
+
+    /// Eight values from `p` on, widened into a 512-bit vector of f64.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F, and `p` must be valid for reads of eight values.
+    #[cfg(target_arch = "x86_64")]
+    #[doc(hidden)]
+    unsafe fn load8(p: *const Self) -> std::arch::x86_64::__m512d;
 }
 
 impl Element for f64 {
@@ -139,6 +147,14 @@ impl Element for f64 {
     unsafe fn load4(p: *const f64) -> std::arch::x86_64::__m256d {
         // SAFETY: the caller guarantees AVX2 and four readable values.
         unsafe { std::arch::x86_64::_mm256_loadu_pd(p) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load8(p: *const f64) -> std::arch::x86_64::__m512d {
+        // SAFETY: the caller guarantees AVX-512F and eight readable values.
+        unsafe { std::arch::x86_64::_mm512_loadu_pd(p) }
     }
 }
 
@@ -176,6 +192,16 @@ impl Element for f32 {
         // SAFETY: the caller guarantees AVX2 and four readable values; the
         // conversion to f64 is exact.
         unsafe { _mm256_cvtps_pd(_mm_loadu_ps(p)) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load8(p: *const f32) -> std::arch::x86_64::__m512d {
+        use std::arch::x86_64::{_mm256_loadu_ps, _mm512_cvtps_pd};
+        // SAFETY: the caller guarantees AVX-512F and eight readable values;
+        // the conversion to f64 is exact.
+        unsafe { _mm512_cvtps_pd(_mm256_loadu_ps(p)) }
     }
 }
 

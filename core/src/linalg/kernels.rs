@@ -10,10 +10,12 @@
 //! (bit-identical results across x86-64 machines); `TASKROBUST_SIMD=avx2`
 //! forbids AVX-512.
 //!
-//! The data passes are bandwidth-bound and use AVX2 on AVX-512 machines too
-//! (AVX-512 versions measured no faster); the compute-bound Gram kernel
-//! ([`crate::linalg::gram`]) has an AVX-512 version that agrees with its AVX2 one bit
-//! for bit.
+//! The data passes have AVX-512 versions that agree with the AVX2 ones bit
+//! for bit (same lanes, same combination; issue 15): on a machine whose memory
+//! outruns an AVX2 core the passes are compute-bound, and f32 data then need
+//! one conversion per eight values instead of two. The Gram kernel
+//! ([`crate::linalg::gram`]) has an AVX-512 version that agrees with its AVX2
+//! one bit for bit too.
 
 use crate::linalg::element::Element;
 use std::sync::OnceLock;
@@ -75,6 +77,11 @@ pub fn dot<T: Element>(x: &[T], y: &[f64]) -> f64 {
     assert_eq!(x.len(), y.len(), "dot: length mismatch");
     #[cfg(target_arch = "x86_64")]
     if isa().has_avx2_fma() {
+        if isa() == Isa::Avx512 {
+            // SAFETY: the CPU supports AVX-512F, AVX2 and FMA (`isa`
+            // checked it at run time), and the lengths are equal.
+            return unsafe { x86_512::dot(x, y) };
+        }
         // SAFETY: the CPU supports AVX2 and FMA (`isa` checked it at run
         // time), and the lengths are equal (asserted above).
         return unsafe { x86::dot(x, y) };
@@ -88,6 +95,10 @@ pub fn dot<T: Element>(x: &[T], y: &[f64]) -> f64 {
 pub fn dot_self<T: Element>(x: &[T]) -> f64 {
     #[cfg(target_arch = "x86_64")]
     if isa().has_avx2_fma() {
+        if isa() == Isa::Avx512 {
+            // SAFETY: AVX-512F, AVX2 and FMA checked; the same slice twice.
+            return unsafe { x86_512::dot(x, x) };
+        }
         // SAFETY: the CPU supports AVX2 and FMA (`isa` checked it at run
         // time); both arguments are the same slice.
         return unsafe { x86::dot(x, x) };
@@ -101,6 +112,10 @@ pub fn axpy<T: Element>(alpha: f64, x: &[T], y: &mut [f64]) {
     assert_eq!(x.len(), y.len(), "axpy: length mismatch");
     #[cfg(target_arch = "x86_64")]
     if isa().has_avx2_fma() {
+        if isa() == Isa::Avx512 {
+            // SAFETY: as in `dot`: the instruction sets checked, lengths equal.
+            return unsafe { x86_512::axpy(alpha, x, y) };
+        }
         // SAFETY: as in `dot`: AVX2 and FMA checked, lengths asserted equal.
         return unsafe { x86::axpy(alpha, x, y) };
     }
@@ -149,6 +164,11 @@ where
     assert_eq!(gradient.len(), d, "fused_rows: gradient length");
     #[cfg(target_arch = "x86_64")]
     if isa().has_avx2_fma() {
+        if isa() == Isa::Avx512 {
+            // SAFETY: AVX-512F, AVX2 and FMA checked as in `dot`; the
+            // lengths asserted above.
+            return unsafe { x86_512::fused_rows(xt, y, theta, link, gradient) };
+        }
         // SAFETY: AVX2 and FMA checked as in `dot`; `gradient.len() == d`
         // and `xt.len() == d * y.len()` asserted above.
         return unsafe { x86::fused_rows(xt, y, theta, link, gradient) };
@@ -171,6 +191,10 @@ where
     );
     #[cfg(target_arch = "x86_64")]
     if isa().has_avx2_fma() {
+        if isa() == Isa::Avx512 {
+            // SAFETY: AVX-512F, AVX2 and FMA checked as in `dot`.
+            return unsafe { x86_512::loss_rows(xt, y, theta, loss) };
+        }
         // SAFETY: AVX2 and FMA checked as in `dot`; `xt.len()` asserted above.
         return unsafe { x86::loss_rows(xt, y, theta, loss) };
     }
@@ -317,7 +341,7 @@ mod x86 {
     /// valid for reads of `f64`s at the indices `i..n`.
     #[inline]
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn finish_dot<T: Element, U: Element>(
+    pub(super) unsafe fn finish_dot<T: Element, U: Element>(
         a0: __m256d,
         a1: __m256d,
         px: *const T,
@@ -618,6 +642,257 @@ mod x86 {
     }
 }
 
+/// AVX-512 versions of the data-pass kernels, bit for bit the AVX2 ones:
+/// lane k of one 8-lane accumulator takes the indices k mod 8, as lane k of
+/// the AVX2 versions' two 4-lane accumulators does, and the two halves are
+/// combined as those two are; element-wise updates round the same at any
+/// width. Half the instructions per value: the passes are compute-bound on
+/// machines whose memory outruns one AVX2 core (and f32 values need one
+/// conversion per eight instead of two).
+#[cfg(target_arch = "x86_64")]
+mod x86_512 {
+    use super::x86::finish_dot;
+    use crate::linalg::element::Element;
+    use std::arch::x86_64::*;
+
+    /// The two 256-bit halves of `v`: lanes 0-3 and 4-7.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn halves(v: __m512d) -> (__m256d, __m256d) {
+        (_mm512_castpd512_pd256(v), _mm512_extractf64x4_pd::<1>(v))
+    }
+
+    /// See [`super::x86::dot`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F, AVX2 and FMA. Only the first
+    /// `min(x.len(), y.len())` values of each slice are read.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn dot<T: Element, U: Element>(x: &[T], y: &[U]) -> f64 {
+        let n = x.len().min(y.len());
+        let (px, py) = (x.as_ptr(), y.as_ptr());
+        // SAFETY: the caller guarantees the instruction sets; every load
+        // reads eight values from i with i + 8 <= n, and `finish_dot` reads
+        // indices i..n, all within both slices.
+        unsafe {
+            let mut acc = _mm512_setzero_pd();
+            let mut i = 0;
+            while i + 8 <= n {
+                acc = _mm512_fmadd_pd(T::load8(px.add(i)), U::load8(py.add(i)), acc);
+                i += 8;
+            }
+            let (lo, hi) = halves(acc);
+            finish_dot(lo, hi, px, py, i, n)
+        }
+    }
+
+    /// See [`super::x86::dot4`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F, AVX2 and FMA, and every `x[r]` must
+    /// hold at least `y.len()` values.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn dot4<T: Element>(x: [&[T]; 4], y: &[f64]) -> [f64; 4] {
+        let n = y.len();
+        let py = y.as_ptr();
+        let p = [x[0].as_ptr(), x[1].as_ptr(), x[2].as_ptr(), x[3].as_ptr()];
+        // SAFETY: the caller guarantees the instruction sets and that every
+        // x[r] has at least n values; loads read i..i + 8 with i + 8 <= n,
+        // `finish_dot` indices i..n.
+        unsafe {
+            let mut acc = [_mm512_setzero_pd(); 4];
+            let mut i = 0;
+            while i + 8 <= n {
+                let yv = _mm512_loadu_pd(py.add(i));
+                for r in 0..4 {
+                    acc[r] = _mm512_fmadd_pd(T::load8(p[r].add(i)), yv, acc[r]);
+                }
+                i += 8;
+            }
+            let mut out = [0.0; 4];
+            for r in 0..4 {
+                let (lo, hi) = halves(acc[r]);
+                out[r] = finish_dot(lo, hi, p[r], py, i, n);
+            }
+            out
+        }
+    }
+
+    /// See [`super::x86::axpy`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F, AVX2 and FMA. Only the first
+    /// `min(x.len(), y.len())` values are touched.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn axpy<T: Element>(alpha: f64, x: &[T], y: &mut [f64]) {
+        let n = x.len().min(y.len());
+        let (px, py) = (x.as_ptr(), y.as_mut_ptr());
+        // SAFETY: the caller guarantees the instruction sets; every access
+        // covers i..i + width with i + width <= n, within both slices; `py`
+        // comes from the exclusive borrow `y`.
+        unsafe {
+            let a = _mm512_set1_pd(alpha);
+            let mut i = 0;
+            while i + 8 <= n {
+                let v = _mm512_fmadd_pd(a, T::load8(px.add(i)), _mm512_loadu_pd(py.add(i)));
+                _mm512_storeu_pd(py.add(i), v);
+                i += 8;
+            }
+            while i < n {
+                *py.add(i) = alpha.mul_add((*px.add(i)).widen(), *py.add(i));
+                i += 1;
+            }
+        }
+    }
+
+    /// See [`super::x86::axpy4`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F, AVX2 and FMA, and every `x[r]` must
+    /// hold at least `y.len()` values.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn axpy4<T: Element>(alpha: [f64; 4], x: [&[T]; 4], y: &mut [f64]) {
+        let n = y.len();
+        let py = y.as_mut_ptr();
+        let p = [x[0].as_ptr(), x[1].as_ptr(), x[2].as_ptr(), x[3].as_ptr()];
+        // SAFETY: the caller guarantees the instruction sets and that every
+        // x[r] has at least n values; accesses cover i..i + 8 with
+        // i + 8 <= n, or index i < n; `py` comes from the exclusive borrow `y`.
+        unsafe {
+            let a = alpha.map(|v| _mm512_set1_pd(v));
+            let mut i = 0;
+            while i + 8 <= n {
+                let mut acc = _mm512_loadu_pd(py.add(i));
+                for r in 0..4 {
+                    acc = _mm512_fmadd_pd(a[r], T::load8(p[r].add(i)), acc);
+                }
+                _mm512_storeu_pd(py.add(i), acc);
+                i += 8;
+            }
+            while i < n {
+                let mut acc = *py.add(i);
+                for r in 0..4 {
+                    acc = alpha[r].mul_add((*p[r].add(i)).widen(), acc);
+                }
+                *py.add(i) = acc;
+                i += 1;
+            }
+        }
+    }
+
+    /// [`super::x86::fused_rows`] on 512-bit vectors (bit for bit the same).
+    /// See [`super::fused_rows`]. The samples are split into eight equal runs
+    /// that are walked side by side, one sample of each per step: independent
+    /// memory streams keep more cache lines in flight than one (measured on
+    /// one core, read-only: 13.5-15 GB/s for four streams against 11-12 for
+    /// one; the fused pass went from 30 to 20-23 ms per 268 MB with eight).
+    /// Per quad of samples: one sweep for the four dot products, four link
+    /// calls, then one pass over the gradient (`g += s_a x_a + s_b x_b +
+    /// s_c x_c + s_d x_d`, in that order). Leftover samples follow one at a
+    /// time. The order depends on the number of samples alone, not on threads.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F, AVX2 and FMA, and `gradient.len()` must not
+    /// exceed `theta.len()` (the gradient pass reads `gradient.len()` values
+    /// of each sample); callers pass `gradient.len() == theta.len()` and
+    /// `xt.len() == theta.len() * y.len()` (a shorter `xt` panics on a slice
+    /// index).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn fused_rows<T, L>(
+        xt: &[T],
+        y: &[f64],
+        theta: &[f64],
+        link: &L,
+        gradient: &mut [f64],
+    ) -> f64
+    where
+        T: Element,
+        L: Fn(f64, f64) -> (f64, f64),
+    {
+        let d = theta.len();
+        let run = y.len() / 8;
+        let mut loss = 0.0;
+        // Step i takes sample i of each of the eight runs, as two quads.
+        let quads = |i: usize| {
+            let at = |k: usize| k * run + i;
+            [[at(0), at(1), at(2), at(3)], [at(4), at(5), at(6), at(7)]]
+        };
+        let samples = |rows: [usize; 4]| rows.map(|j| &xt[j * d..(j + 1) * d]);
+        // SAFETY: the caller guarantees AVX-512F, AVX2 and FMA (this fn's # Safety);
+        // every sample holds d = theta.len() values, as `dot4` requires.
+        let dots = |rows: [[usize; 4]; 2]| unsafe {
+            [dot4(samples(rows[0]), theta), dot4(samples(rows[1]), theta)]
+        };
+        // Software pipelining: the dot products of step i + 1 are issued
+        // before the link calls of step i, so that the transcendental latency
+        // overlaps with loads. Sums keep their order.
+        let mut z = if run > 0 {
+            dots(quads(0))
+        } else {
+            [[0.0; 4]; 2]
+        };
+        for i in 0..run {
+            let rows = quads(i);
+            let z_next = if i + 1 < run {
+                dots(quads(i + 1))
+            } else {
+                [[0.0; 4]; 2]
+            };
+            for (quad, zq) in rows.iter().zip(&z) {
+                let mut slopes = [0.0; 4];
+                for r in 0..4 {
+                    let (l, s) = link(zq[r], y[quad[r]]);
+                    loss += l;
+                    slopes[r] = s;
+                }
+                // SAFETY: the caller guarantees AVX-512F, AVX2 and FMA and
+                // gradient.len() <= d (this fn's # Safety); every sample
+                // holds d values, as `axpy4` requires.
+                unsafe { axpy4(slopes, samples(*quad), gradient) };
+            }
+            z = z_next;
+        }
+        for j in 8 * run..y.len() {
+            let x = &xt[j * d..(j + 1) * d];
+            // SAFETY: the caller guarantees AVX-512F, AVX2 and FMA (this fn's # Safety);
+            // `dot` and `axpy` stay within the shorter of their slices.
+            let (l, slope) = link(unsafe { dot(x, theta) }, y[j]);
+            loss += l;
+            // SAFETY: as for `dot` just above.
+            unsafe { axpy(slope, x, gradient) };
+        }
+        loss
+    }
+
+    /// See [`super::loss_rows`].
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F, AVX2 and FMA. Callers pass
+    /// `xt.len() == theta.len() * y.len()`; other lengths cannot make it read
+    /// out of bounds.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn loss_rows<T, L>(xt: &[T], y: &[f64], theta: &[f64], loss: &L) -> f64
+    where
+        T: Element,
+        L: Fn(f64, f64) -> f64,
+    {
+        let d = theta.len();
+        let mut sum = 0.0;
+        for (x, &yj) in xt.chunks_exact(d).zip(y) {
+            // SAFETY: the caller guarantees AVX-512F, AVX2 and FMA (this fn's # Safety);
+            // `dot` stays within the shorter of its slices.
+            sum += loss(unsafe { dot(x, theta) }, yj);
+        }
+        sum
+    }
+}
+
 /// Numerically stable `ln(1 + exp(t))`.
 #[inline]
 pub fn softplus(t: f64) -> f64 {
@@ -835,6 +1110,76 @@ mod tests {
                 loss_rows(&xt32, &labels, &theta, &loss).to_bits(),
                 loss_rows(&xt64, &labels, &theta, &loss).to_bits()
             );
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_passes_are_bit_identical_to_the_avx2_ones() {
+        if detected_isa() != Isa::Avx512 {
+            eprintln!("skipped: no AVX-512 on this CPU");
+            return;
+        }
+        let link = |z: f64, y: f64| softplus_and_sigmoid(-y * z);
+        for n in [1, 3, 4, 7, 8, 9, 12, 15, 16, 17, 31, 37, 256, 259] {
+            let wide = data(n, 0.2);
+            let narrow: Vec<f32> = wide.iter().map(|&v| v as f32).collect();
+            let y = data(n, 0.9);
+            // SAFETY (every call below): AVX-512F, AVX2 and FMA are present
+            // (checked above); the slices have the lengths each requires.
+            unsafe {
+                assert_eq!(
+                    x86_512::dot(&wide, &y).to_bits(),
+                    x86::dot(&wide, &y).to_bits(),
+                    "n={n}"
+                );
+                assert_eq!(
+                    x86_512::dot(&narrow, &y).to_bits(),
+                    x86::dot(&narrow, &y).to_bits(),
+                    "n={n}"
+                );
+                let (mut a, mut b) = (y.clone(), y.clone());
+                x86_512::axpy(0.7, &narrow, &mut a);
+                x86::axpy(0.7, &narrow, &mut b);
+                assert_eq!(a, b, "n={n}");
+            }
+            for rows in [5, 21] {
+                let xt = data(n * rows, 0.4);
+                let xt32: Vec<f32> = xt.iter().map(|&v| v as f32).collect();
+                let labels: Vec<f64> = (0..rows)
+                    .map(|j| if j % 3 == 0 { 1.0 } else { -1.0 })
+                    .collect();
+                let theta = data(n, 0.6);
+                let (mut g1, mut g2, mut g3, mut g4) =
+                    (vec![0.5; n], vec![0.5; n], vec![0.5; n], vec![0.5; n]);
+                // SAFETY: as above.
+                let (l1, l2, l3, l4) = unsafe {
+                    (
+                        x86_512::fused_rows(&xt, &labels, &theta, &link, &mut g1),
+                        x86::fused_rows(&xt, &labels, &theta, &link, &mut g2),
+                        x86_512::fused_rows(&xt32, &labels, &theta, &link, &mut g3),
+                        x86::fused_rows(&xt32, &labels, &theta, &link, &mut g4),
+                    )
+                };
+                assert_eq!(
+                    (l1.to_bits(), &g1),
+                    (l2.to_bits(), &g2),
+                    "n={n} rows={rows}"
+                );
+                assert_eq!(
+                    (l3.to_bits(), &g3),
+                    (l4.to_bits(), &g4),
+                    "n={n} rows={rows} f32"
+                );
+                let loss = |z: f64, y: f64| (z - y).abs();
+                // SAFETY: as above.
+                unsafe {
+                    assert_eq!(
+                        x86_512::loss_rows(&xt32, &labels, &theta, &loss).to_bits(),
+                        x86::loss_rows(&xt32, &labels, &theta, &loss).to_bits()
+                    );
+                }
+            }
         }
     }
 
