@@ -6,8 +6,9 @@
 //!
 //! Supported range: whatever the NVRTC library present supports, from its
 //! oldest architecture on. With CUDA 13 (the `cuda-13000` bindings) that is
-//! compute capability 7.5 (Turing) up: 7.5, 8.0 (A100), 8.6, 8.7, 8.9 (L4,
-//! RTX 40), 9.0 (H100, H200), 10.x and 12.x (Blackwell); a device newer than
+//! compute capability 7.5 (Turing) up: 7.5, 8.0 (A100), 8.6, 8.7, 8.8, 8.9
+//! (L4, RTX 40), 9.0 (H100, H200), 10.0, 10.3, 10.7, 11.0, 12.0 and 12.1
+//! (Blackwell), as libnvrtc.so.13 reports them; a device newer than
 //! every architecture NVRTC knows runs the newest one's PTX (PTX is forward
 //! compatible). An older device is reported as "no CUDA device" with the
 //! reason, as a missing library is.
@@ -276,8 +277,8 @@ mod tests {
 
     #[test]
     fn the_newest_architecture_not_newer_than_the_device_is_chosen() {
-        // NVRTC 13's list.
-        let cuda13 = [75, 80, 86, 87, 88, 89, 90, 100, 103, 110, 120, 121];
+        // What libnvrtc.so.13 (pip nvidia-cuda-nvrtc 13) reports.
+        let cuda13 = [75, 80, 86, 87, 88, 89, 90, 100, 103, 107, 110, 120, 121];
         assert_eq!(virtual_arch((9, 0), &cuda13), Ok(90)); // H100, H200
         assert_eq!(virtual_arch((8, 0), &cuda13), Ok(80)); // A100
         assert_eq!(virtual_arch((8, 9), &cuda13), Ok(89)); // L4, RTX 40
@@ -302,6 +303,35 @@ mod tests {
         }
         assert!(SOURCE.contains(&format!("#define BLOCK {BLOCK}")));
         assert!(BLOCK.is_power_of_two());
+    }
+
+    /// Every architecture the NVRTC library present supports compiles, to PTX
+    /// for that architecture, and a device between two of them gets the
+    /// older one (no GPU needed; skipped without libnvrtc).
+    #[test]
+    fn kernels_compile_for_every_architecture_nvrtc_supports() {
+        #[cfg(not(feature = "gpu"))]
+        eprintln!("skipped: built without the `gpu` feature (NVRTC is not linked in)");
+        #[cfg(feature = "gpu")]
+        match supported_archs() {
+            Err(super::super::GpuError::NoDevice(reason)) => eprintln!("skipped: {reason}"),
+            Err(e) => panic!("{e}"),
+            Ok(archs) => {
+                assert!(!archs.is_empty());
+                for &arch in &archs {
+                    let ptx = compile_ptx_for(arch)
+                        .unwrap_or_else(|e| panic!("compute_{arch}: {e}"))
+                        .to_src();
+                    assert!(
+                        ptx.contains(&format!(".target sm_{arch}")),
+                        "compute_{arch}"
+                    );
+                }
+                let newest = *archs.last().unwrap();
+                assert_eq!(virtual_arch((newest / 10 + 1, 0), &archs), Ok(newest));
+                eprintln!("compiled for {archs:?}");
+            }
+        }
     }
 
     /// Compiles the kernels through NVRTC where libnvrtc is present (no GPU
