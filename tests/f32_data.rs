@@ -378,6 +378,25 @@ fn generated_f32_files_solve_like_the_same_values_in_f64_npy_and_csv() {
         wide["tasks"] = Value::Array(f64_tasks);
         std::fs::write(dir.join("w.json"), wide.to_string()).unwrap();
         same_numbers(&f32_result, &solve_json(&dir.join("w.json"), &[]), kind);
+        // Every method reads the f32 data as the f64 data of the same values.
+        let mut methods = vec![
+            "accelerated",
+            "stochastic",
+            "descent-ascent",
+            "subgradient",
+            "average",
+        ];
+        if kind == "least_squares" {
+            methods.push("exact");
+        }
+        for method in methods {
+            let extra = ["--method", method, "--seed", "3"];
+            same_numbers(
+                &solve_json(&dir.join("p.json"), &extra),
+                &solve_json(&dir.join("w.json"), &extra),
+                &format!("{kind} {method}"),
+            );
+        }
         // CSV files: with "dtype": "f32" either text of the values reads back
         // as the same f32 problem; without it, CSV is f64, where only the f64
         // text of the values is the same problem ("0.1" is not the f32 0.1).
