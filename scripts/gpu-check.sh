@@ -11,7 +11,8 @@
 # network). cudarc loads libcuda, libnvrtc and libcublas (CUDA 13) at run
 # time; this script puts their folders on LD_LIBRARY_PATH. The JSON reports
 # and gap CSVs go to OUT_DIR (default figures/gpu). Small then full scale take
-# well under 8 minutes together on an H100 (each step has its own timeout).
+# well under 8 minutes together on an H100 (each step has its own timeout);
+# then both again with --dtype f32.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -68,8 +69,14 @@ run() {
     local full=0
     timeout 360 "$bin" gpu-check --scale full --out "$out" || full=$?
     echo "gpu-check --scale full: exit status $full"
+    # The same at f32 (host data stored as f32; issue 15): gpu-check-*-f32.*
+    local small32=0 full32=0
+    timeout 90 "$bin" gpu-check --scale small --dtype f32 --out "$out" || small32=$?
+    echo "gpu-check --scale small --dtype f32: exit status $small32"
+    timeout 360 "$bin" gpu-check --scale full --dtype f32 --out "$out" || full32=$?
+    echo "gpu-check --scale full --dtype f32: exit status $full32"
     ls -l "$out"
-    [[ $status -eq 0 && $full -eq 0 ]]
+    [[ $status -eq 0 && $full -eq 0 && $small32 -eq 0 && $full32 -eq 0 ]]
 }
 
 case "${1:-all}" in

@@ -8,7 +8,8 @@
 //! generated instances are ill-conditioned (collinear columns with offsets
 //! from 1e-18 to 1, rank-deficient Hessians), extremely scaled (2^-660 to
 //! 2^660, about 1e-200 to 1e200) and ball-constrained. Every certificate must
-//! be <= D(p) / sum(p) <= OPT, exactly. The case count follows
+//! be <= D(p) / sum(p) <= OPT, exactly. float32 data (issue 15) are exact
+//! rationals too: the same property holds for data stored as f32. The case count follows
 //! PROPTEST_CASES (default 400 per property: a few seconds).
 
 #![allow(clippy::needless_range_loop)] // exact elimination reads clearest with indices
@@ -20,9 +21,10 @@ use num_traits::{One, Signed, Zero};
 use proptest::prelude::*;
 use std::sync::Arc;
 use taskrobust::family::{
-    Evaluation, GradientForm, LeastSquaresFamily, QuadraticFamily, QuadraticTask, TaskData,
-    TaskFamily,
+    Evaluation, GradientForm, LeastSquaresFamily, QuadraticFamily, QuadraticTask, Samples,
+    TaskData, TaskFamily,
 };
+use taskrobust::linalg::element::Dtype;
 use taskrobust::problem::ball::FeasibleSet;
 use taskrobust::solvers::{solve, Method, SolveOptions};
 
@@ -408,6 +410,69 @@ proptest! {
                 let start: Vec<f64> = if inside(&theta, r) { theta.clone() } else { vec![0.0; d] };
                 let bound = certificate(&family, &start, &p, &set);
                 assert_not_above(bound, &reference, &p, "least squares on a ball")?;
+            }
+        }
+    }
+
+    /// float32 data (issue 15), stored as f32 and widened in every pass: the
+    /// data as stored are the problem, so the exact reference is built from
+    /// the f32 values. Data and Gram forms, f32's whole exponent range
+    /// (subnormal f32 values included), with and without a ball.
+    #[test]
+    fn f32_least_squares_certificates_never_exceed_the_exact_dual(
+        tasks in prop::collection::vec((design(1..=6, 1..=3), prop::collection::vec(-3.0f64..3.0, 6)), 1..=3)
+            .prop_filter("one dimension", |t| t.iter().all(|(x, _)| x.d == t[0].0.d)),
+        p_seed in weights(3),
+        x_scale in prop_oneof![3 => Just(0i32), 1 => -140i32..=100],
+        y_scale in prop_oneof![3 => Just(0i32), 1 => -140i32..=100],
+        form in prop_oneof![Just(GradientForm::Data), Just(GradientForm::Gram), Just(GradientForm::Auto)],
+        radius in prop_oneof![Just(None), (0.01f64..10.0).prop_map(Some)],
+        theta_seed in prop::collection::vec(-1.0f64..1.0, 3),
+    ) {
+        let m = tasks.len();
+        let d = tasks[0].0.d;
+        let p: Vec<f64> = {
+            let w = &p_seed[..m];
+            let s: f64 = w.iter().sum();
+            if s > 0.0 { w.iter().map(|v| v / s).collect() } else { vec![1.0 / m as f64; m] }
+        };
+        // The f32 values (rounded once from the f64 design), and y likewise.
+        let narrow = |v: f64| f64::from(v as f32);
+        let data: Vec<(DMatrix<f64>, DVector<f64>)> = tasks
+            .iter()
+            .map(|(x, y)| {
+                let design = Design { scale: 0, ..x.clone() };
+                let x = design.matrix().map(|v| narrow(v * 2f64.powi(x_scale)));
+                let y = DVector::from_iterator(x.nrows(), y[..x.nrows()].iter().map(|v| narrow(v * 2f64.powi(y_scale))));
+                (x, y)
+            })
+            .collect();
+        let stored: Vec<TaskData> = data
+            .iter()
+            .map(|(x, y)| TaskData {
+                xt: Samples::from_matrix_f32(&x.transpose().map(|v| v as f32)),
+                y: y.clone(),
+            })
+            .collect();
+        prop_assert!(stored.iter().all(|t| t.xt.dtype() == Dtype::F32));
+        let Ok(family) = LeastSquaresFamily::new(stored, form) else { return Ok(()) };
+        let (exact, h64, l64) = exact_least_squares(&data, &p, d);
+        let theta: Vec<f64> = theta_seed[..d].to_vec();
+        match radius {
+            None => {
+                let set = FeasibleSet::Unconstrained;
+                let reference = exact.minimum().expect("least squares is bounded below");
+                let bound = certificate(&family, &theta, &p, &set);
+                assert_not_above(bound, &reference, &p, "f32 least squares")?;
+            }
+            Some(r) => {
+                let set = FeasibleSet::with_radius(r);
+                let mut point = feasible_point(&h64, &l64, r);
+                if !inside(&point, r) { point = vec![0.0; d]; }
+                let reference = exact.value(&exact_vec(&point));
+                let start: Vec<f64> = if inside(&theta, r) { theta.clone() } else { vec![0.0; d] };
+                let bound = certificate(&family, &start, &p, &set);
+                assert_not_above(bound, &reference, &p, "f32 least squares on a ball")?;
             }
         }
     }

@@ -6,7 +6,8 @@
 //! the end prints each median as a fraction of the triad bandwidth:
 //!
 //! - data form (least squares, logistic): every `X_i` and `y_i` once,
-//!   `8 M n (d + 1)` bytes (theta and the d x M gradient scratch stay in cache);
+//!   `8 M n (d + 1)` bytes (theta and the d x M gradient scratch stay in cache),
+//!   `M n (4 d + 8)` with f32 samples;
 //! - Gram form: the upper triangle of every `Q_i = X_i^T X_i / n_i` (the
 //!   iterations read it packed) and `X_i^T y_i / n_i`, `8 M (d (d + 1) / 2 + d)`
 //!   bytes. At M = 16, d = 256 that is 4.2 MB, which fits in the caches: its
@@ -34,7 +35,13 @@
 //! (200 iterations, the default certificate schedule) against the same solve
 //! certified only at its start and its returned point.
 //!
-//! Run: `cargo bench -p taskrobust-bench` (about 5 minutes on 2 cores);
+//! The out-of-cache cases also run with the samples stored as f32 (issue 15:
+//! `4 M n d + 8 M n` bytes, the targets staying f64); the summary prints the
+//! f32 / f64 time ratio of each family.
+//!
+//! Run: `cargo bench -p taskrobust-bench` (about 7 minutes on 2 cores);
+//! `cargo bench -p taskrobust-bench -- "bandwidth|M64"` for the bandwidth
+//! probes and the out-of-cache iterations alone (other cases are not built);
 //! `cargo bench -p taskrobust-bench -- certificate` for that group alone.
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
@@ -62,7 +69,7 @@ const TRIAD_LEN: usize = 1 << 26;
 const TRIAD_CHUNK: usize = 1 << 16;
 
 /// (name, kind, M, n_i, d)
-const CASES: [(&str, &str, usize, usize, usize); 5] = [
+const CASES: [(&str, &str, usize, usize, usize); 7] = [
     ("least_squares_data", "least_squares_data", 16, 8192, 256),
     ("least_squares_gram", "least_squares_gram", 16, 8192, 256),
     ("logistic", "logistic", 16, 8192, 256),
@@ -74,7 +81,20 @@ const CASES: [(&str, &str, usize, usize, usize); 5] = [
         256,
     ),
     ("logistic", "logistic_big", 64, 16384, 256),
+    (
+        "least_squares_data_f32",
+        "least_squares_data_big_f32",
+        64,
+        16384,
+        256,
+    ),
+    ("logistic_f32", "logistic_big_f32", 64, 16384, 256),
 ];
+
+/// Whether the case's samples are stored as f32 (4 bytes per value).
+fn is_f32(kind: &str) -> bool {
+    kind.ends_with("_f32")
+}
 
 fn spec(m: usize, d: usize, seed: u64) -> SyntheticSpec {
     SyntheticSpec {
@@ -92,13 +112,17 @@ fn bytes_read(kind: &str, m: usize, n: usize, d: usize) -> usize {
     if kind == "least_squares_gram" {
         // The upper triangle of each Gram matrix and its linear term.
         8 * m * (d * (d + 1) / 2 + d)
+    } else if is_f32(kind) {
+        // f32 samples, f64 targets.
+        m * n * (4 * d + 8)
     } else {
         8 * m * n * (d + 1)
     }
 }
 
-/// Out-of-cache data: uniform entries from a seeded RNG per task.
-fn big_tasks(m: usize, n: usize, d: usize, labels: bool) -> Vec<TaskData> {
+/// Out-of-cache data: uniform entries from a seeded RNG per task, stored as
+/// f64, or as f32 (the same draws rounded) where `f32` is set.
+fn big_tasks(m: usize, n: usize, d: usize, labels: bool, f32: bool) -> Vec<TaskData> {
     (0..m)
         .into_par_iter()
         .map(|i| {
@@ -122,7 +146,11 @@ fn big_tasks(m: usize, n: usize, d: usize, labels: bool) -> Vec<TaskData> {
                     u
                 }
             });
-            TaskData::from_columns(&xt, y)
+            let mut task = TaskData::from_columns(&xt, y);
+            if f32 {
+                task.xt = task.xt.to_dtype(taskrobust::linalg::element::Dtype::F32);
+            }
+            task
         })
         .collect()
 }
@@ -137,10 +165,13 @@ fn family(kind: &str, m: usize, n: usize, d: usize) -> Arc<dyn TaskFamily> {
             Arc::new(least_squares_family(&s, n, 0.5, GradientForm::Gram).unwrap())
         }
         "logistic" => Arc::new(logistic_family(&s, n, 0.5, 1e-3).unwrap()),
-        "least_squares_data_big" => Arc::new(
-            LeastSquaresFamily::new(big_tasks(m, n, d, false), GradientForm::Data).unwrap(),
+        "least_squares_data_big" | "least_squares_data_big_f32" => Arc::new(
+            LeastSquaresFamily::new(big_tasks(m, n, d, false, is_f32(kind)), GradientForm::Data)
+                .unwrap(),
         ),
-        "logistic_big" => Arc::new(LogisticFamily::new(big_tasks(m, n, d, true), 1e-3).unwrap()),
+        "logistic_big" | "logistic_big_f32" => {
+            Arc::new(LogisticFamily::new(big_tasks(m, n, d, true, is_f32(kind)), 1e-3).unwrap())
+        }
         other => unreachable!("unknown case {other}"),
     }
 }
@@ -209,6 +240,11 @@ fn iteration(c: &mut Criterion) {
         .sample_size(20)
         .measurement_time(Duration::from_secs(10));
     for (name, kind, m, n, d) in CASES {
+        let id = format!("softmax_gd_iteration/{name}/M{m}_n{n}_d{d}");
+        if !selected(&id) {
+            // Not built: the out-of-cache data take seconds and gigabytes.
+            continue;
+        }
         let family = family(kind, m, n, d);
         let mut theta = DVector::from_element(d, 0.01);
         let mut eval = Evaluation::new(m, d);
@@ -338,10 +374,12 @@ fn gram_setup(c: &mut Criterion) {
         })
     });
     let (m, n, d) = GRAM_CASE;
-    let tasks = least_squares_family(&spec(m, d, 7), n, 0.5, GradientForm::Data).unwrap();
-    group.bench_function(format!("gram_setup_M{m}_n{n}_d{d}"), |bench| {
-        bench.iter(|| black_box(tasks.data().grams_and_moments()))
-    });
+    if selected(&format!("compute/gram_setup_M{m}_n{n}_d{d}")) {
+        let tasks = least_squares_family(&spec(m, d, 7), n, 0.5, GradientForm::Data).unwrap();
+        group.bench_function(format!("gram_setup_M{m}_n{n}_d{d}"), |bench| {
+            bench.iter(|| black_box(tasks.data().grams_and_moments()))
+        });
+    }
     group.finish();
 }
 
@@ -358,6 +396,9 @@ fn certificate(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(8));
     let (m, n, d) = (16, 8192, 256);
     for kind in CERTIFICATE_KINDS {
+        if !selected(&format!("certificate/{kind}")) && !selected(&format!("_{kind}_M{m}")) {
+            continue;
+        }
         group.sample_size(20);
         let s = spec(m, d, 7);
         let family: Arc<dyn TaskFamily> = match kind {
@@ -433,6 +474,17 @@ fn certificate_passes(kind: &str) -> (u64, u64) {
 
 criterion_group!(benches, triad, gram_setup, iteration, exact, certificate);
 
+/// Whether a benchmark id passes the command line's filter, read as
+/// criterion reads its simple cases: alternatives separated by `|`, each a
+/// substring (no filter: everything).
+fn selected(id: &str) -> bool {
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    match filter {
+        None => true,
+        Some(f) => f.split('|').any(|part| id.contains(part)),
+    }
+}
+
 /// Reads criterion's median estimates back and prints the bandwidth fractions.
 fn summary() {
     let root = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("../criterion");
@@ -443,7 +495,9 @@ fn summary() {
             .as_f64()
             .map(|ns| ns * 1e-9)
     };
-    certificate_summary(&median);
+    if selected("certificate/") {
+        certificate_summary(&median);
+    }
     let Some(triad_s) = median("bandwidth/triad") else {
         return;
     };
@@ -472,6 +526,23 @@ fn summary() {
                 bytes as f64 * 1e-6,
                 rate * 1e-9,
                 100.0 * rate / bandwidth
+            );
+        }
+    }
+    // f32 storage against f64 storage of the same draws, out of cache.
+    for (f64_name, f32_name) in [
+        ("least_squares_data", "least_squares_data_f32"),
+        ("logistic", "logistic_f32"),
+    ] {
+        let at = |name: &str| median(&format!("softmax_gd_iteration/{name}/M64_n16384_d256"));
+        if let (Some(wide), Some(narrow)) = (at(f64_name), at(f32_name)) {
+            println!(
+                "  {f32_name} / {f64_name} (M64_n16384_d256): {:.3} ms / {:.3} ms = {:.3} (bytes: {:.3})",
+                narrow * 1e3,
+                wide * 1e3,
+                narrow / wide,
+                bytes_read("logistic_big_f32", 64, 16384, 256) as f64
+                    / bytes_read("logistic_big", 64, 16384, 256) as f64
             );
         }
     }

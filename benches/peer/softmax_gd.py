@@ -10,6 +10,11 @@ T times from theta = 0, then prints one JSON line with the final losses,
 max_loss and the time taken (load and solve separately; interpreter start-up
 and `import numpy` are not counted, which favours NumPy).
 
+--dtype f32 runs NumPy's float32 best form: the arrays stay float32 (as
+loaded from '<f4' files, or cast once where the files are '<f8'), theta and
+every product are float32 (sgemv/ssyrk, float32 accumulation: NumPy's
+default for float32 arrays). The final losses are then float32 values too.
+
 Forms (least squares):
   data: two BLAS-2 passes over every X_i per iteration (X theta, then X^T r).
   gram: G_i = X_i^T X_i / n_i once (BLAS-3; NumPy calls syrk for X.T @ X),
@@ -26,7 +31,7 @@ import time
 import numpy as np
 
 
-def load(path):
+def load(path, dtype):
     with open(path) as f:
         problem = json.load(f)
     kind = problem["kind"]
@@ -37,8 +42,11 @@ def load(path):
     base = os.path.dirname(os.path.abspath(path))
     xs, ys = [], []
     for task in problem["tasks"]:
-        xs.append(np.load(os.path.join(base, task["x_path"])))
-        ys.append(np.load(os.path.join(base, task["y_path"])))
+        x = np.load(os.path.join(base, task["x_path"]))
+        y = np.load(os.path.join(base, task["y_path"]))
+        # No copy where the file already has the type.
+        xs.append(x.astype(dtype, copy=False))
+        ys.append(y.astype(dtype, copy=False))
     return kind, problem.get("l2"), xs, ys
 
 
@@ -50,9 +58,10 @@ def softmax(losses, mu):
 
 def least_squares_data(xs, ys, theta, mu, step, iters):
     m = len(xs)
-    inv_n = np.array([1.0 / len(y) for y in ys])
+    dtype = theta.dtype
+    inv_n = np.array([1.0 / len(y) for y in ys], dtype=dtype)
     residuals = [None] * m
-    losses = np.empty(m)
+    losses = np.empty(m, dtype=dtype)
     for _ in range(iters):
         for i in range(m):
             r = xs[i] @ theta - ys[i]
@@ -67,9 +76,10 @@ def least_squares_data(xs, ys, theta, mu, step, iters):
 
 
 def gram_set_up(xs, ys):
-    grams = np.stack([(x.T @ x) / len(y) for x, y in zip(xs, ys)])
-    linear = np.stack([(y @ x) / len(y) for x, y in zip(xs, ys)])
-    constants = np.array([(y @ y) / (2.0 * len(y)) for y in ys])
+    dtype = xs[0].dtype
+    grams = np.stack([(x.T @ x) / dtype.type(len(y)) for x, y in zip(xs, ys)])
+    linear = np.stack([(y @ x) / dtype.type(len(y)) for x, y in zip(xs, ys)])
+    constants = np.array([(y @ y) / dtype.type(2.0 * len(y)) for y in ys], dtype=dtype)
     return grams, linear, constants
 
 
@@ -89,16 +99,18 @@ def least_squares_losses(xs, ys, theta):
 
 def logistic_data(xs, ys, l2, theta, mu, step, iters):
     m = len(xs)
-    inv_n = np.array([1.0 / len(y) for y in ys])
+    dtype = theta.dtype
+    l2 = dtype.type(l2)
+    inv_n = np.array([1.0 / len(y) for y in ys], dtype=dtype)
     slopes = [None] * m
-    losses = np.empty(m)
+    losses = np.empty(m, dtype=dtype)
     for _ in range(iters):
         for i in range(m):
             margin = ys[i] * (xs[i] @ theta)
-            losses[i] = np.logaddexp(0.0, -margin).mean()
+            losses[i] = np.logaddexp(dtype.type(0.0), -margin).mean()
             # d/dz softplus(-y z) = -y sigmoid(-y z)
-            slopes[i] = -ys[i] * np.exp(-np.logaddexp(0.0, margin))
-        losses += 0.5 * l2 * (theta @ theta)
+            slopes[i] = -ys[i] * np.exp(-np.logaddexp(dtype.type(0.0), margin))
+        losses += dtype.type(0.5) * l2 * (theta @ theta)
         p = softmax(losses, mu)
         gradient = l2 * theta
         for i in range(m):
@@ -120,26 +132,27 @@ def main():
     parser.add_argument("--step", type=float, required=True)
     parser.add_argument("--iters", type=int, default=200)
     parser.add_argument("--form", choices=["data", "gram"], default="data")
+    parser.add_argument("--dtype", choices=["f64", "f32"], default="f64")
     args = parser.parse_args()
+    dtype = np.dtype(np.float32 if args.dtype == "f32" else np.float64)
 
     start = time.perf_counter()
-    kind, l2, xs, ys = load(args.problem)
+    kind, l2, xs, ys = load(args.problem, dtype)
     loaded = time.perf_counter()
-    theta = np.zeros(xs[0].shape[1])
+    theta = np.zeros(xs[0].shape[1], dtype=dtype)
+    mu, step = dtype.type(args.mu), dtype.type(args.step)
     if kind == "logistic":
         form = "data"
-        theta = logistic_data(xs, ys, l2, theta, args.mu, args.step, args.iters)
+        theta = logistic_data(xs, ys, l2, theta, mu, step, args.iters)
         losses = logistic_losses(xs, ys, l2, theta)
     elif args.form == "gram":
         form = "gram"
         grams, linear, constants = gram_set_up(xs, ys)
-        theta = least_squares_gram(
-            grams, linear, constants, theta, args.mu, args.step, args.iters
-        )
+        theta = least_squares_gram(grams, linear, constants, theta, mu, step, args.iters)
         losses = least_squares_losses(xs, ys, theta)
     else:
         form = "data"
-        theta = least_squares_data(xs, ys, theta, args.mu, args.step, args.iters)
+        theta = least_squares_data(xs, ys, theta, mu, step, args.iters)
         losses = least_squares_losses(xs, ys, theta)
     done = time.perf_counter()
     print(
@@ -147,6 +160,7 @@ def main():
             {
                 "kind": kind,
                 "form": form,
+                "dtype": args.dtype,
                 "iterations": args.iters,
                 "max_loss": float(losses.max()),
                 "losses": losses.tolist(),

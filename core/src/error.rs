@@ -1,6 +1,7 @@
 //! Errors. Invalid input is an [`InputError`] naming the offending field; the
 //! CLI maps it to exit status 2 with one line on stderr.
 
+use crate::linalg::element::Element;
 use thiserror::Error;
 
 /// Bad user input: a file, a shape, a value or a parameter.
@@ -41,7 +42,7 @@ pub fn check_positive(field: &str, value: f64) -> Result<f64, InputError> {
 }
 
 /// Requires every value to be finite.
-pub fn check_finite(field: &str, values: &[f64]) -> Result<(), InputError> {
+pub fn check_finite<T: Element>(field: &str, values: &[T]) -> Result<(), InputError> {
     match first_non_finite(values) {
         None => Ok(()),
         Some(i) => invalid(
@@ -72,14 +73,16 @@ pub fn any_non_finite(flags: u64) -> bool {
 
 /// Index of the first NaN or infinity. Checks blocks with integer bit tests
 /// that vectorise (data files are large), then locates the value.
-pub fn first_non_finite(values: &[f64]) -> Option<usize> {
+pub fn first_non_finite<T: Element>(values: &[T]) -> Option<usize> {
     const BLOCK: usize = 4096;
     for (b, block) in values.chunks(BLOCK).enumerate() {
-        let flags = block.iter().fold(0u64, |acc, &v| acc | non_finite_flag(v));
+        let flags = block
+            .iter()
+            .fold(0u64, |acc, &v| acc | non_finite_flag(v.widen()));
         if any_non_finite(flags) {
             return block
                 .iter()
-                .position(|v| !v.is_finite())
+                .position(|v| !v.widen().is_finite())
                 .map(|k| b * BLOCK + k);
         }
     }

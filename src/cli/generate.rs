@@ -9,10 +9,11 @@ use crate::family::generators::{
     least_squares_family, logistic_family, quadratic_family, SyntheticSpec,
 };
 use crate::family::GradientForm;
-use crate::io::{export_data_problem, export_quadratic_problem, FamilyKind};
+use crate::io::{export_data_problem_as, export_quadratic_problem, FamilyKind};
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
+use taskrobust::linalg::element::Dtype;
 
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
@@ -75,6 +76,15 @@ pub struct GenerateArgs {
     /// File name stem: OUT/NAME.json (and OUT/NAME_t{i}_{x,y}.npy).
     #[arg(long, default_value = "problem")]
     pub name: String,
+    /// The type the data files store (least_squares, logistic): f64 ('<f8')
+    /// or f32 ('<f4', the generated values rounded to the nearest f32; the
+    /// problem file then says "dtype": "f32").
+    #[arg(long, default_value = "f64", value_parser = parse_dtype)]
+    pub dtype: Dtype,
+}
+
+fn parse_dtype(text: &str) -> Result<Dtype, String> {
+    Dtype::from_name(text).ok_or_else(|| format!("'{text}' is not f64 or f32"))
 }
 
 impl GenerateArgs {
@@ -127,6 +137,12 @@ impl GenerateArgs {
                 ));
             }
         }
+        if self.kind == FamilyKind::Quadratic && self.dtype != Dtype::F64 {
+            return Err(InputError::new(
+                "--dtype",
+                "f32 applies to data problems (least_squares, logistic); quadratics are f64",
+            ));
+        }
         if !(self.noise >= 0.0 && self.noise.is_finite()) {
             return Err(InputError::new(
                 "--noise",
@@ -178,39 +194,43 @@ pub fn run_generate(args: &GenerateArgs) -> Result<String, Failure> {
         FamilyKind::LeastSquares => {
             // The form does not matter for export; Data skips the Gram set-up.
             let family = least_squares_family(&spec, args.samples, args.noise, GradientForm::Data)?;
-            export_data_problem(
+            export_data_problem_as(
                 &args.out,
                 &args.name,
                 FamilyKind::LeastSquares,
                 None,
                 family.data().tasks(),
                 args.radius,
+                (args.dtype != Dtype::F64).then_some(args.dtype),
             )
             .map_err(write_failed)?
         }
         FamilyKind::Logistic => {
             let family = logistic_family(&spec, args.samples, args.noise, args.l2)?;
-            export_data_problem(
+            export_data_problem_as(
                 &args.out,
                 &args.name,
                 FamilyKind::Logistic,
                 Some(args.l2),
                 family.data().tasks(),
                 args.radius,
+                (args.dtype != Dtype::F64).then_some(args.dtype),
             )
             .map_err(write_failed)?
         }
     };
     let samples = (args.kind != FamilyKind::Quadratic).then_some(args.samples);
-    Ok(format!(
-        "{}\n",
-        json!({
-            "path": path.display().to_string(),
-            "kind": args.kind,
-            "tasks": args.tasks,
-            "dim": args.dim,
-            "samples": samples,
-            "seed": args.seed,
-        })
-    ))
+    let mut summary = json!({
+        "path": path.display().to_string(),
+        "kind": args.kind,
+        "tasks": args.tasks,
+        "dim": args.dim,
+        "samples": samples,
+        "seed": args.seed,
+    });
+    // Said where not the default, so that f64 output is as before.
+    if args.dtype != Dtype::F64 && args.kind != FamilyKind::Quadratic {
+        summary["dtype"] = json!(args.dtype.name());
+    }
+    Ok(format!("{summary}\n"))
 }

@@ -4,6 +4,7 @@ use super::Failure;
 use crate::gpu::{run_gpu_check, GpuCheckArgs, Scale};
 use clap::Args;
 use std::path::PathBuf;
+use taskrobust::linalg::element::Dtype;
 
 #[derive(Debug, Args)]
 pub struct GpuCheckCli {
@@ -18,6 +19,14 @@ pub struct GpuCheckCli {
     /// CUDA device ordinal.
     #[arg(long, default_value_t = 0)]
     pub device: usize,
+    /// f64, or f32: the generated data rounded to f32 and kept as f32 on the
+    /// host (the device holds them widened to f64); writes gpu-check-SCALE-f32.*.
+    #[arg(long, default_value = "f64", value_parser = parse_dtype)]
+    pub dtype: Dtype,
+}
+
+fn parse_dtype(text: &str) -> Result<Dtype, String> {
+    Dtype::from_name(text).ok_or_else(|| format!("'{text}' is not f64 or f32"))
 }
 
 pub fn run_gpu_check_cli(args: &GpuCheckCli) -> Result<String, Failure> {
@@ -27,6 +36,7 @@ pub fn run_gpu_check_cli(args: &GpuCheckCli) -> Result<String, Failure> {
         out_dir: args.out.clone(),
         seed: args.seed,
         device: args.device,
+        dtype: args.dtype,
     })
     .map_err(|e| Failure {
         status: e.exit_code(),

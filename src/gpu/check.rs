@@ -35,6 +35,7 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
+use taskrobust::linalg::element::Dtype;
 
 /// Target of the CPU/GPU cross-check after [`CROSS_CHECK_ITERATIONS`] iterations.
 pub const CROSS_CHECK_TOLERANCE: f64 = 1e-10;
@@ -127,6 +128,11 @@ pub struct GpuCheckArgs {
     pub seed: u64,
     /// CUDA device ordinal.
     pub device: usize,
+    /// The type the host data are stored in. At f32 the generated data are
+    /// rounded to f32 and the CPU reference keeps them as f32; the device
+    /// holds the same values widened (exactly) to f64, so the CPU/GPU
+    /// tolerance is the f64 one.
+    pub dtype: Dtype,
 }
 
 impl Default for GpuCheckArgs {
@@ -136,6 +142,7 @@ impl Default for GpuCheckArgs {
             out_dir: PathBuf::from("figures/gpu"),
             seed: 1,
             device: 0,
+            dtype: Dtype::F64,
         }
     }
 }
@@ -238,6 +245,8 @@ pub struct FamilyReport {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct GpuCheckReport {
     pub scale: Scale,
+    /// The type of the host data (see [`GpuCheckArgs::dtype`]).
+    pub dtype: Dtype,
     pub problem: ProblemSize,
     pub seed: u64,
     pub device: DeviceInfo,
@@ -260,9 +269,11 @@ impl GpuCheckReport {
     /// A few lines for the terminal: device, each check, the files written.
     pub fn summary(&self) -> String {
         let mut out = format!(
-            "gpu-check --scale {} on {} ({:.1} s)\n",
+            "gpu-check --scale {} --dtype {} on {} ({}, {:.1} s)\n",
             self.scale.name(),
+            self.dtype,
             self.device.name,
+            self.device.kernel_arch,
             self.seconds
         );
         for c in &self.checks {
@@ -663,7 +674,11 @@ pub fn family_checks(family: &FamilyReport, scale: Scale, peak: Option<f64>) -> 
 fn write_outputs(report: &mut GpuCheckReport, out_dir: &Path) -> Result<(), GpuError> {
     std::fs::create_dir_all(out_dir)
         .map_err(|e| GpuError::Io(format!("{}: {e}", out_dir.display())))?;
-    let scale = report.scale.name();
+    // f64 keeps its file names; f32 runs get their own.
+    let scale = match report.dtype {
+        Dtype::F64 => report.scale.name().to_string(),
+        other => format!("{}-{other}", report.scale.name()),
+    };
     report.json_path = out_dir.join(format!("gpu-check-{scale}.json"));
     report.csv_path = out_dir.join(format!("gpu-check-{scale}-gap.csv"));
     let plot = |e: PlotError| GpuError::Io(e.to_string());
@@ -747,7 +762,7 @@ mu and L_mu as the run used them; the certified gap (F(theta_t) minus the best c
 mod device_run {
     use super::*;
     use crate::family::generators::{least_squares_family, logistic_family};
-    use crate::family::GradientForm;
+    use crate::family::{GradientForm, LeastSquaresFamily, LogisticFamily};
     use crate::gpu::{GpuData, GpuDevice, GpuLeastSquares, GpuLogistic, GradientKernel};
     use crate::numerics::softmax_into;
     use std::time::Instant;
@@ -828,7 +843,14 @@ mod device_run {
         log(&format!("device-to-device copy: {copy_bandwidth:.3e} B/s"));
         let mut families = Vec::new();
         for kind in ["least_squares", "logistic"] {
-            families.push(run_family(kind, &device, &size, args.seed, copy_bandwidth)?);
+            families.push(run_family(
+                kind,
+                &device,
+                &size,
+                args.seed,
+                copy_bandwidth,
+                args.dtype,
+            )?);
         }
         let mut checks = Vec::new();
         for family in &families {
@@ -851,6 +873,7 @@ mod device_run {
         }
         Ok(GpuCheckReport {
             scale: args.scale,
+            dtype: args.dtype,
             problem: size,
             seed: args.seed,
             device: info,
@@ -865,6 +888,17 @@ mod device_run {
             figure_png: PathBuf::new(),
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// The tasks with x and y rounded to the nearest f32, x stored as f32.
+    fn rounded_to_f32(tasks: &[crate::family::TaskData]) -> Vec<crate::family::TaskData> {
+        tasks
+            .iter()
+            .map(|t| crate::family::TaskData {
+                xt: t.xt.to_dtype(Dtype::F32),
+                y: t.y.map(|v| f64::from(v as f32)),
+            })
+            .collect()
     }
 
     /// Copies the tasks to the device one at a time; returns the data and the seconds taken.
@@ -889,6 +923,7 @@ mod device_run {
         size: &ProblemSize,
         seed: u64,
         copy_bandwidth: f64,
+        dtype: Dtype,
     ) -> Result<FamilyReport, GpuError> {
         let spec = synthetic_spec(size, seed);
         let radius = check_radius(&spec);
@@ -905,12 +940,23 @@ mod device_run {
             f64,
             f64,
         ) = if kind == "least_squares" {
-            let f = least_squares_family(&spec, size.samples_per_task, NOISE, GradientForm::Data)?;
+            let mut f =
+                least_squares_family(&spec, size.samples_per_task, NOISE, GradientForm::Data)?;
+            if dtype == Dtype::F32 {
+                let tasks = rounded_to_f32(f.data().tasks());
+                drop(f);
+                f = LeastSquaresFamily::new(tasks, GradientForm::Data)?;
+            }
             let generated = clock.elapsed().as_secs_f64();
             let (data, uploaded) = upload(device, f.data().tasks(), false)?;
             (Arc::new(f), data, generated, uploaded)
         } else {
-            let f = logistic_family(&spec, size.samples_per_task, NOISE, LOGISTIC_L2)?;
+            let mut f = logistic_family(&spec, size.samples_per_task, NOISE, LOGISTIC_L2)?;
+            if dtype == Dtype::F32 {
+                let tasks = rounded_to_f32(f.data().tasks());
+                drop(f);
+                f = LogisticFamily::new(tasks, LOGISTIC_L2)?;
+            }
             let generated = clock.elapsed().as_secs_f64();
             let (data, uploaded) = upload(device, f.data().tasks(), true)?;
             (Arc::new(f), data, generated, uploaded)
@@ -1287,6 +1333,7 @@ mod tests {
             std::env::temp_dir().join(format!("taskrobust-gpu-outputs-{}", std::process::id()));
         let mut report = GpuCheckReport {
             scale: Scale::Small,
+            dtype: Dtype::F64,
             problem: Scale::Small.problem(),
             seed: 1,
             device: DeviceInfo {
@@ -1298,6 +1345,7 @@ mod tests {
                 memory_clock_khz: None,
                 memory_bus_width_bits: None,
                 peak_bandwidth_bytes_per_s: None,
+                kernel_arch: "compute_90".into(),
             },
             copy_bandwidth_bytes_per_s: 1.0,
             families: vec![FamilyReport {

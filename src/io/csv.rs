@@ -4,18 +4,25 @@ use super::read_error;
 use crate::error::InputError;
 use std::fs::File;
 use std::path::Path;
+use taskrobust::linalg::element::Element;
 
-/// A rectangular table of finite numbers, row-major.
+/// A rectangular table of finite numbers, row-major (f64 unless said otherwise).
 #[derive(Debug, Clone, PartialEq)]
-pub struct CsvTable {
+pub struct CsvTable<T: Element = f64> {
     pub rows: usize,
     pub cols: usize,
-    pub data: Vec<f64>,
+    pub data: Vec<T>,
 }
 
 /// Reads a numeric table. Blank lines are skipped; every other line must
 /// hold the same number of finite numbers. `field` names the file in errors.
 pub fn read_csv(path: &Path, field: &str) -> Result<CsvTable, InputError> {
+    read_csv_typed(path, field)
+}
+
+/// [`read_csv`] into f64 or f32: each number is rounded once, from its text,
+/// to the nearest value of that type; one beyond its range is an error.
+pub fn read_csv_typed<T: Element>(path: &Path, field: &str) -> Result<CsvTable<T>, InputError> {
     let bad = |message: String| InputError::new(field, message);
     let size = super::regular_file_size(path, field)?;
     // At most one value per two bytes ("0,"), 8 bytes each.
@@ -61,7 +68,7 @@ pub fn read_csv(path: &Path, field: &str) -> Result<CsvTable, InputError> {
         }
         for (j, text) in record.iter().enumerate() {
             let at = || format!("line {line}, column {}", j + 1);
-            let value: f64 = text.parse().map_err(|_| {
+            let value: T = T::parse_text(text).ok_or_else(|| {
                 let hint = if rows == 0 {
                     " (the file must have no header row)"
                 } else {
@@ -69,7 +76,14 @@ pub fn read_csv(path: &Path, field: &str) -> Result<CsvTable, InputError> {
                 };
                 bad(format!("{}: '{text}' is not a number{hint}", at()))
             })?;
-            if !value.is_finite() {
+            if !value.widen().is_finite() && text.parse::<f64>().is_ok_and(f64::is_finite) {
+                return Err(bad(format!(
+                    "{}: {text} is beyond the range of {} (the problem's \"dtype\")",
+                    at(),
+                    T::DTYPE
+                )));
+            }
+            if !value.widen().is_finite() {
                 return Err(bad(format!(
                     "{}: {text} is not allowed (NaN or infinite value)",
                     at()
@@ -104,6 +118,23 @@ mod tests {
         assert_eq!((t.rows, t.cols, t.data), (3, 1, vec![1.0, -1.0, 1.0]));
         let t = read_text(&dir, "").unwrap();
         assert_eq!((t.rows, t.cols), (0, 0));
+    }
+
+    #[test]
+    fn f32_tables_round_once_and_refuse_values_beyond_f32() {
+        let dir = TestDir::new("csv-f32");
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, "0.1,1.00000005960464477627\n-2,3.4e38\n").unwrap();
+        let t = read_csv_typed::<f32>(&path, "t.csv").unwrap();
+        assert_eq!(t.data, vec![0.1f32, 1.0 + f32::EPSILON, -2.0, 3.4e38]);
+        std::fs::write(&path, "1,2\n3,-1e39\n").unwrap();
+        let err = read_csv_typed::<f32>(&path, "t.csv").unwrap_err();
+        assert!(
+            err.message
+                .contains("line 2, column 2: -1e39 is beyond the range of f32"),
+            "{err}"
+        );
+        assert_eq!(read_csv(&path, "t.csv").unwrap().data[3], -1e39);
     }
 
     #[test]

@@ -9,14 +9,14 @@ mod npy;
 mod problem;
 pub mod strict_json;
 
-pub use self::csv::{read_csv, CsvTable};
+pub use self::csv::{read_csv, read_csv_typed, CsvTable};
 pub use npy::{
-    read_npy, read_npy_values, write_npy, write_npy_matrix, write_npy_transposed, write_npy_vector,
-    NpyArray,
+    read_npy, read_npy_typed, read_npy_values, write_npy, write_npy_matrix, write_npy_transposed,
+    write_npy_typed, write_npy_vector, NpyArray, NpyValues,
 };
 pub use problem::{
-    check_overflow, export_data_problem, export_quadratic_problem, load_problem, FamilyKind,
-    LoadedProblem,
+    check_overflow, export_data_problem, export_data_problem_as, export_quadratic_problem,
+    load_problem, FamilyKind, LoadedProblem,
 };
 pub use taskrobust::files::{
     write_atomic, write_atomic_with, write_json_atomic, write_text_atomic,
@@ -28,6 +28,7 @@ use crate::memory::Values;
 use nalgebra::DVector;
 use std::io;
 use std::path::Path;
+use taskrobust::linalg::element::{Dtype, Element};
 
 /// The data file formats, chosen by extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +87,11 @@ fn format_of(path: &Path, field: &str) -> Result<DataFormat, InputError> {
 }
 
 /// Rejects the first NaN or infinity of an `n x d` C-order array.
-fn check_finite_entries(field: &str, data: &[f64], cols: usize) -> Result<(), InputError> {
+fn check_finite_entries<T: Element>(
+    field: &str,
+    data: &[T],
+    cols: usize,
+) -> Result<(), InputError> {
     match crate::error::first_non_finite(data) {
         None => Ok(()),
         Some(k) => {
@@ -113,9 +118,32 @@ fn check_finite_entries(field: &str, data: &[f64], cols: usize) -> Result<(), In
 /// [`crate::memory`]). Finiteness is checked where the tasks are validated
 /// ([`crate::family::DataTasks::new`]), which reports `[row, column]`.
 pub fn read_samples(path: &Path, field: &str, map: bool) -> Result<Samples, InputError> {
+    read_samples_as(path, field, map, None)
+}
+
+/// The stored values of [`read_samples_as`], before their shape is checked.
+enum Stored {
+    F64(Values<f64>),
+    F32(Values<f32>),
+}
+
+/// [`read_samples`] with the problem's `"dtype"`: `None` keeps a `.npy`
+/// file's own type (f64 or f32) and reads CSV as f64; `Some(dtype)` reads
+/// CSV as that type and refuses a `.npy` file of the other type. f32 data
+/// stay f32 in memory.
+pub fn read_samples_as(
+    path: &Path,
+    field: &str,
+    map: bool,
+    dtype: Option<Dtype>,
+) -> Result<Samples, InputError> {
     let (rows, cols, values) = match format_of(path, field)? {
         DataFormat::Npy => {
-            let (shape, values) = read_npy_values(path, field, map)?;
+            let (shape, values) = read_npy_typed(path, field, map, dtype)?;
+            let values = match values {
+                NpyValues::F64(v) => Stored::F64(v),
+                NpyValues::F32(v) => Stored::F32(v),
+            };
             let [rows, cols] = shape[..] else {
                 return Err(InputError::new(
                     field,
@@ -128,10 +156,24 @@ pub fn read_samples(path: &Path, field: &str, map: bool) -> Result<Samples, Inpu
             };
             (rows, cols, values)
         }
-        DataFormat::Csv => {
-            let table = read_csv(path, field)?;
-            (table.rows, table.cols, Values::Owned(table.data))
-        }
+        DataFormat::Csv => match dtype.unwrap_or_default() {
+            Dtype::F64 => {
+                let table = read_csv_typed::<f64>(path, field)?;
+                (
+                    table.rows,
+                    table.cols,
+                    Stored::F64(Values::Owned(table.data)),
+                )
+            }
+            Dtype::F32 => {
+                let table = read_csv_typed::<f32>(path, field)?;
+                (
+                    table.rows,
+                    table.cols,
+                    Stored::F32(Values::Owned(table.data)),
+                )
+            }
+        },
     };
     if rows == 0 || cols == 0 {
         return Err(InputError::new(
@@ -139,15 +181,35 @@ pub fn read_samples(path: &Path, field: &str, map: bool) -> Result<Samples, Inpu
             format!("is empty ({rows} rows, {cols} columns)"),
         ));
     }
-    Ok(Samples::new(cols, rows, values))
+    Ok(match values {
+        Stored::F64(v) => Samples::new(cols, rows, v),
+        Stored::F32(v) => Samples::new_f32(cols, rows, v),
+    })
 }
 
 /// Reads a vector from `.npy` (a 1-D array) or `.csv` (one number per
 /// line, or one line of numbers).
 pub fn read_vector(path: &Path, field: &str) -> Result<DVector<f64>, InputError> {
+    read_vector_as(path, field, None)
+}
+
+/// [`read_vector`] with the problem's `"dtype"` (as in [`read_samples_as`]);
+/// f32 values are widened (exactly) to f64: a vector is 1/d of the data.
+pub fn read_vector_as(
+    path: &Path,
+    field: &str,
+    dtype: Option<Dtype>,
+) -> Result<DVector<f64>, InputError> {
     let data = match format_of(path, field)? {
         DataFormat::Npy => {
-            let array = read_npy(path, field)?;
+            let (shape, values) = read_npy_typed(path, field, false, dtype)?;
+            let array = NpyArray {
+                shape,
+                data: match values.into_f64() {
+                    Values::Owned(data) => data,
+                    mapped => mapped.as_slice().to_vec(),
+                },
+            };
             if array.shape.len() != 1 {
                 return Err(InputError::new(
                     field,
@@ -161,7 +223,17 @@ pub fn read_vector(path: &Path, field: &str) -> Result<DVector<f64>, InputError>
             array.data
         }
         DataFormat::Csv => {
-            let table = read_csv(path, field)?;
+            let table = match dtype.unwrap_or_default() {
+                Dtype::F64 => read_csv_typed::<f64>(path, field)?,
+                Dtype::F32 => {
+                    let table = read_csv_typed::<f32>(path, field)?;
+                    CsvTable {
+                        rows: table.rows,
+                        cols: table.cols,
+                        data: table.data.iter().map(|v| v.widen()).collect(),
+                    }
+                }
+            };
             if table.rows > 1 && table.cols > 1 {
                 return Err(InputError::new(
                     field,

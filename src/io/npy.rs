@@ -1,4 +1,4 @@
-//! `.npy` arrays of little-endian f64 (`'<f8'`), C order.
+//! `.npy` arrays of little-endian f64 (`'<f8'`) or f32 (`'<f4'`), C order.
 //!
 //! Reading goes straight from the file into the `Vec<f64>` that becomes the
 //! matrix, so loading a data set holds one copy of it; or, where the caller
@@ -6,7 +6,7 @@
 
 use super::read_error;
 use crate::error::InputError;
-use crate::family::Samples;
+use crate::family::{SampleValues, Samples};
 use crate::memory::{MappedValues, Values};
 use nalgebra::DMatrix;
 use std::fs::File;
@@ -14,6 +14,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 use taskrobust::files::write_atomic_with;
+use taskrobust::linalg::element::{Dtype, Element};
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// Values converted per write; large enough that syscalls do not matter.
@@ -48,8 +49,9 @@ fn shape_text(shape: &[usize]) -> String {
     }
 }
 
-/// Reads a `'<f8'`, C-order array. `field` names the file in errors.
-/// Values are not checked for finiteness here (callers report positions).
+/// Reads a `'<f8'` or `'<f4'` C-order array, as f64 (f32 values widened,
+/// exactly). `field` names the file in errors. Values are not checked for
+/// finiteness here (callers report positions).
 pub fn read_npy(path: &Path, field: &str) -> Result<NpyArray, InputError> {
     let (shape, values) = read_npy_values(path, field, false)?;
     let data = match values {
@@ -62,13 +64,53 @@ pub fn read_npy(path: &Path, field: &str) -> Result<NpyArray, InputError> {
 /// Payloads from this size on may be mapped instead of read.
 const MAP_BYTES: u64 = 1 << 20;
 
+/// The values of a `.npy` file in the type the file stores them in.
+#[derive(Debug, PartialEq)]
+pub enum NpyValues {
+    /// `'<f8'`.
+    F64(Values<f64>),
+    /// `'<f4'`.
+    F32(Values<f32>),
+}
+
+impl NpyValues {
+    /// The stored type.
+    pub fn dtype(&self) -> Dtype {
+        match self {
+            NpyValues::F64(_) => Dtype::F64,
+            NpyValues::F32(_) => Dtype::F32,
+        }
+    }
+
+    /// The values as f64 (f32 widened exactly; f64 kept as they are).
+    pub fn into_f64(self) -> Values {
+        match self {
+            NpyValues::F64(v) => v,
+            NpyValues::F32(v) => Values::Owned(crate::memory::widen_values(v.as_slice())),
+        }
+    }
+}
+
 /// As [`read_npy`], but with `map` a large payload is mapped from the file
-/// ([`Values::Mapped`], see [`crate::memory`]) rather than copied.
+/// ([`Values::Mapped`], see [`crate::memory`]) rather than copied. A
+/// `'<f4'` file is widened to f64 (see [`read_npy_typed`] to keep it f32).
 pub fn read_npy_values(
     path: &Path,
     field: &str,
     map: bool,
 ) -> Result<(Vec<usize>, Values), InputError> {
+    let (shape, values) = read_npy_typed(path, field, map, None)?;
+    Ok((shape, values.into_f64()))
+}
+
+/// Reads a `'<f8'` or `'<f4'` C-order array, keeping its type. With
+/// `expected`, a file of the other type is refused (the problem's `"dtype"`).
+pub fn read_npy_typed(
+    path: &Path,
+    field: &str,
+    map: bool,
+    expected: Option<Dtype>,
+) -> Result<(Vec<usize>, NpyValues), InputError> {
     let bad = |message: String| InputError::new(field, message);
     super::regular_file_size(path, field)?;
     let mut file = File::open(path).map_err(|e| read_error(field, &e))?;
@@ -107,11 +149,22 @@ pub fn read_npy_values(
     let header = std::str::from_utf8(&header).map_err(|_| not_npy())?;
     let header = parse_header(header)
         .map_err(|why| bad(format!("has an unreadable .npy header ({why})")))?;
-    if header.descr != "<f8" {
+    let dtype = match header.descr.as_str() {
+        "<f8" => Dtype::F64,
+        "<f4" => Dtype::F32,
+        other => {
+            return Err(bad(format!(
+                "has dtype '{other}'; only little-endian float64 ('<f8') or float32 ('<f4') \
+                 is supported (in NumPy: np.save(path, x.astype('<f8')))"
+            )))
+        }
+    };
+    if let Some(expected) = expected.filter(|&e| e != dtype) {
         return Err(bad(format!(
-            "has dtype '{}'; only little-endian float64 ('<f8') is supported \
-             (in NumPy: np.save(path, x.astype('<f8')))",
-            header.descr
+            "has dtype '{}' but the problem's \"dtype\" is \"{expected}\" ('{}'); \
+             save it as {expected} or change \"dtype\"",
+            header.descr,
+            expected.npy_descr()
         )));
     }
     if header.fortran_order && header.shape.len() > 1 {
@@ -119,11 +172,12 @@ pub fn read_npy_values(
              (in NumPy: np.save(path, np.ascontiguousarray(x)))"
             .into()));
     }
+    let size = dtype.bytes();
     let count = header
         .shape
         .iter()
         .try_fold(1usize, |acc, &s| acc.checked_mul(s))
-        .filter(|c| c.checked_mul(8).is_some())
+        .filter(|c| c.checked_mul(size).is_some())
         .ok_or_else(|| {
             bad(format!(
                 "has an impossible shape {}",
@@ -131,47 +185,87 @@ pub fn read_npy_values(
             ))
         })?;
     let payload = file_len - (prefix_len + header_len) as u64;
-    let expected = (count * 8) as u64;
-    if payload != expected {
-        let what = if payload < expected {
+    let expected_bytes = (count * size) as u64;
+    if payload != expected_bytes {
+        let what = if payload < expected_bytes {
             "is truncated"
         } else {
             "has trailing bytes"
         };
         return Err(bad(format!(
-            "{what}: shape {} needs {expected} bytes of data, the file holds {payload}",
-            shape_text(&header.shape)
+            "{what}: shape {} of '{}' needs {expected_bytes} bytes of data, the file holds {payload}",
+            shape_text(&header.shape),
+            header.descr
         )));
     }
-    if map && payload >= MAP_BYTES {
-        if let Some(mapped) = MappedValues::map(&file, prefix_len + header_len, count) {
-            return Ok((header.shape, Values::Mapped(Arc::new(mapped))));
+    let offset = prefix_len + header_len;
+    let values = match dtype {
+        Dtype::F64 => NpyValues::F64(payload_values(
+            &mut file,
+            field,
+            &header.shape,
+            offset,
+            count,
+            map,
+        )?),
+        Dtype::F32 => NpyValues::F32(payload_values(
+            &mut file,
+            field,
+            &header.shape,
+            offset,
+            count,
+            map,
+        )?),
+    };
+    Ok((header.shape, values))
+}
+
+/// The `count` values after the header: mapped (with `map`, for large
+/// payloads) or read.
+fn payload_values<T: Element>(
+    file: &mut File,
+    field: &str,
+    shape: &[usize],
+    offset: usize,
+    count: usize,
+    map: bool,
+) -> Result<Values<T>, InputError> {
+    let bytes = count * T::DTYPE.bytes();
+    if map && bytes as u64 >= MAP_BYTES {
+        if let Some(mapped) = MappedValues::map(file, offset, count) {
+            return Ok(Values::Mapped(Arc::new(mapped)));
         }
     }
     // A sparse file can hold a shape larger than memory.
     crate::memory::check_request(
         field,
-        expected as f64,
-        &format!("an array of shape {}", shape_text(&header.shape)),
+        bytes as f64,
+        &format!("an array of shape {}", shape_text(shape)),
     )?;
-    let data = read_values(&mut file, count).map_err(|e| read_error(field, &e))?;
-    Ok((header.shape, Values::Owned(data)))
+    let data = read_values(file, count).map_err(|e| read_error(field, &e))?;
+    Ok(Values::Owned(data))
 }
 
-/// Reads `count` little-endian f64 values straight into the vector that is
+/// Reads `count` little-endian values straight into the vector that is
 /// returned: one copy from the page cache, no intermediate buffer.
-fn read_values(file: &mut File, count: usize) -> io::Result<Vec<f64>> {
-    let mut data = crate::memory::zeroed_for_streaming(count);
+fn read_values<T: Element>(file: &mut File, count: usize) -> io::Result<Vec<T>> {
+    let size = T::DTYPE.bytes();
+    let mut data = crate::memory::zeroed_values::<T>(count);
     {
-        // SAFETY: any byte pattern is a valid f64, the slice covers exactly the
-        // vector's initialised storage, and it is dropped before `data` is used.
+        // SAFETY: any byte pattern is a valid f64 or f32, the slice covers
+        // exactly the vector's initialised storage, and it is dropped before
+        // `data` is used.
         let bytes =
-            unsafe { std::slice::from_raw_parts_mut(data.as_mut_ptr().cast::<u8>(), count * 8) };
+            unsafe { std::slice::from_raw_parts_mut(data.as_mut_ptr().cast::<u8>(), count * size) };
         file.read_exact(bytes)?;
     }
     if cfg!(target_endian = "big") {
+        let mut bytes = Vec::with_capacity(size);
         for value in &mut data {
-            *value = f64::from_bits(u64::from_le(value.to_bits()));
+            bytes.clear();
+            value.extend_le_bytes(&mut bytes);
+            bytes.reverse();
+            *value = T::from_le_slice(&bytes);
         }
     }
     Ok(data)
@@ -316,8 +410,14 @@ fn parse_header(text: &str) -> Result<Header, String> {
 /// The preamble and padded header for a `'<f8'` C-order array (format 1.0,
 /// or 2.0 where the header does not fit in 64 KiB).
 fn header_bytes(shape: &[usize]) -> Vec<u8> {
+    header_bytes_of(shape, Dtype::F64)
+}
+
+/// [`header_bytes`] for an array of `dtype`.
+fn header_bytes_of(shape: &[usize], dtype: Dtype) -> Vec<u8> {
     let dict = format!(
-        "{{'descr': '<f8', 'fortran_order': False, 'shape': {}, }}",
+        "{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}",
+        dtype.npy_descr(),
         shape_text(shape)
     );
     let (version, prefix) = if dict.len() + 64 + 10 <= u16::MAX as usize {
@@ -343,10 +443,10 @@ fn header_bytes(shape: &[usize]) -> Vec<u8> {
     out
 }
 
-fn write_values(w: &mut dyn Write, values: impl Iterator<Item = f64>) -> io::Result<()> {
-    let mut buffer = Vec::with_capacity(CHUNK_VALUES * 8);
+fn write_values<T: Element>(w: &mut dyn Write, values: impl Iterator<Item = T>) -> io::Result<()> {
+    let mut buffer = Vec::with_capacity(CHUNK_VALUES * T::DTYPE.bytes());
     for v in values {
-        buffer.extend_from_slice(&v.to_le_bytes());
+        v.extend_le_bytes(&mut buffer);
         if buffer.len() == buffer.capacity() {
             w.write_all(&buffer)?;
             buffer.clear();
@@ -357,6 +457,11 @@ fn write_values(w: &mut dyn Write, values: impl Iterator<Item = f64>) -> io::Res
 
 /// Writes `data` (C order) with the given shape, atomically.
 pub fn write_npy(path: &Path, shape: &[usize], data: &[f64]) -> io::Result<()> {
+    write_npy_typed(path, shape, data)
+}
+
+/// [`write_npy`] for f64 (`'<f8'`) or f32 (`'<f4'`) values.
+pub fn write_npy_typed<T: Element>(path: &Path, shape: &[usize], data: &[T]) -> io::Result<()> {
     let count: usize = shape.iter().product();
     if count != data.len() {
         return Err(io::Error::new(
@@ -370,7 +475,7 @@ pub fn write_npy(path: &Path, shape: &[usize], data: &[f64]) -> io::Result<()> {
         ));
     }
     write_atomic_with(path, |w| {
-        w.write_all(&header_bytes(shape))?;
+        w.write_all(&header_bytes_of(shape, T::DTYPE))?;
         write_values(w, data.iter().copied())
     })
 }
@@ -390,9 +495,14 @@ pub fn write_npy_matrix(path: &Path, matrix: &DMatrix<f64>) -> io::Result<()> {
 
 /// Writes the transpose of `xt` (d x n, one sample per column) as an n x d
 /// array: the column-major storage of `xt` is already that C-order layout,
-/// so nothing is copied.
+/// so nothing is copied. The values are written in their stored type
+/// (`'<f8'` or `'<f4'`).
 pub fn write_npy_transposed(path: &Path, xt: &Samples) -> io::Result<()> {
-    write_npy(path, &[xt.ncols(), xt.nrows()], xt.as_slice())
+    let shape = [xt.ncols(), xt.nrows()];
+    match xt.values() {
+        SampleValues::F64(x) => write_npy_typed(path, &shape, x),
+        SampleValues::F32(x) => write_npy_typed(path, &shape, x),
+    }
 }
 
 /// Writes a 1-D array, atomically.
@@ -442,6 +552,32 @@ mod tests {
     }
 
     #[test]
+    fn f32_arrays_keep_their_type_or_widen_exactly() {
+        let dir = TestDir::new("npy-f32");
+        let values = [0.1f32, -3.5, f32::MAX, 1e-45];
+        let path = dir.path().join("v.npy");
+        write_npy_typed(&path, &[2, 2], &values).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!((bytes.len() - 16) % 64, 0, "data on a 64-byte boundary");
+        let (shape, kept) = read_npy_typed(&path, "v", false, None).unwrap();
+        assert_eq!(shape, vec![2, 2]);
+        assert_eq!(kept, NpyValues::F32(Values::Owned(values.to_vec())));
+        let wide: Vec<f64> = values.iter().map(|&v| f64::from(v)).collect();
+        assert_eq!(read_npy(&path, "v").unwrap().data, wide);
+        let err = read_npy_typed(&path, "v", false, Some(Dtype::F64)).unwrap_err();
+        assert!(
+            err.message
+                .contains("has dtype '<f4' but the problem's \"dtype\" is \"f64\""),
+            "{err}"
+        );
+        // Samples keep f32, and write back the same bytes.
+        let xt = Samples::new_f32(2, 2, Values::Owned(values.to_vec()));
+        let again = dir.path().join("again.npy");
+        write_npy_transposed(&again, &xt).unwrap();
+        assert_eq!(std::fs::read(&again).unwrap(), bytes);
+    }
+
+    #[test]
     fn transposed_writer_matches_matrix_writer() {
         let dir = TestDir::new("npy-t");
         let xt = DMatrix::from_fn(4, 7, |i, j| (i as f64).sin() + j as f64);
@@ -475,9 +611,14 @@ mod tests {
         let dir = TestDir::new("npy-bad");
         let cases: Vec<(&str, Vec<u8>, &str)> = vec![
             (
+                "f2.npy",
+                raw_npy("<f2", "False", "(2,)", &[0; 4]),
+                "dtype '<f2'",
+            ),
+            (
                 "f4.npy",
-                raw_npy("<f4", "False", "(2,)", &[0; 8]),
-                "dtype '<f4'",
+                raw_npy("<f4", "False", "(3,)", &[0; 8]),
+                "is truncated: shape (3,) of '<f4' needs 12 bytes",
             ),
             (
                 "be.npy",

@@ -5,20 +5,24 @@
 //! - `{"kind": "logistic", "l2": 0.01, "tasks": [...as least squares, labels +1/-1...]}`
 //!
 //! plus an optional top-level `"radius"` (the ball `||theta|| <= radius`) and,
-//! for least squares, `"gradient_form": "auto" | "data" | "gram"`. Data paths
-//! are relative to the problem file. Optional keys may be `null` (absent);
+//! for least squares, `"gradient_form": "auto" | "data" | "gram"`; for data
+//! problems, `"dtype": "f64" | "f32"` (the type the data are stored in; see
+//! [`Loader::data_task`]). Data paths are relative to the problem file. Optional keys may be `null` (absent);
 //! unknown keys are rejected so that a misspelt `"radius"` cannot silently
 //! turn into an unconstrained problem.
 //!
 //! Every error names the problem file and the JSON field, and where data came
 //! from a file, that file: `p.json: tasks[0].x_path (t0_x.npy): file not found`.
 
-use super::{read_samples, read_vector, write_json_atomic, write_npy_transposed, write_npy_vector};
+use super::{
+    read_samples_as, read_vector_as, write_json_atomic, write_npy_transposed, write_npy_typed,
+    write_npy_vector,
+};
 use crate::ball::FeasibleSet;
 use crate::error::{check_positive, InputError};
 use crate::family::{
-    GradientForm, LeastSquaresFamily, LogisticFamily, QuadraticFamily, QuadraticTask, Samples,
-    TaskData, TaskFamily,
+    GradientForm, LeastSquaresFamily, LogisticFamily, QuadraticFamily, QuadraticTask, SampleValues,
+    Samples, TaskData, TaskFamily,
 };
 use crate::memory::Values;
 use crate::scaling::Scaling;
@@ -31,6 +35,7 @@ use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use taskrobust::linalg::element::{Dtype, Element};
 
 /// Problem files hold inline numbers for small problems; parsed JSON takes
 /// several times the text's size, so larger files are refused before reading.
@@ -299,6 +304,7 @@ struct LeastSquaresFile {
     tasks: Tasks<DataEntry>,
     radius: Option<Number>,
     gradient_form: Option<FormName>,
+    dtype: Option<DtypeName>,
     #[allow(dead_code)] // documentation only
     name: Option<IgnoredAny>,
     #[allow(dead_code)] // documentation only
@@ -313,6 +319,7 @@ struct LogisticFile {
     tasks: Tasks<DataEntry>,
     radius: Option<Number>,
     l2: Option<Number>,
+    dtype: Option<DtypeName>,
     #[allow(dead_code)] // documentation only
     name: Option<IgnoredAny>,
     #[allow(dead_code)] // documentation only
@@ -634,6 +641,29 @@ impl<'de> Deserialize<'de> for FormName {
     }
 }
 
+/// `"f64" | "f32"` (also `"float64" | "float32"`).
+#[derive(Debug, Clone, Copy)]
+struct DtypeName(Dtype);
+
+impl<'de> Deserialize<'de> for DtypeName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        const EXPECTED: &str = "\"f64\" or \"f32\"";
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = DtypeName;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str(EXPECTED)
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<DtypeName, E> {
+                Dtype::from_name(v)
+                    .map(DtypeName)
+                    .ok_or_else(|| E::custom(format!("is {v:?}; expected {EXPECTED}")))
+            }
+        }
+        deserializer.deserialize_str(V)
+    }
+}
+
 // -------------------------------------------------------------- validation
 
 /// A task's x or y: inline numbers, or the file (full path, label for
@@ -748,7 +778,8 @@ impl Loader {
                 let tasks = self.tasks(file.tasks)?;
                 // Least squares reads its data a few times (the Gram form)
                 // and copies what it streams: large files are mapped.
-                let (mut data, sources) = self.data_tasks(tasks, true)?;
+                let dtype = file.dtype.map(|d| d.0);
+                let (mut data, sources) = self.data_tasks(tasks, true, dtype)?;
                 fields = Self::data_fields(&sources);
                 scaling = Scaling::equilibrate_least_squares(&mut data);
                 // Rescaling keeps NaN and infinities, so the constructors
@@ -770,7 +801,8 @@ impl Loader {
                 };
                 let tasks = self.tasks(file.tasks)?;
                 // Logistic regression streams its data: large files are read.
-                let (mut data, sources) = self.data_tasks(tasks, false)?;
+                let dtype = file.dtype.map(|d| d.0);
+                let (mut data, sources) = self.data_tasks(tasks, false, dtype)?;
                 fields = Self::data_fields(&sources);
                 let (units, l2) = Scaling::equilibrate_logistic(&mut data, l2);
                 scaling = units;
@@ -854,36 +886,57 @@ impl Loader {
     /// One task's x and y, read and checked against each other. With
     /// `map_files`, large `.npy` files are mapped rather than read (see
     /// [`crate::memory`]).
+    ///
+    /// `dtype` is the problem's `"dtype"`. Absent, `.npy` files keep their own
+    /// type (`'<f8'` or `'<f4'`) and CSV and inline numbers are f64. `"f32"`:
+    /// CSV numbers are rounded once from their text to the nearest f32,
+    /// inline numbers to the f32 nearest their (f64) JSON value, and `.npy`
+    /// files must be `'<f4'`; `"f64"`: `.npy` files must be `'<f8'`. x keeps
+    /// its type in memory; y (n values, 1/d of x) is widened to f64, exactly.
     fn data_task(
         &self,
         i: usize,
         task: DataEntry,
         map_files: bool,
+        dtype: Option<Dtype>,
     ) -> Result<(TaskData, Sources), InputError> {
         let x = self.data_source(task.x, task.x_path, i, "x")?;
         let y = self.data_source(task.y, task.y_path, i, "y")?;
         let (xt, x_label) = match x {
             DataSource::File(path, label) => (
-                read_samples(&path, &format!("{}: {label}", self.file), map_files)?,
+                read_samples_as(&path, &format!("{}: {label}", self.file), map_files, dtype)?,
                 label,
             ),
             DataSource::Inline(rows) => {
                 let field = format!("tasks[{i}].x");
                 let (n, d, values) = self.rows(rows, &field)?;
                 // Row-major n x d is column-major d x n: the transposed layout.
-                (Samples::new(d, n, Values::Owned(values)), field)
+                let samples = match dtype {
+                    Some(Dtype::F32) => {
+                        Samples::new_f32(d, n, Values::Owned(self.to_f32(&values, &field, d)?))
+                    }
+                    _ => Samples::new(d, n, Values::Owned(values)),
+                };
+                (samples, field)
             }
         };
         let (y, y_label) = match y {
             DataSource::File(path, label) => (
-                read_vector(&path, &format!("{}: {label}", self.file))?,
+                read_vector_as(&path, &format!("{}: {label}", self.file), dtype)?,
                 label,
             ),
             DataSource::Inline(numbers) => {
                 let field = format!("tasks[{i}].y");
-                let values: Vec<f64> = numbers.values().collect();
+                let mut values: Vec<f64> = numbers.values().collect();
                 if values.is_empty() {
                     return Err(self.err(&field, "is empty"));
+                }
+                if dtype == Some(Dtype::F32) {
+                    values = self
+                        .to_f32(&values, &field, 0)?
+                        .into_iter()
+                        .map(f32::widen)
+                        .collect();
                 }
                 (DVector::from_vec(values), field)
             }
@@ -907,18 +960,39 @@ impl Loader {
         ))
     }
 
+    /// Inline numbers (`cols` per row; 0 for a vector) rounded to the
+    /// nearest f32; one beyond f32's range is an error naming its position.
+    fn to_f32(&self, values: &[f64], field: &str, cols: usize) -> Result<Vec<f32>, InputError> {
+        let narrow: Vec<f32> = values.iter().map(|&v| f32::narrow(v)).collect();
+        if let Some(k) = narrow.iter().position(|v| !v.is_finite()) {
+            let at = match k.checked_div(cols) {
+                Some(row) => format!("{field}[{row}][{}]", k % cols),
+                None => format!("{field}[{k}]"),
+            };
+            return Err(self.err(
+                &at,
+                format!(
+                    "{:e} is beyond the range of f32 (the problem's \"dtype\")",
+                    values[k]
+                ),
+            ));
+        }
+        Ok(narrow)
+    }
+
     /// Reads the tasks in parallel (large data files), then reports the first
     /// error in task order, as a sequential read would.
     fn data_tasks(
         &self,
         tasks: Vec<DataEntry>,
         map: bool,
+        dtype: Option<Dtype>,
     ) -> Result<(Vec<TaskData>, Vec<Sources>), InputError> {
         let count = tasks.len();
         let read: Vec<Result<(TaskData, Sources), InputError>> = tasks
             .into_par_iter()
             .enumerate()
-            .map(|(i, task)| self.data_task(i, task, map))
+            .map(|(i, task)| self.data_task(i, task, map, dtype))
             .collect();
         let mut data = Vec::with_capacity(count);
         let mut sources: Vec<Sources> = Vec::with_capacity(count);
@@ -979,7 +1053,7 @@ fn check_export_scalar(name: &str, value: Option<f64>) -> io::Result<()> {
 /// least squares (no `l2`) or logistic (`l2` required). The JSON is
 /// written last, so it never refers to missing data files; every file is
 /// written atomically. `TaskData::xt` (d x n column-major) is written as is:
-/// it is the byte layout of the C-order n x d array.
+/// it is the byte layout of the C-order n x d array, in its stored type.
 pub fn export_data_problem(
     dir: &Path,
     name: &str,
@@ -987,6 +1061,22 @@ pub fn export_data_problem(
     l2: Option<f64>,
     tasks: &[TaskData],
     radius: Option<f64>,
+) -> io::Result<PathBuf> {
+    export_data_problem_as(dir, name, kind, l2, tasks, radius, None)
+}
+
+/// [`export_data_problem`], with `dtype` given: x and y are written as that
+/// type (`'<f8'` or `'<f4'`; values rounded to the nearest f32 where they are
+/// f64 and `dtype` is f32), and the problem file says `"dtype"`. A value
+/// beyond f32's range is an error.
+pub fn export_data_problem_as(
+    dir: &Path,
+    name: &str,
+    kind: FamilyKind,
+    l2: Option<f64>,
+    tasks: &[TaskData],
+    radius: Option<f64>,
+    dtype: Option<Dtype>,
 ) -> io::Result<PathBuf> {
     if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\']) {
         return Err(invalid_input(format!("'{name}' is not a plain file name")));
@@ -1012,15 +1102,22 @@ pub fn export_data_problem(
         if t.y.len() != t.xt.ncols() || t.xt.nrows() != tasks[0].xt.nrows() {
             return Err(invalid_input(format!("task {i} has inconsistent shapes")));
         }
-        if !t
-            .xt
-            .as_slice()
-            .iter()
-            .chain(t.y.iter())
-            .all(|v| v.is_finite())
-        {
+        let largest =
+            t.xt.largest_magnitude()
+                .max(crate::scaling::largest_magnitude(t.y.as_slice()));
+        let finite = t.y.iter().all(|v| v.is_finite())
+            && match t.xt.values() {
+                SampleValues::F64(x) => taskrobust::error::first_non_finite(x).is_none(),
+                SampleValues::F32(x) => taskrobust::error::first_non_finite(x).is_none(),
+            };
+        if !finite {
             return Err(invalid_input(format!(
                 "task {i} holds NaN or infinite values"
+            )));
+        }
+        if dtype == Some(Dtype::F32) && !f32::narrow(largest).is_finite() {
+            return Err(invalid_input(format!(
+                "task {i} holds {largest:e}, beyond the range of f32"
             )));
         }
     }
@@ -1029,12 +1126,29 @@ pub fn export_data_problem(
     for (i, task) in tasks.iter().enumerate() {
         let x_name = format!("{name}_t{i}_x.npy");
         let y_name = format!("{name}_t{i}_y.npy");
-        write_npy_transposed(&dir.join(&x_name), &task.xt)?;
-        write_npy_vector(&dir.join(&y_name), task.y.as_slice())?;
+        match dtype {
+            Some(dtype) => {
+                write_npy_transposed(&dir.join(&x_name), &task.xt.to_dtype(dtype))?;
+                match dtype {
+                    Dtype::F64 => write_npy_vector(&dir.join(&y_name), task.y.as_slice())?,
+                    Dtype::F32 => {
+                        let y: Vec<f32> = task.y.iter().map(|&v| f32::narrow(v)).collect();
+                        write_npy_typed(&dir.join(&y_name), &[y.len()], &y)?
+                    }
+                }
+            }
+            None => {
+                write_npy_transposed(&dir.join(&x_name), &task.xt)?;
+                write_npy_vector(&dir.join(&y_name), task.y.as_slice())?;
+            }
+        }
         entries.push(json!({"x_path": x_name, "y_path": y_name}));
     }
     let mut root = Map::new();
     root.insert("kind".into(), json!(kind));
+    if let Some(dtype) = dtype.filter(|&d| d != Dtype::F64) {
+        root.insert("dtype".into(), json!(dtype.name()));
+    }
     if let Some(l2) = l2 {
         root.insert("l2".into(), json!(l2));
     }
@@ -1473,15 +1587,15 @@ mod tests {
             "tasks[0].x_path (x.txt): has an unsupported extension",
         );
         let mut f4 = b"\x93NUMPY\x01\x00".to_vec();
-        let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1), }\n";
+        let dict = "{'descr': '<f2', 'fortran_order': False, 'shape': (1, 1), }\n";
         f4.extend_from_slice(&(dict.len() as u16).to_le_bytes());
         f4.extend_from_slice(dict.as_bytes());
-        f4.extend_from_slice(&[0; 4]);
+        f4.extend_from_slice(&[0; 2]);
         std::fs::write(dir.path().join("f4.npy"), f4).unwrap();
         assert_error(
             &dir,
             r#"{"kind": "least_squares", "tasks": [{"x_path": "f4.npy", "y": [1]}]}"#,
-            "tasks[0].x_path (f4.npy): has dtype '<f4'",
+            "tasks[0].x_path (f4.npy): has dtype '<f2'",
         );
         assert_error(
             &dir,

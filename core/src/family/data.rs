@@ -7,38 +7,151 @@
 //! then `g += slope * x` while `x` is still in L1.
 
 use crate::error::{check_finite, first_non_finite, invalid, InputError};
+use crate::linalg::element::{Dtype, Element};
 use crate::linalg::gram;
 use crate::linalg::kernels::{axpy, dot, fused_rows, loss_rows};
 use crate::linalg::memory::Values;
 use nalgebra::{DMatrix, DMatrixView, DVector};
 use rayon::prelude::*;
-use std::sync::Mutex;
+use std::borrow::Cow;
+use std::sync::{Mutex, OnceLock};
 
 /// A task's samples as a d x n matrix (one sample per column, column-major):
 /// the byte layout of a C-order n x d `.npy` file, owned or mapped from it
-/// (see [`crate::linalg::memory`]).
-#[derive(Debug, Clone, PartialEq)]
+/// (see [`crate::linalg::memory`]), stored as f64 or as f32 (see
+/// [`crate::linalg::element`]: f32 values are widened exactly wherever they
+/// are used, and every sum is an f64 sum).
+#[derive(Debug, Clone)]
 pub struct Samples {
-    values: Values,
+    storage: Storage,
     dim: usize,
     count: usize,
+    /// f32 storage only: an f64 copy, made the first time [`Samples::as_slice`]
+    /// is called (the library's own passes read the f32 values directly).
+    widened: OnceLock<Vec<f64>>,
+}
+
+#[derive(Debug, Clone)]
+enum Storage {
+    F64(Values<f64>),
+    F32(Values<f32>),
+}
+
+/// The stored values of [`Samples`], in their own type.
+#[derive(Debug, Clone, Copy)]
+pub enum SampleValues<'a> {
+    /// Stored as f64.
+    F64(&'a [f64]),
+    /// Stored as f32.
+    F32(&'a [f32]),
+}
+
+/// Runs `$body` with `$x` bound to the stored values of `$samples` (a slice
+/// of f64 or of f32): the one place where the two storage types part ways.
+macro_rules! with_values {
+    ($samples:expr, |$x:ident| $body:expr) => {
+        match $samples.values() {
+            $crate::family::SampleValues::F64($x) => $body,
+            $crate::family::SampleValues::F32($x) => $body,
+        }
+    };
+}
+pub(crate) use with_values;
+
+impl PartialEq for Samples {
+    /// Equal shapes and equal values (f32 values compared after widening).
+    fn eq(&self, other: &Self) -> bool {
+        if (self.dim, self.count) != (other.dim, other.count) {
+            return false;
+        }
+        match (self.values(), other.values()) {
+            (SampleValues::F64(a), SampleValues::F64(b)) => a == b,
+            (SampleValues::F32(a), SampleValues::F32(b)) => a == b,
+            (SampleValues::F64(a), SampleValues::F32(b))
+            | (SampleValues::F32(b), SampleValues::F64(a)) => {
+                a.iter().zip(b).all(|(x, y)| *x == y.widen())
+            }
+        }
+    }
 }
 
 impl Samples {
     /// `count` samples of length `dim`, one after another in `values`.
     pub fn new(dim: usize, count: usize, values: Values) -> Self {
-        assert_eq!(
-            values.as_slice().len(),
-            dim * count,
-            "samples: {count} x {dim} values expected"
-        );
-        Self { values, dim, count }
+        Self::with_storage(dim, count, Storage::F64(values))
+    }
+
+    /// As [`Samples::new`], for values stored as f32 (kept as f32: half the
+    /// memory and half the bytes per pass).
+    pub fn new_f32(dim: usize, count: usize, values: Values<f32>) -> Self {
+        Self::with_storage(dim, count, Storage::F32(values))
+    }
+
+    fn with_storage(dim: usize, count: usize, storage: Storage) -> Self {
+        let len = match &storage {
+            Storage::F64(v) => v.as_slice().len(),
+            Storage::F32(v) => v.as_slice().len(),
+        };
+        assert_eq!(len, dim * count, "samples: {count} x {dim} values expected");
+        Self {
+            storage,
+            dim,
+            count,
+            widened: OnceLock::new(),
+        }
     }
 
     /// From a d x n matrix (copied onto huge pages where large).
     pub fn from_matrix(xt: &DMatrix<f64>) -> Self {
         let values = Values::Owned(crate::linalg::memory::copy_for_streaming(xt.as_slice()));
         Self::new(xt.nrows(), xt.ncols(), values)
+    }
+
+    /// From a d x n matrix of f32 values, stored as f32.
+    pub fn from_matrix_f32(xt: &DMatrix<f32>) -> Self {
+        let values = Values::Owned(crate::linalg::memory::copy_values(xt.as_slice()));
+        Self::new_f32(xt.nrows(), xt.ncols(), values)
+    }
+
+    /// The same samples stored as `dtype`: to f32, each value is rounded to
+    /// the nearest f32 (infinite beyond f32's range); to f64, widened exactly.
+    pub fn to_dtype(&self, dtype: Dtype) -> Self {
+        match (dtype, self.values()) {
+            (Dtype::F64, SampleValues::F64(_)) | (Dtype::F32, SampleValues::F32(_)) => self.clone(),
+            (Dtype::F64, SampleValues::F32(x)) => Self::new(
+                self.dim,
+                self.count,
+                Values::Owned(crate::linalg::memory::widen_values(x)),
+            ),
+            (Dtype::F32, SampleValues::F64(x)) => {
+                let mut narrow = crate::linalg::memory::zeroed_values::<f32>(x.len());
+                for (n, v) in narrow.iter_mut().zip(x) {
+                    *n = f32::narrow(*v);
+                }
+                Self::new_f32(self.dim, self.count, Values::Owned(narrow))
+            }
+        }
+    }
+
+    /// The type the values are stored in.
+    pub fn dtype(&self) -> Dtype {
+        match self.storage {
+            Storage::F64(_) => Dtype::F64,
+            Storage::F32(_) => Dtype::F32,
+        }
+    }
+
+    /// The stored values, in their own type, sample after sample.
+    pub fn values(&self) -> SampleValues<'_> {
+        match &self.storage {
+            Storage::F64(v) => SampleValues::F64(v.as_slice()),
+            Storage::F32(v) => SampleValues::F32(v.as_slice()),
+        }
+    }
+
+    /// Bytes the stored values occupy.
+    pub fn bytes(&self) -> usize {
+        self.dim * self.count * self.dtype().bytes()
     }
 
     /// The dimension d.
@@ -51,33 +164,84 @@ impl Samples {
         self.count
     }
 
-    /// The values, sample after sample (`dim` per sample).
+    /// The values as f64, sample after sample (`dim` per sample). For f32
+    /// storage this makes (once) and keeps a widened f64 copy: twice the
+    /// memory of the f64 data. Prefer [`Samples::values`].
     pub fn as_slice(&self) -> &[f64] {
-        self.values.as_slice()
+        match &self.storage {
+            Storage::F64(v) => v.as_slice(),
+            Storage::F32(v) => self
+                .widened
+                .get_or_init(|| crate::linalg::memory::widen_values(v.as_slice())),
+        }
     }
 
-    /// Writable values (a mapping is copied first).
+    /// Writable values (a mapping is copied first; f32 storage is widened,
+    /// exactly, to f64 storage of its own).
     pub fn as_mut_slice(&mut self) -> &mut [f64] {
-        self.values.as_mut_slice()
+        if let Storage::F32(v) = &self.storage {
+            let wide = crate::linalg::memory::widen_values(v.as_slice());
+            self.storage = Storage::F64(Values::Owned(wide));
+            self.widened = OnceLock::new();
+        }
+        match &mut self.storage {
+            Storage::F64(v) => v.as_mut_slice(),
+            Storage::F32(_) => unreachable!("widened above"),
+        }
     }
 
-    /// The d x n matrix, as a view for nalgebra's products.
+    /// The d x n matrix, as a view for nalgebra's products (see
+    /// [`Samples::as_slice`] for f32 storage).
     pub fn view(&self) -> DMatrixView<'_, f64> {
         DMatrixView::from_slice(self.as_slice(), self.dim, self.count)
     }
 
+    /// Runs `f` on the d x n matrix as f64: a view of f64 storage, or a
+    /// temporary widened copy of f32 storage (not kept).
+    pub fn with_f64_view<R>(&self, f: impl FnOnce(DMatrixView<'_, f64>) -> R) -> R {
+        match &self.storage {
+            Storage::F64(v) => f(DMatrixView::from_slice(v.as_slice(), self.dim, self.count)),
+            Storage::F32(v) => {
+                let wide = crate::linalg::memory::widen_values(v.as_slice());
+                f(DMatrixView::from_slice(&wide, self.dim, self.count))
+            }
+        }
+    }
+
+    /// Sample `j` as f64 values (borrowed from f64 storage, widened from f32).
+    pub fn sample_f64(&self, j: usize) -> Cow<'_, [f64]> {
+        let d = self.dim;
+        match self.values() {
+            SampleValues::F64(x) => Cow::Borrowed(&x[j * d..(j + 1) * d]),
+            SampleValues::F32(x) => {
+                Cow::Owned(x[j * d..(j + 1) * d].iter().map(|v| v.widen()).collect())
+            }
+        }
+    }
+
+    /// The largest |value| (0 for none; NaN is skipped).
+    pub fn largest_magnitude(&self) -> f64 {
+        with_values!(self, |x| x
+            .iter()
+            .fold(0.0f64, |m, v| m.max(v.widen().abs())))
+    }
+
     /// Whether the values are mapped from a file rather than owned.
     pub fn is_mapped(&self) -> bool {
-        self.values.is_mapped()
+        match &self.storage {
+            Storage::F64(v) => v.is_mapped(),
+            Storage::F32(v) => v.is_mapped(),
+        }
     }
 
     /// The same samples in memory of their own, on huge pages (see
     /// [`Values::into_resident`]): for data that the passes stream every iteration.
     pub fn into_resident(self) -> Self {
-        Self {
-            values: self.values.into_resident(),
-            ..self
-        }
+        let storage = match self.storage {
+            Storage::F64(v) => Storage::F64(v.into_resident()),
+            Storage::F32(v) => Storage::F32(v.into_resident()),
+        };
+        Self { storage, ..self }
     }
 }
 
@@ -114,11 +278,17 @@ impl TaskData {
         self.xt.ncols()
     }
 
-    /// Sample `j`: its d features, `x_j`.
+    /// Sample `j`: its d features, `x_j` (see [`Samples::as_slice`] for f32
+    /// storage; [`Samples::sample_f64`] copies one sample only).
     pub fn sample(&self, j: usize) -> &[f64] {
         let d = self.xt.nrows();
         &self.xt.as_slice()[j * d..(j + 1) * d]
     }
+}
+
+/// `x . x` in f64 (f32 values widened first).
+fn self_dot<T: Element>(x: &[T]) -> f64 {
+    crate::linalg::kernels::dot_self(x)
 }
 
 /// Rows per chunk of the parallel pass. Fixed (not derived from the thread
@@ -187,18 +357,33 @@ fn check_task(
 
 /// The first NaN or infinity among task `i`'s samples, as `[row, column]`.
 fn check_samples_finite(i: usize, task: &TaskData, dim: usize) -> Result<(), InputError> {
-    match first_non_finite(task.xt.as_slice()) {
+    let first = with_values!(task.xt, |x| first_non_finite(x).map(|k| (k, x[k].widen())));
+    match first {
         None => Ok(()),
         // Stored sample by sample: entry k is row k / d, column k % d of the file.
-        Some(k) => invalid(
+        Some((k, value)) => invalid(
             format!("tasks[{i}].x"),
             format!(
-                "entry [{}, {}] is {} (NaN or infinite values are not allowed)",
+                "entry [{}, {}] is {value} (NaN or infinite values are not allowed)",
                 k / dim,
                 k % dim,
-                task.xt.as_slice()[k]
             ),
         ),
+    }
+}
+
+/// A Gram job on samples stored as f64 or f32.
+enum AnyGramJob<'a> {
+    F64(gram::GramJob<'a, f64>),
+    F32(gram::GramJob<'a, f32>),
+}
+
+impl AnyGramJob<'_> {
+    fn run(self, c: &mut [f64]) -> bool {
+        match self {
+            AnyGramJob::F64(job) => job.run(c),
+            AnyGramJob::F32(job) => job.run(c),
+        }
     }
 }
 
@@ -298,9 +483,14 @@ impl DataTasks {
         self.tasks.len()
     }
 
-    /// Total number of f64 entries in the design matrices.
+    /// Total number of entries in the design matrices.
     pub fn data_len(&self) -> usize {
-        self.tasks.iter().map(|t| t.xt.as_slice().len()).sum()
+        self.tasks.iter().map(|t| t.xt.nrows() * t.xt.ncols()).sum()
+    }
+
+    /// Bytes the design matrices occupy as stored (4 or 8 per entry).
+    pub fn data_bytes(&self) -> usize {
+        self.tasks.iter().map(|t| t.xt.bytes()).sum()
     }
 
     fn parallel(&self) -> bool {
@@ -330,13 +520,13 @@ impl DataTasks {
             let data = &self.tasks[chunk.task];
             let (gradient, loss) = slot.split_at_mut(d);
             gradient.fill(0.0);
-            loss[0] = fused_rows(
-                &data.xt.as_slice()[chunk.start * d..chunk.end * d],
+            loss[0] = with_values!(data.xt, |x| fused_rows(
+                &x[chunk.start * d..chunk.end * d],
                 &data.y.as_slice()[chunk.start..chunk.end],
                 theta,
                 &link,
                 gradient,
-            );
+            ));
         };
         if self.parallel() {
             partials
@@ -385,12 +575,12 @@ impl DataTasks {
         let mut partials = self.partials.lock().expect("scratch lock poisoned");
         let work = |(slot, chunk): (&mut [f64], &Chunk)| {
             let data = &self.tasks[chunk.task];
-            slot[d] = loss_rows(
-                &data.xt.as_slice()[chunk.start * d..chunk.end * d],
+            slot[d] = with_values!(data.xt, |x| loss_rows(
+                &x[chunk.start * d..chunk.end * d],
                 &data.y.as_slice()[chunk.start..chunk.end],
                 theta,
                 &loss,
-            );
+            ));
         };
         if self.parallel() {
             partials
@@ -435,12 +625,14 @@ impl DataTasks {
                 let data = &self.tasks[i];
                 gradient.fill(0.0);
                 let mut sum = 0.0;
-                for &j in &rows[i] {
-                    let x = data.sample(j);
-                    let (l, slope) = link(dot(x, theta_slice), data.y[j]);
-                    sum += l;
-                    axpy(slope, x, gradient);
-                }
+                with_values!(data.xt, |samples| {
+                    for &j in &rows[i] {
+                        let x = &samples[j * d..(j + 1) * d];
+                        let (l, slope) = link(dot(x, theta_slice), data.y[j]);
+                        sum += l;
+                        axpy(slope, x, gradient);
+                    }
+                });
                 let inv = 1.0 / rows[i].len().max(1) as f64;
                 *loss = sum * inv;
                 for g in gradient.iter_mut() {
@@ -507,17 +699,24 @@ impl DataTasks {
                 let (mine, tail) = rest.split_at_mut(rows.len() * w * ldc);
                 rest = tail;
                 let data = &self.tasks[task];
-                jobs.push((
-                    slot,
-                    gram::GramJob {
+                let moment = moment.take().map(|m| (data.y.as_slice(), m));
+                let job = match data.xt.values() {
+                    SampleValues::F64(x) => AnyGramJob::F64(gram::GramJob {
                         isa,
-                        x: data.xt.as_slice(),
+                        x,
                         d,
                         rows: rows.clone(),
-                        moment: moment.take().map(|m| (data.y.as_slice(), m)),
-                    },
-                    mine,
-                ));
+                        moment,
+                    }),
+                    SampleValues::F32(x) => AnyGramJob::F32(gram::GramJob {
+                        isa,
+                        x,
+                        d,
+                        rows: rows.clone(),
+                        moment,
+                    }),
+                };
+                jobs.push((slot, job, mine));
             }
         }
         let finite: Vec<(usize, bool)> = jobs
@@ -561,12 +760,11 @@ impl DataTasks {
         self.tasks
             .par_iter()
             .map(|data| {
-                data.xt
-                    .as_slice()
+                with_values!(data.xt, |samples| samples
                     .chunks_exact(d)
-                    .map(|x| dot(x, x))
+                    .map(self_dot)
                     .fold(0.0, f64::max)
-                    .sqrt()
+                    .sqrt())
             })
             .collect()
     }
@@ -581,12 +779,14 @@ impl DataTasks {
                 let n = data.samples();
                 let (mut frobenius2, mut largest) = (0.0, 0.0f64);
                 let mut moment = vec![0.0; d];
-                for (x, &y) in data.xt.as_slice().chunks_exact(d).zip(data.y.iter()) {
-                    let square = dot(x, x);
-                    frobenius2 += square;
-                    largest = largest.max(square);
-                    axpy(y, x, &mut moment);
-                }
+                with_values!(data.xt, |samples| {
+                    for (x, &y) in samples.chunks_exact(d).zip(data.y.iter()) {
+                        let square = self_dot(x);
+                        frobenius2 += square;
+                        largest = largest.max(square);
+                        axpy(y, x, &mut moment);
+                    }
+                });
                 let y2 = data.y.norm_squared();
                 let slack = 1.0 + gamma(n + d);
                 let tiny = ((n + 1) * (d + 1)) as f64 * crate::problem::numerics::UNDERFLOW_UNIT;
@@ -616,8 +816,7 @@ impl DataTasks {
     pub fn kernel_top_eigenvalue(&self, task: usize) -> f64 {
         let data = &self.tasks[task];
         let n = data.samples();
-        let view = data.xt.view();
-        let kernel = view.tr_mul(&view) / n as f64;
+        let kernel = data.xt.with_f64_view(|view| view.tr_mul(&view)) / n as f64;
         kernel.symmetric_eigenvalues().max().max(0.0)
     }
 

@@ -197,7 +197,10 @@ impl LeastSquaresFamily {
             self.data
                 .tasks()
                 .par_iter()
-                .map(|task| factor_task(task.xt.view().transpose().as_view(), &task.y))
+                .map(|task| {
+                    task.xt
+                        .with_f64_view(|xt| factor_task(xt.transpose().as_view(), &task.y))
+                })
                 .collect()
         })
     }
@@ -237,8 +240,11 @@ impl LeastSquaresFamily {
             let n = task.samples();
             longest = longest.max(n);
             let c = p / n as f64;
-            let residual = task.xt.view().tr_mul(theta) - &task.y;
-            let projected = task.xt.view() * &residual;
+            let (residual, projected) = task.xt.with_f64_view(|xt| {
+                let residual = xt.tr_mul(theta) - &task.y;
+                let projected = xt * &residual;
+                (residual, projected)
+            });
             let residual_norm = norm_up(residual.as_slice());
             let x_norm = self.norms()[i].frobenius2.sqrt();
             weight_sum += p;
@@ -488,8 +494,10 @@ impl TaskFamily for LeastSquaresFamily {
         gradient: &mut DVector<f64>,
     ) -> Result<(), Error> {
         let data = &self.data.tasks()[task];
-        let residual = data.xt.view().tr_mul(theta) - &data.y;
-        *gradient = data.xt.view() * residual / data.samples() as f64;
+        *gradient = data.xt.with_f64_view(|xt| {
+            let residual = xt.tr_mul(theta) - &data.y;
+            xt * residual / data.samples() as f64
+        });
         Ok(())
     }
 

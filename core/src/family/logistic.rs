@@ -168,15 +168,17 @@ impl TaskFamily for LogisticFamily {
         gradient: &mut DVector<f64>,
     ) -> Result<(), Error> {
         let data = &self.data.tasks()[task];
-        let margins = data.xt.view().tr_mul(theta);
-        let slopes = DVector::from_iterator(
-            data.samples(),
-            margins
-                .iter()
-                .zip(data.y.iter())
-                .map(|(&z, &y)| logistic_link(z, y).1),
-        );
-        *gradient = data.xt.view() * slopes / data.samples() as f64 + theta * self.l2;
+        *gradient = data.xt.with_f64_view(|xt| {
+            let margins = xt.tr_mul(theta);
+            let slopes = DVector::from_iterator(
+                data.samples(),
+                margins
+                    .iter()
+                    .zip(data.y.iter())
+                    .map(|(&z, &y)| logistic_link(z, y).1),
+            );
+            xt * slopes / data.samples() as f64 + theta * self.l2
+        });
         Ok(())
     }
 

@@ -13,7 +13,9 @@ mod least_squares;
 mod logistic;
 mod quadratic;
 
-pub use data::{DataTasks, SampleNorms, Samples, TaskData};
+#[cfg_attr(not(feature = "gpu"), allow(unused_imports))]
+pub(crate) use data::with_values;
+pub use data::{DataTasks, SampleNorms, SampleValues, Samples, TaskData};
 pub use least_squares::{GradientForm, LeastSquaresFamily};
 pub use logistic::LogisticFamily;
 pub use quadratic::{QuadraticFamily, QuadraticTask};

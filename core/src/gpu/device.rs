@@ -56,7 +56,13 @@ impl GpuDevice {
         unsafe { ctx.disable_event_tracking() };
         let stream = ctx.default_stream();
         let blas = CudaBlas::new(stream.clone()).map_err(|e| GpuError::cuda("cuBLAS handle", e))?;
-        let ptx = kernels::compile_ptx()?;
+        // Kernels for this device's compute capability (see `kernels`).
+        let capability = ctx
+            .compute_capability()
+            .map_err(|e| GpuError::cuda("compute capability", e))?;
+        let arch = kernels::virtual_arch(capability, &kernels::supported_archs()?)
+            .map_err(|why| GpuError::NoDevice(format!("device {ordinal}: {why}")))?;
+        let ptx = kernels::compile_ptx_for(arch)?;
         let module = ctx
             .load_module(ptx)
             .map_err(|e| GpuError::cuda("loading the kernels", e))?;
@@ -73,7 +79,7 @@ impl GpuDevice {
             add_to_columns: load("add_to_columns")?,
             column_norms: load("column_norms")?,
         };
-        let info = query_info(&ctx, ordinal)?;
+        let info = query_info(&ctx, ordinal, arch)?;
         Ok(Arc::new(Self {
             ctx,
             stream,
@@ -139,7 +145,7 @@ impl GpuDevice {
     }
 }
 
-fn query_info(ctx: &Arc<CudaContext>, ordinal: usize) -> Result<DeviceInfo, GpuError> {
+fn query_info(ctx: &Arc<CudaContext>, ordinal: usize, arch: i32) -> Result<DeviceInfo, GpuError> {
     let name = ctx.name().map_err(|e| GpuError::cuda("device name", e))?;
     let compute_capability = ctx
         .compute_capability()
@@ -168,5 +174,6 @@ fn query_info(ctx: &Arc<CudaContext>, ordinal: usize) -> Result<DeviceInfo, GpuE
         memory_clock_khz,
         memory_bus_width_bits,
         peak_bandwidth_bytes_per_s,
+        kernel_arch: format!("compute_{arch}"),
     })
 }

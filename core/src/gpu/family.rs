@@ -212,7 +212,7 @@ impl GpuData {
             )
             .map_err(GpuError::from);
         }
-        crate::error::check_finite(&field, data.xt.as_slice())?;
+        crate::family::with_values!(data.xt, |x| crate::error::check_finite(&field, x))?;
         crate::error::check_finite(&format!("tasks[{task}].y"), data.y.as_slice())?;
         if self.labels_pm1 {
             if let Some(j) = data.y.iter().position(|&v| v != 1.0 && v != -1.0) {
@@ -229,9 +229,17 @@ impl GpuData {
         let d = self.dim;
         let stream = &self.device.stream;
         let mut xv = self.x.slice_mut(start * d..end * d);
+        // The device holds f64: f32 samples are widened (exactly) on the way.
+        let values: std::borrow::Cow<'_, [f64]> = match data.xt.values() {
+            crate::family::SampleValues::F64(x) => std::borrow::Cow::Borrowed(x),
+            crate::family::SampleValues::F32(x) => {
+                std::borrow::Cow::Owned(crate::linalg::memory::widen_values(x))
+            }
+        };
         stream
-            .memcpy_htod(data.xt.as_slice(), &mut xv)
+            .memcpy_htod(&values[..], &mut xv)
             .map_err(cuda("uploading X"))?;
+        drop(values);
         let mut yv = self.y.slice_mut(start..end);
         stream
             .memcpy_htod(data.y.as_slice(), &mut yv)
@@ -239,10 +247,7 @@ impl GpuData {
         self.device.synchronize()?;
         let max_row_norm = data
             .xt
-            .view()
-            .column_iter()
-            .map(|c| c.norm())
-            .fold(0.0, f64::max);
+            .with_f64_view(|xt| xt.column_iter().map(|c| c.norm()).fold(0.0, f64::max));
         self.stats[task] = Some(TaskStats {
             max_row_norm,
             y_norm2: data.y.norm_squared(),

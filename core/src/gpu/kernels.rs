@@ -1,5 +1,17 @@
 //! CUDA C source (f64) of the kernels cuBLAS does not provide, compiled at
-//! run time with NVRTC for compute capability 9.0 (H100/H200).
+//! run time with NVRTC for the compute capability of the device in use
+//! (queried when it is opened): PTX for the newest virtual architecture
+//! `compute_XY` that the installed NVRTC supports and that is not newer than
+//! the device, which the driver then compiles for the device itself.
+//!
+//! Supported range: whatever the NVRTC library present supports, from its
+//! oldest architecture on. With CUDA 13 (the `cuda-13000` bindings) that is
+//! compute capability 7.5 (Turing) up: 7.5, 8.0 (A100), 8.6, 8.7, 8.8, 8.9
+//! (L4, RTX 40), 9.0 (H100, H200), 10.0, 10.3, 10.7, 11.0, 12.0 and 12.1
+//! (Blackwell), as libnvrtc.so.13 reports them; a device newer than
+//! every architecture NVRTC knows runs the newest one's PTX (PTX is forward
+//! compatible). An older device is reported as "no CUDA device" with the
+//! reason, as a missing library is.
 //!
 //! - `squared_link`, `logistic_link`: per sample, the loss and the slope of
 //!   the link at the margin `z = x . theta` (the slope pre-divided by n_i, so
@@ -20,8 +32,66 @@ pub const BLOCK: u32 = 256;
 /// Rows per chunk of `gradient_partials`.
 pub const CHUNK_ROWS: usize = 256;
 
-/// The virtual architecture NVRTC compiles for (Hopper, sm_90).
+/// The virtual architecture of the H100/H200 (compute capability 9.0), for
+/// tests that compile without a device.
 pub const ARCH: &str = "compute_90";
+
+/// The architecture to compile for on a device of compute capability
+/// `device` (major, minor), given the architectures NVRTC supports (as
+/// `10 * major + minor`, e.g. 90): the newest one not newer than the device.
+/// An error (the reason) where the device is older than all of them.
+pub fn virtual_arch(device: (i32, i32), supported: &[i32]) -> Result<i32, String> {
+    let wanted = 10 * device.0 + device.1;
+    supported
+        .iter()
+        .copied()
+        .filter(|&a| a <= wanted)
+        .max()
+        .ok_or_else(|| {
+            let oldest = supported.iter().copied().min();
+            match oldest {
+                Some(o) => format!(
+                    "the device has compute capability {}.{}; the NVRTC library present compiles for {}.{} and newer",
+                    device.0,
+                    device.1,
+                    o / 10,
+                    o % 10
+                ),
+                None => "the NVRTC library present reports no supported architecture".into(),
+            }
+        })
+}
+
+/// The architectures the NVRTC library present compiles for, as
+/// `10 * major + minor`, oldest first.
+#[cfg(feature = "gpu")]
+pub fn supported_archs() -> Result<Vec<i32>, super::GpuError> {
+    use cudarc::nvrtc::sys;
+    // SAFETY: only tries to dlopen libnvrtc.
+    if !unsafe { sys::is_culib_present() } {
+        return Err(super::GpuError::NoDevice("libnvrtc not found".into()));
+    }
+    let mut count = 0;
+    // SAFETY: NVRTC writes one int through the pointer.
+    let status = unsafe { sys::nvrtcGetNumSupportedArchs(&mut count) };
+    if status != sys::nvrtcResult::NVRTC_SUCCESS || count <= 0 {
+        return Err(super::GpuError::cuda(
+            "NVRTC supported architectures",
+            status,
+        ));
+    }
+    let mut archs = vec![0; count as usize];
+    // SAFETY: the buffer holds the `count` ints NVRTC reported it will write.
+    let status = unsafe { sys::nvrtcGetSupportedArchs(archs.as_mut_ptr()) };
+    if status != sys::nvrtcResult::NVRTC_SUCCESS {
+        return Err(super::GpuError::cuda(
+            "NVRTC supported architectures",
+            status,
+        ));
+    }
+    archs.sort_unstable();
+    Ok(archs)
+}
 
 /// Names of the kernels in [`SOURCE`].
 pub const NAMES: [&str; 6] = [
@@ -174,16 +244,24 @@ extern "C" __global__ void column_norms(const double* g, int d, double* norms) {
 }
 "#;
 
-/// Compiles [`SOURCE`] to PTX for [`ARCH`]. "no CUDA device" (the skip
-/// reason) where libnvrtc is not present; NVRTC does not need a GPU.
+/// Compiles [`SOURCE`] to PTX for [`ARCH`] (compute capability 9.0). "no
+/// CUDA device" (the skip reason) where libnvrtc is not present; NVRTC does
+/// not need a GPU.
 #[cfg(feature = "gpu")]
 pub fn compile_ptx() -> Result<cudarc::nvrtc::Ptx, super::GpuError> {
+    compile_ptx_for(90)
+}
+
+/// Compiles [`SOURCE`] to PTX for the virtual architecture `compute_{arch}`
+/// (`arch` = 10 major + minor, see [`virtual_arch`]).
+#[cfg(feature = "gpu")]
+pub fn compile_ptx_for(arch: i32) -> Result<cudarc::nvrtc::Ptx, super::GpuError> {
     // SAFETY: only tries to dlopen libnvrtc.
     if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
         return Err(super::GpuError::NoDevice("libnvrtc not found".into()));
     }
     let options = cudarc::nvrtc::CompileOptions {
-        arch: Some(ARCH),
+        options: vec![format!("--gpu-architecture=compute_{arch}")],
         // Plain IEEE f64: no fused multiply-adds, so results stay close to the CPU's.
         fmad: Some(false),
         name: Some("taskrobust_kernels.cu".into()),
@@ -198,6 +276,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_newest_architecture_not_newer_than_the_device_is_chosen() {
+        // What libnvrtc.so.13 (pip nvidia-cuda-nvrtc 13) reports.
+        let cuda13 = [75, 80, 86, 87, 88, 89, 90, 100, 103, 107, 110, 120, 121];
+        assert_eq!(virtual_arch((9, 0), &cuda13), Ok(90)); // H100, H200
+        assert_eq!(virtual_arch((8, 0), &cuda13), Ok(80)); // A100
+        assert_eq!(virtual_arch((8, 9), &cuda13), Ok(89)); // L4, RTX 40
+        assert_eq!(virtual_arch((8, 6), &cuda13), Ok(86)); // A10, RTX 30
+        assert_eq!(virtual_arch((10, 1), &cuda13), Ok(100)); // between two: the older
+        assert_eq!(virtual_arch((13, 0), &cuda13), Ok(121)); // newer than NVRTC: its newest PTX
+        let err = virtual_arch((7, 0), &cuda13).unwrap_err(); // V100 under CUDA 13
+        assert!(
+            err.contains("compute capability 7.0") && err.contains("7.5 and newer"),
+            "{err}"
+        );
+        assert!(virtual_arch((9, 0), &[]).is_err());
+    }
+
+    #[test]
     fn every_kernel_is_in_the_source() {
         for name in NAMES {
             assert!(
@@ -207,6 +303,35 @@ mod tests {
         }
         assert!(SOURCE.contains(&format!("#define BLOCK {BLOCK}")));
         assert!(BLOCK.is_power_of_two());
+    }
+
+    /// Every architecture the NVRTC library present supports compiles, to PTX
+    /// for that architecture, and a device between two of them gets the
+    /// older one (no GPU needed; skipped without libnvrtc).
+    #[test]
+    fn kernels_compile_for_every_architecture_nvrtc_supports() {
+        #[cfg(not(feature = "gpu"))]
+        eprintln!("skipped: built without the `gpu` feature (NVRTC is not linked in)");
+        #[cfg(feature = "gpu")]
+        match supported_archs() {
+            Err(super::super::GpuError::NoDevice(reason)) => eprintln!("skipped: {reason}"),
+            Err(e) => panic!("{e}"),
+            Ok(archs) => {
+                assert!(!archs.is_empty());
+                for &arch in &archs {
+                    let ptx = compile_ptx_for(arch)
+                        .unwrap_or_else(|e| panic!("compute_{arch}: {e}"))
+                        .to_src();
+                    assert!(
+                        ptx.contains(&format!(".target sm_{arch}")),
+                        "compute_{arch}"
+                    );
+                }
+                let newest = *archs.last().unwrap();
+                assert_eq!(virtual_arch((newest / 10 + 1, 0), &archs), Ok(newest));
+                eprintln!("compiled for {archs:?}");
+            }
+        }
     }
 
     /// Compiles the kernels through NVRTC where libnvrtc is present (no GPU

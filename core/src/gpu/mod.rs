@@ -106,6 +106,9 @@ pub struct DeviceInfo {
     pub memory_bus_width_bits: Option<i64>,
     /// `2 * clock * bus width / 8` (double data rate), bytes/s.
     pub peak_bandwidth_bytes_per_s: Option<f64>,
+    /// The virtual architecture the kernels were compiled for (e.g.
+    /// `compute_90`), chosen from the compute capability at run time.
+    pub kernel_arch: String,
 }
 
 /// Which of the shared libraries the GPU path loads at run time are present.

@@ -19,6 +19,7 @@
 //! version rounds each product separately.
 
 use crate::error::{any_non_finite, non_finite_flag};
+use crate::linalg::element::Element;
 use crate::linalg::kernels::{axpy, detected_isa, Isa};
 use std::ops::Range;
 
@@ -32,12 +33,14 @@ const NR: usize = 3;
 /// `rows` and `j >= i` (whole tiles, so some `j < i` near the diagonal too),
 /// into a row-major buffer `ldc = panels * W` wide that holds just those
 /// rows; the caller mirrors the upper triangle. With `moment` given, also
-/// `X^T y` (one `axpy` per sample, in sample order). `x` holds `n = x.len() / d` samples of length `d`.
-pub struct GramJob<'a> {
+/// `X^T y` (one `axpy` per sample, in sample order). `x` holds `n = x.len() / d` samples of length `d`,
+/// stored as f64 or f32 (widened exactly as they are packed: the result is bit
+/// for bit that of the same values stored as f64).
+pub struct GramJob<'a, T: Element = f64> {
     /// The kernels to use ([`crate::linalg::kernels::isa`] unless testing one against another).
     pub isa: Isa,
     /// The samples, row-major: `n` rows of `d` values one after another.
-    pub x: &'a [f64],
+    pub x: &'a [T],
     /// The length of a sample (the order of the Gram matrix).
     pub d: usize,
     /// The panels of `W` rows of the Gram matrix that this job computes
@@ -88,7 +91,7 @@ pub fn balanced_rows(panels: usize, parts: usize) -> Vec<Range<usize>> {
     ranges
 }
 
-impl GramJob<'_> {
+impl<T: Element> GramJob<'_, T> {
     /// Runs the job into `c`: `rows.len() * W` rows of `ldc` values (zero or
     /// not: every entry on or above the diagonal is overwritten). Returns
     /// whether every sample value it packed is finite (a job whose rows start
@@ -175,17 +178,24 @@ impl GramJob<'_> {
 /// `first` on: group g holds, row by row, columns `(first + g NR) w ..` of
 /// each sample, `NR w` values per row, zero-padded past `d`. Returns whether
 /// every value copied is finite.
-fn pack(block: &[f64], d: usize, w: usize, first: usize, kc: usize, packed: &mut [f64]) -> bool {
+fn pack<T: Element>(
+    block: &[T],
+    d: usize,
+    w: usize,
+    first: usize,
+    kc: usize,
+    packed: &mut [f64],
+) -> bool {
     match w {
-        8 => pack_fixed::<8>(block, d, first, kc, packed),
-        4 => pack_fixed::<4>(block, d, first, kc, packed),
+        8 => pack_fixed::<T, 8>(block, d, first, kc, packed),
+        4 => pack_fixed::<T, 4>(block, d, first, kc, packed),
         _ => unreachable!("panel width {w}"),
     }
 }
 
 /// [`pack`] for a width known at compile time (fixed-size copies, no memcpy calls).
-fn pack_fixed<const W: usize>(
-    block: &[f64],
+fn pack_fixed<T: Element, const W: usize>(
+    block: &[T],
     d: usize,
     first: usize,
     kc: usize,
@@ -199,23 +209,25 @@ fn pack_fixed<const W: usize>(
         let mut chunks = row[first * W..].chunks_exact(W);
         let mut q = 0;
         for chunk in &mut chunks {
-            let values: &[f64; W] = chunk.try_into().expect("W values");
+            let values: &[T; W] = chunk.try_into().expect("W values");
             for &v in values {
-                flags |= non_finite_flag(v);
+                flags |= non_finite_flag(v.widen());
             }
             let dst: &mut [f64; W] = (&mut packed[at(q, k)..at(q, k) + W])
                 .try_into()
                 .expect("W values");
-            *dst = *values;
+            *dst = values.map(T::widen);
             q += 1;
         }
         let tail = chunks.remainder();
         if !tail.is_empty() {
             for &v in tail {
-                flags |= non_finite_flag(v);
+                flags |= non_finite_flag(v.widen());
             }
             let dst = &mut packed[at(q, k)..at(q, k) + W];
-            dst[..tail.len()].copy_from_slice(tail);
+            for (p, v) in dst.iter_mut().zip(tail) {
+                *p = v.widen();
+            }
             dst[tail.len()..].fill(0.0);
         }
     }

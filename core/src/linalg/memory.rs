@@ -15,7 +15,9 @@
 //! huge pages ([`Values::into_resident`]).
 
 use crate::error::InputError;
+use crate::linalg::element::Element;
 use std::fs::File;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 /// Buffers below this size stay on ordinary pages (no whole huge page inside).
@@ -25,49 +27,57 @@ const HUGE_PAGE_BYTES: usize = 2 << 20;
 /// where the operating system provides them. The values are identical either
 /// way; only the page size differs.
 pub fn zeroed_for_streaming(count: usize) -> Vec<f64> {
-    let data = vec![0.0f64; count];
+    zeroed_values(count)
+}
+
+/// [`zeroed_for_streaming`] for either stored type.
+pub fn zeroed_values<T: Element>(count: usize) -> Vec<T> {
+    let data = vec![T::default(); count];
     advise_huge_pages(&data);
     data
 }
 
-/// f64 values: owned (on huge pages where large), mapped read-only from a
-/// file, or shared with their owner (a host language's array).
+/// Stored values (f64 unless said otherwise): owned (on huge pages where
+/// large), mapped read-only from a file, or shared with their owner (a host
+/// language's array).
 #[derive(Clone)]
-pub enum Values {
+pub enum Values<T: Element = f64> {
     /// Values in memory of their own.
-    Owned(Vec<f64>),
+    Owned(Vec<T>),
     /// Values mapped read-only from a file.
-    Mapped(Arc<MappedValues>),
+    Mapped(Arc<MappedValues<T>>),
     /// Values in memory someone else owns, read in place (the Python
     /// bindings lend NumPy arrays this way); writing copies them first.
-    Shared(Arc<dyn SharedValues>),
+    Shared(Arc<dyn SharedValues<T>>),
 }
 
-/// Read-only f64 values that live elsewhere. The implementor keeps them alive
+/// Read-only values that live elsewhere. The implementor keeps them alive
 /// and unchanged for as long as it lives (the Python bindings hold the NumPy
 /// array and lock it against writes through its writeable flag).
-pub trait SharedValues: Send + Sync {
+pub trait SharedValues<T = f64>: Send + Sync {
     /// The values, in place.
-    fn as_slice(&self) -> &[f64];
+    fn as_slice(&self) -> &[T];
 }
 
-/// `count` little-endian f64 values at byte `offset` of a read-only file mapping.
-pub struct MappedValues {
+/// `count` little-endian values at byte `offset` of a read-only file mapping.
+pub struct MappedValues<T: Element = f64> {
     map: memmap2::Mmap,
     offset: usize,
     count: usize,
+    kind: PhantomData<T>,
 }
 
-impl MappedValues {
+impl<T: Element> MappedValues<T> {
     /// Maps `count` values starting at byte `offset` of `file`. `None` where
-    /// the bytes cannot serve as f64 values in place: a big-endian machine, an
-    /// offset that is not a multiple of 8, or a failed `mmap` (the caller then
-    /// reads the file instead).
+    /// the bytes cannot serve as values in place: a big-endian machine, an
+    /// offset that is not a multiple of the value size, or a failed `mmap`
+    /// (the caller then reads the file instead).
     pub fn map(file: &File, offset: usize, count: usize) -> Option<Self> {
-        if cfg!(target_endian = "big") || !offset.is_multiple_of(std::mem::align_of::<f64>()) {
+        let size = std::mem::size_of::<T>();
+        if cfg!(target_endian = "big") || !offset.is_multiple_of(std::mem::align_of::<T>()) {
             return None;
         }
-        let bytes = count.checked_mul(8)?.checked_add(offset)?;
+        let bytes = count.checked_mul(size)?.checked_add(offset)?;
         // A mapping may reach past the end of the file, but touching that part
         // is a SIGBUS: map only what the file holds.
         if file.metadata().ok()?.len() < bytes as u64 {
@@ -77,22 +87,29 @@ impl MappedValues {
         // above and in README) is that data files are not modified while they
         // are read.
         let map = unsafe { memmap2::MmapOptions::new().len(bytes).map(file) }.ok()?;
-        Some(Self { map, offset, count })
+        Some(Self {
+            map,
+            offset,
+            count,
+            kind: PhantomData,
+        })
     }
 
     /// The mapped values, in place.
-    pub fn as_slice(&self) -> &[f64] {
-        let bytes = &self.map[self.offset..self.offset + self.count * 8];
-        // SAFETY: the mapping is page-aligned and `offset` a multiple of 8, so
-        // the pointer is aligned for f64; every bit pattern is a valid f64, and
-        // the length is in bounds (checked in `map`). Little-endian only.
-        unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<f64>(), self.count) }
+    pub fn as_slice(&self) -> &[T] {
+        let size = std::mem::size_of::<T>();
+        let bytes = &self.map[self.offset..self.offset + self.count * size];
+        // SAFETY: the mapping is page-aligned and `offset` a multiple of the
+        // value's alignment, so the pointer is aligned for T (f64 or f32);
+        // every bit pattern is a valid value, and the length is in bounds
+        // (checked in `map`). Little-endian only.
+        unsafe { std::slice::from_raw_parts(bytes.as_ptr().cast::<T>(), self.count) }
     }
 }
 
-impl Values {
+impl<T: Element> Values<T> {
     /// The values, read-only (a mapping is not copied).
-    pub fn as_slice(&self) -> &[f64] {
+    pub fn as_slice(&self) -> &[T] {
         match self {
             Values::Owned(v) => v,
             Values::Mapped(m) => m.as_slice(),
@@ -101,10 +118,10 @@ impl Values {
     }
 
     /// The values, writable: mapped or shared values are first copied (copy on write).
-    pub fn as_mut_slice(&mut self) -> &mut [f64] {
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
         match self {
-            Values::Mapped(m) => *self = Values::Owned(copy_for_streaming(m.as_slice())),
-            Values::Shared(s) => *self = Values::Owned(copy_for_streaming(s.as_slice())),
+            Values::Mapped(m) => *self = Values::Owned(copy_values(m.as_slice())),
+            Values::Shared(s) => *self = Values::Owned(copy_values(s.as_slice())),
             Values::Owned(_) => {}
         }
         match self {
@@ -122,13 +139,13 @@ impl Values {
     /// shared values (already in memory) are kept.
     pub fn into_resident(self) -> Self {
         match self {
-            Values::Mapped(m) => Values::Owned(copy_for_streaming(m.as_slice())),
+            Values::Mapped(m) => Values::Owned(copy_values(m.as_slice())),
             owned => owned,
         }
     }
 }
 
-impl std::fmt::Debug for Values {
+impl<T: Element> std::fmt::Debug for Values<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match self {
             Values::Owned(_) => "Owned",
@@ -139,7 +156,7 @@ impl std::fmt::Debug for Values {
     }
 }
 
-impl PartialEq for Values {
+impl<T: Element> PartialEq for Values<T> {
     fn eq(&self, other: &Self) -> bool {
         self.as_slice() == other.as_slice()
     }
@@ -147,9 +164,23 @@ impl PartialEq for Values {
 
 /// A copy of `values` on huge pages (see [`zeroed_for_streaming`]).
 pub fn copy_for_streaming(values: &[f64]) -> Vec<f64> {
-    let mut copy = zeroed_for_streaming(values.len());
+    copy_values(values)
+}
+
+/// [`copy_for_streaming`] for either stored type.
+pub fn copy_values<T: Element>(values: &[T]) -> Vec<T> {
+    let mut copy = zeroed_values(values.len());
     copy.copy_from_slice(values);
     copy
+}
+
+/// The values widened to f64 (exact), on huge pages where large.
+pub fn widen_values<T: Element>(values: &[T]) -> Vec<f64> {
+    let mut wide = zeroed_for_streaming(values.len());
+    for (w, v) in wide.iter_mut().zip(values) {
+        *w = v.widen();
+    }
+    wide
 }
 
 /// Bytes of memory this process may still allocate: `MemAvailable` from
@@ -224,7 +255,7 @@ pub fn check_request(field: &str, bytes: f64, what: &str) -> Result<(), InputErr
 }
 
 #[cfg(target_os = "linux")]
-fn advise_huge_pages(data: &[f64]) {
+fn advise_huge_pages<T>(data: &[T]) {
     let start = data.as_ptr() as usize;
     let end = start + std::mem::size_of_val(data);
     // Only whole huge pages inside the buffer: madvise needs an aligned start,
@@ -246,7 +277,7 @@ fn advise_huge_pages(data: &[f64]) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn advise_huge_pages(_data: &[f64]) {}
+fn advise_huge_pages<T>(_data: &[T]) {}
 
 #[cfg(test)]
 mod tests {
@@ -275,14 +306,14 @@ mod tests {
         drop(file);
         let file = File::open(&path).unwrap();
         assert!(
-            MappedValues::map(&file, 4, values.len()).is_none(),
+            MappedValues::<f64>::map(&file, 4, values.len()).is_none(),
             "misaligned offset"
         );
         assert!(
-            MappedValues::map(&file, 16, values.len() + 1).is_none(),
+            MappedValues::<f64>::map(&file, 16, values.len() + 1).is_none(),
             "past the end"
         );
-        let Some(mapped) = MappedValues::map(&file, 16, values.len()) else {
+        let Some(mapped) = MappedValues::<f64>::map(&file, 16, values.len()) else {
             return; // big-endian or no mmap: the callers read instead
         };
         let mut shared = Values::Mapped(Arc::new(mapped));

@@ -91,7 +91,7 @@ impl Scaling {
     pub fn equilibrate_least_squares(tasks: &mut [TaskData]) -> Self {
         let x_max = tasks
             .iter()
-            .fold(0.0f64, |m, t| m.max(largest_magnitude(t.xt.as_slice())));
+            .fold(0.0f64, |m, t| m.max(t.xt.largest_magnitude()));
         let y_max = tasks
             .iter()
             .fold(0.0f64, |m, t| m.max(largest_magnitude(t.y.as_slice())));
@@ -119,7 +119,7 @@ impl Scaling {
     pub fn equilibrate_logistic(tasks: &mut [TaskData], l2: f64) -> (Self, f64) {
         let x_max = tasks
             .iter()
-            .fold(0.0f64, |m, t| m.max(largest_magnitude(t.xt.as_slice())));
+            .fold(0.0f64, |m, t| m.max(t.xt.largest_magnitude()));
         let ex = exponent(x_max).unwrap_or(0);
         if ex <= SAFE_EXPONENT {
             return (Self::IDENTITY, l2);

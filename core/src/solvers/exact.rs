@@ -303,7 +303,8 @@ pub fn solve_least_squares_epigraph(
         rows.push(&[(d, -1.0)], -1.0);
         for j in 0..n {
             let entries: Vec<(usize, f64)> = task
-                .sample(j)
+                .xt
+                .sample_f64(j)
                 .iter()
                 .enumerate()
                 .map(|(c, &x)| (c, -scale * x))
@@ -363,7 +364,9 @@ fn reduce_to_sample_span(
     let mut k = 0;
     for task in data.tasks() {
         for j in 0..task.samples() {
-            samples.column_mut(k).copy_from_slice(task.sample(j));
+            samples
+                .column_mut(k)
+                .copy_from_slice(&task.xt.sample_f64(j));
             k += 1;
         }
     }
@@ -449,7 +452,8 @@ pub fn solve_logistic_epigraph(
             rows.push(&[(a_col(k), -1.0)], 0.0); // a
             cones.push(SupportedConeT::ExponentialConeT());
             let mut entries: Vec<(usize, f64)> = task
-                .sample(j)
+                .xt
+                .sample_f64(j)
                 .iter()
                 .enumerate()
                 .map(|(c, &x)| (c, y * x))
