@@ -1,7 +1,7 @@
 //! Sizes a scenario before anything is allocated or run: the memory its
 //! largest buffers need and a rough operation count. A request beyond the
 //! machine (or beyond any sensible run time) is refused with one line naming
-//! the scenario field that asked for it (issue 11, item 4).
+//! the scenario field that asked for it.
 
 use super::scenario::Scenario;
 use crate::error::{invalid, InputError};

@@ -1,4 +1,5 @@
-//! Checks (a)-(d) of the transfer experiments (issue 4). Each returns a
+//! Checks (a)-(d) of the transfer experiments (docs/THEORY.md, "The transfer
+//! checks"). Each returns a
 //! [`Check`] for report.json and has a unit test showing it can fail.
 //!
 //! Uses the crate-wide report entry [`Check`] (theory/checks.rs).

@@ -421,7 +421,7 @@ mod false_alarm_study {
         DMatrix::from_row_iterator(rows.len(), rows[0].len(), rows.iter().flatten().copied())
     }
 
-    /// The seeded bug of issue 12: `k / (n - k)` for `k / (n - k - 1)`.
+    /// A seeded bug the pooled test must catch: `k / (n - k)` for `k / (n - k - 1)`.
     fn with_bug(cells: &[Cell], sigma: f64) -> Vec<Cell> {
         cells
             .iter()

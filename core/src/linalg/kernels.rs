@@ -11,7 +11,7 @@
 //! forbids AVX-512.
 //!
 //! The data passes have AVX-512 versions that agree with the AVX2 ones bit
-//! for bit (same lanes, same combination; issue 15): on a machine whose memory
+//! for bit (same lanes, same combination): on a machine whose memory
 //! outruns an AVX2 core the passes are compute-bound, and f32 data then need
 //! one conversion per eight values instead of two. The Gram kernel
 //! ([`crate::linalg::gram`]) has an AVX-512 version that agrees with its AVX2

@@ -1,4 +1,4 @@
-//! Power-of-two rescaling of problems whose data lie far from 1 (issue 11).
+//! Power-of-two rescaling of problems whose data lie far from 1.
 //!
 //! Data near 1e-200 or 1e200 make Gram matrices, squared norms and constants
 //! under- or overflow f64 although the problem itself is representable. The

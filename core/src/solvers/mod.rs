@@ -240,7 +240,7 @@ impl argmin::core::observers::Observe<MinimaxState> for IterationHook {
 pub const CHEAP_CERTIFICATE_FLOPS: f64 = 131_072.0;
 
 /// The share of the passes' estimated cost that the default schedule spends
-/// on certificates (issue 11: the sound certificate adds at most 10% to a
+/// on certificates (the target: the sound certificate adds at most 10% to a
 /// default solve; the estimate is within a factor 2 of measured times, and the
 /// start's and the returned point's certificates come on top).
 pub const CERTIFICATE_SHARE: f64 = 0.03;
