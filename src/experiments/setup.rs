@@ -162,6 +162,29 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
+    /// One spelling of a problem kind: the built-in families report, through
+    /// the core's open `TaskFamily::kind()` string, exactly the lab's
+    /// `FamilyKind` names (what files, `generate --kind` and `solve` use).
+    #[test]
+    fn built_in_families_report_their_family_kind_name() {
+        let p = FamilyParams {
+            tasks: 2,
+            dim: 3,
+            samples: 8,
+            condition_number: 2.0,
+            spread: 1.0,
+            outliers: 0,
+            outlier_distance: 0.0,
+            noise: 0.1,
+            l2: 0.01,
+        };
+        for kind in FamilyKind::ALL {
+            let family = build_family(kind.as_str(), &p, 2, 1).unwrap();
+            assert_eq!(family.kind(), kind.as_str());
+            assert_eq!(FamilyKind::from_name(family.kind()), Some(kind));
+        }
+    }
+
     #[test]
     fn family_mu_takes_the_override_and_names_the_key_it_rejects() {
         let mut by_family = BTreeMap::new();

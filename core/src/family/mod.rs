@@ -103,7 +103,10 @@ pub type Weigh<'a> = dyn FnMut(&[f64], &mut [f64]) + 'a;
 /// Implementations must be deterministic: the same inputs give bit-identical
 /// outputs whatever the number of rayon threads.
 pub trait TaskFamily: Send + Sync {
-    /// "quadratic", "least_squares", "logistic", ...
+    /// The family's name: for the built-in families the problem-file kind
+    /// ("quadratic", "least_squares", "logistic"; "fantope" for the transfer
+    /// model's). A string, not an enum, so that families written outside the
+    /// crate name themselves; it keys checkpoints' problem digests.
     fn kind(&self) -> &'static str;
     /// M: the number of tasks.
     fn num_tasks(&self) -> usize;
