@@ -451,7 +451,7 @@ proptest! {
             .iter()
             .map(|(x, y)| TaskData {
                 xt: Samples::from_matrix_f32(&x.transpose().map(|v| v as f32)),
-                y: y.clone(),
+                y: y.clone().into(),
             })
             .collect();
         prop_assert!(stored.iter().all(|t| t.xt.dtype() == Dtype::F32));

@@ -63,7 +63,7 @@ fn both(tasks: &[(DMatrix<f32>, DVector<f64>)]) -> (Vec<TaskData>, Vec<TaskData>
         .iter()
         .map(|(xt, y)| TaskData {
             xt: Samples::from_matrix_f32(xt),
-            y: y.clone(),
+            y: y.clone().into(),
         })
         .collect();
     let wide = tasks

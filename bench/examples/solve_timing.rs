@@ -43,7 +43,7 @@ fn main() {
             // large arrays.
             TaskData {
                 xt: Samples::new(d, n, Values::Owned(copy_for_streaming(&x))),
-                y: DVector::from_vec(y),
+                y: DVector::from_vec(y).into(),
             }
         })
         .collect();

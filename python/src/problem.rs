@@ -155,12 +155,14 @@ fn data_tasks(
                 "{x_field}: is empty ({rows} rows, {cols} columns)"
             )));
         }
-        let y = read_vector(py, y, &y_field)?;
+        // Lent in place like x (a C-contiguous float64 array is not copied).
+        let y_lent = lend(py, y, &y_field, 1)?.values;
+        let y = y_lent.as_slice();
         if y.is_empty() {
             return Err(PyValueError::new_err(format!("{y_field}: is empty")));
         }
         // As the command line reads a y file (io::read_vector): `entry [k]`.
-        if let Some(k) = taskrobust::error::first_non_finite(&y) {
+        if let Some(k) = taskrobust::error::first_non_finite(y) {
             return Err(PyValueError::new_err(format!(
                 "{y_field}: entry [{k}] is {} (NaN or infinite values are not allowed)",
                 y[k]
@@ -184,7 +186,7 @@ fn data_tasks(
         // An n x d C-order array is the d x n sample matrix the core reads.
         tasks.push(TaskData {
             xt: Samples::new(cols, rows, x.values),
-            y: DVector::from_vec(y),
+            y: y_lent.into(),
         });
     }
     Ok(tasks)
@@ -520,6 +522,22 @@ impl PyProblem {
             d.tasks()
                 .iter()
                 .map(|t| t.xt.as_slice().as_ptr() as usize)
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
+    /// For tests: the address of each task's targets as the core reads them
+    /// (equal to the NumPy array's `ctypes.data` where it was not copied).
+    fn _target_pointers(&self) -> Vec<usize> {
+        let family = self.family();
+        let data = family
+            .least_squares_data()
+            .or_else(|| family.logistic_parts().map(|(d, _)| d));
+        data.map(|d| {
+            d.tasks()
+                .iter()
+                .map(|t| t.y.as_slice().as_ptr() as usize)
                 .collect()
         })
         .unwrap_or_default()

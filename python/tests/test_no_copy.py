@@ -16,6 +16,11 @@ def test_c_contiguous_float64_is_not_copied():
     # The core reads the NumPy buffers themselves.
     assert problem._data_pointers() == [x.ctypes.data for x in xs]
     assert logistic._data_pointers() == [x.ctypes.data for x in xs]
+    # The targets too.
+    labels = [np.where(y > 0, 1.0, -1.0) for y in ys]
+    logistic = taskrobust.Problem.logistic(xs, labels, l2=0.1)
+    assert problem._target_pointers() == [y.ctypes.data for y in ys]
+    assert logistic._target_pointers() == [y.ctypes.data for y in labels]
     # The same numbers as from a copy.
     copied = taskrobust.Problem.least_squares([np.asfortranarray(x) for x in xs], ys)
     a = taskrobust.solve(problem, iters=20)

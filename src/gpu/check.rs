@@ -896,7 +896,7 @@ mod device_run {
             .iter()
             .map(|t| crate::family::TaskData {
                 xt: t.xt.to_dtype(Dtype::F32),
-                y: t.y.map(|v| f64::from(v as f32)),
+                y: t.y.to_vector().map(|v| f64::from(v as f32)).into(),
             })
             .collect()
     }
@@ -1174,7 +1174,7 @@ mod tests {
         };
         let base = least_squares_family(&spec, 64, NOISE, GradientForm::Data).unwrap();
         let mut tasks = base.data().tasks().to_vec();
-        tasks[0].y[0] += 1e-6;
+        tasks[0].y.as_mut_slice()[0] += 1e-6;
         let perturbed: Arc<dyn TaskFamily> =
             Arc::new(crate::family::LeastSquaresFamily::new(tasks, GradientForm::Data).unwrap());
         let base: Arc<dyn TaskFamily> = Arc::new(base);

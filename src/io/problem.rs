@@ -952,7 +952,7 @@ impl Loader {
             ));
         }
         Ok((
-            TaskData { xt, y },
+            TaskData { xt, y: y.into() },
             Sources {
                 x: x_label,
                 y: y_label,

@@ -245,13 +245,76 @@ impl Samples {
     }
 }
 
+/// A task's targets `y_i`: f64 values in memory of their own, or shared
+/// with their owner and read in place (a host language's array; see
+/// [`Values::Shared`]). Reads as a slice (`Deref`) or as a column vector
+/// ([`Targets::view`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Targets(Values<f64>);
+
+impl Targets {
+    /// Targets read in place from values someone else owns.
+    pub fn shared(values: std::sync::Arc<dyn crate::linalg::memory::SharedValues>) -> Self {
+        Self(Values::Shared(values))
+    }
+
+    /// The targets as a column vector, in place.
+    pub fn view(&self) -> nalgebra::DVectorView<'_, f64> {
+        nalgebra::DVectorView::from_slice(self.0.as_slice(), self.0.as_slice().len())
+    }
+
+    /// The targets as an owned vector (a copy).
+    pub fn to_vector(&self) -> DVector<f64> {
+        DVector::from_column_slice(self.0.as_slice())
+    }
+
+    /// The values, in place.
+    pub fn as_slice(&self) -> &[f64] {
+        self.0.as_slice()
+    }
+
+    /// `||y||^2` (nalgebra's sum, as for a `DVector`).
+    pub fn norm_squared(&self) -> f64 {
+        self.view().norm_squared()
+    }
+
+    /// The values, writable (shared values are copied first).
+    pub fn as_mut_slice(&mut self) -> &mut [f64] {
+        self.0.as_mut_slice()
+    }
+
+    /// Whether the values are read in place from their owner.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.0, Values::Shared(_))
+    }
+}
+
+impl std::ops::Deref for Targets {
+    type Target = [f64];
+    fn deref(&self) -> &[f64] {
+        self.0.as_slice()
+    }
+}
+
+impl From<Values<f64>> for Targets {
+    fn from(values: Values<f64>) -> Self {
+        Self(values)
+    }
+}
+
+impl From<DVector<f64>> for Targets {
+    fn from(y: DVector<f64>) -> Self {
+        Self(Values::Owned(y.data.into()))
+    }
+}
+
 /// One task's samples: `xt` is d x n (one column per sample), `y` has n entries.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskData {
     /// `X_i^T`: the samples, d x n (one column per sample).
     pub xt: Samples,
     /// `y_i`: targets (least squares) or +1/-1 labels (logistic), one per sample.
-    pub y: DVector<f64>,
+    pub y: Targets,
 }
 
 impl TaskData {
@@ -262,14 +325,14 @@ impl TaskData {
         let mut xt = DMatrix::from_vec(d, n, crate::linalg::memory::zeroed_for_streaming(n * d));
         x.transpose_to(&mut xt);
         let xt = Samples::new(d, n, Values::Owned(xt.data.into()));
-        Self { xt, y }
+        Self { xt, y: y.into() }
     }
 
     /// From a d x n matrix of samples (one per column).
     pub fn from_columns(xt: &DMatrix<f64>, y: DVector<f64>) -> Self {
         Self {
             xt: Samples::from_matrix(xt),
-            y,
+            y: y.into(),
         }
     }
 
@@ -866,7 +929,7 @@ mod tests {
                 let scale = reference.amax();
                 assert!((&grams[i] - &reference).amax() <= 1e-13 * scale, "task {i}");
                 assert_eq!(grams[i], grams[i].transpose(), "task {i} not symmetric");
-                let moment = task.xt.view() * &task.y / n as f64;
+                let moment = task.xt.view() * task.y.view() / n as f64;
                 assert!((&moments[i] - &moment).amax() <= 1e-13 * moment.amax().max(1.0));
             }
             assert_eq!(data.gram(m - 1), grams[m - 1]);
@@ -890,7 +953,7 @@ mod tests {
         for i in [0, 2] {
             let task = &data.tasks()[i];
             let n = task.samples() as f64;
-            let r = task.xt.view().tr_mul(&theta) - &task.y;
+            let r = task.xt.view().tr_mul(&theta) - task.y.view();
             let loss = 0.5 * r.norm_squared() / n;
             let gradient = task.xt.view() * r / n;
             assert!((losses[i] - loss).abs() <= 1e-13 * loss);

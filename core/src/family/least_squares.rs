@@ -199,7 +199,7 @@ impl LeastSquaresFamily {
                 .par_iter()
                 .map(|task| {
                     task.xt
-                        .with_f64_view(|xt| factor_task(xt.transpose().as_view(), &task.y))
+                        .with_f64_view(|xt| factor_task(xt.transpose().as_view(), task.y.view()))
                 })
                 .collect()
         })
@@ -241,7 +241,7 @@ impl LeastSquaresFamily {
             longest = longest.max(n);
             let c = p / n as f64;
             let (residual, projected) = task.xt.with_f64_view(|xt| {
-                let residual = xt.tr_mul(theta) - &task.y;
+                let residual = xt.tr_mul(theta) - task.y.view();
                 let projected = xt * &residual;
                 (residual, projected)
             });
@@ -495,7 +495,7 @@ impl TaskFamily for LeastSquaresFamily {
     ) -> Result<(), Error> {
         let data = &self.data.tasks()[task];
         *gradient = data.xt.with_f64_view(|xt| {
-            let residual = xt.tr_mul(theta) - &data.y;
+            let residual = xt.tr_mul(theta) - data.y.view();
             xt * residual / data.samples() as f64
         });
         Ok(())

@@ -15,7 +15,7 @@ mod quadratic;
 
 #[cfg_attr(not(feature = "gpu"), allow(unused_imports))]
 pub(crate) use data::with_values;
-pub use data::{DataTasks, SampleNorms, SampleValues, Samples, TaskData};
+pub use data::{DataTasks, SampleNorms, SampleValues, Samples, Targets, TaskData};
 pub use least_squares::{GradientForm, LeastSquaresFamily};
 pub use logistic::LogisticFamily;
 pub use quadratic::{QuadraticFamily, QuadraticTask};

@@ -20,7 +20,7 @@
 
 use crate::problem::certificate::{norm_up, round_down};
 use crate::problem::numerics::{gamma, round_up, UNDERFLOW_UNIT, UNIT_ROUNDOFF};
-use nalgebra::{DMatrix, DMatrixView, DVector};
+use nalgebra::{DMatrix, DMatrixView, DVector, DVectorView};
 
 /// One task's samples factored once: `X = Q R` (Householder), `Q^T y`'s
 /// first d entries, and a certified lower bound on `sigma_min(X)`.
@@ -37,13 +37,13 @@ pub struct TaskFactor {
 
 /// Factors one task's samples (`x` is n x d with n >= d; `None` otherwise
 /// or where the data are not finite).
-pub fn factor_task(x: DMatrixView<'_, f64>, y: &DVector<f64>) -> Option<TaskFactor> {
+pub fn factor_task(x: DMatrixView<'_, f64>, y: DVectorView<'_, f64>) -> Option<TaskFactor> {
     let (n, d) = x.shape();
     if n < d || d == 0 || y.len() != n || x.iter().chain(y.iter()).any(|v| !v.is_finite()) {
         return None;
     }
     let qr = x.clone_owned().qr();
-    let mut qty = y.clone();
+    let mut qty = y.clone_owned();
     qr.q_tr_mul(&mut qty);
     let r = qr.r();
     let sigma = certified_smallest_singular_value(x, &r);
@@ -186,7 +186,7 @@ mod tests {
                 x[(i, 1)] = x[(i, 0)] + eps * noise[(i, 0)];
             }
             let exact = x.clone().svd(false, false).singular_values.min();
-            let certified = factor_task(x.as_view(), &DVector::zeros(40))
+            let certified = factor_task(x.as_view(), DVector::zeros(40).as_view())
                 .unwrap()
                 .sigma
                 .unwrap();
@@ -213,12 +213,12 @@ mod tests {
         for i in 0..30 {
             x[(i, 2)] = 2.0 * x[(i, 0)] - x[(i, 1)];
         }
-        let factor = factor_task(x.as_view(), &DVector::zeros(30)).unwrap();
+        let factor = factor_task(x.as_view(), DVector::zeros(30).as_view()).unwrap();
         assert_eq!(factor.sigma, None);
-        assert!(factor_task(random(2, 5, 6).as_view(), &DVector::zeros(2)).is_none());
+        assert!(factor_task(random(2, 5, 6).as_view(), DVector::zeros(2).as_view()).is_none());
         let mut nan = random(10, 2, 7);
         nan[(3, 1)] = f64::NAN;
-        assert!(factor_task(nan.as_view(), &DVector::zeros(10)).is_none());
+        assert!(factor_task(nan.as_view(), DVector::zeros(10).as_view()).is_none());
     }
 
     #[test]
@@ -229,8 +229,8 @@ mod tests {
             DVector::from_fn(15, |i, _| i as f64),
         );
         let (f1, f2) = (
-            factor_task(x1.as_view(), &y1).unwrap(),
-            factor_task(x2.as_view(), &y2).unwrap(),
+            factor_task(x1.as_view(), y1.as_view()).unwrap(),
+            factor_task(x2.as_view(), y2.as_view()).unwrap(),
         );
         let theta = weighted_least_squares_point(&[(&f1, 0.25), (&f2, 2.0)]).unwrap();
         // The normal equations: sum_i c_i X_i^T (X_i theta - y_i) = 0.

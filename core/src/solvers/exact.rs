@@ -380,7 +380,7 @@ fn reduce_to_sample_span(
             let n = task.samples();
             let columns = r.columns(start, n).into_owned();
             start += n;
-            crate::family::TaskData::from_columns(&columns, task.y.clone())
+            crate::family::TaskData::from_columns(&columns, task.y.to_vector())
         })
         .collect();
     let reduced = DataTasks::new(tasks, labels_pm1).ok()?;
