@@ -1183,6 +1183,44 @@ mod tests {
     }
 
     #[test]
+    fn exact_form_bounds_are_the_forms_norms_and_no_error() {
+        let form = QuadraticForm {
+            hessian: DMatrix::from_row_slice(2, 2, &[3.0, 4.0, 4.0, -1.0]),
+            linear: DVector::from_vec(vec![0.0, -2.0]),
+            constant: -5.0,
+        };
+        let b = FormBounds::exact(&form);
+        let frobenius = 42f64.sqrt();
+        assert!(b.hessian_norm >= frobenius && b.hessian_norm <= frobenius * (1.0 + 1e-12));
+        assert!(b.linear_norm >= 2.0 && b.linear_norm <= 2.0 * (1.0 + 1e-12));
+        assert_eq!(b.constant_abs, 5.0);
+        assert_eq!(
+            (b.hessian_error, b.linear_error, b.constant_error),
+            (0.0, 0.0, 0.0)
+        );
+    }
+
+    #[test]
+    fn a_slightly_nonconvex_form_on_a_ball_gets_its_deficit_charged() {
+        // 1/2 (x^2 - 1e-4 y^2) on the unit ball: minimum -0.5e-4. No shift
+        // near zero factors it; the search for a lower one (x 1e3 each try)
+        // must reach past -1e-4 and charge that deficit over the ball.
+        let form = QuadraticForm {
+            hessian: DMatrix::from_row_slice(2, 2, &[1.0, 0.0, 0.0, -1e-4]),
+            linear: DVector::zeros(2),
+            constant: 0.0,
+        };
+        let certificate = sound_quadratic_bound(
+            std::slice::from_ref(&form),
+            &[FormBounds::exact(&form)],
+            &[1.0],
+            &Ball::with_radius(1.0),
+        );
+        assert!(certificate.bound <= -0.5e-4, "{certificate:?}");
+        assert!(certificate.bound >= -1e-2, "{certificate:?}");
+    }
+
+    #[test]
     fn weights_without_mass_certify_nothing_and_say_why() {
         let form = QuadraticForm {
             hessian: DMatrix::from_element(1, 1, 1.0),
