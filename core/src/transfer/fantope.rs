@@ -755,5 +755,11 @@ mod tests {
         assert!(solution.gap < 1e-2, "gap {}", solution.gap);
         assert!((solution.projector.trace() - 2.0).abs() < 1e-9);
         assert!((solution.weights.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        // The iteration budget is the caller's.
+        for iterations in [7, 31] {
+            let short =
+                fantope_minimax(&losses, 2, None, iterations, None, Method::Accelerated).unwrap();
+            assert_eq!(short.iterations, iterations);
+        }
     }
 }
