@@ -40,6 +40,17 @@ impl PyProblem {
         self.loaded.family.as_ref()
     }
 
+    /// For the tests' pointer checks: `address` of each data task (none for
+    /// quadratic problems).
+    fn task_addresses(&self, address: impl Fn(&TaskData) -> usize) -> Vec<usize> {
+        let family = self.family();
+        family
+            .least_squares_data()
+            .or_else(|| family.logistic_parts().map(|(d, _)| d))
+            .map(|d| d.tasks().iter().map(address).collect())
+            .unwrap_or_default()
+    }
+
     /// theta in the problem's units -> the units the family works in.
     pub fn theta_in(&self, mut theta: Vec<f64>) -> DVector<f64> {
         self.loaded.scaling.theta_to_internal(&mut theta);
@@ -514,33 +525,13 @@ impl PyProblem {
     /// For tests: the address of each task's sample buffer as the core reads
     /// it (equal to the NumPy array's `ctypes.data` where it was not copied).
     fn _data_pointers(&self) -> Vec<usize> {
-        let family = self.family();
-        let data = family
-            .least_squares_data()
-            .or_else(|| family.logistic_parts().map(|(d, _)| d));
-        data.map(|d| {
-            d.tasks()
-                .iter()
-                .map(|t| t.xt.as_slice().as_ptr() as usize)
-                .collect()
-        })
-        .unwrap_or_default()
+        self.task_addresses(|t| t.xt.as_slice().as_ptr() as usize)
     }
 
     /// For tests: the address of each task's targets as the core reads them
     /// (equal to the NumPy array's `ctypes.data` where it was not copied).
     fn _target_pointers(&self) -> Vec<usize> {
-        let family = self.family();
-        let data = family
-            .least_squares_data()
-            .or_else(|| family.logistic_parts().map(|(d, _)| d));
-        data.map(|d| {
-            d.tasks()
-                .iter()
-                .map(|t| t.y.as_slice().as_ptr() as usize)
-                .collect()
-        })
-        .unwrap_or_default()
+        self.task_addresses(|t| t.y.as_slice().as_ptr() as usize)
     }
 
     fn __repr__(&self) -> String {
