@@ -311,9 +311,8 @@ impl Experiment for TasksScaling {
                  {mu} and {l_mu} the comparator bound assumes"
             )));
         }
-        let mut theta_losses = vec![0.0; m];
-        family.losses(&DVector::from_column_slice(&fixed.theta), &mut theta_losses)?;
-        let smoothed_suboptimality = log_sum_exp(&theta_losses, run_mu) - opt_lower;
+        // The run reports f_i at its returned theta: F_mu from those.
+        let smoothed_suboptimality = log_sum_exp(&fixed.losses, run_mu) - opt_lower;
         let comparator_count = horizon_grid(p.scan_min, p.scan_max.saturating_mul(1 << 20), 2)
             .into_iter()
             .find(|&t| comparator(t) <= target)

@@ -615,29 +615,46 @@ impl<'de> Deserialize<'de> for FileName {
     }
 }
 
+/// A string field that names one of a few values: `parse` maps the name,
+/// and anything else is `is "<v>"; expected <expected>`.
+fn deserialize_name<'de, D: Deserializer<'de>, T>(
+    deserializer: D,
+    expected: &'static str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T, D::Error> {
+    struct V<T> {
+        expected: &'static str,
+        parse: fn(&str) -> Option<T>,
+    }
+    impl<T> Visitor<'_> for V<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.expected)
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+            (self.parse)(v)
+                .ok_or_else(|| E::custom(format!("is {v:?}; expected {}", self.expected)))
+        }
+    }
+    deserializer.deserialize_str(V { expected, parse })
+}
+
 /// `"auto" | "data" | "gram"`.
 #[derive(Debug)]
 struct FormName(GradientForm);
 
 impl<'de> Deserialize<'de> for FormName {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        const EXPECTED: &str = "\"auto\", \"data\" or \"gram\"";
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = FormName;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str(EXPECTED)
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<FormName, E> {
-                Ok(FormName(match v {
-                    "auto" => GradientForm::Auto,
-                    "data" => GradientForm::Data,
-                    "gram" => GradientForm::Gram,
-                    _ => return Err(E::custom(format!("is {v:?}; expected {EXPECTED}"))),
-                }))
-            }
-        }
-        deserializer.deserialize_str(V)
+        deserialize_name(
+            deserializer,
+            "\"auto\", \"data\" or \"gram\"",
+            |v| match v {
+                "auto" => Some(FormName(GradientForm::Auto)),
+                "data" => Some(FormName(GradientForm::Data)),
+                "gram" => Some(FormName(GradientForm::Gram)),
+                _ => None,
+            },
+        )
     }
 }
 
@@ -647,20 +664,9 @@ struct DtypeName(Dtype);
 
 impl<'de> Deserialize<'de> for DtypeName {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        const EXPECTED: &str = "\"f64\" or \"f32\"";
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = DtypeName;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str(EXPECTED)
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<DtypeName, E> {
-                Dtype::from_name(v)
-                    .map(DtypeName)
-                    .ok_or_else(|| E::custom(format!("is {v:?}; expected {EXPECTED}")))
-            }
-        }
-        deserializer.deserialize_str(V)
+        deserialize_name(deserializer, "\"f64\" or \"f32\"", |v| {
+            Dtype::from_name(v).map(DtypeName)
+        })
     }
 }
 
