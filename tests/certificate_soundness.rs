@@ -668,7 +668,7 @@ fn slightly_nonconvex_tasks_get_no_bound_above_opt() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Nearly collinear features (offsets 1e-7 to 1e-12): the Gram route
+/// Nearly collinear features (offsets 1e-7 to 1e-16): the Gram route
 /// certifies no curvature, so the residual certificate (QR of the samples)
 /// must carry the bound: never above the exact D(p) / sum p, and above the
 /// trivial 0 in most cases.
@@ -684,7 +684,7 @@ fn nearly_collinear_certificates_are_sound_and_nontrivial() {
     let mut ratios = Vec::new();
     for case in 0..40 {
         let (m, n, d) = (3, 10, 3);
-        let offset = 10f64.powi(-7 - (case % 6));
+        let offset = 10f64.powi(-7 - (case % 10));
         let data: Vec<(DMatrix<f64>, DVector<f64>)> = (0..m)
             .map(|_| {
                 let mut x = DMatrix::from_fn(n, d, |_, _| 2.0 * uniform());
@@ -722,14 +722,24 @@ fn nearly_collinear_certificates_are_sound_and_nontrivial() {
             certificate.bound / rational_to_f64(&reference),
         ));
     }
-    // Power: at offset 1e-7 (condition about 1e7, where the Gram matrix's
-    // 1e14 defeats the dual route) the residual certificate is within 1% of
-    // D(p). Below that it bounds the projection by sigma_min alone and mostly
-    // falls back to the trivial 0 (THEORY.md).
-    for (case, (kind, ratio)) in ratios.iter().enumerate().step_by(6) {
-        assert!(
-            *kind == "residual" && *ratio >= 0.99,
-            "case {case}: {kind} at {ratio} of D(p)"
-        );
+    // Power: down to offset 1e-12 (condition about 1e12, where the Gram
+    // matrices' 1e24 defeats the dual route) the residual certificate is
+    // within 1% of D(p): its projection term is bounded through the whitened
+    // samples (docs/THEORY.md). At 1e-13 and 1e-14 it is looser but above the
+    // trivial 0; at 1e-15 and below the samples are rank deficient to working
+    // precision and it may fall back to 0.
+    for (case, (kind, ratio)) in ratios.iter().enumerate() {
+        let exponent = 7 + case % 10;
+        if exponent <= 12 {
+            assert!(
+                *kind == "residual" && *ratio >= 0.99,
+                "case {case} (offset 1e-{exponent}): {kind} at {ratio} of D(p)"
+            );
+        } else if exponent <= 14 {
+            assert!(
+                *kind == "residual" && *ratio > 0.0,
+                "case {case} (offset 1e-{exponent}): {kind} at {ratio} of D(p)"
+            );
+        }
     }
 }

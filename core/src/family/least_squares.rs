@@ -12,7 +12,8 @@ use crate::problem::certificate::{
 };
 use crate::problem::numerics::{gamma, round_up, UNDERFLOW_UNIT, UNIT_ROUNDOFF};
 use crate::problem::residual::{
-    factor_task, residual_bound, weighted_least_squares_point, TaskFactor,
+    factor_task, residual_bound, weighted_least_squares_point, whiten_task, TaskFactor,
+    WhitenedGrams,
 };
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
@@ -65,8 +66,16 @@ pub struct LeastSquaresFamily {
     /// Each task's QR factor and certified `sigma_min(X_i)` (the residual
     /// certificate; computed on first use).
     factors: OnceLock<Vec<Option<TaskFactor>>>,
+    /// The stacked samples whitened by one fixed factor (the residual
+    /// certificate's tight projection bound; computed on first use).
+    whitened: OnceLock<Option<WhitenedGrams>>,
     task_gradients: Mutex<DMatrix<f64>>,
 }
+
+/// The dual certificate's rounding allowance, as a share of its bound, above
+/// which the residual certificate is tried too: an allowance that large means
+/// the Gram matrices' squared condition number is costing tightness.
+const DUAL_ALLOWANCE_SHARE: f64 = 1e-6;
 
 impl LeastSquaresFamily {
     /// Validates the tasks and builds the family, each task evaluated in the form
@@ -113,6 +122,7 @@ impl LeastSquaresFamily {
             packed_hessians: OnceLock::new(),
             spectrum: OnceLock::new(),
             factors: OnceLock::new(),
+            whitened: OnceLock::new(),
             task_gradients: Mutex::new(DMatrix::zeros(d, m)),
         };
         if family.use_gram.iter().any(|&g| g) {
@@ -205,6 +215,21 @@ impl LeastSquaresFamily {
         })
     }
 
+    /// The whitened Gram matrices (once; `None` where they cannot be built).
+    fn whitened(&self) -> Option<&WhitenedGrams> {
+        self.whitened
+            .get_or_init(|| {
+                let samples: Vec<usize> = self.data.tasks().iter().map(|t| t.samples()).collect();
+                WhitenedGrams::new(self.factors(), &samples, |i, z, z_frobenius| {
+                    let x_frobenius = round_up(self.norms()[i].frobenius2.sqrt() * 1.01);
+                    self.data.tasks()[i]
+                        .xt
+                        .with_f64_view(|xt| whiten_task(xt, x_frobenius, z, z_frobenius))
+                })
+            })
+            .as_ref()
+    }
+
     /// The residual certificate for the weights `p` (see
     /// [`crate::problem::residual`]), at the minimiser of their weighted sum
     /// found by QR (`iterate` where that fails): one pass over the data for
@@ -271,7 +296,21 @@ impl LeastSquaresFamily {
         let residual_error = round_up((e2 * (1.0 + gamma(m + 4))).sqrt() * 1.01);
         let h_error = round_up((h_err + gamma(m + 2) * h_size) * (1.0 + gamma(m)));
         let h_upper = round_up(norm_up(h.as_slice()) + h_error);
-        let bound = residual_bound(r2_lower, h_upper, s2_lower, residual_error);
+        let per_task = residual_bound(r2_lower, h_upper, s2_lower, residual_error);
+        // The tight projection bound through the whitened samples, where
+        // their curvature is certified.
+        let weights_per_sample: Vec<f64> = weights
+            .iter()
+            .zip(self.data.tasks())
+            .map(|(p, task)| p / task.samples() as f64)
+            .collect();
+        let whitened = self
+            .whitened()
+            .and_then(|w| w.projection(&weights_per_sample, &h, h_error))
+            .map_or(0.0, |projected| {
+                residual_bound(r2_lower, projected, 1.0, residual_error)
+            });
+        let bound = per_task.max(whitened);
         if bound.is_nan() || bound <= 0.0 {
             return Certificate::none(
                 "neither the Gram matrices nor QR of the samples certify curvature",
@@ -283,8 +322,8 @@ impl LeastSquaresFamily {
             bound,
             kind: "residual",
             error_bound: round_up(((estimate / weight_sum) - bound).max(0.0)),
-            note: "no curvature certified from the Gram matrices (nearly collinear features): \
-                   the residual bound, on QR of the samples",
+            note: "the Gram matrices certify no curvature, or too little for a tight bound \
+                   (nearly collinear features): the residual bound, on QR of the samples",
         }
     }
 
@@ -550,11 +589,13 @@ impl TaskFamily for LeastSquaresFamily {
         let floor = Certificate::trivial(0.0, "");
         if !self.wide {
             let dual = sound_quadratic_bound(self.forms(), self.form_bounds(), &at.weights, ball);
-            if dual.kind == "dual" {
+            if dual.kind == "dual" && dual.error_bound <= DUAL_ALLOWANCE_SHARE * dual.bound.abs() {
                 return floor.better(dual);
             }
-            // No curvature certified from the Gram matrices (nearly collinear
-            // features): the residual certificate, on QR of the samples.
+            // No curvature certified from the Gram matrices, or their rounding
+            // allowance is a visible part of the bound (nearly collinear
+            // features): the residual certificate, on QR of the samples, is
+            // valid on any ball (it bounds the unconstrained minimum).
             return floor
                 .better(dual)
                 .better(self.residual_certificate(theta, &at.weights));
