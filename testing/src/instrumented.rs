@@ -73,6 +73,20 @@ impl TaskFamily for Instrumented {
         }
         self.inner.evaluate(theta, weigh, out)
     }
+    fn reweigh(
+        &self,
+        theta: &DVector<f64>,
+        weigh: &mut Weigh<'_>,
+        at: &mut Evaluation,
+    ) -> Result<bool, Error> {
+        // A pass only where the inner family made one (known afterwards, so
+        // an injected failure comes after it, unlike in `evaluate`).
+        let made_pass = self.inner.reweigh(theta, weigh, at)?;
+        if made_pass && self.passes.fetch_add(1, Ordering::Relaxed) >= self.healthy {
+            return Err(Error::Device(INJECTED_FAILURE.into()));
+        }
+        Ok(made_pass)
+    }
     fn task_gradient(
         &self,
         task: usize,

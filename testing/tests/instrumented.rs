@@ -65,3 +65,59 @@ fn passes_are_counted_and_the_family_is_otherwise_unchanged() {
     assert_eq!(counted.take_passes(), 22);
     assert_eq!(counted.passes(), 0);
 }
+
+#[test]
+fn reweighing_recombines_the_last_pass_bit_for_bit_and_reads_no_data() {
+    use nalgebra::DVector;
+    use taskrobust::family::generators::{least_squares_family, logistic_family};
+    use taskrobust::family::{Evaluation, GradientForm, TaskFamily};
+    use taskrobust::problem::numerics::softmax_into;
+    let s = SyntheticSpec {
+        num_tasks: 4,
+        dim: 3,
+        seed: 2,
+        ..Default::default()
+    };
+    let families: Vec<Arc<dyn TaskFamily>> = vec![
+        Arc::new(quadratic_family(&s).unwrap()),
+        Arc::new(least_squares_family(&s, 20, 0.5, GradientForm::Data).unwrap()),
+        Arc::new(least_squares_family(&s, 20, 0.5, GradientForm::Gram).unwrap()),
+        Arc::new(logistic_family(&s, 20, 0.5, 1e-2).unwrap()),
+    ];
+    for inner in families {
+        let family = Instrumented::new(inner.clone());
+        let (theta, other) = (
+            DVector::from_element(3, 0.3),
+            DVector::from_element(3, -0.2),
+        );
+        let mut at = Evaluation::new(4, 3);
+        family
+            .evaluate(&theta, &mut |f, w| softmax_into(f, 1.0, w), &mut at)
+            .unwrap();
+        let mut fresh = Evaluation::new(4, 3);
+        inner
+            .evaluate(&theta, &mut |f, w| softmax_into(f, 0.1, w), &mut fresh)
+            .unwrap();
+        // The inner family's last pass is at theta again: no pass is made.
+        let before = family.passes();
+        let made = family
+            .reweigh(&theta, &mut |f, w| softmax_into(f, 0.1, w), &mut at)
+            .unwrap();
+        assert!(!made && family.passes() == before, "{}", inner.kind());
+        assert_eq!(at.weights, fresh.weights, "{}", inner.kind());
+        assert_eq!(at.gradient, fresh.gradient, "{}", inner.kind());
+        assert_eq!(at.task_gradient_norms, fresh.task_gradient_norms);
+        // After a pass elsewhere the gradients at theta are gone: a pass.
+        inner
+            .evaluate(&other, &mut |f, w| softmax_into(f, 0.1, w), &mut fresh)
+            .unwrap();
+        let made = family
+            .reweigh(&theta, &mut |f, w| softmax_into(f, 0.5, w), &mut at)
+            .unwrap();
+        assert!(made && family.passes() == before + 1, "{}", inner.kind());
+        inner
+            .evaluate(&theta, &mut |f, w| softmax_into(f, 0.5, w), &mut fresh)
+            .unwrap();
+        assert_eq!(at.gradient, fresh.gradient, "{}", inner.kind());
+    }
+}

@@ -1,7 +1,8 @@
 //! Least-squares tasks `f_i(theta) = ||X_i theta - y_i||^2 / (2 n_i)`.
 
 use super::{
-    combine_task_gradients, DataTasks, Evaluation, SampleNorms, TaskData, TaskFamily, Weigh,
+    combine_task_gradients, DataTasks, Evaluation, SampleNorms, TaskData, TaskFamily,
+    TaskGradients, Weigh,
 };
 use crate::error::{Error, InputError};
 use crate::linalg::kernels::symmetric_matvec_packed;
@@ -69,7 +70,7 @@ pub struct LeastSquaresFamily {
     /// The stacked samples whitened by one fixed factor (the residual
     /// certificate's tight projection bound; computed on first use).
     whitened: OnceLock<Option<WhitenedGrams>>,
-    task_gradients: Mutex<DMatrix<f64>>,
+    task_gradients: Mutex<TaskGradients>,
 }
 
 /// The dual certificate's rounding allowance, as a share of its bound, above
@@ -123,7 +124,7 @@ impl LeastSquaresFamily {
             spectrum: OnceLock::new(),
             factors: OnceLock::new(),
             whitened: OnceLock::new(),
-            task_gradients: Mutex::new(DMatrix::zeros(d, m)),
+            task_gradients: Mutex::new(TaskGradients::new(d, m)),
         };
         if family.use_gram.iter().any(|&g| g) {
             let forms = family.build_forms()?;
@@ -497,15 +498,35 @@ impl TaskFamily for LeastSquaresFamily {
         Ok(())
     }
 
+    fn reweigh(
+        &self,
+        theta: &DVector<f64>,
+        weigh: &mut Weigh<'_>,
+        at: &mut Evaluation,
+    ) -> Result<bool, Error> {
+        let recombined = self
+            .task_gradients
+            .lock()
+            .expect("scratch lock poisoned")
+            .reweigh(theta, weigh, at);
+        match recombined {
+            Some(()) => Ok(false),
+            None => self.evaluate(theta, weigh, at).map(|()| true),
+        }
+    }
+
     fn evaluate(
         &self,
         theta: &DVector<f64>,
         weigh: &mut Weigh<'_>,
         out: &mut Evaluation,
     ) -> Result<(), Error> {
-        let mut grads = self.task_gradients.lock().expect("scratch lock poisoned");
+        let mut scratch = self.task_gradients.lock().expect("scratch lock poisoned");
+        // The columns become the gradients at theta (the lock is held throughout).
+        scratch.made_at(theta);
+        let grads = &mut scratch.columns;
         if self.use_gram.iter().any(|&g| g) {
-            self.gram_tasks(theta, &mut out.losses, &mut grads);
+            self.gram_tasks(theta, &mut out.losses, &mut *grads);
         }
         if self.use_data.iter().any(|&g| g) {
             self.data.fused_pass(
@@ -513,12 +534,12 @@ impl TaskFamily for LeastSquaresFamily {
                 squared_link,
                 &self.use_data,
                 &mut out.losses,
-                &mut grads,
+                &mut *grads,
             );
         }
         weigh(&out.losses, &mut out.weights);
         combine_task_gradients(
-            &grads,
+            grads,
             &out.weights,
             &mut out.gradient,
             &mut out.task_gradient_norms,
@@ -647,12 +668,15 @@ impl TaskFamily for LeastSquaresFamily {
         weigh: &mut Weigh<'_>,
         out: &mut Evaluation,
     ) -> bool {
-        let mut grads = self.task_gradients.lock().expect("scratch lock poisoned");
+        let mut scratch = self.task_gradients.lock().expect("scratch lock poisoned");
+        // Minibatch gradients: no longer the full gradients at any point.
+        scratch.invalidate();
+        let grads = &mut scratch.columns;
         self.data
-            .minibatch_pass(theta, squared_link, rows, &mut out.losses, &mut grads);
+            .minibatch_pass(theta, squared_link, rows, &mut out.losses, &mut *grads);
         weigh(&out.losses, &mut out.weights);
         combine_task_gradients(
-            &grads,
+            grads,
             &out.weights,
             &mut out.gradient,
             &mut out.task_gradient_norms,

@@ -2,7 +2,8 @@
 //! `f_i(theta) = mean_j ln(1 + exp(-y_j x_j^T theta)) + l2/2 ||theta||^2`.
 
 use super::{
-    combine_task_gradients, DataTasks, Evaluation, SampleNorms, TaskData, TaskFamily, Weigh,
+    combine_task_gradients, DataTasks, Evaluation, SampleNorms, TaskData, TaskFamily,
+    TaskGradients, Weigh,
 };
 use crate::error::{check_positive, Error, InputError};
 use crate::linalg::kernels::{softplus, softplus_and_sigmoid};
@@ -27,7 +28,7 @@ pub struct LogisticFamily {
     all_tasks: Vec<bool>,
     spectral: OnceLock<Vec<(f64, f64)>>,
     norms: OnceLock<Vec<SampleNorms>>,
-    task_gradients: Mutex<DMatrix<f64>>,
+    task_gradients: Mutex<TaskGradients>,
 }
 
 impl LogisticFamily {
@@ -42,7 +43,7 @@ impl LogisticFamily {
             all_tasks: vec![true; m],
             spectral: OnceLock::new(),
             norms: OnceLock::new(),
-            task_gradients: Mutex::new(DMatrix::zeros(d, m)),
+            task_gradients: Mutex::new(TaskGradients::new(d, m)),
         })
     }
 
@@ -136,24 +137,44 @@ impl TaskFamily for LogisticFamily {
         Ok(())
     }
 
+    fn reweigh(
+        &self,
+        theta: &DVector<f64>,
+        weigh: &mut Weigh<'_>,
+        at: &mut Evaluation,
+    ) -> Result<bool, Error> {
+        let recombined = self
+            .task_gradients
+            .lock()
+            .expect("scratch lock poisoned")
+            .reweigh(theta, weigh, at);
+        match recombined {
+            Some(()) => Ok(false),
+            None => self.evaluate(theta, weigh, at).map(|()| true),
+        }
+    }
+
     fn evaluate(
         &self,
         theta: &DVector<f64>,
         weigh: &mut Weigh<'_>,
         out: &mut Evaluation,
     ) -> Result<(), Error> {
-        let mut grads = self.task_gradients.lock().expect("scratch lock poisoned");
+        let mut scratch = self.task_gradients.lock().expect("scratch lock poisoned");
+        // The columns become the gradients at theta (the lock is held throughout).
+        scratch.made_at(theta);
+        let grads = &mut scratch.columns;
         self.data.fused_pass(
             theta,
             logistic_link,
             &self.all_tasks,
             &mut out.losses,
-            &mut grads,
+            &mut *grads,
         );
-        self.add_penalty(theta, &mut out.losses, Some(&mut grads));
+        self.add_penalty(theta, &mut out.losses, Some(&mut *grads));
         weigh(&out.losses, &mut out.weights);
         combine_task_gradients(
-            &grads,
+            grads,
             &out.weights,
             &mut out.gradient,
             &mut out.task_gradient_norms,
@@ -260,13 +281,16 @@ impl TaskFamily for LogisticFamily {
         weigh: &mut Weigh<'_>,
         out: &mut Evaluation,
     ) -> bool {
-        let mut grads = self.task_gradients.lock().expect("scratch lock poisoned");
+        let mut scratch = self.task_gradients.lock().expect("scratch lock poisoned");
+        // Minibatch gradients: no longer the full gradients at any point.
+        scratch.invalidate();
+        let grads = &mut scratch.columns;
         self.data
-            .minibatch_pass(theta, logistic_link, rows, &mut out.losses, &mut grads);
-        self.add_penalty(theta, &mut out.losses, Some(&mut grads));
+            .minibatch_pass(theta, logistic_link, rows, &mut out.losses, &mut *grads);
+        self.add_penalty(theta, &mut out.losses, Some(&mut *grads));
         weigh(&out.losses, &mut out.weights);
         combine_task_gradients(
-            &grads,
+            grads,
             &out.weights,
             &mut out.gradient,
             &mut out.task_gradient_norms,

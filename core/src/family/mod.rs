@@ -220,6 +220,23 @@ pub trait TaskFamily: Send + Sync {
         None
     }
 
+    /// `at` is this family's evaluation at `theta` (its losses are
+    /// `f(theta)`): refills `at.weights` from `weigh(&at.losses, ..)` and
+    /// `at.gradient` for those weights, as [`TaskFamily::evaluate`] would (a
+    /// lowered temperature, say). Families that keep the task gradients of
+    /// their last pass recombine them where that pass was at `theta`, bit for
+    /// bit what `evaluate` gives, without reading the data; the default
+    /// evaluates again. Returns whether a pass over the data was made.
+    fn reweigh(
+        &self,
+        theta: &DVector<f64>,
+        weigh: &mut Weigh<'_>,
+        at: &mut Evaluation,
+    ) -> Result<bool, Error> {
+        self.evaluate(theta, weigh, at)?;
+        Ok(true)
+    }
+
     /// Like [`TaskFamily::evaluate`], with each task's loss and gradient
     /// estimated on the given rows only (plug-in minibatch estimates).
     /// Returns `false` where the family has no data rows.
@@ -231,6 +248,66 @@ pub trait TaskFamily: Send + Sync {
         _out: &mut Evaluation,
     ) -> bool {
         false
+    }
+}
+
+/// The task gradients of a family's last full pass (columns, d x M) and the
+/// point it was made at, so that [`TaskFamily::reweigh`] can recombine them.
+#[derive(Debug)]
+pub(crate) struct TaskGradients {
+    pub(crate) columns: nalgebra::DMatrix<f64>,
+    point: DVector<f64>,
+    /// Whether `columns` are the gradients at `point` (a minibatch pass, or
+    /// none yet, leaves other values there).
+    at_point: bool,
+}
+
+impl TaskGradients {
+    pub(crate) fn new(dim: usize, num_tasks: usize) -> Self {
+        Self {
+            columns: nalgebra::DMatrix::zeros(dim, num_tasks),
+            point: DVector::zeros(dim),
+            at_point: false,
+        }
+    }
+
+    /// Marks the columns as the full gradients at `theta` (after a pass).
+    pub(crate) fn made_at(&mut self, theta: &DVector<f64>) {
+        self.point.copy_from(theta);
+        self.at_point = true;
+    }
+
+    /// Marks the columns as not the gradients at any point (minibatches).
+    pub(crate) fn invalidate(&mut self) {
+        self.at_point = false;
+    }
+
+    /// [`TaskFamily::reweigh`] for a family keeping these: recombines where
+    /// the last full pass was at `theta` (bitwise), else `None`.
+    pub(crate) fn reweigh(
+        &self,
+        theta: &DVector<f64>,
+        weigh: &mut Weigh<'_>,
+        at: &mut Evaluation,
+    ) -> Option<()> {
+        let same = self.at_point
+            && self.point.len() == theta.len()
+            && self
+                .point
+                .iter()
+                .zip(theta.iter())
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+        if !same {
+            return None;
+        }
+        weigh(&at.losses, &mut at.weights);
+        combine_task_gradients(
+            &self.columns,
+            &at.weights,
+            &mut at.gradient,
+            &mut at.task_gradient_norms,
+        );
+        Some(())
     }
 }
 

@@ -1,6 +1,6 @@
 //! Quadratic tasks `f_i(theta) = 1/2 (theta - c_i)^T A_i (theta - c_i) + b_i`.
 
-use super::{combine_task_gradients, Evaluation, TaskFamily, Weigh};
+use super::{combine_task_gradients, Evaluation, TaskFamily, TaskGradients, Weigh};
 use crate::error::{check_finite, invalid, Error, InputError};
 use crate::problem::ball::Ball;
 use crate::problem::certificate::{
@@ -39,7 +39,7 @@ pub struct QuadraticFamily {
     /// `||A_i||_F` (upper bound), for the rounding of the losses.
     a_norms: Vec<f64>,
     spectra: Vec<Spectrum>,
-    task_gradients: Mutex<DMatrix<f64>>,
+    task_gradients: Mutex<TaskGradients>,
     /// `max_i` of a sound lower bound on the unconstrained `min f_i` (computed once).
     task_floor: std::sync::OnceLock<f64>,
 }
@@ -125,7 +125,7 @@ impl QuadraticFamily {
             form_bounds,
             a_norms,
             spectra,
-            task_gradients: Mutex::new(DMatrix::zeros(d, m)),
+            task_gradients: Mutex::new(TaskGradients::new(d, m)),
             task_floor: std::sync::OnceLock::new(),
         })
     }
@@ -215,13 +215,33 @@ impl TaskFamily for QuadraticFamily {
         Ok(())
     }
 
+    fn reweigh(
+        &self,
+        theta: &DVector<f64>,
+        weigh: &mut Weigh<'_>,
+        at: &mut Evaluation,
+    ) -> Result<bool, Error> {
+        let recombined = self
+            .task_gradients
+            .lock()
+            .expect("scratch lock poisoned")
+            .reweigh(theta, weigh, at);
+        match recombined {
+            Some(()) => Ok(false),
+            None => self.evaluate(theta, weigh, at).map(|()| true),
+        }
+    }
+
     fn evaluate(
         &self,
         theta: &DVector<f64>,
         weigh: &mut Weigh<'_>,
         out: &mut Evaluation,
     ) -> Result<(), Error> {
-        let mut grads = self.task_gradients.lock().expect("scratch lock poisoned");
+        let mut scratch = self.task_gradients.lock().expect("scratch lock poisoned");
+        // The columns become the gradients at theta (the lock is held throughout).
+        scratch.made_at(theta);
+        let grads = &mut scratch.columns;
         let d = self.dim();
         let columns = grads.as_mut_slice().par_chunks_mut(d);
         if self.parallel_worth_it() {
@@ -241,7 +261,7 @@ impl TaskFamily for QuadraticFamily {
         }
         weigh(&out.losses, &mut out.weights);
         combine_task_gradients(
-            &grads,
+            grads,
             &out.weights,
             &mut out.gradient,
             &mut out.task_gradient_norms,

@@ -152,10 +152,12 @@ impl Solver<MinimaxProblem, MinimaxState> for SoftmaxGd {
             }
             let current = self.current.as_ref().expect("set");
             if let Some(mu) = schedule.lowered(self.mu, current, lower) {
-                // The next step's weights and gradient at the new temperature.
+                // The next step's weights and gradient at the new temperature:
+                // the losses at theta are unchanged, so the family recombines
+                // its task gradients where it still holds them.
                 self.mu = mu;
                 let current = self.current.as_mut().expect("set");
-                family.evaluate(&next, &mut |f, w| softmax_into(f, mu, w), current)?;
+                family.reweigh(&next, &mut |f, w| softmax_into(f, mu, w), current)?;
             }
         }
         let state = state.param(theta).param(next).cost(cost);
