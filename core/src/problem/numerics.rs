@@ -156,7 +156,10 @@ mod tests {
             let denominator = 1.0 - nu;
             assert_eq!(1.0 - denominator, nu, "n = {n}: 1 - nu must be exact");
             let excess = gamma(n).mul_add(denominator, -nu);
-            assert!(excess >= 0.0, "n = {n}: gamma below its formula by {excess:e}");
+            assert!(
+                excess >= 0.0,
+                "n = {n}: gamma below its formula by {excess:e}"
+            );
             // ... and within 8u relative of it (one rounding and the 4u inflation).
             assert!(
                 excess <= nu * 8.0 * UNIT_ROUNDOFF,
