@@ -1354,4 +1354,303 @@ mod tests {
             f64::NEG_INFINITY
         );
     }
+
+    // Campaign 4's survivors (docs/MUTANTS.md): each test below was seen red
+    // on the mutant it names and green on the code.
+
+    /// `x` as an exact integer multiple of 2^-110 (the test fails where it is
+    /// not one), for exact sums of a few doubles.
+    fn in_units(x: f64) -> i128 {
+        let scaled = x * 2f64.powi(110);
+        assert!(
+            scaled.fract() == 0.0 && scaled.abs() < 2f64.powi(120),
+            "{x:e}"
+        );
+        scaled as i128
+    }
+
+    #[test]
+    fn the_linearization_charges_the_rounding_of_r_times_the_norm_on_its_own() {
+        // The analysis charges each rounding where it occurs: with N =
+        // norm_up(g) the certified norm, the linearization is at most
+        // V - r N computed exactly, whatever slack N itself carries. Here
+        // g = (1), t = 0, r = 1 and V = N, so V - r N = 0 exactly and the
+        // bound must be <= 0 (the product r N rounded is charged by 1 + 4u).
+        let n = norm_up(&[1.0]);
+        let bound = local_model_bound(n, &[1.0], 0.0, 0.0, &[0.0], &Ball::with_radius(1.0));
+        assert!(bound <= 0.0, "{bound:e} above V - r N = 0");
+        assert!(bound >= -8.0 * UNIT_ROUNDOFF * n, "{bound:e}");
+    }
+
+    #[test]
+    fn completing_the_square_far_from_the_ball_with_a_small_gradient_is_tight() {
+        // min of 1e-8 v_1 + 1/2 ||v||^2 over ||theta'|| <= 1, v = theta' - (3, 0):
+        // m = (3 - 1e-8, 0), so -1e-16 / 2 + 1/2 (2 - 1e-8)^2 = 2 - 2e-8. The
+        // lower bound on ||m|| may only lose u (1 + u) ||g|| / lambda (1e-24
+        // here) for the rounding of g / lambda.
+        let bound = local_model_bound(
+            0.0,
+            &[1e-8, 0.0],
+            0.0,
+            1.0,
+            &[3.0, 0.0],
+            &Ball::with_radius(1.0),
+        );
+        let exact = 2.0 - 2e-8;
+        assert!(bound <= exact, "{bound} above {exact}");
+        assert!(bound >= exact - 1e-14, "{bound} far below {exact}");
+    }
+
+    #[test]
+    fn combining_subnormal_terms_charges_their_underflow() {
+        // 100 forms whose linear terms are eta (the smallest subnormal) in
+        // each of 16 entries, with weights 0.49: every product 0.49 eta
+        // rounds to 0, so the computed combination is 0 while the exact one
+        // is 49 eta per entry, 196 eta in norm. The combined linear error
+        // must cover that (the forms themselves are exact).
+        let (m, d) = (100, 16);
+        let form = QuadraticForm {
+            hessian: DMatrix::identity(d, d),
+            linear: DVector::from_element(d, UNDERFLOW_UNIT),
+            constant: 0.0,
+        };
+        let forms = vec![form.clone(); m];
+        let bounds = vec![FormBounds::exact(&form); m];
+        let weights = vec![0.49; m];
+        let mut work = DualWork::default();
+        let totals = work.combine(&forms, &bounds, &weights);
+        assert!(work.linear.iter().all(|&v| v == 0.0), "{:?}", work.linear);
+        let lost = (d as f64).sqrt() * m as f64 * 0.49 * UNDERFLOW_UNIT;
+        assert!(
+            totals.linear_error >= lost,
+            "linear error {:e} below the {lost:e} lost to underflow",
+            totals.linear_error
+        );
+    }
+
+    #[test]
+    fn combined_norm_bounds_cover_the_computed_combination() {
+        // 2^17 forms with ||H||_F = ||l|| = |c| = 1 (stated exactly) and
+        // weights 2^-17: the combination is computed exactly, with norms 1,
+        // and the stated sums are exactly 1, so the bounds on the combined
+        // form's norms must be at least 1 however large gamma_{2M+2} is.
+        let m = 1 << 17;
+        let form = QuadraticForm {
+            hessian: DMatrix::from_element(1, 1, 1.0),
+            linear: DVector::from_element(1, 1.0),
+            constant: 1.0,
+        };
+        let unit = FormBounds {
+            hessian_norm: 1.0,
+            linear_norm: 1.0,
+            constant_abs: 1.0,
+            ..FormBounds::default()
+        };
+        let mut work = DualWork::default();
+        let totals = work.combine(&vec![form; m], &vec![unit; m], &vec![2f64.powi(-17); m]);
+        assert_eq!(
+            (work.hessian[0], work.linear[0], work.constant),
+            (1.0, 1.0, 1.0)
+        );
+        for (name, norm) in [
+            ("hessian", totals.hessian_norm),
+            ("linear", totals.linear_norm),
+            ("constant", totals.constant_abs),
+        ] {
+            assert!((1.0..=1.0 + 1e-9).contains(&norm), "{name} {norm}");
+        }
+    }
+
+    #[test]
+    fn certified_curvature_is_below_demmels_bound_computed_exactly() {
+        // H = (4 + s) I with s = 2^-37: H - s I = 4 I exactly, U = 2 I, so
+        // ||U||_F^2 = 4d and max |h_jj - s| = 4 with no rounding, and
+        // s - gamma(d + 1) 4d - 4u (the documented certificate, with the
+        // code's gamma) is a dyadic number summed exactly below. s sits
+        // just above the subtracted terms so that the final rounding is
+        // small against their own allowance (gamma_{d^2} relative).
+        let d = 100;
+        let s = 2f64.powi(-37);
+        let form = QuadraticForm {
+            hessian: DMatrix::identity(d, d) * (4.0 + s),
+            linear: DVector::zeros(d),
+            constant: 0.0,
+        };
+        let mut work = DualWork::default();
+        work.combine(
+            std::slice::from_ref(&form),
+            &[FormBounds::exact(&form)],
+            &[1.0],
+        );
+        assert!(work.factor(s));
+        assert!((0..d).all(|j| work.factor[j + j * d] == 2.0));
+        let documented =
+            in_units(s) - 4 * d as i128 * in_units(gamma(d + 1)) - in_units(4.0 * UNIT_ROUNDOFF);
+        let certified = in_units(work.certified_curvature(s));
+        assert!(
+            certified <= documented,
+            "certified exceeds the documented bound by {} units of 2^-110",
+            certified - documented
+        );
+        // ... by its allowances only: a relative 1e-10 of what is subtracted.
+        assert!(
+            documented - certified <= (in_units(s) - documented) / 10_000_000_000,
+            "{}",
+            documented - certified
+        );
+    }
+
+    #[test]
+    fn a_subnormal_constant_error_is_charged_in_full() {
+        // 1/2 ||theta||^2 (d = 16) whose constant is known only to within
+        // 1000 eta: the task may be 1/2 ||theta||^2 - 1000 eta, so OPT may be
+        // -1000 eta and the bound must be at most that (subnormal arithmetic
+        // is exact here, so each eta-sized allowance counts).
+        let d = 16;
+        let form = QuadraticForm {
+            hessian: DMatrix::identity(d, d),
+            linear: DVector::zeros(d),
+            constant: 0.0,
+        };
+        let slack = 1000.0 * UNDERFLOW_UNIT;
+        let certificate = sound_quadratic_bound(
+            std::slice::from_ref(&form),
+            &[FormBounds {
+                constant_error: slack,
+                ..FormBounds::exact(&form)
+            }],
+            &[1.0],
+            &Ball::unconstrained(),
+        );
+        assert_eq!(certificate.kind, "dual", "{certificate:?}");
+        assert!(certificate.bound <= -slack, "{certificate:?}");
+        assert!(certificate.bound >= -1e-300, "{certificate:?}");
+    }
+
+    #[test]
+    fn certificates_scale_with_the_forms_by_powers_of_two() {
+        // Multiplying H, l and c by 2^k rounds nothing and leaves the
+        // minimiser where it was, so every computed quantity and allowance
+        // scales by 2^k: the bound must too (only eta-sized terms, far below
+        // these magnitudes, do not scale). An allowance with an absolute
+        // constant would show at 2^-40.
+        let forms = [
+            QuadraticForm {
+                hessian: DMatrix::from_row_slice(2, 2, &[2.0, 0.5, 0.5, 1.0]),
+                linear: DVector::from_vec(vec![-1.0, 0.3]),
+                constant: 0.7,
+            },
+            QuadraticForm {
+                hessian: DMatrix::from_row_slice(2, 2, &[1.0, -0.2, -0.2, 3.0]),
+                linear: DVector::from_vec(vec![0.4, -2.0]),
+                constant: 1.3,
+            },
+        ];
+        let weights = [0.3, 0.7];
+        let bound = |k: i32, ball: &Ball| {
+            let t = 2f64.powi(k);
+            let scaled: Vec<QuadraticForm> = forms
+                .iter()
+                .map(|f| QuadraticForm {
+                    hessian: &f.hessian * t,
+                    linear: &f.linear * t,
+                    constant: f.constant * t,
+                })
+                .collect();
+            let bounds: Vec<FormBounds> = scaled.iter().map(FormBounds::exact).collect();
+            sound_quadratic_bound(&scaled, &bounds, &weights, ball).bound
+        };
+        for ball in [Ball::unconstrained(), Ball::with_radius(0.2)] {
+            let base = bound(0, &ball);
+            assert!(base.is_finite() && base != 0.0, "{base}");
+            for k in [-40, -20, 20, 40] {
+                let scaled = bound(k, &ball) / 2f64.powi(k);
+                assert!(
+                    (scaled - base).abs() <= 1e-14 * base.abs(),
+                    "2^{k}, {ball:?}: {scaled} against {base}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_lagrangian_point_that_rounding_leaves_outside_the_ball_is_still_found() {
+        // H = 0, l = 1, r = 3.5: the bisection's first upper end nu = |l| / r
+        // puts the point exactly on the sphere, and rounding puts it just
+        // outside (1 / (1/3.5)^2 > 3.5^2 in f64), so the upper end must be
+        // doubled once rather than given up on. min of theta on [-3.5, 3.5]
+        // is -3.5.
+        let a = 1.0f64 / 3.5;
+        assert!(1.0 / (a * a) > 3.5 * 3.5, "the case must round outside");
+        let q = QuadraticForm {
+            hessian: DMatrix::zeros(1, 1),
+            linear: DVector::from_element(1, 1.0),
+            constant: 0.0,
+        };
+        let bound = minimise_quadratic_on_ball(&q, &Ball::with_radius(3.5));
+        // (The singular Hessian is certified only as nearly convex, and its
+        // possible deficit is charged over the ball: about 1e-12 relative.)
+        assert!((-3.5 * (1.0 + 1e-11)..=-3.5).contains(&bound), "{bound}");
+    }
+
+    #[test]
+    fn evaluation_bound_refuses_negative_weights() {
+        let mut at = crate::family::Evaluation::new(2, 1);
+        at.losses.copy_from_slice(&[1.0, 2.0]);
+        at.weights.copy_from_slice(&[-0.25, 1.25]);
+        let certificate = evaluation_bound(
+            &DVector::zeros(1),
+            &at,
+            |_| 0.0,
+            |_| 0.0,
+            1.0,
+            &Ball::with_radius(1.0),
+        );
+        assert_eq!(certificate.bound, f64::NEG_INFINITY, "{certificate:?}");
+        assert_eq!(
+            certificate.note,
+            "the certificate weights are not a nonnegative nonzero vector"
+        );
+    }
+
+    #[test]
+    fn evaluation_bound_charges_stated_errors_and_summation_together_and_reports_them() {
+        // Stated task-gradient errors 1e-3 and 3e-3 (weights 1/4, 3/4) AND
+        // task gradients of norm 1e9, whose weighted sum rounds by up to
+        // gamma_4 1e9: both are charged over the ball's reach (radius 1
+        // around theta = 0), so the bound drops by their sum, and the
+        // certificate reports what it subtracted as its error bound.
+        let at = |norm: f64| {
+            let mut at = crate::family::Evaluation::new(2, 2);
+            at.losses.copy_from_slice(&[1.0, 1.0]);
+            at.weights.copy_from_slice(&[0.25, 0.75]);
+            at.gradient = DVector::from_vec(vec![0.0, 0.0]);
+            at.task_gradient_norms.copy_from_slice(&[norm, norm]);
+            at
+        };
+        let theta = DVector::zeros(2);
+        let ball = Ball::with_radius(1.0);
+        let errors = [1e-3, 3e-3];
+        let exact = evaluation_bound(&theta, &at(0.0), |_| 0.0, |_| 0.0, 0.0, &ball);
+        let charged = evaluation_bound(&theta, &at(1e9), |_| 0.0, |i| errors[i], 0.0, &ball);
+        let want = 2.5e-3 + gamma(4) * 1e9;
+        let drop = exact.bound - charged.bound;
+        assert!(drop >= want, "charged {drop:e} below {want:e}");
+        assert!(
+            drop <= want * (1.0 + 1e-9),
+            "charged {drop:e} above {want:e}"
+        );
+        // The reported allowance: the model's value without any error less
+        // the bound, i.e. this drop up to the loss sum's own gamma_3 and the
+        // roundings of the two bounds (a few 1e-16).
+        assert!(
+            (charged.error_bound - drop).abs() <= 1e-12,
+            "{} against {drop:e}",
+            charged.error_bound
+        );
+        assert!(
+            exact.error_bound >= 0.0 && exact.error_bound <= 1e-15,
+            "{exact:?}"
+        );
+    }
 }

@@ -145,6 +145,31 @@ mod tests {
     }
 
     #[test]
+    fn gamma_is_never_below_highams_gamma_of_n_plus_2_and_barely_above() {
+        // gamma(n) >= (n + 2) u / (1 - (n + 2) u) exactly: an allowance
+        // computed in floating point must round up, not to nearest. With
+        // nu = (n + 2) u and 1 - nu both exact, gamma(n) (1 - nu) - nu has
+        // the sign of gamma(n) - gamma_{n+2}, and one fused multiply-add
+        // gives that sign exactly.
+        for n in [0usize, 1, 2, 7, 40, 1_000, 1 << 20, 1 << 40, 1 << 51] {
+            let nu = (n as f64 + 2.0) * UNIT_ROUNDOFF;
+            let denominator = 1.0 - nu;
+            assert_eq!(1.0 - denominator, nu, "n = {n}: 1 - nu must be exact");
+            let excess = gamma(n).mul_add(denominator, -nu);
+            assert!(
+                excess >= 0.0,
+                "n = {n}: gamma below its formula by {excess:e}"
+            );
+            // ... and within 8u relative of it (one rounding and the 4u inflation).
+            assert!(
+                excess <= nu * 8.0 * UNIT_ROUNDOFF,
+                "n = {n}: gamma above its formula by {excess:e}"
+            );
+        }
+        assert_eq!(gamma(1 << 52), f64::INFINITY);
+    }
+
+    #[test]
     fn extreme_losses_and_temperatures_stay_finite() {
         let losses = [1e300, -1e300, 5e299, 0.0];
         for &mu in &[1e-12, 1e-6, 1.0, 1e6, 1e12] {

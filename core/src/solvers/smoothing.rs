@@ -484,6 +484,68 @@ mod tests {
     }
 
     #[test]
+    fn a_region_where_no_task_has_a_gradient_tunes_from_the_spread() {
+        // Constant tasks (A = 0): G = 0 on every ball, and G R / sqrt(2 T ln M)
+        // would be mu = 0 (softmax undefined); the spread fallback applies.
+        let flat = QuadraticFamily::new(
+            (0..4)
+                .map(|i| QuadraticTask {
+                    a: DMatrix::zeros(2, 2),
+                    c: DVector::from_vec(vec![1.0, -1.0]),
+                    b: i as f64,
+                })
+                .collect(),
+        )
+        .unwrap();
+        let ball = FeasibleSet::with_radius(2.0);
+        assert_eq!(flat.gradient_bound_on_ball(2.0), 0.0);
+        let losses = [1.0, 2.0, 4.0, 3.0];
+        for accelerated in [false, true] {
+            let mu = tuned_temperature(
+                &flat,
+                &ball,
+                &DVector::zeros(2),
+                &losses,
+                None,
+                100,
+                accelerated,
+            );
+            assert_eq!(mu, 0.01 * 3.0 / 4f64.ln(), "accelerated {accelerated}");
+        }
+    }
+
+    #[test]
+    fn one_task_needs_no_temperature_and_no_continuation() {
+        // M = 1: F_mu = f_1 for every mu, so mu is set to 1 and there is
+        // nothing to continue over (ln M = 0 would make mu_0 infinite).
+        let single = QuadraticFamily::new(vec![QuadraticTask {
+            a: DMatrix::identity(2, 2),
+            c: DVector::from_vec(vec![1.0, 2.0]),
+            b: 0.5,
+        }])
+        .unwrap();
+        let unconstrained = FeasibleSet::Unconstrained;
+        let mut tracker = Tracker::new(unconstrained, 1, false);
+        for accelerated in [false, true] {
+            let (smoothing, at) = evaluate_start(
+                &single,
+                &unconstrained,
+                &DVector::zeros(2),
+                None,
+                None,
+                None,
+                50,
+                accelerated,
+                &mut tracker,
+            )
+            .unwrap();
+            assert!(smoothing.schedule.is_none(), "accelerated {accelerated}");
+            assert_eq!(smoothing.mu, 1.0, "accelerated {accelerated}");
+            assert_eq!(at.weights, vec![1.0]);
+        }
+    }
+
+    #[test]
     fn steps_are_given_or_one_over_l_mu_or_backtracking_from_theta_0() {
         let f = family();
         let ball = FeasibleSet::with_radius(2.0);

@@ -762,4 +762,37 @@ mod tests {
             assert_eq!(short.iterations, iterations);
         }
     }
+
+    #[test]
+    fn the_ky_fan_certificate_is_as_tight_at_any_scale() {
+        // Tasks t e_1, t e_2, t e_3 with k = 2: OPT = t^2 / 3 at uniform
+        // weights. Every allowance is relative to the matrices' size, so the
+        // bound is within 1e-12 relative of OPT at t^2 = 2^-60 as at 1 and
+        // 2^60 (an allowance that divides by the eigenvalues' size would
+        // swamp the small case).
+        for e in [-30, 0, 30] {
+            let t = 2f64.powi(e);
+            let tasks: Vec<_> = (0..3).map(|i| unit(3, i) * t).collect();
+            let family = FantopeFamily::new(UpstreamLosses::population(&tasks), 2);
+            let bound = family.certified_dual(&[1.0 / 3.0; 3]);
+            let want = t * t / 3.0;
+            assert!(
+                bound <= want && bound >= want * (1.0 - 1e-12),
+                "t = 2^{e}: {bound:e} against {want:e}"
+            );
+        }
+        // The top-k sum's own rounding allowance scales with the eigenvalues.
+        for e in [-40, 0, 40] {
+            let t = 2f64.powi(e);
+            let enclosure = EigenEnclosure {
+                values: vec![4.0 * t, 2.0 * t, 1.0 * t],
+                radius: 0.0,
+            };
+            let top = enclosure.top_sum_upper(2);
+            assert!(
+                top >= 6.0 * t && top <= 6.0 * t * (1.0 + 1e-14),
+                "2^{e}: {top:e}"
+            );
+        }
+    }
 }
