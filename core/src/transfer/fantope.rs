@@ -469,6 +469,43 @@ mod tests {
     }
 
     #[test]
+    fn the_enclosure_radius_covers_every_term_of_its_analysis_at_large_d() {
+        // At d = 200 the gamma(d^2 + 4) factors on ||V||_F^2 and on the
+        // reconstruction residual (relative 4.4e-12) exceed the radius's
+        // 1e-12 safety inflation: the radius must cover each term of the
+        // documented analysis (THEORY.md, Fantope certificate) without it.
+        let d = 200;
+        let mut state = 0x5851_f42d_4c95_7f2du64;
+        let mut uniform = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        let g = DMatrix::from_fn(d, d, |_, _| uniform());
+        let a = (&g + g.transpose()) * 0.5;
+        let enclosure = enclose_eigenvalues(&a, 0.0).unwrap();
+        let (values, vectors) = sorted_eigen(&a);
+        let largest = values.iter().map(|v| v.abs()).fold(0.0, f64::max);
+        let norm_factor = 1.0 + gamma(d * d + 4);
+        let frobenius_v2 = vectors.norm_squared() * norm_factor;
+        let eta = (vectors.tr_mul(&vectors) - DMatrix::<f64>::identity(d, d)).norm() * norm_factor
+            + gamma(d + 1) * frobenius_v2;
+        let rebuilt = &vectors
+            * DMatrix::from_diagonal(&DVector::from_vec(values.clone()))
+            * vectors.transpose();
+        let residual = (&a - rebuilt).norm() * norm_factor + gamma(d + 2) * largest * frobenius_v2;
+        let analysis = residual + eta * (2.0 + eta) * largest;
+        assert!(
+            enclosure.radius >= analysis,
+            "radius {:e} below the analysis' {analysis:e}",
+            enclosure.radius
+        );
+        // And not far above it: the inflation is 1e-12 relative.
+        assert!(enclosure.radius <= analysis * (1.0 + 1e-9));
+    }
+
+    #[test]
     fn losses_and_gradients_match_the_population_formula() {
         let tasks = vec![
             DVector::from_vec(vec![1.0, 2.0, 0.5]),
