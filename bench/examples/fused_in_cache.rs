@@ -113,10 +113,38 @@ fn main() {
     let mut times = vec![Vec::new(); names.len()];
     let mut digest = 0u64;
     for _ in 0..rounds {
-        times[0].push(time_pass(&xt64, &targets, &theta, &squared_link, passes, &mut digest));
-        times[1].push(time_pass(&xt32, &targets, &theta, &squared_link, passes, &mut digest));
-        times[2].push(time_pass(&xt64, &labels, &theta, &logistic_link, passes, &mut digest));
-        times[3].push(time_pass(&xt32, &labels, &theta, &logistic_link, passes, &mut digest));
+        times[0].push(time_pass(
+            &xt64,
+            &targets,
+            &theta,
+            &squared_link,
+            passes,
+            &mut digest,
+        ));
+        times[1].push(time_pass(
+            &xt32,
+            &targets,
+            &theta,
+            &squared_link,
+            passes,
+            &mut digest,
+        ));
+        times[2].push(time_pass(
+            &xt64,
+            &labels,
+            &theta,
+            &logistic_link,
+            passes,
+            &mut digest,
+        ));
+        times[3].push(time_pass(
+            &xt32,
+            &labels,
+            &theta,
+            &logistic_link,
+            passes,
+            &mut digest,
+        ));
         times[4].push(read_only(&values, passes));
     }
     println!(

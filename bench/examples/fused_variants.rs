@@ -197,7 +197,11 @@ unsafe fn variant<T: Element, L: Fn(f64, f64) -> (f64, f64)>(
     let g = gradient.as_mut_ptr();
     unsafe {
         if v.fuse {
-            let mut z = if run > 0 { dot8(ptrs(0), theta.as_ptr(), d) } else { [0.0; 8] };
+            let mut z = if run > 0 {
+                dot8(ptrs(0), theta.as_ptr(), d)
+            } else {
+                [0.0; 8]
+            };
             for i in 0..run {
                 let r0 = rows(i);
                 let mut slopes = [0.0; 8];
@@ -209,9 +213,36 @@ unsafe fn variant<T: Element, L: Fn(f64, f64) -> (f64, f64)>(
                 if i + 1 < run && v.hint != 0 {
                     let far = rows(i + v.dist).map(|j| base.wrapping_add(j * d));
                     z = match v.hint {
-                        1 => dot8_axpy8_pf::<T, _MM_HINT_T0>(ptrs(i + 1), theta.as_ptr(), slopes, ptrs(i), far, g, d, v.stride),
-                        2 => dot8_axpy8_pf::<T, _MM_HINT_T1>(ptrs(i + 1), theta.as_ptr(), slopes, ptrs(i), far, g, d, v.stride),
-                        _ => dot8_axpy8_pf::<T, _MM_HINT_NTA>(ptrs(i + 1), theta.as_ptr(), slopes, ptrs(i), far, g, d, v.stride),
+                        1 => dot8_axpy8_pf::<T, _MM_HINT_T0>(
+                            ptrs(i + 1),
+                            theta.as_ptr(),
+                            slopes,
+                            ptrs(i),
+                            far,
+                            g,
+                            d,
+                            v.stride,
+                        ),
+                        2 => dot8_axpy8_pf::<T, _MM_HINT_T1>(
+                            ptrs(i + 1),
+                            theta.as_ptr(),
+                            slopes,
+                            ptrs(i),
+                            far,
+                            g,
+                            d,
+                            v.stride,
+                        ),
+                        _ => dot8_axpy8_pf::<T, _MM_HINT_NTA>(
+                            ptrs(i + 1),
+                            theta.as_ptr(),
+                            slopes,
+                            ptrs(i),
+                            far,
+                            g,
+                            d,
+                            v.stride,
+                        ),
                     };
                 } else if i + 1 < run {
                     z = dot8_axpy8(ptrs(i + 1), theta.as_ptr(), slopes, ptrs(i), g, d);
@@ -239,7 +270,8 @@ unsafe fn variant<T: Element, L: Fn(f64, f64) -> (f64, f64)>(
                     slopes[8 + r] = s;
                 }
                 let (p0, p1) = (ptrs(i), ptrs(i + 1));
-                let p: [*const T; 16] = std::array::from_fn(|k| if k < 8 { p0[k] } else { p1[k - 8] });
+                let p: [*const T; 16] =
+                    std::array::from_fn(|k| if k < 8 { p0[k] } else { p1[k - 8] });
                 axpy16(slopes, p, g, d);
                 i += 2;
             }
@@ -256,9 +288,17 @@ unsafe fn variant<T: Element, L: Fn(f64, f64) -> (f64, f64)>(
                 i += 1;
             }
         } else if v.pipeline {
-            let mut z = if run > 0 { dot8(ptrs(0), theta.as_ptr(), d) } else { [0.0; 8] };
+            let mut z = if run > 0 {
+                dot8(ptrs(0), theta.as_ptr(), d)
+            } else {
+                [0.0; 8]
+            };
             for i in 0..run {
-                let z_next = if i + 1 < run { dot8(ptrs(i + 1), theta.as_ptr(), d) } else { [0.0; 8] };
+                let z_next = if i + 1 < run {
+                    dot8(ptrs(i + 1), theta.as_ptr(), d)
+                } else {
+                    [0.0; 8]
+                };
                 pf(i + v.dist);
                 let r0 = rows(i);
                 let mut slopes = [0.0; 8];
@@ -312,11 +352,24 @@ fn main() {
     let xt64: Vec<f64> = (0..rows * D).map(|_| next()).collect();
     let xt32: Vec<f32> = xt64.iter().map(|&v| v as f32).collect();
     let targets: Vec<f64> = (0..rows).map(|_| next()).collect();
-    let labels: Vec<f64> = targets.iter().map(|&v| if v < 0.0 { -1.0 } else { 1.0 }).collect();
+    let labels: Vec<f64> = targets
+        .iter()
+        .map(|&v| if v < 0.0 { -1.0 } else { 1.0 })
+        .collect();
     let theta: Vec<f64> = (0..D).map(|_| 0.2 * next()).collect();
-    let base = Variant { pipeline: true, hint: 1, dist: 2, stride: 64, pair: false, fuse: false };
+    let base = Variant {
+        pipeline: true,
+        hint: 1,
+        dist: 2,
+        stride: 64,
+        pair: false,
+        fuse: false,
+    };
     let mut variants: Vec<(String, Option<Variant>)> = vec![("library".into(), None)];
-    let spec = args.get(3).cloned().unwrap_or_else(|| "cur,nopf,np-nopf,np-t0d1,np-t1d2,np-t1d4,pair-nopf,pair-t1d4".into());
+    let spec = args
+        .get(3)
+        .cloned()
+        .unwrap_or_else(|| "cur,nopf,np-nopf,np-t0d1,np-t1d2,np-t1d4,pair-nopf,pair-t1d4".into());
     for name in spec.split(',') {
         let mut v = base;
         for part in name.split('-') {
@@ -324,11 +377,21 @@ fn main() {
                 "cur" => {}
                 "np" => v.pipeline = false,
                 "nopf" => v.hint = 0,
-                "fuse" => { v.fuse = true; v.pipeline = false; }
-                "pair" => { v.pair = true; v.pipeline = false; }
+                "fuse" => {
+                    v.fuse = true;
+                    v.pipeline = false;
+                }
+                "pair" => {
+                    v.pair = true;
+                    v.pipeline = false;
+                }
                 p if p.starts_with('t') => {
                     let (h, dd) = p[1..].split_once('d').unwrap();
-                    v.hint = match h { "0" => 1, "1" => 2, _ => 3 };
+                    v.hint = match h {
+                        "0" => 1,
+                        "1" => 2,
+                        _ => 3,
+                    };
                     v.dist = dd.parse().unwrap();
                 }
                 p if p.starts_with('s') => v.stride = p[1..].parse().unwrap(),
@@ -344,10 +407,18 @@ fn main() {
             (None, 1) => fused_rows(&xt32, &targets, &theta, &squared_link, g),
             (None, 2) => fused_rows(&xt64, &labels, &theta, &logistic_link, g),
             (None, _) => fused_rows(&xt32, &labels, &theta, &logistic_link, g),
-            (Some(v), 0) => unsafe { variant(*v, black_box(&xt64), &targets, &theta, &squared_link, g) },
-            (Some(v), 1) => unsafe { variant(*v, black_box(&xt32), &targets, &theta, &squared_link, g) },
-            (Some(v), 2) => unsafe { variant(*v, black_box(&xt64), &labels, &theta, &logistic_link, g) },
-            (Some(v), _) => unsafe { variant(*v, black_box(&xt32), &labels, &theta, &logistic_link, g) },
+            (Some(v), 0) => unsafe {
+                variant(*v, black_box(&xt64), &targets, &theta, &squared_link, g)
+            },
+            (Some(v), 1) => unsafe {
+                variant(*v, black_box(&xt32), &targets, &theta, &squared_link, g)
+            },
+            (Some(v), 2) => unsafe {
+                variant(*v, black_box(&xt64), &labels, &theta, &logistic_link, g)
+            },
+            (Some(v), _) => unsafe {
+                variant(*v, black_box(&xt32), &labels, &theta, &logistic_link, g)
+            },
         }
     };
     // bits check
@@ -357,7 +428,10 @@ fn main() {
         for (name, v) in &variants[1..] {
             let mut g1 = vec![0.0; D];
             let l1 = run_one(v, which, &mut g1);
-            assert!(l0.to_bits() == l1.to_bits() && g0 == g1, "{name} differs on case {which}");
+            assert!(
+                l0.to_bits() == l1.to_bits() && g0 == g1,
+                "{name} differs on case {which}"
+            );
         }
     }
     let mut times = vec![vec![Vec::new(); 4]; variants.len()];
@@ -381,7 +455,11 @@ fn main() {
         for which in 0..4 {
             let s = median(&mut times[k][which]);
             let b = if which % 2 == 0 { 8 * D + 8 } else { 4 * D + 8 } * rows;
-            line += &format!(" {:6.1} ({:5.1})", s * 1e9 / rows as f64, b as f64 / s * 1e-9);
+            line += &format!(
+                " {:6.1} ({:5.1})",
+                s * 1e9 / rows as f64,
+                b as f64 / s * 1e-9
+            );
         }
         println!("{line}");
     }
@@ -397,17 +475,31 @@ fn ooc(args: &[String]) {
     let rows = 1024;
     let n = chunks * rows * D;
     let mut xt64 = taskrobust::linalg::memory::zeroed_for_streaming(n);
-    xt64.par_chunks_mut(1 << 16).enumerate().for_each(|(c, block)| {
-        for (k, v) in block.iter_mut().enumerate() {
-            *v = (((c * 65536 + k) as f64) * 0.7548776662).fract() - 0.5;
-        }
-    });
+    xt64.par_chunks_mut(1 << 16)
+        .enumerate()
+        .for_each(|(c, block)| {
+            for (k, v) in block.iter_mut().enumerate() {
+                *v = (((c * 65536 + k) as f64) * 0.7548776662).fract() - 0.5;
+            }
+        });
     let xt32: Vec<f32> = xt64.par_iter().map(|&v| v as f32).collect();
-    let targets: Vec<f64> = (0..chunks * rows).map(|j| ((j as f64) * 0.37).fract() - 0.5).collect();
-    let labels: Vec<f64> = targets.iter().map(|&v| if v < 0.0 { -1.0 } else { 1.0 }).collect();
+    let targets: Vec<f64> = (0..chunks * rows)
+        .map(|j| ((j as f64) * 0.37).fract() - 0.5)
+        .collect();
+    let labels: Vec<f64> = targets
+        .iter()
+        .map(|&v| if v < 0.0 { -1.0 } else { 1.0 })
+        .collect();
     let theta: Vec<f64> = (0..D).map(|k| 0.01 * ((k as f64) * 0.3).sin()).collect();
     let mut variants: Vec<(String, Option<Variant>)> = vec![("library".into(), None)];
-    let base = Variant { pipeline: true, hint: 1, dist: 2, stride: 64, pair: false, fuse: false };
+    let base = Variant {
+        pipeline: true,
+        hint: 1,
+        dist: 2,
+        stride: 64,
+        pair: false,
+        fuse: false,
+    };
     for name in spec.split(',') {
         let mut v = base;
         for part in name.split('-') {
@@ -415,11 +507,21 @@ fn ooc(args: &[String]) {
                 "cur" => {}
                 "np" => v.pipeline = false,
                 "nopf" => v.hint = 0,
-                "fuse" => { v.fuse = true; v.pipeline = false; }
-                "pair" => { v.pair = true; v.pipeline = false; }
+                "fuse" => {
+                    v.fuse = true;
+                    v.pipeline = false;
+                }
+                "pair" => {
+                    v.pair = true;
+                    v.pipeline = false;
+                }
                 p if p.starts_with('t') => {
                     let (h, dd) = p[1..].split_once('d').unwrap();
-                    v.hint = match h { "0" => 1, "1" => 2, _ => 3 };
+                    v.hint = match h {
+                        "0" => 1,
+                        "1" => 2,
+                        _ => 3,
+                    };
                     v.dist = dd.parse().unwrap();
                 }
                 p if p.starts_with('s') => v.stride = p[1..].parse().unwrap(),
@@ -441,10 +543,18 @@ fn ooc(args: &[String]) {
                     (None, 1) => fused_rows(&xt32[a..b], y, &theta, &squared_link, &mut g),
                     (None, 2) => fused_rows(&xt64[a..b], y, &theta, &logistic_link, &mut g),
                     (None, _) => fused_rows(&xt32[a..b], y, &theta, &logistic_link, &mut g),
-                    (Some(v), 0) => unsafe { variant(*v, &xt64[a..b], y, &theta, &squared_link, &mut g) },
-                    (Some(v), 1) => unsafe { variant(*v, &xt32[a..b], y, &theta, &squared_link, &mut g) },
-                    (Some(v), 2) => unsafe { variant(*v, &xt64[a..b], y, &theta, &logistic_link, &mut g) },
-                    (Some(v), _) => unsafe { variant(*v, &xt32[a..b], y, &theta, &logistic_link, &mut g) },
+                    (Some(v), 0) => unsafe {
+                        variant(*v, &xt64[a..b], y, &theta, &squared_link, &mut g)
+                    },
+                    (Some(v), 1) => unsafe {
+                        variant(*v, &xt32[a..b], y, &theta, &squared_link, &mut g)
+                    },
+                    (Some(v), 2) => unsafe {
+                        variant(*v, &xt64[a..b], y, &theta, &logistic_link, &mut g)
+                    },
+                    (Some(v), _) => unsafe {
+                        variant(*v, &xt32[a..b], y, &theta, &logistic_link, &mut g)
+                    },
                 };
                 l + g[0]
             })
