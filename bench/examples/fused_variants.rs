@@ -371,6 +371,10 @@ fn main() {
         .cloned()
         .unwrap_or_else(|| "cur,nopf,np-nopf,np-t0d1,np-t1d2,np-t1d4,pair-nopf,pair-t1d4".into());
     for name in spec.split(',') {
+        if name == "lib" {
+            variants.push((name.to_string(), None));
+            continue;
+        }
         let mut v = base;
         for part in name.split('-') {
             match part {
@@ -501,6 +505,10 @@ fn ooc(args: &[String]) {
         fuse: false,
     };
     for name in spec.split(',') {
+        if name == "lib" {
+            variants.push((name.to_string(), None));
+            continue;
+        }
         let mut v = base;
         for part in name.split('-') {
             match part {
