@@ -865,7 +865,7 @@ mod x86_512 {
             if let Some(pa) = ahead {
                 while i + 8 <= n {
                     // One prefetch per 64-byte line of each sample.
-                    if (i * std::mem::size_of::<T>()) % 64 == 0 {
+                    if (i * std::mem::size_of::<T>()).is_multiple_of(64) {
                         for p in pa {
                             _mm_prefetch::<_MM_HINT_T1>(p.add(i).cast::<i8>());
                         }
@@ -906,11 +906,11 @@ mod x86_512 {
     /// order of every sum depends on the number of samples alone, not on
     /// threads, and is that of the AVX2 version.
     ///
-    /// Measured on the 2-core development machine (AVX-512), two threads out
-    /// of cache: 93% of the read-only bandwidth for f64 samples and 100% for
-    /// f32 with least squares, against 66% and 56% for the previous order
-    /// (dot products of step i + 1, links, then the gradient of step i, with
-    /// every line of step i + 2 prefetched into L1 in a loop of its own).
+    /// The previous order (dot products of step i + 1, links, then the
+    /// gradient of step i, with every line of step i + 2 prefetched into L1
+    /// in a loop of its own) read each f64 sample twice from L2 and spent a
+    /// third of its instructions on prefetching; in cache this order is
+    /// 1.2-1.5x faster per core (`fused_in_cache` example, benches/peer/README.md).
     ///
     /// # Safety
     /// The CPU must support AVX-512F, AVX2 and FMA. Callers pass
