@@ -908,9 +908,10 @@ mod x86_512 {
     ///
     /// The previous order (dot products of step i + 1, links, then the
     /// gradient of step i, with every line of step i + 2 prefetched into L1
-    /// in a loop of its own) read each f64 sample twice from L2 and spent a
-    /// third of its instructions on prefetching; in cache this order is
-    /// 1.2-1.5x faster per core (`fused_in_cache` example, benches/peer/README.md).
+    /// in a loop of its own) spent more instructions on that loop than on
+    /// the arithmetic, and left no loads in flight during the links; in cache
+    /// this order is 1.2-1.5x faster per core (`fused_in_cache` example;
+    /// benches/peer/README.md has the figures).
     ///
     /// # Safety
     /// The CPU must support AVX-512F, AVX2 and FMA. Callers pass
