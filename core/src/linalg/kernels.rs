@@ -678,7 +678,7 @@ mod x86 {
 /// conversion per eight instead of two).
 #[cfg(target_arch = "x86_64")]
 mod x86_512 {
-    use super::x86::{finish_dot, prefetch_lines};
+    use super::x86::finish_dot;
     use crate::linalg::element::Element;
     use std::arch::x86_64::*;
 
@@ -815,21 +815,107 @@ mod x86_512 {
         }
     }
 
+    /// One sweep over the features for two steps of the pass: the samples
+    /// `here` are added to the gradient (`gradient += alpha_0 x_0 + ... +
+    /// alpha_7 x_7`, bit for bit [`axpy8`]) while the dot products of the
+    /// samples `next` with `theta` are taken (bit for bit [`dot8`]). While
+    /// the samples `here` are still in L1, the next ones stream in from
+    /// memory, so loads are in flight the whole time; and every cache line of
+    /// the samples `ahead` is requested into L2 (a hint that changes no
+    /// result), so that memory keeps streaming while the next links are
+    /// computed.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F, AVX2 and FMA; every pointer in `next`,
+    /// `here` and `ahead` must be valid for reads of `d = theta.len()`
+    /// values, and `gradient.len() == d`.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn dot8_axpy8<T: Element>(
+        pn: [*const T; 8],
+        theta: &[f64],
+        alpha: [f64; 8],
+        ph: [*const T; 8],
+        ahead: Option<[*const T; 8]>,
+        gradient: &mut [f64],
+    ) -> [f64; 8] {
+        let n = theta.len();
+        let (pt, pg) = (theta.as_ptr(), gradient.as_mut_ptr());
+        // SAFETY: the caller guarantees the instruction sets, that every
+        // sample holds at least n values and that `gradient` holds n; vector
+        // accesses cover i..i + 8 with i + 8 <= n, the tails indices i..n;
+        // `pg` comes from the exclusive borrow `gradient`, which no sample
+        // can alias. Prefetches read nothing back and never fault; their
+        // addresses lie inside the samples `ahead` (i < n).
+        unsafe {
+            let a = alpha.map(|v| _mm512_set1_pd(v));
+            let mut acc = [_mm512_setzero_pd(); 8];
+            let mut block = |i: usize| {
+                let tv = _mm512_loadu_pd(pt.add(i));
+                for r in 0..8 {
+                    acc[r] = _mm512_fmadd_pd(T::load8(pn[r].add(i)), tv, acc[r]);
+                }
+                let mut g = _mm512_loadu_pd(pg.add(i));
+                for r in 0..8 {
+                    g = _mm512_fmadd_pd(a[r], T::load8(ph[r].add(i)), g);
+                }
+                _mm512_storeu_pd(pg.add(i), g);
+            };
+            let mut i = 0;
+            if let Some(pa) = ahead {
+                while i + 8 <= n {
+                    // One prefetch per 64-byte line of each sample.
+                    if (i * std::mem::size_of::<T>()).is_multiple_of(64) {
+                        for p in pa {
+                            _mm_prefetch::<_MM_HINT_T1>(p.add(i).cast::<i8>());
+                        }
+                    }
+                    block(i);
+                    i += 8;
+                }
+            } else {
+                while i + 8 <= n {
+                    block(i);
+                    i += 8;
+                }
+            }
+            for j in i..n {
+                let mut g = *pg.add(j);
+                for r in 0..8 {
+                    g = alpha[r].mul_add((*ph[r].add(j)).widen(), g);
+                }
+                *pg.add(j) = g;
+            }
+            let mut out = [0.0; 8];
+            for r in 0..8 {
+                let (lo, hi) = halves(acc[r]);
+                out[r] = finish_dot(lo, hi, pn[r], pt, i, n);
+            }
+            out
+        }
+    }
+
     /// [`super::x86::fused_rows`] on 512-bit vectors (bit for bit the same).
     /// See [`super::fused_rows`]. The samples are split into eight equal runs
     /// that are walked side by side, one sample of each per step: independent
-    /// memory streams keep more cache lines in flight than one (measured on
-    /// one core, read-only: 13.5-15 GB/s for four streams against 11-12 for
-    /// one; the fused pass went from 30 to 20-23 ms per 268 MB with eight).
-    /// Per quad of samples: one sweep for the four dot products, four link
-    /// calls, then one pass over the gradient (`g += s_a x_a + s_b x_b +
-    /// s_c x_c + s_d x_d`, in that order). Leftover samples follow one at a
-    /// time. The order depends on the number of samples alone, not on threads.
+    /// memory streams keep more cache lines in flight than one. Per step: the
+    /// eight link calls, then one sweep ([`dot8_axpy8`]) that adds the step's
+    /// samples to the gradient (`g += s_0 x_0 + ... + s_7 x_7`, in that
+    /// order) and takes the next step's dot products, while the samples three
+    /// steps ahead are prefetched. Leftover samples follow one at a time. The
+    /// order of every sum depends on the number of samples alone, not on
+    /// threads, and is that of the AVX2 version.
+    ///
+    /// The previous order (dot products of step i + 1, links, then the
+    /// gradient of step i, with every line of step i + 2 prefetched into L1
+    /// in a loop of its own) spent more instructions on that loop than on
+    /// the arithmetic, and left no loads in flight during the links; in cache
+    /// this order is 1.2-1.5x faster per core (`fused_in_cache` example;
+    /// benches/peer/README.md has the figures).
     ///
     /// # Safety
-    /// The CPU must support AVX-512F, AVX2 and FMA, and `gradient.len()` must not
-    /// exceed `theta.len()` (the gradient pass reads `gradient.len()` values
-    /// of each sample); callers pass `gradient.len() == theta.len()` and
+    /// The CPU must support AVX-512F, AVX2 and FMA. Callers pass
+    /// `gradient.len() == theta.len()` (asserted) and
     /// `xt.len() == theta.len() * y.len()` (a shorter `xt` panics on a slice
     /// index).
     #[inline]
@@ -845,45 +931,45 @@ mod x86_512 {
         T: Element,
         L: Fn(f64, f64) -> (f64, f64),
     {
+        /// Steps between a step's prefetch and its dot products.
+        const AHEAD: usize = 3;
         let d = theta.len();
+        assert_eq!(gradient.len(), d, "fused_rows: gradient length");
+        assert_eq!(xt.len(), d * y.len(), "fused_rows: xt length");
         let run = y.len() / 8;
+        // The first sample of each run.
+        let starts: [*const T; 8] = std::array::from_fn(|k| xt.as_ptr().wrapping_add(k * run * d));
         let mut loss = 0.0;
         // Step i takes sample i of each of the eight runs.
         let rows = |i: usize| std::array::from_fn::<usize, 8, _>(|k| k * run + i);
         let samples = |rows: [usize; 8]| rows.map(|j| &xt[j * d..(j + 1) * d]);
-        // SAFETY: the caller guarantees AVX-512F, AVX2 and FMA (this fn's
-        // # Safety); every sample holds d = theta.len() values, as `dot8` requires.
-        let dots = |rows: [usize; 8]| unsafe { dot8(samples(rows), theta) };
-        // Software pipelining: the dot products of step i + 1 are issued
-        // before the link calls of step i, so that the transcendental latency
-        // overlaps with loads. Sums keep their order.
-        let mut z = if run > 0 { dots(rows(0)) } else { [0.0; 8] };
-        for i in 0..run {
-            let here = rows(i);
-            let z_next = if i + 1 < run {
-                dots(rows(i + 1))
-            } else {
-                [0.0; 8]
-            };
-            // The samples of step i + 2 are requested now, so that memory
-            // keeps streaming while the links of step i are computed. A
-            // prefetch changes no result.
-            if i + 2 < run {
-                for sample in samples(rows(i + 2)) {
-                    prefetch_lines(sample);
+        if run > 0 {
+            // SAFETY: the caller guarantees AVX-512F, AVX2 and FMA (this
+            // fn's # Safety); every sample holds d = theta.len() values.
+            let mut z = unsafe { dot8(samples(rows(0)), theta) };
+            for i in 0..run {
+                let here = rows(i);
+                let mut slopes = [0.0; 8];
+                for r in 0..8 {
+                    let (l, s) = link(z[r], y[here[r]]);
+                    loss += l;
+                    slopes[r] = s;
+                }
+                if i + 1 < run {
+                    // Sample i + k of each run (raw pointers: bounds checks
+                    // on 24 slices per step cost a tenth of an f32 sweep).
+                    let step = |k: usize| starts.map(|p| p.wrapping_add((i + k) * d));
+                    let ahead = (i + AHEAD < run).then(|| step(AHEAD));
+                    // SAFETY: as for `dot8` above; samples i, i + 1 and
+                    // i + AHEAD of run k (when i + AHEAD < run), all below
+                    // `run`, lie inside `xt` (its length asserted), and
+                    // gradient.len() == d (asserted).
+                    z = unsafe { dot8_axpy8(step(1), theta, slopes, step(0), ahead, gradient) };
+                } else {
+                    // SAFETY: as for `dot8` above.
+                    unsafe { axpy8(slopes, samples(here), gradient) };
                 }
             }
-            let mut slopes = [0.0; 8];
-            for r in 0..8 {
-                let (l, s) = link(z[r], y[here[r]]);
-                loss += l;
-                slopes[r] = s;
-            }
-            // SAFETY: the caller guarantees AVX-512F, AVX2 and FMA and
-            // gradient.len() <= d (this fn's # Safety); every sample holds d
-            // values, as `axpy8` requires.
-            unsafe { axpy8(slopes, samples(here), gradient) };
-            z = z_next;
         }
         for j in 8 * run..y.len() {
             let x = &xt[j * d..(j + 1) * d];
@@ -1171,7 +1257,9 @@ mod tests {
                 x86::axpy(0.7, &narrow, &mut b);
                 assert_eq!(a, b, "n={n}");
             }
-            for rows in [5, 21] {
+            // 67 samples: runs of eight steps, so the sweeps that prefetch
+            // three steps ahead run too.
+            for rows in [5, 21, 67] {
                 let xt = data(n * rows, 0.4);
                 let xt32: Vec<f32> = xt.iter().map(|&v| v as f32).collect();
                 let labels: Vec<f64> = (0..rows)
