@@ -783,42 +783,21 @@ pub fn evaluation_bound(
     lambda: f64,
     set: &Ball,
 ) -> Certificate {
+    let totals = match EvaluationTotals::new(at, loss_error, gradient_error) {
+        Ok(totals) => totals,
+        Err(none) => return none,
+    };
     let m = at.losses.len();
-    let (mut weight_sum, mut value, mut size) = (0.0, 0.0, 0.0);
-    let (mut value_err, mut g_err, mut g_size) = (0.0, 0.0, 0.0);
-    for i in 0..m {
-        let p = at.weights[i];
-        if p == 0.0 {
-            continue;
-        }
-        if p.is_nan() || p < 0.0 {
-            return Certificate::none(
-                "the certificate weights are not a nonnegative nonzero vector",
-            );
-        }
-        weight_sum += p;
-        value += p * at.losses[i];
-        size += p * at.losses[i].abs();
-        value_err += p * loss_error(i);
-        g_err += p * gradient_error(i);
-        g_size += p * at.task_gradient_norms[i];
-    }
-    if weight_sum.is_nan() || weight_sum <= 0.0 {
-        return Certificate::none("the certificate weights are not a nonnegative nonzero vector");
-    }
-    let slack = 1.0 + gamma(m);
-    let value_err = round_up((value_err + gamma(m + 1) * size) * slack);
-    // The weighted gradient: axpys of the task gradients, gamma_{M+1} of their sizes.
-    let g_err = round_up((g_err + gamma(m + 2) * g_size) * slack);
+    let weight_sum = totals.weight_sum;
     let curvature = round_down(lambda * weight_sum * (1.0 - gamma(m))).max(0.0);
     let (g, t) = (at.gradient.as_slice(), theta.as_slice());
-    let bound = local_model_bound(value - value_err, g, g_err, curvature, t, set);
+    let bound = local_model_bound(totals.value_lower, g, totals.g_err, curvature, t, set);
     if bound == f64::NEG_INFINITY {
         return Certificate::none(
             "no certified curvature and no radius: the linearization bound needs a ball",
         );
     }
-    let estimate = local_model_bound(value, g, 0.0, curvature, t, set);
+    let estimate = local_model_bound(totals.value, g, 0.0, curvature, t, set);
     Certificate {
         bound: per_unit_weight(bound, weight_sum, m),
         kind: if curvature > 0.0 {
@@ -828,6 +807,67 @@ pub fn evaluation_bound(
         },
         error_bound: round_up(((estimate - bound) / weight_sum).max(0.0)),
         note: "",
+    }
+}
+
+/// The certified pieces of an evaluation at theta that the local model
+/// bounds are written in: `Phi_p(theta)` (computed, and a lower bound), the
+/// bound on the rounding of the weighted gradient, and the weights' sum.
+#[derive(Debug, Clone, Copy)]
+pub struct EvaluationTotals {
+    /// `sum_i p_i f_i(theta)` as computed.
+    pub value: f64,
+    /// A lower bound on the exact `sum_i p_i f_i(theta)`.
+    pub value_lower: f64,
+    /// A bound on `||grad Phi_p(theta) - at.gradient||`.
+    pub g_err: f64,
+    /// `sum_i p_i` as computed.
+    pub weight_sum: f64,
+}
+
+impl EvaluationTotals {
+    /// From the evaluation and per-task bounds on the rounding of each loss
+    /// and task gradient; `Err` with the reason where the weights carry no
+    /// mass or are not nonnegative.
+    pub fn new(
+        at: &crate::family::Evaluation,
+        loss_error: impl Fn(usize) -> f64,
+        gradient_error: impl Fn(usize) -> f64,
+    ) -> Result<Self, Certificate> {
+        let m = at.losses.len();
+        let (mut weight_sum, mut value, mut size) = (0.0, 0.0, 0.0);
+        let (mut value_err, mut g_err, mut g_size) = (0.0, 0.0, 0.0);
+        for i in 0..m {
+            let p = at.weights[i];
+            if p == 0.0 {
+                continue;
+            }
+            if p.is_nan() || p < 0.0 {
+                return Err(Certificate::none(
+                    "the certificate weights are not a nonnegative nonzero vector",
+                ));
+            }
+            weight_sum += p;
+            value += p * at.losses[i];
+            size += p * at.losses[i].abs();
+            value_err += p * loss_error(i);
+            g_err += p * gradient_error(i);
+            g_size += p * at.task_gradient_norms[i];
+        }
+        if weight_sum.is_nan() || weight_sum <= 0.0 {
+            return Err(Certificate::none(
+                "the certificate weights are not a nonnegative nonzero vector",
+            ));
+        }
+        let slack = 1.0 + gamma(m);
+        let value_err = round_up((value_err + gamma(m + 1) * size) * slack);
+        Ok(Self {
+            value,
+            value_lower: value - value_err,
+            // The weighted gradient: axpys of the task gradients, gamma_{M+1} of their sizes.
+            g_err: round_up((g_err + gamma(m + 2) * g_size) * slack),
+            weight_sum,
+        })
     }
 }
 
