@@ -317,15 +317,7 @@ impl TaskFamily for LogisticFamily {
         weigh: &mut Weigh<'_>,
         at: &mut Evaluation,
     ) -> Result<bool, Error> {
-        let recombined = self
-            .task_gradients
-            .lock()
-            .expect("scratch lock poisoned")
-            .reweigh(theta, weigh, at);
-        match recombined {
-            Some(()) => Ok(false),
-            None => self.evaluate(theta, weigh, at).map(|()| true),
-        }
+        super::reweigh_from(&self.task_gradients, self, theta, weigh, at)
     }
 
     fn evaluate(
@@ -493,13 +485,8 @@ mod tests {
 
     /// Three tasks of 40 samples in R^4 (not separable), every x times `scale`.
     fn family(scale: f64) -> (LogisticFamily, Samples) {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut uniform = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        };
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(11);
+        let mut uniform = move || rand::Rng::random_range(&mut rng, -0.5..0.5);
         let data: Vec<(DMatrix<f64>, DVector<f64>)> = (0..3)
             .map(|_| {
                 let x = DMatrix::from_fn(40, 4, |_, _| 2.0 * uniform());

@@ -311,6 +311,27 @@ impl TaskGradients {
     }
 }
 
+/// [`TaskFamily::reweigh`] for a family that keeps its task gradients in
+/// `scratch`: recombines them where its last pass was at `theta`, else
+/// evaluates again.
+pub(crate) fn reweigh_from(
+    scratch: &std::sync::Mutex<TaskGradients>,
+    family: &dyn TaskFamily,
+    theta: &DVector<f64>,
+    weigh: &mut Weigh<'_>,
+    at: &mut Evaluation,
+) -> Result<bool, Error> {
+    // The guard is dropped before a fallback evaluation takes the lock again.
+    let recombined = scratch
+        .lock()
+        .expect("scratch lock poisoned")
+        .reweigh(theta, weigh, at);
+    match recombined {
+        Some(()) => Ok(false),
+        None => family.evaluate(theta, weigh, at).map(|()| true),
+    }
+}
+
 /// Combines per-task gradients (columns of `task_gradients`, d x M) with the
 /// weights in task order -- a fixed order, so results do not depend on threads.
 pub(crate) fn combine_task_gradients(

@@ -221,15 +221,7 @@ impl TaskFamily for QuadraticFamily {
         weigh: &mut Weigh<'_>,
         at: &mut Evaluation,
     ) -> Result<bool, Error> {
-        let recombined = self
-            .task_gradients
-            .lock()
-            .expect("scratch lock poisoned")
-            .reweigh(theta, weigh, at);
-        match recombined {
-            Some(()) => Ok(false),
-            None => self.evaluate(theta, weigh, at).map(|()| true),
-        }
+        super::reweigh_from(&self.task_gradients, self, theta, weigh, at)
     }
 
     fn evaluate(

@@ -475,13 +475,8 @@ mod tests {
         // 1e-12 safety inflation: the radius must cover each term of the
         // documented analysis (THEORY.md, Fantope certificate) without it.
         let d = 200;
-        let mut state = 0x5851_f42d_4c95_7f2du64;
-        let mut uniform = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 11) as f64 / (1u64 << 53) as f64 - 0.5
-        };
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(12);
+        let mut uniform = move || rand::Rng::random_range(&mut rng, -0.5..0.5);
         let g = DMatrix::from_fn(d, d, |_, _| uniform());
         let a = (&g + g.transpose()) * 0.5;
         let enclosure = enclose_eigenvalues(&a, 0.0).unwrap();
