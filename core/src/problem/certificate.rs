@@ -1058,19 +1058,23 @@ mod tests {
         );
     }
 
+    /// Two tasks in R^2 with losses 1, a zero weighted gradient and task
+    /// gradients of norm `norm`, under `weights`.
+    fn two_tasks_at_zero(weights: [f64; 2], norm: f64) -> crate::family::Evaluation {
+        let mut at = crate::family::Evaluation::new(2, 2);
+        at.losses.copy_from_slice(&[1.0, 1.0]);
+        at.weights.copy_from_slice(&weights);
+        at.gradient = DVector::from_vec(vec![0.0, 0.0]);
+        at.task_gradient_norms.copy_from_slice(&[norm, norm]);
+        at
+    }
+
     #[test]
     fn evaluation_bound_charges_the_rounding_of_the_weighted_gradient() {
         // The weighted gradient sum_i p_i g_i is formed in floating point:
         // the bound must allow gamma_{M+2} sum_i p_i ||g_i|| for it, over the
         // reach of the ball (here radius 1 around theta = 0).
-        let evaluation = |norm: f64| {
-            let mut at = crate::family::Evaluation::new(2, 2);
-            at.losses.copy_from_slice(&[1.0, 1.0]);
-            at.weights.copy_from_slice(&[0.5, 0.5]);
-            at.gradient = DVector::from_vec(vec![0.0, 0.0]);
-            at.task_gradient_norms.copy_from_slice(&[norm, norm]);
-            at
-        };
+        let evaluation = |norm: f64| two_tasks_at_zero([0.5, 0.5], norm);
         let theta = DVector::zeros(2);
         let ball = Ball::with_radius(1.0);
         let bound = |norm: f64| {
@@ -1660,14 +1664,7 @@ mod tests {
         // gamma_4 1e9: both are charged over the ball's reach (radius 1
         // around theta = 0), so the bound drops by their sum, and the
         // certificate reports what it subtracted as its error bound.
-        let at = |norm: f64| {
-            let mut at = crate::family::Evaluation::new(2, 2);
-            at.losses.copy_from_slice(&[1.0, 1.0]);
-            at.weights.copy_from_slice(&[0.25, 0.75]);
-            at.gradient = DVector::from_vec(vec![0.0, 0.0]);
-            at.task_gradient_norms.copy_from_slice(&[norm, norm]);
-            at
-        };
+        let at = |norm: f64| two_tasks_at_zero([0.25, 0.75], norm);
         let theta = DVector::zeros(2);
         let ball = Ball::with_radius(1.0);
         let errors = [1e-3, 3e-3];
