@@ -661,6 +661,10 @@ mod tests {
             slack_at_largest(&x, &[0.0, -1.0, f64::NAN, 1.0], &[1.0, 1.0, 1.0, 1.0]),
             None
         );
+        // A zero bound over a positive measurement says nothing about
+        // slack (a ratio of 0 is no tightness): only the 4 counts.
+        let x = [5.0, 5.0];
+        assert_eq!(slack_at_largest(&x, &[1.0, 1.0], &[0.0, 4.0]), Some(4.0));
     }
 
     #[test]

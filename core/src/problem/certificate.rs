@@ -714,13 +714,13 @@ fn lagrangian_point(hessian: &DMatrix<f64>, linear: &DVector<f64>, r: f64) -> Op
     if outside(0.0) {
         let mut lo = 0.0;
         hi = (a.norm() / r).max(f64::MIN_POSITIVE);
-        let mut guard = 0;
+        // From any positive start, doubling reaches +inf within 2100 steps;
+        // a point still outside there (a NaN norm) means no Lagrangian point.
         while outside(hi) {
-            hi *= 2.0;
-            guard += 1;
-            if guard > 2100 {
+            if hi == f64::INFINITY {
                 return None;
             }
+            hi *= 2.0;
         }
         for _ in 0..200 {
             let mid = 0.5 * (lo + hi);

@@ -648,6 +648,56 @@ mod tests {
     }
 
     #[test]
+    fn backtracking_that_succeeds_at_its_last_halving_has_not_given_up() {
+        // f(x) = 2 x^2 (L = 4) from x = 1: the step eta passes the test
+        // exactly when eta L <= 1, and every quantity is exact in f64, so
+        // from 2^MAX_HALVINGS / L the last allowed halving is the first to pass.
+        let task = QuadraticTask {
+            a: DMatrix::from_element(1, 1, 4.0),
+            c: DVector::zeros(1),
+            b: 0.0,
+        };
+        let f = QuadraticFamily::new(vec![task]).unwrap();
+        let from = DVector::from_element(1, 1.0);
+        let mut at_from = Evaluation::new(1, 1);
+        f.evaluate(&from, &mut |_, w| w.fill(1.0), &mut at_from)
+            .unwrap();
+        let mut next = DVector::zeros(1);
+        let mut at_next = Evaluation::new(1, 1);
+        let initial = 0.25 * 2f64.powi(MAX_HALVINGS as i32);
+        let mut rule = StepRule::Backtracking { initial };
+        let (eta, gave_up) = projected_step(
+            &f,
+            &FeasibleSet::Unconstrained,
+            0.3,
+            &mut rule,
+            &from,
+            &at_from,
+            &mut next,
+            &mut at_next,
+        )
+        .unwrap();
+        assert_eq!((eta, gave_up), (0.25, false));
+        assert_eq!(next[0], 0.0);
+        // One halving fewer allowed, and the same start gives up.
+        let mut rule = StepRule::Backtracking {
+            initial: 2.0 * initial,
+        };
+        let (_, gave_up) = projected_step(
+            &f,
+            &FeasibleSet::Unconstrained,
+            0.3,
+            &mut rule,
+            &from,
+            &at_from,
+            &mut next,
+            &mut at_next,
+        )
+        .unwrap();
+        assert!(gave_up);
+    }
+
+    #[test]
     fn the_start_picks_continuation_only_without_mu_and_region() {
         let f = family();
         let theta0 = DVector::zeros(2);
