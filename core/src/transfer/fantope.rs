@@ -590,6 +590,32 @@ mod tests {
     }
 
     #[test]
+    fn many_copies_of_one_task_charge_the_rounding_of_their_sum() {
+        // m copies of one beta: A(p) = beta beta^T exactly, rank 1, so the
+        // best plane leaves residual 0 and no certificate may exceed 0. The
+        // m rank-1 updates of fl(A(p)) round the same way again and again
+        // (order m u, not sqrt(m) u), which the input error must cover.
+        let beta = DVector::from_vec(vec![0.6, 0.8]);
+        let m = 16384;
+        let weights = vec![1.0 / m as f64; m];
+        let tasks = vec![beta.clone(); m];
+        let b = certified_residual_bound(&tasks, &weights, 1);
+        assert!(b.note.is_empty(), "{}", b.note);
+        assert_eq!(b.value, 0.0, "{b:?}");
+        // The test has teeth: the computed sum alone (no input error) would
+        // certify a positive residual (5.5e-13, 45 times the rest of the
+        // radius, when this test was written).
+        let scale = super::super::model::power_of_two_scale(beta.iter().copied());
+        let scaled = &beta / scale;
+        let mut a = DMatrix::<f64>::zeros(2, 2);
+        for &w in &weights {
+            a.ger(w, &scaled, &scaled, 1.0);
+        }
+        let rounding_only = enclose_eigenvalues(&a, 0.0).unwrap().tail_sum_lower(1);
+        assert!(rounding_only > 0.0, "{rounding_only:e}");
+    }
+
+    #[test]
     fn residual_bound_is_scale_invariant_and_refuses_bad_weights() {
         let tasks: Vec<_> = (0..3).map(|i| unit(3, i)).collect();
         let third = 1.0 / 3.0;
