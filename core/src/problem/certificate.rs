@@ -1364,6 +1364,37 @@ mod tests {
     }
 
     #[test]
+    fn many_copies_of_one_form_charge_the_rounding_of_their_combination() {
+        // 65536 copies of q = h/2 (theta - t)^2 at weights 2^-16: every
+        // weighted mixture is q itself, whose minimum is 0 exactly (h, h t
+        // and h t^2 / 2 are exact in f64). Adding the same long-mantissa
+        // terms again and again rounds the same way each time (order M u),
+        // so the computed combination has a positive minimum unless the
+        // combination's rounding is charged.
+        let m = 65536;
+        let (h, t) = (1.0 + 99_999_999.0 * 2f64.powi(-45), 1.25);
+        let q = QuadraticForm {
+            hessian: DMatrix::from_element(1, 1, h),
+            linear: DVector::from_element(1, -h * t),
+            constant: 0.5 * h * t * t,
+        };
+        assert_eq!(q.constant * 2.0 / (t * t), h, "h t^2 / 2 must be exact");
+        let forms = vec![q; m];
+        let weights = vec![1.0 / m as f64; m];
+        let bound = quadratic_dual_bound(&forms, &weights, &Ball::unconstrained());
+        assert!(bound <= 0.0 && bound > -1e-9, "{bound:e}");
+        // The test has teeth: the computed combination, certified as if it
+        // were exact, claims a minimum above 0 (1.0e-12 when written).
+        let computed = combined(&forms, &weights);
+        let as_if_exact = quadratic_dual_bound(
+            std::slice::from_ref(&computed),
+            &[1.0],
+            &Ball::unconstrained(),
+        );
+        assert!(as_if_exact > 0.0, "{as_if_exact:e}");
+    }
+
+    #[test]
     fn reused_work_space_matches_the_direct_route() {
         use crate::family::generators::random_psd;
         use rand::{rngs::StdRng, SeedableRng};
