@@ -726,6 +726,9 @@ mod tests {
         let v = bound_holds(&t, &measured, &bound);
         assert!(v.passed, "{}", v.detail);
         assert_eq!(worst_ratio(&measured, &bound).unwrap().0, 15);
+        // The largest ratio wherever it is, and a NaN anywhere wins.
+        assert_eq!(worst_ratio(&[1.0, 2.0, 1.0], &[1.0; 3]), Some((1, 2.0)));
+        assert_eq!(worst_ratio(&[f64::NAN, 2.0], &[1.0; 2]).unwrap().0, 0);
         assert_eq!(v.measured, num(measured[15]));
         assert_eq!(v.theory, num(bound[15]));
         assert!(v.detail.contains("0.45"), "{}", v.detail);

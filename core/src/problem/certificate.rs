@@ -1089,6 +1089,20 @@ mod tests {
     }
 
     #[test]
+    fn evaluation_bounds_say_which_route_they_took() {
+        let theta = DVector::zeros(2);
+        let at = two_tasks_at_zero([0.5, 0.5], 1.0);
+        let ball = Ball::with_radius(1.0);
+        let curved = evaluation_bound(&theta, &at, |_| 0.0, |_| 0.0, 0.5, &ball);
+        assert_eq!(curved.kind, "strong-convexity");
+        let flat = evaluation_bound(&theta, &at, |_| 0.0, |_| 0.0, 0.0, &ball);
+        assert_eq!(flat.kind, "linearization");
+        // Without curvature or a ball nothing is certified.
+        let none = evaluation_bound(&theta, &at, |_| 0.0, |_| 0.0, 0.0, &Ball::unconstrained());
+        assert_eq!(none.kind, "none");
+    }
+
+    #[test]
     fn evaluation_bound_charges_each_task_gradients_own_error() {
         // Task gradients known only to within E_i each: the weighted gradient
         // is off by up to sum_i p_i E_i, charged over the ball's reach (radius
@@ -1265,6 +1279,32 @@ mod tests {
     }
 
     #[test]
+    fn the_nonconvexity_allowance_is_subtracted_and_reported() {
+        // Curvature >= -2 on the unit ball around 0: the bound drops by
+        // 2/2 * 1^2 = 1 (rounded up by round_up's 2^-40 relative), and the
+        // reported allowance grows by it.
+        let certificate = Certificate {
+            bound: 1.0,
+            kind: "dual",
+            error_bound: 0.25,
+            note: "",
+        };
+        let charged = certificate.allowing_for_nonconvexity(2.0, &[0.0], &Ball::with_radius(1.0));
+        assert!((-1e-11..=0.0).contains(&charged.bound), "{charged:?}");
+        assert!(
+            (1.25..=1.25 + 1e-11).contains(&charged.error_bound),
+            "{charged:?}"
+        );
+        assert_eq!(charged.kind, "dual");
+        assert!(!charged.note.is_empty());
+        // No deficit, nothing charged.
+        assert_eq!(
+            certificate.allowing_for_nonconvexity(0.0, &[0.0], &Ball::with_radius(1.0)),
+            certificate
+        );
+    }
+
+    #[test]
     fn weights_without_mass_certify_nothing_and_say_why() {
         let form = QuadraticForm {
             hessian: DMatrix::from_element(1, 1, 1.0),
@@ -1392,6 +1432,40 @@ mod tests {
             &Ball::unconstrained(),
         );
         assert!(as_if_exact > 0.0, "{as_if_exact:e}");
+    }
+
+    #[test]
+    fn a_zero_pivot_is_no_factorisation() {
+        // diag(4, 1) - s I has pivots 4 - s and 1 - s: at s = 1 the second is
+        // exactly 0, and a solve would divide by it.
+        let q = QuadraticForm {
+            hessian: DMatrix::from_row_slice(2, 2, &[4.0, 0.0, 0.0, 1.0]),
+            linear: DVector::zeros(2),
+            constant: 0.0,
+        };
+        let mut work = DualWork::default();
+        work.combine(std::slice::from_ref(&q), &[FormBounds::exact(&q)], &[1.0]);
+        assert!(work.factor(0.5));
+        assert!(!work.factor(1.0));
+        assert!(!work.factor(2.0));
+    }
+
+    #[test]
+    fn a_model_bound_without_curvature_is_labelled_a_linearization() {
+        let q = QuadraticForm {
+            hessian: DMatrix::identity(2, 2),
+            linear: DVector::from_vec(vec![1.0, 0.0]),
+            constant: 0.0,
+        };
+        let mut work = DualWork::default();
+        let totals = work.combine(std::slice::from_ref(&q), &[FormBounds::exact(&q)], &[1.0]);
+        let (theta, mut gradient, ball) = (vec![0.0; 2], vec![0.0; 2], Ball::with_radius(1.0));
+        let flat = work.evaluate_model(&theta, &mut gradient, &totals, 0.0, &ball);
+        assert_eq!(flat.kind, "linearization");
+        assert!(!flat.note.is_empty());
+        let curved = work.evaluate_model(&theta, &mut gradient, &totals, f64::MIN_POSITIVE, &ball);
+        assert_eq!(curved.kind, "dual");
+        assert!(curved.note.is_empty(), "{}", curved.note);
     }
 
     #[test]
@@ -1666,6 +1740,33 @@ mod tests {
         // (The singular Hessian is certified only as nearly convex, and its
         // possible deficit is charged over the ball: about 1e-12 relative.)
         assert!((-3.5 * (1.0 + 1e-11)..=-3.5).contains(&bound), "{bound}");
+    }
+
+    #[test]
+    fn lagrangian_points_never_leave_the_ball() {
+        // Binding balls on random PSD Hessians (some singular): the bisection
+        // ends on either side of the sphere, and a point that rounding left
+        // outside must be pulled back in (without the pull, some of these
+        // end outside: seen when the test was written).
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(747);
+        let mut draw = move || rand::Rng::random_range(&mut rng, -1.0f64..1.0);
+        for case in 0..400 {
+            let d = 2 + case % 5;
+            let g = DMatrix::from_fn(d, d, |_, _| draw());
+            let mut h = &g * g.transpose();
+            if case % 3 == 0 {
+                h.column_mut(0).fill(0.0);
+                h.row_mut(0).fill(0.0);
+            }
+            let l = DVector::from_fn(d, |_, _| 10.0 * draw());
+            let r = 0.01 + 0.1 * draw().abs();
+            let point = lagrangian_point(&h, &l, r).expect("a point");
+            assert!(
+                point.norm() <= r,
+                "case {case}: |point| {} > r {r}",
+                point.norm()
+            );
+        }
     }
 
     #[test]

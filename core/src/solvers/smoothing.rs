@@ -648,6 +648,25 @@ mod tests {
     }
 
     #[test]
+    fn sufficient_decrease_allows_rounding_relative_to_the_smoothed_value() {
+        // No move: the model is F_mu(x) itself, and F_mu(x+) may exceed it by
+        // 1e-14 |F_mu(x)| (rounding in F_mu), not more, at every scale.
+        let x = DVector::from_element(2, 1.0);
+        let g = DVector::from_element(2, 3.0);
+        for old in [1e-6f64, 1.0, 1e6, -1e6] {
+            let slack = 1e-14 * old.abs();
+            assert!(
+                sufficient_decrease(old + 0.5 * slack, old, &g, &x, &x, 1.0),
+                "{old}"
+            );
+            assert!(
+                !sufficient_decrease(old + 2.0 * slack, old, &g, &x, &x, 1.0),
+                "{old}"
+            );
+        }
+    }
+
+    #[test]
     fn backtracking_that_succeeds_at_its_last_halving_has_not_given_up() {
         // f(x) = 2 x^2 (L = 4) from x = 1: the step eta passes the test
         // exactly when eta L <= 1, and every quantity is exact in f64, so

@@ -616,6 +616,28 @@ mod tests {
     }
 
     #[test]
+    fn tasks_without_weight_do_not_set_the_scale() {
+        // A task of size 1e250 at weight 0 must not scale the others (of size
+        // 1e-150, squares 1e-300) down to nothing: A(p) = diag(1, 1, 0) 1e-300 / 2,
+        // whose 2 smallest eigenvalues sum to 1e-300 / 2.
+        let tasks = vec![unit(3, 0) * 1e-150, unit(3, 1) * 1e-150, unit(3, 2) * 1e250];
+        let b = certified_residual_bound(&tasks, &[0.5, 0.5, 0.0], 1);
+        let want = 0.5 * 1e-150 * 1e-150;
+        assert!(
+            b.value <= want && b.value >= want * (1.0 - 1e-12),
+            "{} against {want:e}",
+            b.value
+        );
+    }
+
+    #[test]
+    fn a_one_by_one_matrix_is_enclosed_around_its_entry() {
+        let e = enclose_eigenvalues(&DMatrix::from_element(1, 1, 3.0), 1e-3).unwrap();
+        assert_eq!(e.values, vec![3.0]);
+        assert!(e.radius >= 1e-3 && e.radius <= 1e-3 + 1e-14, "{}", e.radius);
+    }
+
+    #[test]
     fn residual_bound_is_scale_invariant_and_refuses_bad_weights() {
         let tasks: Vec<_> = (0..3).map(|i| unit(3, i)).collect();
         let third = 1.0 / 3.0;
