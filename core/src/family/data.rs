@@ -221,9 +221,7 @@ impl Samples {
 
     /// The largest |value| (0 for none; NaN is skipped).
     pub fn largest_magnitude(&self) -> f64 {
-        with_values!(self, |x| x
-            .iter()
-            .fold(0.0f64, |m, v| m.max(v.widen().abs())))
+        with_values!(self, |x| crate::problem::scaling::largest_magnitude(x))
     }
 
     /// Whether the values are mapped from a file rather than owned.

@@ -16,7 +16,9 @@
 //! bit-for-bit as before.
 
 use crate::family::{QuadraticTask, TaskData};
+use crate::linalg::element::Element;
 use crate::solvers::SolveOutcome;
+use rayon::prelude::*;
 
 /// Data whose largest magnitude lies within `2^-SAFE_EXPONENT ..
 /// 2^SAFE_EXPONENT` are not rescaled: squares and sums of a few million of
@@ -57,8 +59,25 @@ pub fn exponent(x: f64) -> Option<i32> {
 }
 
 /// The largest |value| (0 for none; NaN is skipped, as `f64::max` does).
-pub fn largest_magnitude(values: &[f64]) -> f64 {
-    values.iter().fold(0.0f64, |m, v| m.max(v.abs()))
+///
+/// Eight independent running maxima, so the loop vectorises instead of
+/// waiting on one chain of comparisons; a maximum does not depend on the
+/// order it is taken in, so the result is the same.
+pub fn largest_magnitude<T: Element>(values: &[T]) -> f64 {
+    let mut lanes = [0.0f64; 8];
+    let mut chunks = values.chunks_exact(lanes.len());
+    for chunk in &mut chunks {
+        for (lane, v) in lanes.iter_mut().zip(chunk) {
+            let a = v.widen().abs();
+            // A NaN compares false and is skipped.
+            *lane = if a > *lane { a } else { *lane };
+        }
+    }
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(0.0f64, |m, v| m.max(v.widen().abs()));
+    lanes.iter().fold(tail, |m, &lane| m.max(lane))
 }
 
 fn scale_in_place(values: &mut [f64], k: i32) {
@@ -90,8 +109,9 @@ impl Scaling {
     /// that the worst task stays the worst).
     pub fn equilibrate_least_squares(tasks: &mut [TaskData]) -> Self {
         let x_max = tasks
-            .iter()
-            .fold(0.0f64, |m, t| m.max(t.xt.largest_magnitude()));
+            .par_iter()
+            .map(|t| t.xt.largest_magnitude())
+            .reduce(|| 0.0, f64::max);
         let y_max = tasks
             .iter()
             .fold(0.0f64, |m, t| m.max(largest_magnitude(t.y.as_slice())));
@@ -118,8 +138,9 @@ impl Scaling {
     /// normal number. Returns the scaling and the internal l2.
     pub fn equilibrate_logistic(tasks: &mut [TaskData], l2: f64) -> (Self, f64) {
         let x_max = tasks
-            .iter()
-            .fold(0.0f64, |m, t| m.max(t.xt.largest_magnitude()));
+            .par_iter()
+            .map(|t| t.xt.largest_magnitude())
+            .reduce(|| 0.0, f64::max);
         let ex = exponent(x_max).unwrap_or(0);
         if ex <= SAFE_EXPONENT {
             return (Self::IDENTITY, l2);
@@ -264,6 +285,30 @@ mod tests {
     use super::*;
     use crate::family::{GradientForm, LeastSquaresFamily, TaskFamily};
     use nalgebra::{DMatrix, DVector};
+
+    #[test]
+    fn largest_magnitude_is_the_plain_maximum_in_either_type_and_skips_nan() {
+        let naive = |v: &[f64]| v.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(60);
+        for len in 0..40 {
+            for peak in 0..len.max(1) {
+                let mut v: Vec<f64> = (0..len)
+                    .map(|_| rand::Rng::random_range(&mut rng, -1.0..1.0))
+                    .collect();
+                if len > 0 {
+                    v[peak] = -3.5;
+                    v[(peak * 7) % len] = f64::NAN;
+                }
+                let want = naive(&v);
+                assert_eq!(largest_magnitude(&v), want, "len {len} peak {peak}");
+                let narrow: Vec<f32> = v.iter().map(|&x| x as f32).collect();
+                let widened: Vec<f64> = narrow.iter().map(|&x| f64::from(x)).collect();
+                assert_eq!(largest_magnitude(&narrow), naive(&widened));
+            }
+        }
+        assert_eq!(largest_magnitude::<f64>(&[]), 0.0);
+        assert_eq!(largest_magnitude(&[f64::NAN; 9]), 0.0);
+    }
 
     #[test]
     fn ldexp_reaches_past_the_exponent_range_and_rounds_once() {
