@@ -683,37 +683,25 @@ mod tests {
             .unwrap();
         let mut next = DVector::zeros(1);
         let mut at_next = Evaluation::new(1, 1);
-        let initial = 0.25 * 2f64.powi(MAX_HALVINGS as i32);
-        let mut rule = StepRule::Backtracking { initial };
-        let (eta, gave_up) = projected_step(
-            &f,
-            &FeasibleSet::Unconstrained,
-            0.3,
-            &mut rule,
-            &from,
-            &at_from,
-            &mut next,
-            &mut at_next,
-        )
-        .unwrap();
-        assert_eq!((eta, gave_up), (0.25, false));
-        assert_eq!(next[0], 0.0);
-        // One halving fewer allowed, and the same start gives up.
-        let mut rule = StepRule::Backtracking {
-            initial: 2.0 * initial,
+        let mut step_from = |initial: f64| {
+            let mut rule = StepRule::Backtracking { initial };
+            let (eta, gave_up) = projected_step(
+                &f,
+                &FeasibleSet::Unconstrained,
+                0.3,
+                &mut rule,
+                &from,
+                &at_from,
+                &mut next,
+                &mut at_next,
+            )
+            .unwrap();
+            (eta, gave_up, next[0])
         };
-        let (_, gave_up) = projected_step(
-            &f,
-            &FeasibleSet::Unconstrained,
-            0.3,
-            &mut rule,
-            &from,
-            &at_from,
-            &mut next,
-            &mut at_next,
-        )
-        .unwrap();
-        assert!(gave_up);
+        let initial = 0.25 * 2f64.powi(MAX_HALVINGS as i32);
+        assert_eq!(step_from(initial), (0.25, false, 0.0));
+        // One halving fewer allowed, and the same start gives up.
+        assert!(step_from(2.0 * initial).1);
     }
 
     #[test]
