@@ -18,7 +18,6 @@
 use crate::family::{QuadraticTask, TaskData};
 use crate::linalg::element::Element;
 use crate::solvers::SolveOutcome;
-use rayon::prelude::*;
 
 /// Data whose largest magnitude lies within `2^-SAFE_EXPONENT ..
 /// 2^SAFE_EXPONENT` are not rescaled: squares and sums of a few million of
@@ -109,9 +108,8 @@ impl Scaling {
     /// that the worst task stays the worst).
     pub fn equilibrate_least_squares(tasks: &mut [TaskData]) -> Self {
         let x_max = tasks
-            .par_iter()
-            .map(|t| t.xt.largest_magnitude())
-            .reduce(|| 0.0, f64::max);
+            .iter()
+            .fold(0.0f64, |m, t| m.max(t.xt.largest_magnitude()));
         let y_max = tasks
             .iter()
             .fold(0.0f64, |m, t| m.max(largest_magnitude(t.y.as_slice())));
@@ -138,9 +136,8 @@ impl Scaling {
     /// normal number. Returns the scaling and the internal l2.
     pub fn equilibrate_logistic(tasks: &mut [TaskData], l2: f64) -> (Self, f64) {
         let x_max = tasks
-            .par_iter()
-            .map(|t| t.xt.largest_magnitude())
-            .reduce(|| 0.0, f64::max);
+            .iter()
+            .fold(0.0f64, |m, t| m.max(t.xt.largest_magnitude()));
         let ex = exponent(x_max).unwrap_or(0);
         if ex <= SAFE_EXPONENT {
             return (Self::IDENTITY, l2);
