@@ -2,6 +2,7 @@
 stops a long solve cleanly."""
 
 import _thread
+import signal
 import threading
 import time
 
@@ -19,7 +20,17 @@ def long_problem():
     return taskrobust.Problem.least_squares(xs, ys)
 
 
-def test_ctrl_c_stops_a_long_solve(long_problem):
+@pytest.fixture
+def sigint_handled():
+    # A process started in the background by a non-interactive shell
+    # inherits SIGINT ignored, and interrupt_main then does nothing: give
+    # SIGINT Python's own handler, as an interactive session has it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_ctrl_c_stops_a_long_solve(long_problem, sigint_handled):
     # The same signal Ctrl-C sends, delivered to the main thread while it
     # is inside the solve.
     timer = threading.Timer(0.3, _thread.interrupt_main)
