@@ -14,7 +14,7 @@
 
 use crate::linalg::kernels::{axpy, dot};
 use crate::problem::ball::Ball;
-use crate::problem::numerics::{gamma, round_up, UNDERFLOW_UNIT, UNIT_ROUNDOFF};
+use crate::problem::numerics::{gamma, round_up, TrackedSum, UNDERFLOW_UNIT, UNIT_ROUNDOFF};
 use nalgebra::{DMatrix, DVector};
 
 /// Conjugate-gradient steps after the preconditioned first solve of the
@@ -140,9 +140,12 @@ pub fn norm_up(x: &[f64]) -> f64 {
     // 2^-e with 2^e near the largest entry: exact scaling both ways.
     let exponent = largest.log2().floor().clamp(-1000.0, 1000.0) as i32;
     let down = 2f64.powi(-exponent);
-    let sum: f64 = x.iter().map(|v| (v * down) * (v * down)).sum();
-    let scaled = (sum * (1.0 + gamma(x.len())) + (x.len() as f64) * 1e-300).sqrt();
-    round_up(scaled * (1.0 + 2.0 * UNIT_ROUNDOFF) * 2f64.powi(exponent))
+    let mut squares = TrackedSum::default();
+    for v in x {
+        squares.add_product(v * down, v * down);
+    }
+    // The root and the scaling back (exact short of underflow) round once more.
+    round_up(squares.upper().sqrt() * 2f64.powi(exponent))
 }
 
 /// A certified lower bound on `min_{theta' in set} M(theta')` for the local model
@@ -461,16 +464,17 @@ impl DualWork {
     /// ||U||_F^2 - u max_j |h_jj - s|`. Returns that lower bound.
     fn certified_curvature(&self, shift: f64) -> f64 {
         let d = self.d;
-        let mut frobenius2 = 0.0;
+        let mut frobenius2 = TrackedSum::default();
         let mut diagonal = 0.0f64;
         for j in 0..d {
-            let column = &self.factor[j * d..j * d + j + 1];
-            frobenius2 += dot(column, column);
+            for &entry in &self.factor[j * d..j * d + j + 1] {
+                frobenius2.add_product(entry, entry);
+            }
             diagonal = diagonal.max((self.hessian[j + j * d] - shift).abs());
         }
         let slack = round_up(
-            gamma(d + 1) * frobenius2 * (1.0 + gamma(d * d))
-                + UNIT_ROUNDOFF * diagonal * (1.0 + UNIT_ROUNDOFF)
+            gamma(d + 1) * frobenius2.upper()
+                + UNIT_ROUNDOFF * diagonal
                 + (8 * d * d) as f64 * UNDERFLOW_UNIT,
         );
         round_down(shift - slack)
@@ -1432,6 +1436,51 @@ mod tests {
             &Ball::unconstrained(),
         );
         assert!(as_if_exact > 0.0, "{as_if_exact:e}");
+    }
+
+    #[test]
+    fn the_newton_point_converges_at_the_conjugate_gradient_rate() {
+        // H = diag(1, ..., 10) preconditioned by the factor of H - 0.6 I (a
+        // shift as large as a stated Hessian error makes it): the
+        // preconditioned operator has eigenvalues h / (h - 0.6) in [1.07,
+        // 2.5], so each conjugate-gradient step cuts the H-norm error by
+        // rho = (sqrt k - 1) / (sqrt k + 1) < 0.22 (Chebyshev), from the
+        // start -(H - 0.6 I)^-1 l.
+        let d = 10;
+        let h: Vec<f64> = (1..=d).map(|i| i as f64).collect();
+        let l: Vec<f64> = (0..d).map(|i| 1e3 * (1.0 + 0.1 * i as f64)).collect();
+        let form = QuadraticForm {
+            hessian: DMatrix::from_diagonal(&DVector::from_column_slice(&h)),
+            linear: DVector::from_column_slice(&l),
+            constant: 0.0,
+        };
+        let mut work = DualWork::default();
+        work.combine(
+            std::slice::from_ref(&form),
+            &[FormBounds::exact(&form)],
+            &[1.0],
+        );
+        let shift = 0.6;
+        assert!(work.factor(shift));
+        let h_norm_error = |theta: &[f64]| -> f64 {
+            (0..d)
+                .map(|i| h[i] * (theta[i] + l[i] / h[i]).powi(2))
+                .sum::<f64>()
+                .sqrt()
+        };
+        let start: Vec<f64> = (0..d).map(|i| -l[i] / (h[i] - shift)).collect();
+        let kappa = (1.0 / (1.0 - shift / 1.0)) / (1.0 / (1.0 - shift / 10.0));
+        let rho = (kappa.sqrt() - 1.0) / (kappa.sqrt() + 1.0);
+        let (mut theta, mut residual, mut preconditioned) =
+            (vec![0.0; d], vec![0.0; d], vec![0.0; d]);
+        work.newton_point(&mut theta, &mut residual, &mut preconditioned);
+        let (before, after) = (h_norm_error(&start), h_norm_error(&theta));
+        let allowed = 2.0 * rho.powi(NEWTON_CG_STEPS as i32) * before;
+        assert!(
+            after <= allowed,
+            "H-norm error {after:e} after CG, allowed {allowed:e}"
+        );
+        assert!(before > 10.0 * allowed, "the start must need the steps");
     }
 
     #[test]

@@ -129,6 +129,68 @@ pub fn round_up(bound: f64) -> f64 {
     bound.abs() * (1.0 + 2f64.powi(-40)) + 64.0 * UNDERFLOW_UNIT
 }
 
+/// `x` moved up by the relative `2^-50` (eight unit roundoffs): an upper
+/// bound on the exact value of a result that two or three roundings to
+/// nearest made (below the normal range, where sums are exact, it stays put).
+pub fn round_upward(x: f64) -> f64 {
+    x + x.abs() * 2f64.powi(-50)
+}
+
+/// A floating-point sum that bounds its own rounding as it goes (Higham's
+/// running error analysis, Accuracy and Stability, section 3.3): rounding to
+/// nearest moves each partial sum `s_i` by at most `u |s_i|` and each product
+/// `t_i = fl(a b)` by at most `u |t_i|`, so the exact sum of the exact terms
+/// lies within `u` times the sum of those magnitudes of the computed one.
+/// That sum is kept rounded upwards; below the normal range, where an
+/// addition is exact, a product may lose half a subnormal unit instead. The
+/// bound holds for terms of any sign, in any order, and needs no operation
+/// counts from the caller.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TrackedSum {
+    sum: f64,
+    magnitudes: f64,
+    products: usize,
+}
+
+impl TrackedSum {
+    /// Adds an exact term.
+    pub fn add(&mut self, term: f64) {
+        self.push(term, 0.0);
+    }
+
+    /// Adds the product `a b`, which rounds once before it is added.
+    pub fn add_product(&mut self, a: f64, b: f64) {
+        let term = a * b;
+        self.products += 1;
+        self.push(term, term.abs());
+    }
+
+    fn push(&mut self, term: f64, rounded: f64) {
+        self.sum += term;
+        self.magnitudes = round_upward(self.magnitudes + self.sum.abs() + rounded);
+    }
+
+    /// The computed sum.
+    pub fn value(&self) -> f64 {
+        self.sum
+    }
+
+    /// A bound on `|value - exact sum|`; NaN where a term is NaN.
+    pub fn error_bound(&self) -> f64 {
+        round_upward(UNIT_ROUNDOFF * self.magnitudes + self.products as f64 * UNDERFLOW_UNIT)
+    }
+
+    /// An upper bound on the exact sum.
+    pub fn upper(&self) -> f64 {
+        round_upward(self.sum + self.error_bound())
+    }
+
+    /// A lower bound on the exact sum.
+    pub fn lower(&self) -> f64 {
+        -round_upward(self.error_bound() - self.sum)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +229,94 @@ mod tests {
             );
         }
         assert_eq!(gamma(1 << 52), f64::INFINITY);
+    }
+
+    #[test]
+    fn round_upward_raises_by_eight_units_of_roundoff_either_sign() {
+        let up = 8.0 * UNIT_ROUNDOFF;
+        assert_eq!(round_upward(1.0), 1.0 + up);
+        assert_eq!(round_upward(-1.0), -1.0 + up);
+        assert_eq!(round_upward(0.0), 0.0);
+    }
+
+    #[test]
+    fn a_sum_that_rounds_down_at_every_addition_stays_within_its_bound() {
+        // 2 + 2^-52 is a tie, and rounds to even, back to 2: each of the k
+        // additions loses u |s_i| = 2u, the most that rounding to nearest
+        // can lose. The running bound is 2 (k + 1) u: tight to 2u.
+        let k = 1000;
+        let mut sum = TrackedSum::default();
+        sum.add(2.0);
+        for _ in 0..k {
+            sum.add(2.0 * UNIT_ROUNDOFF);
+        }
+        assert_eq!(sum.value(), 2.0);
+        let lost = k as f64 * 2.0 * UNIT_ROUNDOFF;
+        let bound = sum.error_bound();
+        assert!(bound >= lost, "bound {bound:e} below the loss {lost:e}");
+        assert!(
+            bound <= lost * 1.01,
+            "bound {bound:e} loose against {lost:e}"
+        );
+        let upper = sum.upper();
+        assert!(
+            upper >= 2.0 + lost && upper <= 2.0 + lost * 1.02,
+            "upper {upper}"
+        );
+        // Negated terms: the same loss, below.
+        let mut negated = TrackedSum::default();
+        negated.add(-2.0);
+        for _ in 0..k {
+            negated.add(-2.0 * UNIT_ROUNDOFF);
+        }
+        assert_eq!(negated.value(), -2.0);
+        assert_eq!(negated.error_bound(), bound);
+        assert!(negated.upper() >= -2.0 && negated.upper() <= -2.0 + 3.0 * lost);
+    }
+
+    #[test]
+    fn a_rounded_product_charges_its_own_rounding() {
+        // (1 + 2^-26)(1 + 2^-27) = 1 + 2^-26 + 2^-27 + 2^-53: the last bit
+        // is a tie that rounds to even, so the product loses u exactly
+        // while the sum (0 + t) is exact.
+        let (a, b) = (1.0 + 2f64.powi(-26), 1.0 + 2f64.powi(-27));
+        let mut sum = TrackedSum::default();
+        sum.add_product(a, b);
+        let computed = sum.value();
+        assert_eq!(computed, 1.0 + 2f64.powi(-26) + 2f64.powi(-27));
+        assert_eq!(a.mul_add(b, -computed), UNIT_ROUNDOFF);
+        let bound = sum.error_bound();
+        assert!(bound >= UNIT_ROUNDOFF, "bound {bound:e}");
+        assert!(bound <= 2.1 * UNIT_ROUNDOFF * computed, "bound {bound:e}");
+        assert!(sum.upper() - computed >= UNIT_ROUNDOFF);
+        // Exact products cost nothing extra: 2^-26 2^-26 = 2^-52.
+        let mut exact = TrackedSum::default();
+        exact.add_product(2f64.powi(-26), 2f64.powi(-26));
+        assert!(exact.error_bound() <= 1.01 * UNIT_ROUNDOFF * 2.0 * 2f64.powi(-52));
+    }
+
+    #[test]
+    fn products_that_underflow_charge_half_a_subnormal_each() {
+        // 2^-540 2^-540 = 2^-1080 rounds to 0: 10000 of them lose 10000
+        // 2^-1080, about 156 subnormal units, and the sum reads 0.
+        let tiny = 2f64.powi(-540);
+        let mut sum = TrackedSum::default();
+        for _ in 0..10_000 {
+            sum.add_product(tiny, tiny);
+        }
+        assert_eq!(sum.value(), 0.0);
+        // 156.25 units, rounded up to a representable 157.
+        let lost = 157.0 * UNDERFLOW_UNIT;
+        assert!(
+            sum.error_bound() >= lost,
+            "{:e} < {lost:e}",
+            sum.error_bound()
+        );
+        assert!(sum.error_bound() <= 10_000.0 * UNDERFLOW_UNIT * 1.01);
+        assert!(sum.upper() >= lost);
+        // Nothing summed: no error.
+        assert_eq!(TrackedSum::default().error_bound(), 0.0);
+        assert_eq!(TrackedSum::default().upper(), 0.0);
     }
 
     #[test]

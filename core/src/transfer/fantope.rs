@@ -16,6 +16,8 @@ use super::spectral::{ky_fan_sum, sorted_eigen};
 use super::upstream::UpstreamLosses;
 use crate::family::{Evaluation, TaskFamily, Weigh};
 use crate::problem::ball::{Ball, FeasibleSet};
+use crate::problem::certificate::norm_up;
+use crate::problem::numerics::{round_up, round_upward, TrackedSum};
 use crate::solvers::{solve, Method, SolveOptions};
 use nalgebra::{DMatrix, DVector};
 use std::sync::Arc;
@@ -28,6 +30,8 @@ pub struct FantopeFamily {
     /// `-vec(M_i)` as columns: the task gradients (constant: the losses are linear).
     gradients: DMatrix<f64>,
     norms: Vec<f64>,
+    /// Upper bounds on the exact `||M_i||_F`, for the certificates.
+    norm_bounds: Vec<f64>,
 }
 
 impl FantopeFamily {
@@ -42,11 +46,17 @@ impl FantopeFamily {
             }
         }
         let norms = losses.matrices.iter().map(|m| m.norm()).collect();
+        let norm_bounds = losses
+            .matrices
+            .iter()
+            .map(|m| norm_up(m.as_slice()))
+            .collect();
         Self {
             losses,
             rank,
             gradients,
             norms,
+            norm_bounds,
         }
     }
 
@@ -77,12 +87,14 @@ impl FantopeFamily {
             return f64::NEG_INFINITY;
         };
         let m = weights.len();
-        let d = self.losses.dim();
         let a = self.losses.weighted_matrix(weights);
         // |fl(sum w_i M_i) - sum w_i M_i| <= gamma_{m+1} sum w_i |M_i| entrywise,
         // whose Frobenius norm is at most sum w_i ||M_i||_F.
-        let weighted_norms: f64 = weights.iter().zip(&self.norms).map(|(w, n)| w * n).sum();
-        let input_error = gamma(m + 1) * weighted_norms * (1.0 + gamma(m + d * d + 4));
+        let mut weighted_norms = TrackedSum::default();
+        for (w, n) in weights.iter().zip(&self.norm_bounds) {
+            weighted_norms.add_product(*w, *n);
+        }
+        let input_error = gamma(m + 1) * weighted_norms.upper();
         let Ok(enclosure) = enclose_eigenvalues(&a, input_error) else {
             return f64::NEG_INFINITY;
         };
@@ -154,19 +166,17 @@ impl EigenEnclosure {
     /// Upper bound on the sum of the k largest exact eigenvalues.
     pub fn top_sum_upper(&self, k: usize) -> f64 {
         let k = k.min(self.values.len());
-        let sum: f64 = self.values[..k].iter().sum();
-        let magnitude: f64 = self.values[..k].iter().map(|v| v.abs()).sum();
-        let bound = sum + k as f64 * self.radius + gamma(k + 2) * magnitude;
-        bound + bound.abs() * 4.0 * UNIT_ROUNDOFF
+        let mut sum = TrackedSum::default();
+        self.values[..k].iter().for_each(|v| sum.add(*v));
+        round_upward(sum.upper() + k as f64 * self.radius)
     }
 
     /// Lower bound on the sum of all but the k largest exact eigenvalues.
     pub fn tail_sum_lower(&self, k: usize) -> f64 {
         let tail = &self.values[k.min(self.values.len())..];
-        let sum: f64 = tail.iter().sum();
-        let magnitude: f64 = tail.iter().map(|v| v.abs()).sum();
-        let bound = sum - tail.len() as f64 * self.radius - gamma(tail.len() + 2) * magnitude;
-        bound - bound.abs() * 4.0 * UNIT_ROUNDOFF
+        let mut sum = TrackedSum::default();
+        tail.iter().for_each(|v| sum.add(*v));
+        -round_upward(tail.len() as f64 * self.radius - sum.lower())
     }
 }
 
@@ -195,10 +205,12 @@ pub fn enclose_eigenvalues(a: &DMatrix<f64>, input_error: f64) -> Result<EigenEn
         return Err("the eigen-decomposition did not produce finite eigenvalues".into());
     }
     let largest = values.iter().map(|v| v.abs()).fold(0.0, f64::max);
-    let norm_factor = 1.0 + gamma(d * d + 4);
-    let frobenius_v2 = vectors.norm_squared() * norm_factor;
-    let gram_error = (vectors.tr_mul(&vectors) - DMatrix::<f64>::identity(d, d)).norm();
-    let eta = gram_error * norm_factor + gamma(d + 1) * frobenius_v2;
+    let mut squares = TrackedSum::default();
+    vectors.iter().for_each(|v| squares.add_product(*v, *v));
+    let frobenius_v2 = squares.upper();
+    let gram_error =
+        norm_up((vectors.tr_mul(&vectors) - DMatrix::<f64>::identity(d, d)).as_slice());
+    let eta = round_up(gram_error + gamma(d + 1) * frobenius_v2);
     if eta.is_nan() || eta >= 0.5 {
         return Err(format!(
             "the computed eigenvectors are not orthonormal enough to bound the error (||V^T V - I|| <= {eta:.1e})"
@@ -209,9 +221,9 @@ pub fn enclose_eigenvalues(a: &DMatrix<f64>, input_error: f64) -> Result<EigenEn
         column *= *lambda;
     }
     let rebuilt = &scaled * vectors.transpose();
-    let residual = (a - &rebuilt).norm() * norm_factor
-        + gamma(d + 2) * largest * frobenius_v2 * (1.0 + 2.0 * UNIT_ROUNDOFF);
-    let radius = (input_error + residual + eta * (2.0 + eta) * largest) * (1.0 + 1e-12);
+    let residual = norm_up((a - &rebuilt).as_slice()) + gamma(d + 2) * largest * frobenius_v2;
+    // A handful of roundings of nonnegative terms, well inside round_up's 2^-40.
+    let radius = round_up(input_error + residual + eta * (2.0 + eta) * largest);
     if !radius.is_finite() {
         return Err("the eigenvalue error bound is not finite".into());
     }
@@ -273,15 +285,17 @@ pub fn certified_residual_bound(
             .flat_map(|(t, _)| t.iter().copied()),
     );
     let mut a = DMatrix::<f64>::zeros(d, d);
-    let mut weighted_energy = 0.0;
+    let mut weighted_energy = TrackedSum::default();
     for (beta, &w) in tasks.iter().zip(weights) {
         if w > 0.0 {
             let scaled = beta / scale;
             a.ger(w, &scaled, &scaled, 1.0);
-            weighted_energy += w * scaled.norm_squared();
+            let mut energy = TrackedSum::default();
+            scaled.iter().for_each(|v| energy.add_product(*v, *v));
+            weighted_energy.add_product(w, energy.upper());
         }
     }
-    let input_error = gamma(m + 2) * weighted_energy * (1.0 + gamma(m + d + 2));
+    let input_error = gamma(m + 2) * weighted_energy.upper();
     let enclosure = match enclose_eigenvalues(&a, input_error) {
         Ok(e) => e,
         Err(reason) => return fallback(reason),
@@ -468,12 +482,30 @@ mod tests {
         DVector::from_fn(d, |j, _| if i == j { 1.0 } else { 0.0 })
     }
 
+    /// `sum v^2` as if in twice the working precision (Ogita, Rump and
+    /// Oishi's Dot2: exact products and sums by error-free transformations),
+    /// an independent reference for the certified sums.
+    fn accurate_sum_of_squares<'a>(values: impl Iterator<Item = &'a f64>) -> f64 {
+        let (mut sum, mut carried) = (0.0f64, 0.0f64);
+        for &v in values {
+            let product = v * v;
+            let product_error = v.mul_add(v, -product);
+            let next = sum + product;
+            let back = next - sum;
+            let sum_error = (sum - (next - back)) + (product - back);
+            sum = next;
+            carried += sum_error + product_error;
+        }
+        sum + carried
+    }
+
     #[test]
     fn the_enclosure_radius_covers_every_term_of_its_analysis_at_large_d() {
-        // At d = 200 the gamma(d^2 + 4) factors on ||V||_F^2 and on the
-        // reconstruction residual (relative 4.4e-12) exceed the radius's
-        // 1e-12 safety inflation: the radius must cover each term of the
-        // documented analysis (THEORY.md, Fantope certificate) without it.
+        // At d = 200 the rounding of ||V||_F^2 and of the residual's norm
+        // (40000 terms each) is worth far more than the 2^-40 of round_up:
+        // the radius must cover each term of the documented analysis
+        // (THEORY.md, Fantope certificate), evaluated with norms computed
+        // as if in twice the precision.
         let d = 200;
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(12);
         let mut uniform = move || rand::Rng::random_range(&mut rng, -0.5..0.5);
@@ -482,21 +514,23 @@ mod tests {
         let enclosure = enclose_eigenvalues(&a, 0.0).unwrap();
         let (values, vectors) = sorted_eigen(&a);
         let largest = values.iter().map(|v| v.abs()).fold(0.0, f64::max);
-        let norm_factor = 1.0 + gamma(d * d + 4);
-        let frobenius_v2 = vectors.norm_squared() * norm_factor;
-        let eta = (vectors.tr_mul(&vectors) - DMatrix::<f64>::identity(d, d)).norm() * norm_factor
-            + gamma(d + 1) * frobenius_v2;
-        let rebuilt = &vectors
-            * DMatrix::from_diagonal(&DVector::from_vec(values.clone()))
-            * vectors.transpose();
-        let residual = (&a - rebuilt).norm() * norm_factor + gamma(d + 2) * largest * frobenius_v2;
-        let analysis = residual + eta * (2.0 + eta) * largest;
+        let frobenius_v2 = accurate_sum_of_squares(vectors.iter());
+        let gram = vectors.tr_mul(&vectors) - DMatrix::<f64>::identity(d, d);
+        let eta = accurate_sum_of_squares(gram.iter()).sqrt() + gamma(d + 1) * frobenius_v2;
+        let mut scaled = vectors.clone();
+        for (mut column, lambda) in scaled.column_iter_mut().zip(&values) {
+            column *= *lambda;
+        }
+        let rebuilt = &scaled * vectors.transpose();
+        let residual = accurate_sum_of_squares((&a - rebuilt).iter()).sqrt()
+            + gamma(d + 2) * largest * frobenius_v2;
+        let analysis = (residual + eta * (2.0 + eta) * largest) * (1.0 + 1e-14);
         assert!(
             enclosure.radius >= analysis,
             "radius {:e} below the analysis' {analysis:e}",
             enclosure.radius
         );
-        // And not far above it: the inflation is 1e-12 relative.
+        // And not far above it.
         assert!(enclosure.radius <= analysis * (1.0 + 1e-9));
     }
 
