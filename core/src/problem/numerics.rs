@@ -272,6 +272,10 @@ mod tests {
         assert_eq!(negated.value(), -2.0);
         assert_eq!(negated.error_bound(), bound);
         assert!(negated.upper() >= -2.0 && negated.upper() <= -2.0 + 3.0 * lost);
+        // The lower bounds mirror the upper ones.
+        let (low, negated_low) = (sum.lower(), negated.lower());
+        assert!(low <= 2.0 && low >= 2.0 - 3.0 * lost, "lower {low}");
+        assert!(negated_low <= -2.0 - lost && negated_low >= -2.0 - lost * 1.02);
     }
 
     #[test]
