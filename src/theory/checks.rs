@@ -847,6 +847,12 @@ mod tests {
         let v = contraction_no_slower(&fit, rho);
         assert!(!v.passed, "{}", v.detail);
         assert!((v.measured["factor"].as_f64().unwrap() - 0.99).abs() < 1e-12);
+        // Slack: ln(measured factor) / ln(theory factor), here ln 0.99 / ln 0.95.
+        let slack = v.slack.unwrap();
+        assert!(
+            (slack - 0.99f64.ln() / rho.ln()).abs() < 1e-9,
+            "slack {slack}"
+        );
     }
 
     #[test]
@@ -896,6 +902,10 @@ mod tests {
         assert!(!v.passed && v.detail.contains("negative"), "{}", v.detail);
         // Rounding of a difference is not a negative gap; a signed comparison allows any sign.
         assert!(bound_holds(&t, &[0.5, -1e-16, 0.3], &[1.0, 1.0, 1.0]).passed);
+        // ... relative to the largest bound: -1e-7 is rounding against bounds
+        // of 1e6 (allowance 1e-6), a negative gap against bounds of 1e-2.
+        assert!(bound_holds(&t, &[0.5, -1e-7, 0.3], &[1e6, 1e6, 1e6]).passed);
+        assert!(!bound_holds(&t, &[0.005, -1e-7, 0.003], &[1e-2, 1e-2, 1e-2]).passed);
         assert!(at_most(&t, &[0.5, -0.45, 0.3], &[1.0, 1.0, 1.0]).passed);
         // Slack: bound / measured at the largest x (median over the points there).
         let v = bound_holds(

@@ -1198,6 +1198,38 @@ mod tests {
             local_model_bound(0.0, &[4.0, 0.0], 0.5, 1.0, &[0.0, 0.0], &unit),
             -4.0,
         );
+        // Minima of exactly 0, where round_down (relative to the result)
+        // adds nothing: each term's own allowance must keep the bound below
+        // 0, and within 1e-11 of the terms' size.
+        let zero = |bound: f64, terms: f64| {
+            assert!(
+                bound <= 0.0 && bound >= -1e-11 * terms,
+                "bound {bound:e} against the exact minimum 0 (terms of size {terms})"
+            );
+        };
+        // Strong convexity: 4 - (3 + 1)^2 / (2 2).
+        zero(
+            local_model_bound(
+                4.0,
+                &[3.0, 0.0],
+                1.0,
+                2.0,
+                &[0.0, 0.0],
+                &Ball::unconstrained(),
+            ),
+            4.0,
+        );
+        // Linearization: 6 + 3 v_1 on ||v|| <= 2.
+        zero(
+            local_model_bound(6.0, &[3.0, 0.0], 0.0, 0.0, &[0.0, 0.0], &ball),
+            6.0,
+        );
+        // Completing the square: 3.5 + 4 v_1 + 1/2 ||v||^2 on ||v|| <= 1,
+        // that is 3.5 - 8 + 1/2 (4 - 1)^2.
+        zero(
+            local_model_bound(3.5, &[4.0, 0.0], 0.0, 1.0, &[0.0, 0.0], &unit),
+            8.0,
+        );
         // The Fantope of rank 4 lies in the ball of radius 2: the linear
         // bound of 1 + 3 v_1 is -5 there too.
         let fantope = Ball::Fantope { dim: 2, rank: 4 };
