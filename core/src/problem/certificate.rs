@@ -1219,6 +1219,19 @@ mod tests {
             ),
             4.0,
         );
+        // The same with the gradient all error (g = 0, so its norm is exact
+        // and carries no round_up): 4 + ||v||^2 - 4 ||v||.
+        zero(
+            local_model_bound(
+                4.0,
+                &[0.0, 0.0],
+                4.0,
+                2.0,
+                &[0.0, 0.0],
+                &Ball::unconstrained(),
+            ),
+            4.0,
+        );
         // Linearization: 6 + 3 v_1 on ||v|| <= 2.
         zero(
             local_model_bound(6.0, &[3.0, 0.0], 0.0, 0.0, &[0.0, 0.0], &ball),
