@@ -1037,12 +1037,7 @@ mod tests {
             linear: DVector::zeros(d),
             constant: 0.0,
         };
-        let mut work = DualWork::default();
-        work.combine(
-            std::slice::from_ref(&form),
-            &[FormBounds::exact(&form)],
-            &[1.0],
-        );
+        let mut work = combined_alone(&form);
         let shift = 2.5;
         assert!(work.factor(shift));
         let mut frobenius2 = 0.0;
@@ -1483,6 +1478,17 @@ mod tests {
         assert!(as_if_exact > 0.0, "{as_if_exact:e}");
     }
 
+    /// The work space holding one exact form at weight 1.
+    fn combined_alone(form: &QuadraticForm) -> DualWork {
+        let mut work = DualWork::default();
+        work.combine(
+            std::slice::from_ref(form),
+            &[FormBounds::exact(form)],
+            &[1.0],
+        );
+        work
+    }
+
     #[test]
     fn the_newton_point_converges_at_the_conjugate_gradient_rate() {
         // H = diag(1, ..., 10) preconditioned by the factor of H - 0.6 I (a
@@ -1499,12 +1505,7 @@ mod tests {
             linear: DVector::from_column_slice(&l),
             constant: 0.0,
         };
-        let mut work = DualWork::default();
-        work.combine(
-            std::slice::from_ref(&form),
-            &[FormBounds::exact(&form)],
-            &[1.0],
-        );
+        let mut work = combined_alone(&form);
         let shift = 0.6;
         assert!(work.factor(shift));
         let h_norm_error = |theta: &[f64]| -> f64 {
@@ -1537,8 +1538,7 @@ mod tests {
             linear: DVector::zeros(2),
             constant: 0.0,
         };
-        let mut work = DualWork::default();
-        work.combine(std::slice::from_ref(&q), &[FormBounds::exact(&q)], &[1.0]);
+        let mut work = combined_alone(&q);
         assert!(work.factor(0.5));
         assert!(!work.factor(1.0));
         assert!(!work.factor(2.0));
@@ -1719,12 +1719,7 @@ mod tests {
             linear: DVector::zeros(d),
             constant: 0.0,
         };
-        let mut work = DualWork::default();
-        work.combine(
-            std::slice::from_ref(&form),
-            &[FormBounds::exact(&form)],
-            &[1.0],
-        );
+        let mut work = combined_alone(&form);
         assert!(work.factor(s));
         assert!((0..d).all(|j| work.factor[j + j * d] == 2.0));
         let documented =
