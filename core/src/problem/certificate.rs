@@ -1257,6 +1257,24 @@ mod tests {
     }
 
     #[test]
+    fn strongly_convex_bound_is_the_exact_model_minimum() {
+        // min of 4 v_1 + 1/2 ||v||^2: -8 unconstrained, -3.5 on the unit ball
+        // (to 1e-11 relative of the terms: ||g|| carries norm_up's 2^-40).
+        let g = DVector::from_vec(vec![4.0, 0.0]);
+        let at = DVector::zeros(2);
+        let unconstrained = strongly_convex_bound(0.0, &g, &at, 1.0, &Ball::unconstrained());
+        assert!(
+            (-8.0 - 8e-11..=-8.0).contains(&unconstrained),
+            "{unconstrained}"
+        );
+        let on_ball = strongly_convex_bound(0.0, &g, &at, 1.0, &Ball::with_radius(1.0));
+        assert!((-3.5 - 8e-11..=-3.5).contains(&on_ball), "{on_ball}");
+        // A negative curvature is no curvature: the linear bound on the ball, -4.
+        let flat = strongly_convex_bound(0.0, &g, &at, -1.0, &Ball::with_radius(1.0));
+        assert!((-4.0 - 8e-11..=-4.0).contains(&flat), "{flat}");
+    }
+
+    #[test]
     fn an_unconstrained_bound_uses_only_the_curvature_the_errors_leave() {
         // Stored 1/2 theta^2 - theta with Hessian error 0.3: the task may be
         // 1/2 (0.7) theta^2 - theta, whose minimum is -1/(2 * 0.7), so the
@@ -1364,6 +1382,28 @@ mod tests {
             assert_eq!(
                 certificate.note, "the certificate weights are not a nonnegative nonzero vector",
                 "{weights:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_weighted_quadratic_that_overflows_certifies_nothing_and_says_why() {
+        // Two Hessians of 1e308 sum to +inf; the linear term overflows the
+        // same way in the second case. The stated errors stay finite.
+        let huge = |h: f64, l: f64| QuadraticForm {
+            hessian: DMatrix::from_element(1, 1, h),
+            linear: DVector::from_element(1, l),
+            constant: 0.0,
+        };
+        for (h, l) in [(1e308, 0.0), (1.0, 1e308)] {
+            let forms = [huge(h, l), huge(h, l)];
+            let bounds = [FormBounds::exact(&forms[0]), FormBounds::exact(&forms[1])];
+            let certificate =
+                sound_quadratic_bound(&forms, &bounds, &[1.0, 1.0], &Ball::with_radius(1.0));
+            assert_eq!(certificate.bound, f64::NEG_INFINITY, "h {h}, l {l}");
+            assert_eq!(
+                certificate.note, "the weighted quadratic overflows f64",
+                "h {h}, l {l}"
             );
         }
     }
