@@ -1359,6 +1359,9 @@ mod tests {
         );
         assert_eq!(charged.kind, "dual");
         assert!(!charged.note.is_empty());
+        // Around theta = (3, 4), the reach is r + ||theta|| = 6: 2/2 6^2 = 36.
+        let far = certificate.allowing_for_nonconvexity(2.0, &[3.0, 4.0], &Ball::with_radius(1.0));
+        assert!((-35.0 - 1e-9..=-35.0).contains(&far.bound), "{far:?}");
         // No deficit, nothing charged.
         assert_eq!(
             certificate.allowing_for_nonconvexity(0.0, &[0.0], &Ball::with_radius(1.0)),
