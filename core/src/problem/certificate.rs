@@ -140,10 +140,7 @@ pub fn norm_up(x: &[f64]) -> f64 {
     // 2^-e with 2^e near the largest entry: exact scaling both ways.
     let exponent = largest.log2().floor().clamp(-1000.0, 1000.0) as i32;
     let down = 2f64.powi(-exponent);
-    let mut squares = TrackedSum::default();
-    for v in x {
-        squares.add_product(v * down, v * down);
-    }
+    let squares = TrackedSum::of_squares(x.iter().map(|v| v * down));
     // The root and the scaling back (exact short of underflow) round once more.
     round_up(squares.upper().sqrt() * 2f64.powi(exponent))
 }
@@ -464,14 +461,13 @@ impl DualWork {
     /// ||U||_F^2 - u max_j |h_jj - s|`. Returns that lower bound.
     fn certified_curvature(&self, shift: f64) -> f64 {
         let d = self.d;
-        let mut frobenius2 = TrackedSum::default();
-        let mut diagonal = 0.0f64;
-        for j in 0..d {
-            for &entry in &self.factor[j * d..j * d + j + 1] {
-                frobenius2.add_product(entry, entry);
-            }
-            diagonal = diagonal.max((self.hessian[j + j * d] - shift).abs());
-        }
+        // The factor's upper triangle, diagonal included.
+        let frobenius2 = TrackedSum::of_squares(
+            (0..d).flat_map(|j| self.factor[j * d..j * d + j + 1].iter().copied()),
+        );
+        let diagonal = (0..d).fold(0.0f64, |m, j| {
+            m.max((self.hessian[j + j * d] - shift).abs())
+        });
         let slack = round_up(
             gamma(d + 1) * frobenius2.upper()
                 + UNIT_ROUNDOFF * diagonal

@@ -153,6 +153,20 @@ pub struct TrackedSum {
 }
 
 impl TrackedSum {
+    /// The sum of exact terms.
+    pub fn of(terms: impl IntoIterator<Item = f64>) -> Self {
+        let mut sum = Self::default();
+        terms.into_iter().for_each(|t| sum.add(t));
+        sum
+    }
+
+    /// The sum of the squares `v v` (each rounded once) of exact values.
+    pub fn of_squares(values: impl IntoIterator<Item = f64>) -> Self {
+        let mut sum = Self::default();
+        values.into_iter().for_each(|v| sum.add_product(v, v));
+        sum
+    }
+
     /// Adds an exact term.
     pub fn add(&mut self, term: f64) {
         self.push(term, 0.0);

@@ -584,6 +584,23 @@ mod tests {
         assert!(!sufficient_decrease(-0.2, 1.0, &g, &old, &new, 0.5));
     }
 
+    /// One projected step at mu = 0.3 from `from` (evaluated in `at_from`),
+    /// into fresh buffers: the step, whether backtracking gave up, the new
+    /// point and its evaluation.
+    fn step_once(
+        f: &dyn TaskFamily,
+        set: &FeasibleSet,
+        rule: &mut StepRule,
+        from: &DVector<f64>,
+        at_from: &Evaluation,
+    ) -> (f64, bool, DVector<f64>, Evaluation) {
+        let mut next = DVector::zeros(from.len());
+        let mut at_next = at_from.clone();
+        let (eta, gave_up) =
+            projected_step(f, set, 0.3, rule, from, at_from, &mut next, &mut at_next).unwrap();
+        (eta, gave_up, next, at_next)
+    }
+
     #[test]
     fn a_fixed_step_is_one_projected_gradient_step() {
         let f = family();
@@ -592,37 +609,15 @@ mod tests {
         let mut at_from = Evaluation::new(4, 2);
         f.evaluate(&from, &mut |l, w| softmax_into(l, 0.3, w), &mut at_from)
             .unwrap();
-        let mut next = DVector::zeros(2);
-        let mut at_next = Evaluation::new(4, 2);
         let mut rule = StepRule::Fixed(0.7);
-        let (eta, gave_up) = projected_step(
-            &f,
-            &ball,
-            0.3,
-            &mut rule,
-            &from,
-            &at_from,
-            &mut next,
-            &mut at_next,
-        )
-        .unwrap();
+        let (eta, gave_up, next, _) = step_once(&f, &ball, &mut rule, &from, &at_from);
         let mut expected = &from - 0.7 * &at_from.gradient;
         ball.project(&mut expected);
         assert_eq!((eta, gave_up), (0.7, false));
         assert_eq!(next, expected);
         // Backtracking from a huge step halves until F_mu decreases enough.
         let mut rule = StepRule::Backtracking { initial: 1e3 };
-        let (eta, gave_up) = projected_step(
-            &f,
-            &ball,
-            0.3,
-            &mut rule,
-            &from,
-            &at_from,
-            &mut next,
-            &mut at_next,
-        )
-        .unwrap();
+        let (eta, gave_up, _, at_next) = step_once(&f, &ball, &mut rule, &from, &at_from);
         assert!(!gave_up && eta < 1e3 && eta > 1e-6, "{eta}");
         assert_eq!(rule, StepRule::Backtracking { initial: eta });
         let smoothed = |at: &Evaluation| log_sum_exp(&at.losses, 0.3);
@@ -632,17 +627,8 @@ mod tests {
         let mut uphill = at_from.clone();
         uphill.gradient = -&at_from.gradient;
         let mut rule = StepRule::Backtracking { initial: 1e12 };
-        let (eta, gave_up) = projected_step(
-            &f,
-            &FeasibleSet::Unconstrained,
-            0.3,
-            &mut rule,
-            &from,
-            &uphill,
-            &mut next,
-            &mut at_next,
-        )
-        .unwrap();
+        let (eta, gave_up, _, _) =
+            step_once(&f, &FeasibleSet::Unconstrained, &mut rule, &from, &uphill);
         assert!(gave_up, "{eta}");
         assert_eq!(eta, 1e12 * 0.5f64.powi(MAX_HALVINGS as i32));
     }
@@ -681,21 +667,10 @@ mod tests {
         let mut at_from = Evaluation::new(1, 1);
         f.evaluate(&from, &mut |_, w| w.fill(1.0), &mut at_from)
             .unwrap();
-        let mut next = DVector::zeros(1);
-        let mut at_next = Evaluation::new(1, 1);
-        let mut step_from = |initial: f64| {
+        let step_from = |initial: f64| {
             let mut rule = StepRule::Backtracking { initial };
-            let (eta, gave_up) = projected_step(
-                &f,
-                &FeasibleSet::Unconstrained,
-                0.3,
-                &mut rule,
-                &from,
-                &at_from,
-                &mut next,
-                &mut at_next,
-            )
-            .unwrap();
+            let (eta, gave_up, next, _) =
+                step_once(&f, &FeasibleSet::Unconstrained, &mut rule, &from, &at_from);
             (eta, gave_up, next[0])
         };
         let initial = 0.25 * 2f64.powi(MAX_HALVINGS as i32);

@@ -166,16 +166,14 @@ impl EigenEnclosure {
     /// Upper bound on the sum of the k largest exact eigenvalues.
     pub fn top_sum_upper(&self, k: usize) -> f64 {
         let k = k.min(self.values.len());
-        let mut sum = TrackedSum::default();
-        self.values[..k].iter().for_each(|v| sum.add(*v));
+        let sum = TrackedSum::of(self.values[..k].iter().copied());
         round_upward(sum.upper() + k as f64 * self.radius)
     }
 
     /// Lower bound on the sum of all but the k largest exact eigenvalues.
     pub fn tail_sum_lower(&self, k: usize) -> f64 {
         let tail = &self.values[k.min(self.values.len())..];
-        let mut sum = TrackedSum::default();
-        tail.iter().for_each(|v| sum.add(*v));
+        let sum = TrackedSum::of(tail.iter().copied());
         -round_upward(tail.len() as f64 * self.radius - sum.lower())
     }
 }
@@ -205,9 +203,7 @@ pub fn enclose_eigenvalues(a: &DMatrix<f64>, input_error: f64) -> Result<EigenEn
         return Err("the eigen-decomposition did not produce finite eigenvalues".into());
     }
     let largest = values.iter().map(|v| v.abs()).fold(0.0, f64::max);
-    let mut squares = TrackedSum::default();
-    vectors.iter().for_each(|v| squares.add_product(*v, *v));
-    let frobenius_v2 = squares.upper();
+    let frobenius_v2 = TrackedSum::of_squares(vectors.iter().copied()).upper();
     let gram_error =
         norm_up((vectors.tr_mul(&vectors) - DMatrix::<f64>::identity(d, d)).as_slice());
     let eta = round_up(gram_error + gamma(d + 1) * frobenius_v2);
@@ -290,9 +286,8 @@ pub fn certified_residual_bound(
         if w > 0.0 {
             let scaled = beta / scale;
             a.ger(w, &scaled, &scaled, 1.0);
-            let mut energy = TrackedSum::default();
-            scaled.iter().for_each(|v| energy.add_product(*v, *v));
-            weighted_energy.add_product(w, energy.upper());
+            let energy = TrackedSum::of_squares(scaled.iter().copied()).upper();
+            weighted_energy.add_product(w, energy);
         }
     }
     let input_error = gamma(m + 2) * weighted_energy.upper();
