@@ -14,6 +14,9 @@
 
 use crate::linalg::kernels::{axpy, dot};
 use crate::problem::ball::Ball;
+use crate::problem::directed::{
+    add_down, add_up, div_down, div_up, mul_down, mul_up, sqrt_down, sqrt_up, sub_down, sub_up,
+};
 use crate::problem::numerics::{gamma, round_up, TrackedSum, UNDERFLOW_UNIT, UNIT_ROUNDOFF};
 use nalgebra::{DMatrix, DVector};
 
@@ -130,25 +133,54 @@ pub fn norm_up(x: &[f64]) -> f64 {
     if x.iter().any(|v| v.is_nan()) {
         return f64::INFINITY;
     }
-    let largest = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    if largest == 0.0 {
+    match power_of_two_near_largest(x.iter().map(|v| v.abs())) {
+        None => 0.0,
+        Some(exponent) if exponent == i32::MAX => f64::INFINITY,
+        Some(exponent) => {
+            let down = 2f64.powi(-exponent);
+            let squares = TrackedSum::of_squares(x.iter().map(|v| v * down));
+            mul_up(sqrt_up(squares.upper()), 2f64.powi(exponent))
+        }
+    }
+}
+
+/// Lower bound on the Euclidean norm of a vector known only entrywise from
+/// below, `|x_k| >= magnitudes_k >= 0`, scaled as in [`norm_up`]; 0 where an
+/// entry is NaN (nothing is known).
+pub fn norm_down(magnitudes: impl Iterator<Item = f64> + Clone) -> f64 {
+    if magnitudes.clone().any(|v| v.is_nan()) {
         return 0.0;
     }
-    if !largest.is_finite() {
-        return f64::INFINITY;
+    match power_of_two_near_largest(magnitudes.clone()) {
+        None => 0.0,
+        Some(exponent) if exponent == i32::MAX => f64::MAX,
+        Some(exponent) => {
+            let down = 2f64.powi(-exponent);
+            let squares = TrackedSum::of_squares(magnitudes.map(|v| v * down));
+            mul_down(sqrt_down(squares.lower()), 2f64.powi(exponent))
+        }
     }
-    // 2^-e with 2^e near the largest entry: exact scaling both ways.
-    let exponent = largest.log2().floor().clamp(-1000.0, 1000.0) as i32;
-    let down = 2f64.powi(-exponent);
-    let squares = TrackedSum::of_squares(x.iter().map(|v| v * down));
-    // The root and the scaling back (exact short of underflow) round once more.
-    round_up(squares.upper().sqrt() * 2f64.powi(exponent))
+}
+
+/// `e` with `2^e` near the largest of the nonnegative `values` (clamped so
+/// that scaling by `2^-e` stays exact), `None` when all are 0, `i32::MAX`
+/// when one is infinite.
+fn power_of_two_near_largest(values: impl Iterator<Item = f64>) -> Option<i32> {
+    let largest = values.fold(0.0f64, f64::max);
+    if largest == 0.0 {
+        None
+    } else if !largest.is_finite() {
+        Some(i32::MAX)
+    } else {
+        Some(largest.log2().floor().clamp(-1000.0, 1000.0) as i32)
+    }
 }
 
 /// A certified lower bound on `min_{theta' in set} M(theta')` for the local model
 /// `M(theta') = value + g^T v + lambda/2 ||v||^2 - g_err ||v||`, `v = theta' - at`,
 /// where `value`, `g_err` and `lambda` are already certified (a lower bound on
 /// `Phi(at)`, a bound on `||grad Phi(at) - g||`, a lower bound on the curvature).
+/// Every operation rounds in the bound's favour ([`crate::problem::directed`]).
 /// Returns `-inf` where the set is unbounded and `lambda = 0`.
 pub fn local_model_bound(
     value: f64,
@@ -161,50 +193,45 @@ pub fn local_model_bound(
     if !value.is_finite() || !g_err.is_finite() {
         return f64::NEG_INFINITY;
     }
-    let u = UNIT_ROUNDOFF;
-    let d = g.len();
     let g_norm = norm_up(g);
+    // ||g||^2 / (2 lambda) from above, divided before squared: the square of
+    // a tiny norm would underflow.
+    let half_square_over = |norm: f64| mul_up(0.5, mul_up(div_up(norm, lambda), norm));
     let mut best = f64::NEG_INFINITY;
     // Strong convexity, whatever the set: >= value - (||g|| + g_err)^2 / (2 lambda).
     if lambda > 0.0 {
-        // Products in this order: a square of a tiny norm would underflow.
-        let reach = g_norm + g_err;
-        best = round_down(value - (reach / lambda) * reach * 0.5 * (1.0 + 8.0 * u));
+        best = sub_down(value, half_square_over(add_up(g_norm, g_err)));
     }
     // The set's enclosing ball (the Fantope lies in the ball of radius sqrt k).
     let radius = match *set {
         Ball::Unconstrained => return best,
         Ball::Ball { radius } => radius,
-        Ball::Fantope { rank, .. } => (rank as f64).sqrt() * (1.0 + 4.0 * u),
+        Ball::Fantope { rank, .. } => sqrt_up(rank as f64),
     };
-    let at_norm = norm_up(at);
-    let far = round_up(g_err * (radius + at_norm));
+    // The gradient's error moves the model by at most g_err ||v|| <= g_err (r + ||at||).
+    let far = mul_up(g_err, add_up(radius, norm_up(at)));
     // Linearization: g^T (theta' - at) >= -g^T at - r ||g||.
-    let g_at = dot(g, at);
-    let g_at_err = gamma(d) * g_norm * at_norm;
-    let linear = value - g_at - g_at_err - radius * g_norm * (1.0 + 4.0 * u) - far;
-    best = best.max(round_down(linear));
+    let g_at = TrackedSum::of_products(g, at).upper();
+    let linear = sub_down(sub_down(sub_down(value, g_at), mul_up(radius, g_norm)), far);
+    best = best.max(linear);
     if lambda > 0.0 {
         // Completing the square: lambda/2 dist(m, ball)^2 - ||g||^2 / (2 lambda),
-        // m = at - g / lambda; ||m_hat - m|| <= u (1 + u) ||g|| / lambda + u ||m||.
-        // ||m_hat|| from below, scaled by a power of two as in norm_up.
-        let m_at = |k: usize| at[k] - g[k] / lambda;
-        let largest = (0..d).fold(0.0f64, |acc, k| acc.max(m_at(k).abs()));
-        let m_hat = if largest > 0.0 && largest.is_finite() {
-            let exponent = largest.log2().floor().clamp(-1000.0, 1000.0) as i32;
-            let down = 2f64.powi(-exponent);
-            let sum: f64 = (0..d).map(|k| (m_at(k) * down) * (m_at(k) * down)).sum();
-            (sum * (1.0 - gamma(d))).sqrt() * (1.0 - 2.0 * u) * 2f64.powi(exponent)
-        } else {
-            0.0
-        };
-        let m_lo = (m_hat - u * (1.0 + u) * (g_norm / lambda)) / (1.0 + u);
-        let dist = ((m_lo - radius) * (1.0 - 2.0 * u)).max(0.0);
-        let square = value - (g_norm / lambda) * g_norm * 0.5 * (1.0 + 8.0 * u)
-            + (lambda * dist) * dist * 0.5 * (1.0 - 8.0 * u)
-            - far;
+        // m = at - g / lambda, each entry's magnitude bounded from below.
+        let magnitudes = g.iter().zip(at).map(|(&gk, &ak)| {
+            let lower = sub_down(ak, div_up(gk, lambda));
+            let upper = sub_up(ak, div_down(gk, lambda));
+            lower.max(-upper).max(0.0)
+        });
+        let dist = sub_down(norm_down(magnitudes), radius).max(0.0);
+        let square = sub_down(
+            add_down(
+                sub_down(value, half_square_over(g_norm)),
+                mul_down(0.5, mul_down(mul_down(lambda, dist), dist)),
+            ),
+            far,
+        );
         if square.is_finite() {
-            best = best.max(round_down(square));
+            best = best.max(square);
         }
     }
     best
@@ -630,35 +657,48 @@ impl DualWork {
 
     /// The local model bound at `theta`, every error accounted for.
     fn evaluate_model(
-        &self,
+        &mut self,
         theta: &[f64],
         gradient: &mut [f64],
         totals: &Totals,
         curvature: f64,
         set: &Ball,
     ) -> Certificate {
-        let d = self.d;
-        self.apply(theta, gradient); // H theta
-        let quadratic = dot(theta, gradient);
-        for (g, l) in gradient.iter_mut().zip(&self.linear) {
-            *g += l;
+        // g = H theta + l entry by entry, and 2 q(theta) = theta^T g + l^T
+        // theta + 2c, as tracked sums: each bounds its own rounding as it is
+        // computed, so no operation count enters the allowances.
+        let mut entry_errors = std::mem::take(&mut self.product);
+        let mut doubled_value = TrackedSum::default();
+        for (i, column) in self.hessian.chunks_exact(self.d).enumerate() {
+            let mut entry = TrackedSum::of_products(column, theta);
+            entry.add(self.linear[i]);
+            gradient[i] = entry.value();
+            entry_errors[i] = entry.error_bound();
+            // theta^T g uses the computed g, which carries the entry's error.
+            doubled_value.add_inexact_product(theta[i], gradient[i], entry_errors[i]);
+            doubled_value.add_product(self.linear[i], theta[i]);
         }
-        let value = 0.5 * quadratic + dot(&self.linear, theta) + self.constant;
+        doubled_value.add(2.0 * self.constant);
+        // Halving is exact above the subnormal range; below it, it loses at
+        // most half a subnormal unit, which the directed halving of the error
+        // bound (at least one unit) covers.
+        let value = 0.5 * doubled_value.value();
         let t = norm_up(theta);
-        let (hn, ln, cn) = (totals.hessian_norm, totals.linear_norm, totals.constant_abs);
-        let tiny = (8 * d + 8) as f64 * UNDERFLOW_UNIT * (d as f64).sqrt();
-        // |fl(H theta + l) - (H theta + l)| <= gamma_{d+1} (|H| |theta| + |l|), and
-        // the true gradient differs by (E theta + e).
-        let g_err = round_up(
-            gamma(d + 1) * (hn * t + ln) + totals.hessian_error * t + totals.linear_error + tiny,
+        // The computed gradient is within the entries' rounding of H theta + l,
+        // and the true task's gradient differs by E theta + e.
+        let g_err = add_up(
+            add_up(norm_up(&entry_errors), mul_up(totals.hessian_error, t)),
+            totals.linear_error,
         );
-        let value_err = round_up(
-            gamma(d + 3) * (1.01 * hn * t * t + ln * t + cn)
-                + 0.5 * totals.hessian_error * t * t
-                + totals.linear_error * t
-                + totals.constant_error
-                + tiny,
+        // The true task's value differs by 1/2 theta^T E theta + e^T theta + e_c.
+        let value_err = add_up(
+            add_up(
+                mul_up(0.5, doubled_value.error_bound()),
+                mul_up(mul_up(0.5, totals.hessian_error), mul_up(t, t)),
+            ),
+            add_up(mul_up(totals.linear_error, t), totals.constant_error),
         );
+        self.product = entry_errors;
         let model = |value: f64, g_err: f64| {
             local_model_bound(value, gradient, g_err, curvature, theta, set)
         };
@@ -895,6 +935,70 @@ mod tests {
         assert!((5e-300..=5e-300 * (1.0 + 1e-10)).contains(&tiny), "{tiny}");
         let huge = norm_up(&[3e300, 4e300]);
         assert!((5e300..=5e300 * (1.0 + 1e-10)).contains(&huge), "{huge}");
+    }
+
+    #[test]
+    fn norm_down_is_a_lower_bound_within_a_few_units_at_every_scale() {
+        for scale in [1.0, 2f64.powi(-1000), 2f64.powi(1000), 1e-310] {
+            // (3, 4) scale: the norm 5 scale is exact, so the bounds must
+            // straddle it within a few units in the last place.
+            let entries = [3.0 * scale, 4.0 * scale];
+            let exact = 5.0 * scale;
+            let below = norm_down(entries.iter().copied());
+            let above = norm_up(&entries);
+            let units = 8.0 * f64::EPSILON * exact + 8.0 * UNDERFLOW_UNIT;
+            assert!(
+                below <= exact && below >= exact - units,
+                "{below:e} vs {exact:e}"
+            );
+            assert!(
+                above >= exact && above <= exact + units,
+                "{above:e} vs {exact:e}"
+            );
+        }
+        assert_eq!(norm_down([0.0, 0.0].into_iter()), 0.0);
+        assert_eq!(norm_down([f64::NAN, 1.0].into_iter()), 0.0);
+        assert_eq!(norm_down([f64::INFINITY].into_iter()), f64::MAX);
+    }
+
+    #[test]
+    fn stated_errors_away_from_the_origin_are_charged_at_the_point_and_meet_the_worst_task() {
+        // Stored form 1/2 (theta - 2)^2 = 1/2 theta^2 - 2 theta + 2 on |theta| <= 4,
+        // standing for 1/2 (1 + E) theta^2 + (e - 2) theta + 2 + e_c with
+        // |E| <= 1/4, |e| <= 1/4, |e_c| <= 1/8. The worst such task
+        // (E = e = -1/4, e_c = -1/8) is 3/8 theta^2 - 9/4 theta + 15/8, whose
+        // minimum is -3/2 at theta = 3.
+        let form = QuadraticForm {
+            hessian: DMatrix::from_element(1, 1, 1.0),
+            linear: DVector::from_element(1, -2.0),
+            constant: 2.0,
+        };
+        let bounds = FormBounds {
+            hessian_error: 0.25,
+            linear_error: 0.25,
+            constant_error: 0.125,
+            ..FormBounds::exact(&form)
+        };
+        let certificate = sound_quadratic_bound(
+            std::slice::from_ref(&form),
+            &[bounds],
+            &[1.0],
+            &Ball::with_radius(4.0),
+        );
+        // The documented analysis at the Newton point theta = 2 (t = 2), where
+        // g = 0 and the value 0 are exact: the value's allowance is 1/2 E t^2
+        // + e t + e_c = 9/8, the gradient's E t + e = 3/4, and Rump's shift
+        // certifies curvature 2 (E + rounding) - E = 1/4 (to rounding), so
+        // strong convexity gives -9/8 - (3/4)^2 / (2 1/4) = -9/4.
+        let worst_task_minimum = -1.5;
+        let documented = -2.25;
+        assert!(certificate.bound <= worst_task_minimum, "{certificate:?}");
+        assert!(
+            (certificate.bound - documented).abs() < 1e-9,
+            "{} against the documented {documented}",
+            certificate.bound
+        );
+        assert_eq!(certificate.kind, "dual");
     }
 
     #[test]
@@ -1681,6 +1785,17 @@ mod tests {
         let exact = 2.0 - 2e-8;
         assert!(bound <= exact, "{bound} above {exact}");
         assert!(bound >= exact - 1e-14, "{bound} far below {exact}");
+        // The mirror image, m = (-(3 - 1e-8), 0): the same minimum.
+        let mirrored = local_model_bound(
+            0.0,
+            &[-1e-8, 0.0],
+            0.0,
+            1.0,
+            &[-3.0, 0.0],
+            &Ball::with_radius(1.0),
+        );
+        assert!(mirrored <= exact, "{mirrored} above {exact}");
+        assert!(mirrored >= exact - 1e-14, "{mirrored} far below {exact}");
     }
 
     #[test]

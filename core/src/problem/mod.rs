@@ -5,6 +5,7 @@
 
 pub mod ball;
 pub mod certificate;
+pub mod directed;
 pub mod numerics;
 pub mod residual;
 pub mod scaling;

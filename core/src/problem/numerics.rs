@@ -4,6 +4,8 @@
 //! results stay finite and accurate to rounding for temperatures from 1e-12 to
 //! 1e12 and losses up to 1e300 in magnitude.
 
+use crate::problem::directed::{add_up, mul_up};
+
 /// Smoothed maximum `F_mu(f) = mu * log sum_i exp(f_i / mu)`.
 ///
 /// Computed as `f_max + mu * ln(1 + sum_{i != argmax} exp((f_i - f_max) / mu))`,
@@ -150,6 +152,8 @@ pub struct TrackedSum {
     sum: f64,
     magnitudes: f64,
     products: usize,
+    /// Upper bound on the error the terms brought with them.
+    inherited: f64,
 }
 
 impl TrackedSum {
@@ -167,6 +171,13 @@ impl TrackedSum {
         sum
     }
 
+    /// The dot product `sum_k a_k b_k` of exact vectors (each product rounded once).
+    pub fn of_products(a: &[f64], b: &[f64]) -> Self {
+        let mut sum = Self::default();
+        a.iter().zip(b).for_each(|(x, y)| sum.add_product(*x, *y));
+        sum
+    }
+
     /// Adds an exact term.
     pub fn add(&mut self, term: f64) {
         self.push(term, 0.0);
@@ -177,6 +188,14 @@ impl TrackedSum {
         let term = a * b;
         self.products += 1;
         self.push(term, term.abs());
+    }
+
+    /// Adds the product `a b` of an exact `a` and a `b` that is within
+    /// `b_error` of the value it stands for: the term's own error `|a| b_error`
+    /// joins the bound.
+    pub fn add_inexact_product(&mut self, a: f64, b: f64, b_error: f64) {
+        self.add_product(a, b);
+        self.inherited = add_up(self.inherited, mul_up(a.abs(), b_error));
     }
 
     fn push(&mut self, term: f64, rounded: f64) {
@@ -191,7 +210,11 @@ impl TrackedSum {
 
     /// A bound on `|value - exact sum|`; NaN where a term is NaN.
     pub fn error_bound(&self) -> f64 {
-        round_upward(UNIT_ROUNDOFF * self.magnitudes + self.products as f64 * UNDERFLOW_UNIT)
+        round_upward(
+            UNIT_ROUNDOFF * self.magnitudes
+                + self.products as f64 * UNDERFLOW_UNIT
+                + self.inherited,
+        )
     }
 
     /// An upper bound on the exact sum.
@@ -311,6 +334,19 @@ mod tests {
         let mut exact = TrackedSum::default();
         exact.add_product(2f64.powi(-26), 2f64.powi(-26));
         assert!(exact.error_bound() <= 1.01 * UNIT_ROUNDOFF * 2.0 * 2f64.powi(-52));
+    }
+
+    #[test]
+    fn an_inexact_product_brings_its_own_error_in_full() {
+        // 3 x 0.5 is exact; 0.5 stands for a value within 0.25 of it, so
+        // the product is known within 0.75, and no more is charged.
+        let mut sum = TrackedSum::default();
+        sum.add(1.0);
+        sum.add_inexact_product(-3.0, 0.5, 0.25);
+        assert_eq!(sum.value(), -0.5);
+        let error = sum.error_bound();
+        assert!((0.75..=0.75 * (1.0 + 1e-14)).contains(&error), "{error}");
+        assert!(sum.upper() >= 0.25 && sum.lower() <= -1.25);
     }
 
     #[test]
