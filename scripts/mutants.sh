@@ -25,6 +25,7 @@ files=(
     core/src/transfer/model.rs
     core/src/solvers/smoothing.rs
     core/src/problem/numerics.rs
+    core/src/problem/directed.rs
     core/src/transfer/fantope.rs
     src/theory/checks.rs
 )
