@@ -4,7 +4,7 @@
 //! results stay finite and accurate to rounding for temperatures from 1e-12 to
 //! 1e12 and losses up to 1e300 in magnitude.
 
-use crate::problem::directed::{add_up, mul_up};
+use crate::problem::directed::{add_up, mul_up, sub_down};
 
 /// Smoothed maximum `F_mu(f) = mu * log sum_i exp(f_i / mu)`.
 ///
@@ -219,12 +219,12 @@ impl TrackedSum {
 
     /// An upper bound on the exact sum.
     pub fn upper(&self) -> f64 {
-        round_upward(self.sum + self.error_bound())
+        add_up(self.sum, self.error_bound())
     }
 
     /// A lower bound on the exact sum.
     pub fn lower(&self) -> f64 {
-        -round_upward(self.error_bound() - self.sum)
+        sub_down(self.sum, self.error_bound())
     }
 }
 
@@ -368,9 +368,11 @@ mod tests {
         );
         assert!(sum.error_bound() <= 10_000.0 * UNDERFLOW_UNIT * 1.01);
         assert!(sum.upper() >= lost);
-        // Nothing summed: no error.
+        // Nothing summed: no error, and bounds one unit either side of 0
+        // (directed rounding does not know that 0 + 0 is exact).
         assert_eq!(TrackedSum::default().error_bound(), 0.0);
-        assert_eq!(TrackedSum::default().upper(), 0.0);
+        assert_eq!(TrackedSum::default().upper(), UNDERFLOW_UNIT);
+        assert_eq!(TrackedSum::default().lower(), -UNDERFLOW_UNIT);
     }
 
     #[test]

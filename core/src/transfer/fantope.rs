@@ -17,7 +17,8 @@ use super::upstream::UpstreamLosses;
 use crate::family::{Evaluation, TaskFamily, Weigh};
 use crate::problem::ball::{Ball, FeasibleSet};
 use crate::problem::certificate::norm_up;
-use crate::problem::numerics::{round_up, round_upward, TrackedSum};
+use crate::problem::directed::{add_up, div_down, mul_down, mul_up, sub_down, sub_up};
+use crate::problem::numerics::{gamma, round_upward, TrackedSum};
 use crate::solvers::{solve, Method, SolveOptions};
 use nalgebra::{DMatrix, DVector};
 use std::sync::Arc;
@@ -90,64 +91,35 @@ impl FantopeFamily {
         let a = self.losses.weighted_matrix(weights);
         // |fl(sum w_i M_i) - sum w_i M_i| <= gamma_{m+1} sum w_i |M_i| entrywise,
         // whose Frobenius norm is at most sum w_i ||M_i||_F.
-        let mut weighted_norms = TrackedSum::default();
-        for (w, n) in weights.iter().zip(&self.norm_bounds) {
-            weighted_norms.add_product(*w, *n);
-        }
-        let input_error = gamma(m + 1) * weighted_norms.upper();
+        let weighted_norms = TrackedSum::of_products(weights, &self.norm_bounds);
+        let input_error = mul_up(gamma(m + 1), weighted_norms.upper());
         let Ok(enclosure) = enclose_eigenvalues(&a, input_error) else {
             return f64::NEG_INFINITY;
         };
-        let top = enclosure.top_sum_upper(self.rank);
-        let constant = self.losses.weighted_constant(weights);
-        let constant_error: f64 = weights
-            .iter()
-            .zip(&self.losses.constants)
-            .map(|(w, c)| (w * c).abs())
-            .sum::<f64>()
-            * gamma(m + 2);
-        let dual = constant - constant_error - top;
-        // Two more roundings (the subtractions), then divide by the weight sum
-        // rounded the way that lowers the quotient.
-        let dual = dual - 2.0 * UNIT_ROUNDOFF * (constant.abs() + constant_error + top.abs());
-        divide_down(dual, total, m)
+        let constant = TrackedSum::of_products(weights, &self.losses.constants);
+        let dual = sub_down(constant.lower(), enclosure.top_sum_upper(self.rank));
+        divide_down(dual, &total)
     }
 }
 
-/// Unit roundoff of f64 (round to nearest): `2^-53`.
-pub const UNIT_ROUNDOFF: f64 = f64::EPSILON / 2.0;
-
-/// Higham's `gamma_n = n u / (1 - n u)`: the relative error bound of a
-/// recursive sum or dot product of n terms (`+inf` once `n u >= 1`).
-pub fn gamma(n: usize) -> f64 {
-    let nu = n as f64 * UNIT_ROUNDOFF;
-    if nu < 1.0 {
-        nu / (1.0 - nu)
-    } else {
-        f64::INFINITY
-    }
-}
-
-/// `sum_i p_i` for finite non-negative weights with a positive sum.
-fn checked_weight_sum(weights: &[f64]) -> Option<f64> {
+/// `sum_i p_i` for finite non-negative weights whose sum is certainly positive.
+fn checked_weight_sum(weights: &[f64]) -> Option<TrackedSum> {
     if weights.iter().any(|w| !(w.is_finite() && *w >= 0.0)) {
         return None;
     }
-    let total: f64 = weights.iter().sum();
-    (total > 0.0 && total.is_finite()).then_some(total)
+    let total = TrackedSum::of(weights.iter().copied());
+    (total.lower() > 0.0 && total.upper().is_finite()).then_some(total)
 }
 
-/// A lower bound on `value / exact_sum` where `total` is the floating-point
-/// sum of `terms` non-negative weights (so `exact_sum` lies within
-/// `gamma_terms` of it), rounded down.
-fn divide_down(value: f64, total: f64, terms: usize) -> f64 {
-    let g = gamma(terms);
-    let quotient = if value >= 0.0 {
-        value / (total * (1.0 + g))
+/// A lower bound on `value / exact_sum`, where `total` bounds the exact sum
+/// of positive weights: divide by its upper end a value >= 0, by its lower end
+/// a negative one.
+fn divide_down(value: f64, total: &TrackedSum) -> f64 {
+    if value >= 0.0 {
+        div_down(value, total.upper())
     } else {
-        value / (total * (1.0 - g))
-    };
-    quotient - quotient.abs() * 2.0 * UNIT_ROUNDOFF
+        div_down(value, total.lower())
+    }
 }
 
 /// Eigenvalues of a symmetric matrix `A` that is known only to within a
@@ -203,27 +175,57 @@ pub fn enclose_eigenvalues(a: &DMatrix<f64>, input_error: f64) -> Result<EigenEn
         return Err("the eigen-decomposition did not produce finite eigenvalues".into());
     }
     let largest = values.iter().map(|v| v.abs()).fold(0.0, f64::max);
-    let frobenius_v2 = TrackedSum::of_squares(vectors.iter().copied()).upper();
-    let gram_error =
-        norm_up((vectors.tr_mul(&vectors) - DMatrix::<f64>::identity(d, d)).as_slice());
-    let eta = round_up(gram_error + gamma(d + 1) * frobenius_v2);
+    // ||V^T V - I||_F, each entry a tracked sum: the computed entries' norm
+    // plus the norm of their error bounds.
+    let (gram, gram_rounding) = tracked_entries(d, |i, j| {
+        let mut entry = TrackedSum::of_products(
+            vectors.column(i).as_slice(),
+            vectors.column(j).as_slice(),
+        );
+        entry.add(if i == j { -1.0 } else { 0.0 });
+        entry
+    });
+    let eta = add_up(norm_up(&gram), norm_up(&gram_rounding));
     if eta.is_nan() || eta >= 0.5 {
         return Err(format!(
             "the computed eigenvectors are not orthonormal enough to bound the error (||V^T V - I|| <= {eta:.1e})"
         ));
     }
-    let mut scaled = vectors.clone();
-    for (mut column, lambda) in scaled.column_iter_mut().zip(&values) {
-        column *= *lambda;
-    }
-    let rebuilt = &scaled * vectors.transpose();
-    let residual = norm_up((a - &rebuilt).as_slice()) + gamma(d + 2) * largest * frobenius_v2;
-    // A handful of roundings of nonnegative terms, well inside round_up's 2^-40.
-    let radius = round_up(input_error + residual + eta * (2.0 + eta) * largest);
+    // ||a - V L V^T||_F likewise; each lambda_k v_jk rounds once, and its
+    // enclosure by directed products bounds that rounding.
+    let (residual, residual_rounding) = tracked_entries(d, |i, j| {
+        let mut entry = TrackedSum::default();
+        entry.add(a[(i, j)]);
+        for (k, lambda) in values.iter().enumerate() {
+            let (v, w) = (vectors[(i, k)], vectors[(j, k)]);
+            let scaled = lambda * w;
+            let scaled_error = sub_up(mul_up(*lambda, w), mul_down(*lambda, w));
+            entry.add_inexact_product(-v, scaled, scaled_error);
+        }
+        entry
+    });
+    let residual = add_up(norm_up(&residual), norm_up(&residual_rounding));
+    // Weyl: input error, residual, and the distance to the orthogonal polar factor.
+    let polar = mul_up(mul_up(eta, add_up(2.0, eta)), largest);
+    let radius = add_up(add_up(input_error, residual), polar);
     if !radius.is_finite() {
         return Err("the eigenvalue error bound is not finite".into());
     }
     Ok(EigenEnclosure { values, radius })
+}
+
+/// The d x d tracked sums `entry(i, j)`: their computed values and their
+/// error bounds, each column-major.
+fn tracked_entries(d: usize, entry: impl Fn(usize, usize) -> TrackedSum) -> (Vec<f64>, Vec<f64>) {
+    let (mut values, mut errors) = (Vec::with_capacity(d * d), Vec::with_capacity(d * d));
+    for j in 0..d {
+        for i in 0..d {
+            let sum = entry(i, j);
+            values.push(sum.value());
+            errors.push(sum.error_bound());
+        }
+    }
+    (values, errors)
 }
 
 /// A certified lower bound on the worst residual, with its error analysis.
@@ -290,14 +292,14 @@ pub fn certified_residual_bound(
             weighted_energy.add_product(w, energy);
         }
     }
-    let input_error = gamma(m + 2) * weighted_energy.upper();
+    let input_error = mul_up(gamma(m + 2), weighted_energy.upper());
     let enclosure = match enclose_eigenvalues(&a, input_error) {
         Ok(e) => e,
         Err(reason) => return fallback(reason),
     };
     let tail = enclosure.tail_sum_lower(k);
     let computed: f64 = enclosure.values[k.min(d)..].iter().sum();
-    let value_scaled = divide_down(tail.max(0.0), total, m);
+    let value_scaled = divide_down(tail.max(0.0), &total);
     let scale2 = scale * scale;
     let mut value = value_scaled * scale2;
     // Scaling back is exact unless the result is subnormal (then it may round up).
@@ -306,7 +308,7 @@ pub fn certified_residual_bound(
     }
     ResidualBound {
         value,
-        error_bound: ((computed - tail) / total).max(0.0) * scale2,
+        error_bound: ((computed - tail) / total.value()).max(0.0) * scale2,
         note: String::new(),
     }
 }
@@ -477,14 +479,14 @@ mod tests {
         DVector::from_fn(d, |j, _| if i == j { 1.0 } else { 0.0 })
     }
 
-    /// `sum v^2` as if in twice the working precision (Ogita, Rump and
+    /// `sum x_k y_k` as if in twice the working precision (Ogita, Rump and
     /// Oishi's Dot2: exact products and sums by error-free transformations),
     /// an independent reference for the certified sums.
-    fn accurate_sum_of_squares<'a>(values: impl Iterator<Item = &'a f64>) -> f64 {
+    fn accurate_dot(pairs: impl Iterator<Item = (f64, f64)>) -> f64 {
         let (mut sum, mut carried) = (0.0f64, 0.0f64);
-        for &v in values {
-            let product = v * v;
-            let product_error = v.mul_add(v, -product);
+        for (x, y) in pairs {
+            let product = x * y;
+            let product_error = x.mul_add(y, -product);
             let next = sum + product;
             let back = next - sum;
             let sum_error = (sum - (next - back)) + (product - back);
@@ -494,39 +496,56 @@ mod tests {
         sum + carried
     }
 
+    fn accurate_sum_of_squares<'a>(values: impl Iterator<Item = &'a f64>) -> f64 {
+        accurate_dot(values.map(|v| (*v, *v)))
+    }
+
     #[test]
-    fn the_enclosure_radius_covers_every_term_of_its_analysis_at_large_d() {
-        // At d = 200 the rounding of ||V||_F^2 and of the residual's norm
-        // (40000 terms each) is worth far more than the 2^-40 of round_up:
-        // the radius must cover each term of the documented analysis
-        // (THEORY.md, Fantope certificate), evaluated with norms computed
-        // as if in twice the precision.
+    fn the_enclosure_radius_covers_its_analysis_and_beats_the_a_priori_one_at_large_d() {
+        // At d = 200 the rounding of V^T V and of V L V^T (200 terms per
+        // entry) is worth far more than a few units of the result: the
+        // radius must cover the analysis (THEORY.md, Fantope certificate)
+        // evaluated with V^T V - I and a - V L V^T computed as if in twice
+        // the precision, and the running error bounds must not be looser
+        // than the a priori gamma_{d+1} ||V||_F^2 and gamma_{d+2} max|L|
+        // ||V||_F^2 they replace.
         let d = 200;
         let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(12);
         let mut uniform = move || rand::Rng::random_range(&mut rng, -0.5..0.5);
         let g = DMatrix::from_fn(d, d, |_, _| uniform());
         let a = (&g + g.transpose()) * 0.5;
         let enclosure = enclose_eigenvalues(&a, 0.0).unwrap();
-        let (values, vectors) = sorted_eigen(&a);
-        let largest = values.iter().map(|v| v.abs()).fold(0.0, f64::max);
-        let frobenius_v2 = accurate_sum_of_squares(vectors.iter());
-        let gram = vectors.tr_mul(&vectors) - DMatrix::<f64>::identity(d, d);
-        let eta = accurate_sum_of_squares(gram.iter()).sqrt() + gamma(d + 1) * frobenius_v2;
-        let mut scaled = vectors.clone();
-        for (mut column, lambda) in scaled.column_iter_mut().zip(&values) {
-            column *= *lambda;
-        }
-        let rebuilt = &scaled * vectors.transpose();
-        let residual = accurate_sum_of_squares((&a - rebuilt).iter()).sqrt()
-            + gamma(d + 2) * largest * frobenius_v2;
-        let analysis = (residual + eta * (2.0 + eta) * largest) * (1.0 + 1e-14);
+        let (values, v) = sorted_eigen(&a);
+        let largest = values.iter().map(|x| x.abs()).fold(0.0, f64::max);
+        let gram = DMatrix::from_fn(d, d, |i, j| {
+            accurate_dot((0..d).map(|k| (v[(k, i)], v[(k, j)]))) - if i == j { 1.0 } else { 0.0 }
+        });
+        let eta = accurate_sum_of_squares(gram.iter()).sqrt();
+        // lambda_k v_jk = s + e exactly (e by a fused multiply-add).
+        let residual = DMatrix::from_fn(d, d, |i, j| {
+            let scaled = |k: usize| values[k] * v[(j, k)];
+            let error = |k: usize| values[k].mul_add(v[(j, k)], -scaled(k));
+            a[(i, j)]
+                - accurate_dot((0..d).map(|k| (v[(i, k)], scaled(k))))
+                - accurate_dot((0..d).map(|k| (v[(i, k)], error(k))))
+        });
+        let residual = accurate_sum_of_squares(residual.iter()).sqrt();
+        let analysis = residual + eta * (2.0 + eta) * largest;
         assert!(
             enclosure.radius >= analysis,
             "radius {:e} below the analysis' {analysis:e}",
             enclosure.radius
         );
-        // And not far above it.
-        assert!(enclosure.radius <= analysis * (1.0 + 1e-9));
+        let frobenius_v2 = accurate_sum_of_squares(v.iter());
+        let eta_a_priori = eta + gamma(d + 1) * frobenius_v2;
+        let a_priori = residual
+            + gamma(d + 2) * largest * frobenius_v2
+            + eta_a_priori * (2.0 + eta_a_priori) * largest;
+        assert!(
+            enclosure.radius <= a_priori,
+            "radius {:e} above the a priori {a_priori:e}",
+            enclosure.radius
+        );
     }
 
     #[test]
@@ -799,17 +818,18 @@ mod tests {
         let mut bad = a.clone();
         bad[(0, 1)] = f64::NAN;
         assert!(enclose_eigenvalues(&bad, 0.0).is_err());
-        // Rounding helpers.
-        assert_eq!(gamma(0), 0.0);
-        assert!((gamma(2) - 2.0 * UNIT_ROUNDOFF / (1.0 - 2.0 * UNIT_ROUNDOFF)).abs() == 0.0);
-        assert_eq!(gamma(usize::MAX), f64::INFINITY);
-        let down = divide_down(1.0, 2.0, 2);
-        assert!(down < 0.5 && down > 0.5 - 1e-15);
-        let down = divide_down(-1.0, 2.0, 2);
-        assert!(down < -0.5 && down > -0.5 - 1e-15);
-        assert_eq!(checked_weight_sum(&[0.25, 0.75]), Some(1.0));
-        assert_eq!(checked_weight_sum(&[0.0, 0.0]), None);
-        assert_eq!(checked_weight_sum(&[1.0, -0.0]), Some(1.0));
+        // Rounding helpers: the sum 1 of 0.25 and 0.75 is exact and known
+        // to within u; dividing 1 and -1 by it rounds away from the quotient.
+        let total = checked_weight_sum(&[0.25, 0.75]).unwrap();
+        assert_eq!(total.value(), 1.0);
+        let down = divide_down(1.0, &total);
+        assert!(down < 1.0 && down > 1.0 - 1e-15, "{down}");
+        let down = divide_down(-1.0, &total);
+        assert!(down < -1.0 && down > -1.0 - 1e-15, "{down}");
+        assert!(checked_weight_sum(&[0.0, 0.0]).is_none());
+        assert!(checked_weight_sum(&[1.0, -1.0]).is_none());
+        assert!(checked_weight_sum(&[1.0, f64::INFINITY]).is_none());
+        assert_eq!(checked_weight_sum(&[1.0, -0.0]).map(|t| t.value()), Some(1.0));
     }
 
     #[test]
