@@ -11,7 +11,7 @@ use crate::problem::certificate::{
     evaluation_bound, norm_up, per_unit_weight, round_down, sound_quadratic_bound, Certificate,
     FormBounds, QuadraticForm,
 };
-use crate::problem::numerics::{gamma, round_up, UNDERFLOW_UNIT, UNIT_ROUNDOFF};
+use crate::problem::numerics::{gamma, round_up, TrackedSum, UNDERFLOW_UNIT, UNIT_ROUNDOFF};
 use crate::problem::residual::{
     factor_task, residual_bound, weighted_least_squares_point, whiten_task, TaskFactor,
     WhitenedGrams,
@@ -251,7 +251,8 @@ impl LeastSquaresFamily {
         let t = norm_up(theta.as_slice());
         let d = self.data.dim();
         let mut h = DVector::zeros(d);
-        let (mut weight_sum, mut r2, mut s2, mut e2) = (0.0, 0.0, 0.0, 0.0);
+        let mut weights_sum = TrackedSum::default();
+        let (mut r2, mut s2, mut e2) = (0.0, 0.0, 0.0);
         let (mut h_err, mut h_size, mut longest) = (0.0, 0.0, 0);
         for (i, task) in self.data.tasks().iter().enumerate() {
             let p = weights[i];
@@ -273,7 +274,7 @@ impl LeastSquaresFamily {
             });
             let residual_norm = norm_up(residual.as_slice());
             let x_norm = self.norms()[i].frobenius2.sqrt();
-            weight_sum += p;
+            weights_sum.add(p);
             r2 += c * residual.norm_squared();
             if let Some(sigma) = factors[i].as_ref().and_then(|f| f.sigma) {
                 s2 += c * (sigma * sigma);
@@ -284,7 +285,7 @@ impl LeastSquaresFamily {
             h_err += c * (gamma(n) * x_norm * residual_norm + (n * d) as f64 * UNDERFLOW_UNIT);
             h_size += c * norm_up(projected.as_slice());
         }
-        if weight_sum.is_nan() || weight_sum <= 0.0 {
+        if !weights_sum.certainly_positive() {
             return Certificate::none(
                 "the certificate weights are not a nonnegative nonzero vector",
             );
@@ -318,11 +319,11 @@ impl LeastSquaresFamily {
             );
         }
         let estimate = residual_bound(r2, h.norm(), s2, 0.0);
-        let bound = per_unit_weight(bound, weight_sum, m);
+        let bound = per_unit_weight(bound, &weights_sum);
         Certificate {
             bound,
             kind: "residual",
-            error_bound: round_up(((estimate / weight_sum) - bound).max(0.0)),
+            error_bound: round_up(((estimate / weights_sum.value()) - bound).max(0.0)),
             note: "the Gram matrices certify no curvature, or too little for a tight bound \
                    (nearly collinear features): the residual bound, on QR of the samples",
         }

@@ -12,6 +12,7 @@ use crate::problem::certificate::{
     evaluation_bound, local_model_bound, norm_up, per_unit_weight, round_down, Certificate,
     EvaluationTotals,
 };
+use crate::problem::directed::mul_down;
 use crate::problem::numerics::{gamma, round_up, UNDERFLOW_UNIT, UNIT_ROUNDOFF};
 use crate::problem::residual::certified_smallest_eigenvalue;
 use nalgebra::{DMatrix, DVector};
@@ -226,7 +227,7 @@ impl LogisticFamily {
         if !(lambda_data > 0.0 && lambda_data.is_finite() && reach > 0.0) {
             return none;
         }
-        let penalty = round_down(self.l2 * totals.weight_sum * (1.0 - gamma(m))).max(0.0);
+        let penalty = mul_down(self.l2, totals.weights.lower()).max(0.0);
         let g = at.gradient.as_slice();
         let gradient_reach = round_up(norm_up(g) + totals.g_err);
         // Radii 2^k / max ||x_j||: the margins grow by exactly 2^k.
@@ -259,9 +260,9 @@ impl LogisticFamily {
                     return none;
                 }
                 return Certificate {
-                    bound: per_unit_weight(bound, totals.weight_sum, m),
+                    bound: per_unit_weight(bound, &totals.weights),
                     kind: "local-curvature",
-                    error_bound: round_up(((estimate - bound) / totals.weight_sum).max(0.0)),
+                    error_bound: round_up(((estimate - bound) / totals.weights.value()).max(0.0)),
                     note: "the penalty's curvature certifies too little: the data's curvature \
                            on a ball around theta that provably holds the minimiser",
                 };

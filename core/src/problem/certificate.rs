@@ -107,20 +107,16 @@ impl Certificate {
     }
 }
 
-/// `D / s` rounded down, for a bound D on `sum_i p_i f_i` and the float
-/// weights' sum `s_hat`: OPT >= D(p) / s whatever the exact sum s is, which
-/// lies within `gamma_M s_hat` of `s_hat`.
-pub(crate) fn per_unit_weight(bound: f64, weight_sum: f64, tasks: usize) -> f64 {
-    if weight_sum.is_nan() || weight_sum <= 0.0 || bound.is_nan() {
+/// `D / s` rounded down, for a bound D on `sum_i p_i f_i` and the weights'
+/// sum s known as a [`TrackedSum`]: OPT >= D(p) / s whatever the exact sum
+/// is in `[lower, upper]`, and the quotient's lower bound over that range is
+/// at one of its ends. `-inf` where the sum is not certainly positive or D is
+/// NaN.
+pub fn per_unit_weight(bound: f64, weights: &TrackedSum) -> f64 {
+    if !weights.certainly_positive() || bound.is_nan() {
         return f64::NEG_INFINITY;
     }
-    let slack = gamma(tasks);
-    let s = if bound >= 0.0 {
-        weight_sum * (1.0 + slack)
-    } else {
-        weight_sum * (1.0 - slack)
-    };
-    round_down(bound / s)
+    div_down(bound, weights.upper()).min(div_down(bound, weights.lower()))
 }
 
 /// `x` rounded down past a few roundings (relative 2^-50, plus underflow).
@@ -318,7 +314,7 @@ pub fn sound_quadratic_bound(
         let totals = work.combine(forms, bounds, weights);
         let certificate = work.certify(&totals, set);
         Certificate {
-            bound: per_unit_weight(certificate.bound, totals.weight_sum, forms.len()),
+            bound: per_unit_weight(certificate.bound, &totals.weights),
             ..certificate
         }
     })
@@ -340,7 +336,7 @@ pub fn minimise_quadratic_on_ball(q: &QuadraticForm, ball: &Ball) -> f64 {
 /// the weighted sum of the true tasks.
 #[derive(Debug, Default)]
 struct Totals {
-    weight_sum: f64,
+    weights: TrackedSum,
     hessian_error: f64,
     linear_error: f64,
     constant_error: f64,
@@ -402,7 +398,7 @@ impl DualWork {
         self.hessian.fill(0.0);
         self.linear.fill(0.0);
         self.magnitudes.fill(0.0);
-        let mut weight_sum = 0.0;
+        let mut weights_sum = TrackedSum::default();
         let mut terms = 0usize;
         let mut constant = TrackedSum::default();
         let (mut hessian_error, mut linear_error, mut constant_error) =
@@ -414,7 +410,7 @@ impl DualWork {
             }
             // Negative or NaN weights certify nothing.
             if p.is_nan() || p < 0.0 {
-                weight_sum = f64::NAN;
+                weights_sum.add(f64::NAN);
                 continue;
             }
             // The upper triangle only (the factorisation reads no other), so
@@ -431,7 +427,7 @@ impl DualWork {
             }
             tracked_axpy(p, form.linear.as_slice(), &mut self.linear, linear_magnitudes);
             constant.add_product(p, form.constant);
-            weight_sum += p;
+            weights_sum.add(p);
             terms += 1;
             hessian_error.add_product(p, bound.hessian_error);
             linear_error.add_product(p, bound.linear_error);
@@ -460,7 +456,7 @@ impl DualWork {
             mul_up(underflow, sqrt_up(d as f64)),
         );
         Totals {
-            weight_sum,
+            weights: weights_sum,
             hessian_error: add_up(hessian_error.upper(), hessian_rounding),
             linear_error: add_up(linear_error.upper(), linear_rounding),
             constant_error: add_up(constant_error.upper(), constant.error_bound()),
@@ -591,7 +587,7 @@ impl DualWork {
 
     fn certify(&mut self, totals: &Totals, set: &Ball) -> Certificate {
         let d = self.d;
-        if totals.weight_sum.is_nan() || totals.weight_sum <= 0.0 {
+        if !totals.weights.certainly_positive() {
             return Certificate::none(
                 "the certificate weights are not a nonnegative nonzero vector",
             );
@@ -854,9 +850,7 @@ pub fn evaluation_bound(
         Ok(totals) => totals,
         Err(none) => return none,
     };
-    let m = at.losses.len();
-    let weight_sum = totals.weight_sum;
-    let curvature = round_down(lambda * weight_sum * (1.0 - gamma(m))).max(0.0);
+    let curvature = mul_down(lambda, totals.weights.lower()).max(0.0);
     let (g, t) = (at.gradient.as_slice(), theta.as_slice());
     let bound = local_model_bound(totals.value_lower, g, totals.g_err, curvature, t, set);
     if bound == f64::NEG_INFINITY {
@@ -866,13 +860,13 @@ pub fn evaluation_bound(
     }
     let estimate = local_model_bound(totals.value, g, 0.0, curvature, t, set);
     Certificate {
-        bound: per_unit_weight(bound, weight_sum, m),
+        bound: per_unit_weight(bound, &totals.weights),
         kind: if curvature > 0.0 {
             "strong-convexity"
         } else {
             "linearization"
         },
-        error_bound: round_up(((estimate - bound) / weight_sum).max(0.0)),
+        error_bound: round_up(((estimate - bound) / totals.weights.value()).max(0.0)),
         note: "",
     }
 }
@@ -888,8 +882,8 @@ pub struct EvaluationTotals {
     pub value_lower: f64,
     /// A bound on `||grad Phi_p(theta) - at.gradient||`.
     pub g_err: f64,
-    /// `sum_i p_i` as computed.
-    pub weight_sum: f64,
+    /// `sum_i p_i`, with the bound on its rounding.
+    pub weights: TrackedSum,
 }
 
 impl EvaluationTotals {
@@ -902,8 +896,9 @@ impl EvaluationTotals {
         gradient_error: impl Fn(usize) -> f64,
     ) -> Result<Self, Certificate> {
         let m = at.losses.len();
-        let (mut weight_sum, mut value, mut size) = (0.0, 0.0, 0.0);
-        let (mut value_err, mut g_err, mut g_size) = (0.0, 0.0, 0.0);
+        let mut weights = TrackedSum::default();
+        let mut value = TrackedSum::default();
+        let (mut g_err, mut g_size) = (TrackedSum::default(), TrackedSum::default());
         for i in 0..m {
             let p = at.weights[i];
             if p == 0.0 {
@@ -914,26 +909,25 @@ impl EvaluationTotals {
                     "the certificate weights are not a nonnegative nonzero vector",
                 ));
             }
-            weight_sum += p;
-            value += p * at.losses[i];
-            size += p * at.losses[i].abs();
-            value_err += p * loss_error(i);
-            g_err += p * gradient_error(i);
-            g_size += p * at.task_gradient_norms[i];
+            weights.add(p);
+            // Each loss is within its stated error of the task's exact loss.
+            value.add_inexact_product(p, at.losses[i], loss_error(i));
+            g_err.add_product(p, gradient_error(i));
+            g_size.add_product(p, at.task_gradient_norms[i]);
         }
-        if weight_sum.is_nan() || weight_sum <= 0.0 {
+        if !weights.certainly_positive() {
             return Err(Certificate::none(
                 "the certificate weights are not a nonnegative nonzero vector",
             ));
         }
-        let slack = 1.0 + gamma(m);
-        let value_err = round_up((value_err + gamma(m + 1) * size) * slack);
         Ok(Self {
-            value,
-            value_lower: value - value_err,
-            // The weighted gradient: axpys of the task gradients, gamma_{M+1} of their sizes.
-            g_err: round_up((g_err + gamma(m + 2) * g_size) * slack),
-            weight_sum,
+            value: value.value(),
+            value_lower: value.lower(),
+            // The weighted gradient, summed over the tasks by the family:
+            // within gamma_M of the weighted sizes of the task gradients, whose
+            // computed norms gamma(M) = gamma_{M+2} also covers.
+            g_err: add_up(g_err.upper(), mul_up(gamma(m), g_size.upper())),
+            weights,
         })
     }
 }
@@ -1029,21 +1023,28 @@ mod tests {
     }
 
     #[test]
-    fn per_unit_weight_divides_by_the_largest_possible_weight_sum() {
-        // The exact sum lies within gamma_M of the float one: a bound >= 0 is
-        // divided by s (1 + gamma), a negative one by s (1 - gamma).
-        let tasks = 100_000;
-        let g = gamma(tasks);
-        let positive = per_unit_weight(1.0, 1.0, tasks);
-        assert!(positive * (1.0 + g) <= 1.0, "{positive}");
-        assert!(positive >= (1.0 - 1e-9) / (1.0 + g), "{positive}");
-        let negative = per_unit_weight(-1.0, 1.0, tasks);
-        assert!(negative * (1.0 - g) <= -1.0, "{negative}");
-        assert!(negative >= -(1.0 + 1e-9) / (1.0 - g), "{negative}");
-        assert_eq!(per_unit_weight(1.0, 0.0, 3), f64::NEG_INFINITY);
-        assert_eq!(per_unit_weight(1.0, -1.0, 3), f64::NEG_INFINITY);
-        assert_eq!(per_unit_weight(f64::NAN, 1.0, 3), f64::NEG_INFINITY);
-        assert_eq!(per_unit_weight(1.0, f64::NAN, 3), f64::NEG_INFINITY);
+    fn per_unit_weight_divides_by_the_end_of_the_weight_sum_that_lowers_the_bound() {
+        // Weights 2 and 1000 of 2^-52: every addition is a tie that rounds
+        // down, so the computed sum is 2 and the exact one 2 + 1000 2^-52.
+        // A bound >= 0 must be divided by at least the exact sum, a negative
+        // one by at most it; each within the sum's own error bound of it.
+        let mut weights = TrackedSum::default();
+        weights.add(2.0);
+        (0..1000).for_each(|_| weights.add(2f64.powi(-52)));
+        assert_eq!(weights.value(), 2.0);
+        let exact_sum = 2.0 + 1000.0 * 2f64.powi(-52);
+        let per_unit = 1.0 / exact_sum;
+        let positive = per_unit_weight(1.0, &weights);
+        assert!(positive < per_unit && positive > per_unit * (1.0 - 1e-14), "{positive}");
+        let negative = per_unit_weight(-1.0, &weights);
+        assert!(negative < -per_unit && negative > -per_unit * (1.0 + 1e-12), "{negative}");
+        // A sum not certainly positive certifies nothing: one subnormal unit
+        // (its lower bound is 0), zero, NaN; and so does a NaN bound.
+        let not_positive = [UNDERFLOW_UNIT, 0.0, f64::NAN].map(|w| TrackedSum::of([w]));
+        for weights in &not_positive {
+            assert_eq!(per_unit_weight(1.0, weights), f64::NEG_INFINITY, "{weights:?}");
+        }
+        assert_eq!(per_unit_weight(f64::NAN, &TrackedSum::of([1.0])), f64::NEG_INFINITY);
     }
 
     #[test]
@@ -1198,8 +1199,9 @@ mod tests {
     #[test]
     fn evaluation_bound_charges_the_rounding_of_the_weighted_gradient() {
         // The weighted gradient sum_i p_i g_i is formed in floating point:
-        // the bound must allow gamma_{M+2} sum_i p_i ||g_i|| for it, over the
-        // reach of the ball (here radius 1 around theta = 0).
+        // the bound must allow gamma(M) sum_i p_i ||g_i|| for it (numerics'
+        // gamma(M) is gamma_{M+2}: gamma_M for the sum, and room for the
+        // computed norms), over the reach of the ball (radius 1 around 0).
         let evaluation = |norm: f64| two_tasks_at_zero([0.5, 0.5], norm);
         let theta = DVector::zeros(2);
         let ball = Ball::with_radius(1.0);
@@ -1208,10 +1210,11 @@ mod tests {
         };
         let (small, large) = (bound(0.0), bound(1e12));
         assert!((1.0 - 1e-12..=1.0).contains(&small), "{small}");
-        // gamma_4 * 1e12 * radius ~ 6.7e-4.
+        // gamma(2) * 1e12 * radius ~ 4.4e-4.
         let charged = small - large;
-        assert!(charged >= gamma(4) * 1e12, "charged {charged:e}");
-        assert!(charged <= 2.0 * gamma(4) * 1e12, "charged {charged:e}");
+        // (small - large loses up to an epsilon of small, about 1.)
+        assert!(charged >= gamma(2) * 1e12 - f64::EPSILON, "charged {charged:e}");
+        assert!(charged <= gamma(2) * 1e12 * (1.0 + 1e-9), "charged {charged:e}");
     }
 
     #[test]
@@ -2070,7 +2073,7 @@ mod tests {
     fn evaluation_bound_charges_stated_errors_and_summation_together_and_reports_them() {
         // Stated task-gradient errors 1e-3 and 3e-3 (weights 1/4, 3/4) AND
         // task gradients of norm 1e9, whose weighted sum rounds by up to
-        // gamma_4 1e9: both are charged over the ball's reach (radius 1
+        // gamma(2) 1e9: both are charged over the ball's reach (radius 1
         // around theta = 0), so the bound drops by their sum, and the
         // certificate reports what it subtracted as its error bound.
         let at = |norm: f64| two_tasks_at_zero([0.25, 0.75], norm);
@@ -2079,7 +2082,7 @@ mod tests {
         let errors = [1e-3, 3e-3];
         let exact = evaluation_bound(&theta, &at(0.0), |_| 0.0, |_| 0.0, 0.0, &ball);
         let charged = evaluation_bound(&theta, &at(1e9), |_| 0.0, |i| errors[i], 0.0, &ball);
-        let want = 2.5e-3 + gamma(4) * 1e9;
+        let want = 2.5e-3 + gamma(2) * 1e9;
         let drop = exact.bound - charged.bound;
         assert!(drop >= want, "charged {drop:e} below {want:e}");
         assert!(

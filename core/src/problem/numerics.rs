@@ -222,6 +222,11 @@ impl TrackedSum {
         add_up(self.sum, self.error_bound())
     }
 
+    /// Whether the exact sum is certainly positive (false for NaN).
+    pub fn certainly_positive(&self) -> bool {
+        self.lower() > 0.0
+    }
+
     /// A lower bound on the exact sum.
     pub fn lower(&self) -> f64 {
         sub_down(self.sum, self.error_bound())

@@ -16,8 +16,8 @@ use super::spectral::{ky_fan_sum, sorted_eigen};
 use super::upstream::UpstreamLosses;
 use crate::family::{Evaluation, TaskFamily, Weigh};
 use crate::problem::ball::{Ball, FeasibleSet};
-use crate::problem::certificate::norm_up;
-use crate::problem::directed::{add_up, div_down, mul_down, mul_up, sub_down, sub_up};
+use crate::problem::certificate::{norm_up, per_unit_weight};
+use crate::problem::directed::{add_up, mul_down, mul_up, sub_down, sub_up};
 use crate::problem::numerics::{gamma, round_upward, TrackedSum};
 use crate::solvers::{solve, Method, SolveOptions};
 use nalgebra::{DMatrix, DVector};
@@ -98,7 +98,7 @@ impl FantopeFamily {
         };
         let constant = TrackedSum::of_products(weights, &self.losses.constants);
         let dual = sub_down(constant.lower(), enclosure.top_sum_upper(self.rank));
-        divide_down(dual, &total)
+        per_unit_weight(dual, &total)
     }
 }
 
@@ -108,18 +108,7 @@ fn checked_weight_sum(weights: &[f64]) -> Option<TrackedSum> {
         return None;
     }
     let total = TrackedSum::of(weights.iter().copied());
-    (total.lower() > 0.0 && total.upper().is_finite()).then_some(total)
-}
-
-/// A lower bound on `value / exact_sum`, where `total` bounds the exact sum
-/// of positive weights: divide by its upper end a value >= 0, by its lower end
-/// a negative one.
-fn divide_down(value: f64, total: &TrackedSum) -> f64 {
-    if value >= 0.0 {
-        div_down(value, total.upper())
-    } else {
-        div_down(value, total.lower())
-    }
+    (total.certainly_positive() && total.upper().is_finite()).then_some(total)
 }
 
 /// Eigenvalues of a symmetric matrix `A` that is known only to within a
@@ -299,7 +288,7 @@ pub fn certified_residual_bound(
     };
     let tail = enclosure.tail_sum_lower(k);
     let computed: f64 = enclosure.values[k.min(d)..].iter().sum();
-    let value_scaled = divide_down(tail.max(0.0), &total);
+    let value_scaled = per_unit_weight(tail.max(0.0), &total);
     let scale2 = scale * scale;
     let mut value = value_scaled * scale2;
     // Scaling back is exact unless the result is subnormal (then it may round up).
@@ -822,9 +811,9 @@ mod tests {
         // to within u; dividing 1 and -1 by it rounds away from the quotient.
         let total = checked_weight_sum(&[0.25, 0.75]).unwrap();
         assert_eq!(total.value(), 1.0);
-        let down = divide_down(1.0, &total);
+        let down = per_unit_weight(1.0, &total);
         assert!(down < 1.0 && down > 1.0 - 1e-15, "{down}");
-        let down = divide_down(-1.0, &total);
+        let down = per_unit_weight(-1.0, &total);
         assert!(down < -1.0 && down > -1.0 - 1e-15, "{down}");
         assert!(checked_weight_sum(&[0.0, 0.0]).is_none());
         assert!(checked_weight_sum(&[1.0, -1.0]).is_none());
