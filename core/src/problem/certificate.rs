@@ -2070,6 +2070,23 @@ mod tests {
     }
 
     #[test]
+    fn evaluation_bound_charges_each_loss_error_at_its_weight() {
+        // Losses 1 and 1 known within 1e-3 and 3e-3, weights 1/4 and 3/4:
+        // the weighted value is known within 2.5e-3, no more and no less.
+        let at = two_tasks_at_zero([0.25, 0.75], 0.0);
+        let theta = DVector::zeros(2);
+        let ball = Ball::with_radius(1.0);
+        let errors = [1e-3, 3e-3];
+        let exact = evaluation_bound(&theta, &at, |_| 0.0, |_| 0.0, 0.0, &ball).bound;
+        let charged = evaluation_bound(&theta, &at, |i| errors[i], |_| 0.0, 0.0, &ball).bound;
+        let drop = exact - charged;
+        assert!(
+            drop >= 2.5e-3 && drop <= 2.5e-3 * (1.0 + 1e-12),
+            "charged {drop:e} for 2.5e-3"
+        );
+    }
+
+    #[test]
     fn evaluation_bound_charges_stated_errors_and_summation_together_and_reports_them() {
         // Stated task-gradient errors 1e-3 and 3e-3 (weights 1/4, 3/4) AND
         // task gradients of norm 1e9, whose weighted sum rounds by up to
