@@ -31,26 +31,16 @@ pub struct Check {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        with = "finite_or_null"
+        deserialize_with = "null_as_nan"
     )]
     pub slack: Option<f64>,
 }
 
-/// `Option<f64>` as a JSON number, with non-finite values written as null
-/// (JSON has neither) and read back as NaN.
-mod finite_or_null {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(x) if x.is_finite() => s.serialize_f64(*x),
-            _ => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-        Ok(Some(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN)))
-    }
+/// A slack read back from JSON: serde_json writes a non-finite float as null
+/// (JSON has no such numbers), which reads back as NaN.
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    use serde::Deserialize;
+    Ok(Some(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN)))
 }
 
 impl Check {
@@ -605,6 +595,30 @@ pub fn growth_no_faster(m: &[usize], y: &[f64], growth: Growth) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slack_that_is_not_finite_is_written_as_null_and_read_back_as_nan() {
+        let check = |slack: Option<f64>| Check {
+            name: "n".into(),
+            passed: true,
+            measured: Value::from(1.0),
+            theory: Value::from(2.0),
+            detail: String::new(),
+            slack,
+        };
+        let json = serde_json::to_string(&check(Some(f64::INFINITY))).unwrap();
+        assert!(json.contains("\"slack\":null"), "{json}");
+        let back: Check = serde_json::from_str(&json).unwrap();
+        assert!(back.slack.is_some_and(f64::is_nan), "{back:?}");
+        let finite: Check = serde_json::from_str(
+            &serde_json::to_string(&check(Some(2.5))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(finite.slack, Some(2.5));
+        let absent = serde_json::to_string(&check(None)).unwrap();
+        assert!(!absent.contains("slack"), "{absent}");
+        assert_eq!(serde_json::from_str::<Check>(&absent).unwrap().slack, None);
+    }
 
     #[test]
     fn sig_pins_the_number_formats_of_the_verdicts() {
