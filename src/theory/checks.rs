@@ -610,10 +610,8 @@ mod tests {
         assert!(json.contains("\"slack\":null"), "{json}");
         let back: Check = serde_json::from_str(&json).unwrap();
         assert!(back.slack.is_some_and(f64::is_nan), "{back:?}");
-        let finite: Check = serde_json::from_str(
-            &serde_json::to_string(&check(Some(2.5))).unwrap(),
-        )
-        .unwrap();
+        let finite: Check =
+            serde_json::from_str(&serde_json::to_string(&check(Some(2.5))).unwrap()).unwrap();
         assert_eq!(finite.slack, Some(2.5));
         let absent = serde_json::to_string(&check(None)).unwrap();
         assert!(!absent.contains("slack"), "{absent}");

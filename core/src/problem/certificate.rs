@@ -404,8 +404,11 @@ impl DualWork {
         let mut weights_sum = TrackedSum::default();
         let mut terms = 0usize;
         let mut constant = TrackedSum::default();
-        let (mut hessian_error, mut linear_error, mut constant_error) =
-            (TrackedSum::default(), TrackedSum::default(), TrackedSum::default());
+        let (mut hessian_error, mut linear_error, mut constant_error) = (
+            TrackedSum::default(),
+            TrackedSum::default(),
+            TrackedSum::default(),
+        );
         let (hessian_magnitudes, linear_magnitudes) = self.magnitudes.split_at_mut(d * d);
         for ((form, bound), &p) in forms.iter().zip(bounds).zip(weights) {
             if p == 0.0 {
@@ -428,7 +431,12 @@ impl DualWork {
                     &mut hessian_magnitudes[column],
                 );
             }
-            tracked_axpy(p, form.linear.as_slice(), &mut self.linear, linear_magnitudes);
+            tracked_axpy(
+                p,
+                form.linear.as_slice(),
+                &mut self.linear,
+                linear_magnitudes,
+            );
             constant.add_product(p, form.constant);
             weights_sum.add(p);
             terms += 1;
@@ -1019,16 +1027,29 @@ mod tests {
         let exact_sum = 2.0 + 1000.0 * 2f64.powi(-52);
         let per_unit = 1.0 / exact_sum;
         let positive = per_unit_weight(1.0, &weights);
-        assert!(positive < per_unit && positive > per_unit * (1.0 - 1e-14), "{positive}");
+        assert!(
+            positive < per_unit && positive > per_unit * (1.0 - 1e-14),
+            "{positive}"
+        );
         let negative = per_unit_weight(-1.0, &weights);
-        assert!(negative < -per_unit && negative > -per_unit * (1.0 + 1e-12), "{negative}");
+        assert!(
+            negative < -per_unit && negative > -per_unit * (1.0 + 1e-12),
+            "{negative}"
+        );
         // A sum not certainly positive certifies nothing: one subnormal unit
         // (its lower bound is 0), zero, NaN; and so does a NaN bound.
         let not_positive = [UNDERFLOW_UNIT, 0.0, f64::NAN].map(|w| TrackedSum::of([w]));
         for weights in &not_positive {
-            assert_eq!(per_unit_weight(1.0, weights), f64::NEG_INFINITY, "{weights:?}");
+            assert_eq!(
+                per_unit_weight(1.0, weights),
+                f64::NEG_INFINITY,
+                "{weights:?}"
+            );
         }
-        assert_eq!(per_unit_weight(f64::NAN, &TrackedSum::of([1.0])), f64::NEG_INFINITY);
+        assert_eq!(
+            per_unit_weight(f64::NAN, &TrackedSum::of([1.0])),
+            f64::NEG_INFINITY
+        );
     }
 
     #[test]
@@ -1197,8 +1218,14 @@ mod tests {
         // gamma(2) * 1e12 * radius ~ 4.4e-4.
         let charged = small - large;
         // (small - large loses up to an epsilon of small, about 1.)
-        assert!(charged >= gamma(2) * 1e12 - f64::EPSILON, "charged {charged:e}");
-        assert!(charged <= gamma(2) * 1e12 * (1.0 + 1e-9), "charged {charged:e}");
+        assert!(
+            charged >= gamma(2) * 1e12 - f64::EPSILON,
+            "charged {charged:e}"
+        );
+        assert!(
+            charged <= gamma(2) * 1e12 * (1.0 + 1e-9),
+            "charged {charged:e}"
+        );
     }
 
     #[test]
@@ -2024,7 +2051,10 @@ mod tests {
             let r = 0.01 + 0.1 * draw().abs();
             let point = lagrangian_point(&h, &l, r).expect("a point");
             let norm = point.norm();
-            assert!((norm - r).abs() <= 1e-12 * r, "case {case}: |point| {norm} for r {r}");
+            assert!(
+                (norm - r).abs() <= 1e-12 * r,
+                "case {case}: |point| {norm} for r {r}"
+            );
             let gradient = &h * &point + &l;
             let cosine = -gradient.dot(&point) / (gradient.norm() * norm);
             assert!(cosine > 1.0 - 1e-9, "case {case}: cos {cosine}");
@@ -2063,7 +2093,7 @@ mod tests {
         let charged = evaluation_bound(&theta, &at, |i| errors[i], |_| 0.0, 0.0, &ball).bound;
         let drop = exact - charged;
         assert!(
-            drop >= 2.5e-3 && drop <= 2.5e-3 * (1.0 + 1e-12),
+            (2.5e-3..=2.5e-3 * (1.0 + 1e-12)).contains(&drop),
             "charged {drop:e} for 2.5e-3"
         );
     }

@@ -167,10 +167,8 @@ pub fn enclose_eigenvalues(a: &DMatrix<f64>, input_error: f64) -> Result<EigenEn
     // ||V^T V - I||_F, each entry a tracked sum: the computed entries' norm
     // plus the norm of their error bounds.
     let (gram, gram_rounding) = tracked_entries(d, |i, j| {
-        let mut entry = TrackedSum::of_products(
-            vectors.column(i).as_slice(),
-            vectors.column(j).as_slice(),
-        );
+        let mut entry =
+            TrackedSum::of_products(vectors.column(i).as_slice(), vectors.column(j).as_slice());
         entry.add(if i == j { -1.0 } else { 0.0 });
         entry
     });
@@ -818,7 +816,10 @@ mod tests {
         assert!(checked_weight_sum(&[0.0, 0.0]).is_none());
         assert!(checked_weight_sum(&[1.0, -1.0]).is_none());
         assert!(checked_weight_sum(&[1.0, f64::INFINITY]).is_none());
-        assert_eq!(checked_weight_sum(&[1.0, -0.0]).map(|t| t.value()), Some(1.0));
+        assert_eq!(
+            checked_weight_sum(&[1.0, -0.0]).map(|t| t.value()),
+            Some(1.0)
+        );
     }
 
     #[test]
