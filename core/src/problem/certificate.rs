@@ -73,7 +73,7 @@ impl Certificate {
             return self;
         }
         let reach = match (deficit.is_finite(), set.radius()) {
-            (true, Some(r)) => round_up(r + norm_up(theta)),
+            (true, Some(r)) => add_up(r, norm_up(theta)),
             _ => {
                 return Certificate::none(
                     "the weighted Hessian is not certifiably positive semidefinite \
@@ -81,14 +81,14 @@ impl Certificate {
                 )
             }
         };
-        let allowance = round_up(0.5 * deficit * reach * reach * (1.0 + 4.0 * UNIT_ROUNDOFF));
-        let bound = round_down(self.bound - allowance);
+        let allowance = mul_up(mul_up(0.5, deficit), mul_up(reach, reach));
+        let bound = sub_down(self.bound, allowance);
         if !bound.is_finite() {
             return Certificate::none("the nonconvexity allowance overflows f64");
         }
         Self {
             bound,
-            error_bound: round_up(self.error_bound + allowance),
+            error_bound: add_up(self.error_bound, allowance),
             note: "the weighted Hessian is only certified to be nearly positive \
                    semidefinite: the bound allows for its possible negative curvature",
             ..self
@@ -526,15 +526,22 @@ impl DualWork {
         let frobenius2 = TrackedSum::of_squares(
             (0..d).flat_map(|j| self.factor[j * d..j * d + j + 1].iter().copied()),
         );
+        // max_j |h_jj - s| from above: the larger magnitude of its enclosure.
         let diagonal = (0..d).fold(0.0f64, |m, j| {
-            m.max((self.hessian[j + j * d] - shift).abs())
+            let entry = self.hessian[j + j * d];
+            m.max(sub_up(entry, shift).abs())
+                .max(sub_down(entry, shift).abs())
         });
-        let slack = round_up(
-            gamma(d + 1) * frobenius2.upper()
-                + UNIT_ROUNDOFF * diagonal
-                + (8 * d * d) as f64 * UNDERFLOW_UNIT,
+        // Underflow in the factorisation: a subnormal unit per operation.
+        let underflow = mul_up((8 * d * d) as f64, UNDERFLOW_UNIT);
+        let slack = add_up(
+            add_up(
+                mul_up(gamma(d + 1), frobenius2.upper()),
+                mul_up(UNIT_ROUNDOFF, diagonal),
+            ),
+            underflow,
         );
-        round_down(shift - slack)
+        sub_down(shift, slack)
     }
 
     /// The Newton point `-H^{-1} l` of the unshifted H, by conjugate
