@@ -6,11 +6,11 @@
 //! certificate here is computed in two steps: a point `theta^` and a curvature
 //! `lambda` are chosen by any (approximate) means, then the bound
 //! `min_{theta'} Phi(theta^) + g^T (theta' - theta^) + lambda/2 ||theta' - theta^||^2`
-//! -- valid for ANY `theta^` by convexity -- is *evaluated* with a posteriori
-//! error bounds of Higham's gamma_n type on every sum and product, the
-//! distance between the stored quadratic forms and the true tasks, and a
-//! certified `lambda` (Rump's shifted Cholesky). See docs/THEORY.md,
-//! "Certificates under rounding".
+//! -- valid for ANY `theta^` by convexity -- is *evaluated* with running error
+//! bounds on every sum ([`TrackedSum`]), directed rounding on every other
+//! operation ([`crate::problem::directed`]), the distance between the stored
+//! quadratic forms and the true tasks, and a certified `lambda` (Rump's
+//! shifted Cholesky). See docs/THEORY.md, "Certificates under rounding".
 
 use crate::linalg::kernels::{axpy, dot};
 use crate::problem::ball::Ball;
@@ -194,15 +194,16 @@ pub fn local_model_bound(
     if !value.is_finite() || !g_err.is_finite() {
         return f64::NEG_INFINITY;
     }
+    // No curvature (or NaN) is lambda = 0, where the routes through 1 / lambda
+    // come out -inf or NaN and drop out.
+    let lambda = lambda.max(0.0);
     let g_norm = norm_up(g);
     // ||g||^2 / (2 lambda) from above, divided before squared: the square of
     // a tiny norm would underflow.
     let half_square_over = |norm: f64| mul_up(0.5, mul_up(div_up(norm, lambda), norm));
-    let mut best = f64::NEG_INFINITY;
-    // Strong convexity, whatever the set: >= value - (||g|| + g_err)^2 / (2 lambda).
-    if lambda > 0.0 {
-        best = sub_down(value, half_square_over(add_up(g_norm, g_err)));
-    }
+    // Strong convexity, whatever the set: >= value - (||g|| + g_err)^2 / (2 lambda)
+    // (the reach is at least one subnormal unit, so lambda = 0 gives -inf).
+    let mut best = sub_down(value, half_square_over(add_up(g_norm, g_err)));
     // The set's enclosing ball (the Fantope lies in the ball of radius sqrt k).
     let radius = match *set {
         Ball::Unconstrained => return best,
@@ -215,25 +216,24 @@ pub fn local_model_bound(
     let g_at = TrackedSum::of_products(g, at).upper();
     let linear = sub_down(sub_down(sub_down(value, g_at), mul_up(radius, g_norm)), far);
     best = best.max(linear);
-    if lambda > 0.0 {
-        // Completing the square: lambda/2 dist(m, ball)^2 - ||g||^2 / (2 lambda),
-        // m = at - g / lambda, each entry's magnitude bounded from below.
-        let magnitudes = g.iter().zip(at).map(|(&gk, &ak)| {
-            let lower = sub_down(ak, div_up(gk, lambda));
-            let upper = sub_up(ak, div_down(gk, lambda));
-            lower.max(-upper).max(0.0)
-        });
-        let dist = sub_down(norm_down(magnitudes), radius).max(0.0);
-        let square = sub_down(
-            add_down(
-                sub_down(value, half_square_over(g_norm)),
-                mul_down(0.5, mul_down(mul_down(lambda, dist), dist)),
-            ),
-            far,
-        );
-        if square.is_finite() {
-            best = best.max(square);
-        }
+    // Completing the square: lambda/2 dist(m, ball)^2 - ||g||^2 / (2 lambda),
+    // m = at - g / lambda, each entry's magnitude bounded from below (not
+    // finite for lambda = 0, and then left out).
+    let magnitudes = g.iter().zip(at).map(|(&gk, &ak)| {
+        let lower = sub_down(ak, div_up(gk, lambda));
+        let upper = sub_up(ak, div_down(gk, lambda));
+        lower.max(-upper).max(0.0)
+    });
+    let dist = sub_down(norm_down(magnitudes), radius).max(0.0);
+    let square = sub_down(
+        add_down(
+            sub_down(value, half_square_over(g_norm)),
+            mul_down(0.5, mul_down(mul_down(lambda, dist), dist)),
+        ),
+        far,
+    );
+    if square.is_finite() {
+        best = best.max(square);
     }
     best
 }
@@ -241,7 +241,10 @@ pub fn local_model_bound(
 /// `q(theta) = 1/2 theta^T Q theta + l^T theta + c` with Q symmetric PSD.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuadraticForm {
-    /// Q: the Hessian (symmetric PSD).
+    /// Q: the Hessian (symmetric PSD). The certificates read its upper
+    /// triangle only (as LAPACK's `uplo = 'U'`): the form stands for the
+    /// symmetric matrix with that upper triangle. Every family builds its Q
+    /// exactly symmetric.
     pub hessian: DMatrix<f64>,
     /// l: the linear term.
     pub linear: DVector<f64>,
@@ -955,6 +958,13 @@ mod tests {
         assert!((5e-300..=5e-300 * (1.0 + 1e-10)).contains(&tiny), "{tiny}");
         let huge = norm_up(&[3e300, 4e300]);
         assert!((5e300..=5e300 * (1.0 + 1e-10)).contains(&huge), "{huge}");
+    }
+
+    #[test]
+    fn round_down_lowers_by_eight_units_and_sixty_four_subnormal_units() {
+        assert_eq!(round_down(0.0), -64.0 * UNDERFLOW_UNIT);
+        assert_eq!(round_down(1.0), 1.0 - 2f64.powi(-50));
+        assert_eq!(round_down(-1.0), -1.0 - 2f64.powi(-50));
     }
 
     #[test]

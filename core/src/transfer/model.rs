@@ -109,8 +109,9 @@ pub fn n_star(bias: f64, sigma: f64, k: usize, epsilon: f64) -> Option<usize> {
         return None;
     }
     let mut n = (k + 1 + needed as usize).max(k + 2);
-    // ceil of a rounded quotient can land one off: settle it against the formula.
-    while n > k + 2 && excess_risk(bias, sigma, k, n - 1).is_some_and(|r| r <= epsilon) {
+    // ceil of a rounded quotient can land one off: settle it against the
+    // formula (which has no value below k + 2, where the walk down stops).
+    while excess_risk(bias, sigma, k, n - 1).is_some_and(|r| r <= epsilon) {
         n -= 1;
     }
     while excess_risk(bias, sigma, k, n).is_some_and(|r| r > epsilon) {
