@@ -288,11 +288,9 @@ pub fn certified_residual_bound(
     let computed: f64 = enclosure.values[k.min(d)..].iter().sum();
     let value_scaled = per_unit_weight(tail.max(0.0), &total);
     let scale2 = scale * scale;
-    let mut value = value_scaled * scale2;
-    // Scaling back is exact unless the result is subnormal (then it may round up).
-    if value < f64::MIN_POSITIVE {
-        value = 0.0;
-    }
+    // Scaling back is exact unless the result is subnormal, where it may
+    // round up: rounded down, and never below 0 (residuals are not).
+    let value = mul_down(value_scaled, scale2).max(0.0);
     ResidualBound {
         value,
         error_bound: ((computed - tail) / total.value()).max(0.0) * scale2,
