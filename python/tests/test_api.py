@@ -54,7 +54,10 @@ def test_history_and_repr():
     history = result.history
     assert history["iteration"].tolist() == list(range(26))
     assert history["weights"].shape == (26, 4)
-    assert history["max_loss"][-1] == result.max_loss
+    # The history records the losses of the solver's own evaluation (the
+    # Gram form for these tasks); the result recomputes F at the returned
+    # point from the samples, which may differ in the last bits.
+    np.testing.assert_allclose(history["max_loss"][-1], result.max_loss, rtol=1e-12)
     np.testing.assert_allclose(history["weights"].sum(axis=1), 1.0, rtol=1e-12)
     text = repr(result)
     assert text.splitlines()[0] == "taskrobust solve  <arrays>  (least_squares, M = 4 tasks, d = 5)"
