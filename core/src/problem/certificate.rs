@@ -744,7 +744,8 @@ impl DualWork {
         let model = |value: f64, g_err: f64| {
             local_model_bound(value, gradient, g_err, curvature, theta, set)
         };
-        let bound = model(value - value_err, g_err);
+        // The subtraction rounds too: directed, as every step of the bound.
+        let bound = model(sub_down(value, value_err), g_err);
         if !bound.is_finite() {
             return Certificate::none("the certificate's rounding bound overflows f64");
         }
