@@ -1030,6 +1030,12 @@ mod tests {
             certificate.bound
         );
         assert_eq!(certificate.kind, "dual");
+        // The reported allowance is the error-free model's minimum (0, at the
+        // exact minimiser) less the bound.
+        assert!(
+            (certificate.error_bound - 2.25).abs() < 1e-9,
+            "{certificate:?}"
+        );
     }
 
     #[test]
@@ -1462,6 +1468,19 @@ mod tests {
     }
 
     #[test]
+    fn a_form_evaluates_to_half_the_quadratic_plus_the_linear_and_constant_terms() {
+        // H = [[3, 4], [4, -1]], l = (0, -2), c = -5 at theta = (1, 2):
+        // 1/2 (3 + 16 - 4) - 4 - 5 = -1.5, every step exact.
+        let form = QuadraticForm {
+            hessian: DMatrix::from_row_slice(2, 2, &[3.0, 4.0, 4.0, -1.0]),
+            linear: DVector::from_vec(vec![0.0, -2.0]),
+            constant: -5.0,
+        };
+        assert_eq!(form.value(&DVector::from_vec(vec![1.0, 2.0])), -1.5);
+        assert_eq!(form.dim(), 2);
+    }
+
+    #[test]
     fn exact_form_bounds_are_the_forms_norms_and_no_error() {
         let form = QuadraticForm {
             hessian: DMatrix::from_row_slice(2, 2, &[3.0, 4.0, 4.0, -1.0]),
@@ -1591,6 +1610,34 @@ mod tests {
         );
         assert_eq!(certificate.kind, "dual", "{certificate:?}");
         assert!(certificate.note.is_empty(), "{certificate:?}");
+    }
+
+    #[test]
+    fn an_exactly_stored_identity_certifies_its_curvature_in_every_dimension() {
+        // Rump's slack is gamma_{d+1} ||U||_F^2 + u max|h_jj - s|, about
+        // (d + 4) u tr H here; the shift, 2 gamma_{d+1} tr H (1.01) plus twice
+        // the combination's own error, exceeds it and that error together in
+        // every dimension, so the certificate is a dual one, tight to rounding.
+        for d in 1..=6 {
+            let identity = QuadraticForm {
+                hessian: DMatrix::identity(d, d),
+                linear: DVector::from_element(d, 1.0),
+                constant: 0.0,
+            };
+            let certificate = sound_quadratic_bound(
+                std::slice::from_ref(&identity),
+                &[FormBounds::exact(&identity)],
+                &[1.0],
+                &Ball::unconstrained(),
+            );
+            assert_eq!(certificate.kind, "dual", "d = {d}: {certificate:?}");
+            // min of 1/2 ||v||^2 + 1^T v is -d/2, certified to rounding.
+            let exact = -0.5 * d as f64;
+            assert!(
+                certificate.bound <= exact && certificate.bound > exact - 1e-13,
+                "d = {d}: {certificate:?}"
+            );
+        }
     }
 
     #[test]
@@ -1955,6 +2002,31 @@ mod tests {
             documented - certified <= (in_units(s) - documented) / 10_000_000_000,
             "{}",
             documented - certified
+        );
+    }
+
+    #[test]
+    fn certified_curvature_charges_eight_d_squared_subnormal_units_for_underflow() {
+        // H = 0 (d = 3) shifted by s = -2^-1040, a subnormal: H - s I = 2^-1040 I
+        // factors exactly into U = 2^-520 I. The documented slack's rounding
+        // terms, gamma_{d+1} ||U||_F^2 and u max |h_jj - s|, are each below
+        // 2^-18 eta here, so the certificate is s less 8 d^2 = 72 subnormal
+        // units eta, and less the few units its directed steps round by.
+        let d = 3;
+        let zero = QuadraticForm {
+            hessian: DMatrix::zeros(d, d),
+            linear: DVector::zeros(d),
+            constant: 0.0,
+        };
+        let mut work = combined_alone(&zero);
+        let s = -2f64.powi(-1040);
+        assert!(work.factor(s));
+        assert!((0..d).all(|j| work.factor[j + j * d] == 2f64.powi(-520)));
+        let in_etas = |x: f64| x / UNDERFLOW_UNIT; // exact: x is a subnormal
+        let below_shift = in_etas(s) - in_etas(work.certified_curvature(s));
+        assert!(
+            (72.0..=72.0 + 8.0).contains(&below_shift),
+            "{below_shift} units below the shift"
         );
     }
 

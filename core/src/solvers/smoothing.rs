@@ -426,6 +426,10 @@ mod tests {
             Continuation::new(4, GRADIENT_SHRINK).lowered(1.0, &at, 2.0),
             Some(0.8)
         );
+        // losses (1, 5), weights 1/2: smoothing part 2, so the threshold is 1.
+        let spread = evaluation(&[1.0, 5.0], &[0.5, 0.5]);
+        assert_eq!(schedule.lowered(0.8, &spread, 2.25), Some(0.4)); // 0.75 <= 1
+        assert_eq!(schedule.lowered(0.8, &spread, 1.75), None); // 1.25 > 1
     }
 
     #[test]

@@ -166,7 +166,9 @@ pub fn enclose_eigenvalues(a: &DMatrix<f64>, input_error: f64) -> Result<EigenEn
     let largest = values.iter().map(|v| v.abs()).fold(0.0, f64::max);
     // ||V^T V - I||_F, each entry a tracked sum: the computed entries' norm
     // plus the norm of their error bounds.
-    let (gram, gram_rounding) = tracked_entries(d, |i, j| {
+    // Entry (j, i) forms the same products in the same order as (i, j), so
+    // the upper triangle is mirrored, bits and bounds alike.
+    let (gram, gram_rounding) = tracked_symmetric_entries(d, |i, j| {
         let mut entry =
             TrackedSum::of_products(vectors.column(i).as_slice(), vectors.column(j).as_slice());
         entry.add(if i == j { -1.0 } else { 0.0 });
@@ -180,14 +182,26 @@ pub fn enclose_eigenvalues(a: &DMatrix<f64>, input_error: f64) -> Result<EigenEn
     }
     // ||a - V L V^T||_F likewise; each lambda_k v_jk rounds once, and its
     // enclosure by directed products bounds that rounding.
+    // The rows of V and of V L (with their rounding) are formed once,
+    // contiguous, rather than once per entry.
+    let rows = vectors.transpose();
+    let rows = rows.as_slice();
+    let (mut scaled_rows, mut scaled_errors) = (vec![0.0; d * d], vec![0.0; d * d]);
+    for (j, row) in rows.chunks_exact(d).enumerate() {
+        for ((k, &w), &lambda) in row.iter().enumerate().zip(&values) {
+            scaled_rows[k + j * d] = lambda * w;
+            scaled_errors[k + j * d] = sub_up(mul_up(lambda, w), mul_down(lambda, w));
+        }
+    }
     let (residual, residual_rounding) = tracked_entries(d, |i, j| {
         let mut entry = TrackedSum::default();
         entry.add(a[(i, j)]);
-        for (k, lambda) in values.iter().enumerate() {
-            let (v, w) = (vectors[(i, k)], vectors[(j, k)]);
-            let scaled = lambda * w;
-            let scaled_error = sub_up(mul_up(*lambda, w), mul_down(*lambda, w));
-            entry.add_inexact_product(-v, scaled, scaled_error);
+        let row = j * d..(j + 1) * d;
+        let products = rows[i * d..(i + 1) * d]
+            .iter()
+            .zip(&scaled_rows[row.clone()]);
+        for ((v, scaled), scaled_error) in products.zip(&scaled_errors[row]) {
+            entry.add_inexact_product(-v, *scaled, *scaled_error);
         }
         entry
     });
@@ -199,6 +213,25 @@ pub fn enclose_eigenvalues(a: &DMatrix<f64>, input_error: f64) -> Result<EigenEn
         return Err("the eigenvalue error bound is not finite".into());
     }
     Ok(EigenEnclosure { values, radius })
+}
+
+/// [`tracked_entries`] of a matrix whose entry (j, i) is computed exactly
+/// as (i, j): the upper triangle, mirrored.
+fn tracked_symmetric_entries(
+    d: usize,
+    entry: impl Fn(usize, usize) -> TrackedSum,
+) -> (Vec<f64>, Vec<f64>) {
+    let (mut values, mut errors) = (vec![0.0; d * d], vec![0.0; d * d]);
+    for j in 0..d {
+        for i in 0..=j {
+            let sum = entry(i, j);
+            for index in [i + j * d, j + i * d] {
+                values[index] = sum.value();
+                errors[index] = sum.error_bound();
+            }
+        }
+    }
+    (values, errors)
 }
 
 /// The d x d tracked sums `entry(i, j)`: their computed values and their
@@ -832,6 +865,8 @@ mod tests {
         let family = FantopeFamily::new(UpstreamLosses::population(&tasks), 1);
         assert_eq!(family.kind(), "fantope");
         assert_eq!((family.num_tasks(), family.dim(), family.rank()), (2, 9, 1));
+        let rank_two = FantopeFamily::new(UpstreamLosses::population(&tasks), 2);
+        assert_eq!(rank_two.rank(), 2);
         assert_eq!(family.smoothness(), 0.0);
         // ||beta beta^T||_F = ||beta||^2: 5 and 9; constants 5 and 9.
         assert!((family.gradient_bound_on_ball(7.0) - 9.0).abs() < 1e-12);
