@@ -488,6 +488,28 @@ mod tests {
     }
 
     #[test]
+    fn a_zero_distance_to_the_optimum_tunes_from_the_spread() {
+        // R = 0 (the start is declared optimal) with G > 0: G R / sqrt(2 T ln M)
+        // would be mu = 0 as well; the spread fallback applies here too.
+        let tasks = family();
+        let ball = FeasibleSet::with_radius(2.0);
+        assert!(tasks.gradient_bound_on_ball(2.0) > 0.0);
+        let losses = [1.0, 2.0, 4.0, 3.0];
+        for accelerated in [false, true] {
+            let mu = tuned_temperature(
+                &tasks,
+                &ball,
+                &DVector::zeros(2),
+                &losses,
+                Some(0.0),
+                100,
+                accelerated,
+            );
+            assert_eq!(mu, 0.01 * 3.0 / 4f64.ln(), "accelerated {accelerated}");
+        }
+    }
+
+    #[test]
     fn a_region_where_no_task_has_a_gradient_tunes_from_the_spread() {
         // Constant tasks (A = 0): G = 0 on every ball, and G R / sqrt(2 T ln M)
         // would be mu = 0 (softmax undefined); the spread fallback applies.
